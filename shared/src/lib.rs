@@ -1,0 +1,1 @@
+//! Accessflow core library.

@@ -1,0 +1,1 @@
+//! Accessflow worker library: the pipeline handlers and the access analysis engine.
