@@ -1,1 +1,13 @@
 //! Accessflow core library.
+//!
+//! Everything the coordinator and the workers share lives here:
+//! - [`ports`]: the traits every side effect goes through, and [`embedded`], the
+//!   SQLite/directory backend behind them (the AWS backend sits next to it);
+//! - [`message`]: the work messages and their envelope;
+//! - [`naming`]: how queue, topic, key and blob names are derived from customer and account;
+//! - [`ledger`], [`idempotency`], [`cache`]: run bookkeeping and exactly-once effects,
+//!   built on the key-value port so both backends share one implementation;
+//! - [`crypto`]: per-customer envelope encryption with AES-256-GCM;
+//! - [`tenants`]: the tenant configuration file.
+
+pub mod ports;
