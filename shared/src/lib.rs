@@ -10,4 +10,14 @@
 //! - [`crypto`]: per-customer envelope encryption with AES-256-GCM;
 //! - [`tenants`]: the tenant configuration file.
 
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod idempotency;
+pub mod ledger;
+pub mod message;
+pub mod naming;
 pub mod ports;
+pub mod telemetry;
+pub mod tenants;

@@ -1,0 +1,140 @@
+//! Settings both binaries share: which backend, where its data lives, the queue behaviour.
+//!
+//! Every setting is a command-line flag with an `ACCESSFLOW_*` environment variable behind
+//! it, so the same binary is configured the same way on a laptop, in CI and on ECS. The AWS
+//! backend additionally follows the AWS SDK conventions (`AWS_REGION`, `AWS_ENDPOINT_URL`,
+//! the credential chain).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::naming::Names;
+use crate::ports::QueueSpec;
+
+/// Which implementation of the ports to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// SQLite and a directory on this machine (the default).
+    Embedded,
+    /// SQS, SNS, DynamoDB, S3, KMS, STS and IAM through the AWS SDK.
+    Aws,
+}
+
+/// Settings common to the coordinator and the workers.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Backend for queues, topics, ledger, blobs and keys.
+    #[arg(
+        long,
+        env = "ACCESSFLOW_BACKEND",
+        value_enum,
+        default_value = "embedded",
+        global = true
+    )]
+    pub backend: BackendKind,
+
+    /// Directory of the embedded backend (database, blobs, keyring, sample fixtures).
+    #[arg(
+        long,
+        env = "ACCESSFLOW_DATA_DIR",
+        default_value = ".accessflow",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Prefix of every queue, topic and key name of this deployment.
+    #[arg(
+        long,
+        env = "ACCESSFLOW_NAME_PREFIX",
+        default_value = "accessflow",
+        global = true
+    )]
+    pub name_prefix: String,
+
+    /// Visibility timeout of the account queues, in seconds (workers heartbeat at a third of it).
+    #[arg(
+        long,
+        env = "ACCESSFLOW_VISIBILITY_TIMEOUT",
+        default_value_t = 60,
+        global = true
+    )]
+    pub visibility_timeout_secs: u64,
+
+    /// Receives after which a message goes to its DLQ.
+    #[arg(
+        long,
+        env = "ACCESSFLOW_MAX_RECEIVE_COUNT",
+        default_value_t = 5,
+        global = true
+    )]
+    pub max_receive_count: u32,
+
+    /// How long cached last-accessed data stays fresh, in hours.
+    #[arg(
+        long,
+        env = "ACCESSFLOW_LAST_ACCESSED_TTL_HOURS",
+        default_value_t = 20,
+        global = true
+    )]
+    pub last_accessed_ttl_hours: u64,
+}
+
+/// A setting that cannot work, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[error("setting {setting} is invalid: {problem}")]
+pub struct SettingsError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+impl Settings {
+    /// Checks the settings that are not checked by their types.
+    pub fn validate(&self) -> Result<Names, SettingsError> {
+        let names = Names::new(&self.name_prefix).map_err(|e| SettingsError {
+            setting: "--name-prefix / ACCESSFLOW_NAME_PREFIX",
+            problem: e.to_string(),
+        })?;
+        if !(1..=43_200).contains(&self.visibility_timeout_secs) {
+            return Err(SettingsError {
+                setting: "--visibility-timeout-secs / ACCESSFLOW_VISIBILITY_TIMEOUT",
+                problem: format!(
+                    "{} is outside 1..=43200 seconds (SQS allows up to 12 hours)",
+                    self.visibility_timeout_secs
+                ),
+            });
+        }
+        if !(1..=1000).contains(&self.max_receive_count) {
+            return Err(SettingsError {
+                setting: "--max-receive-count / ACCESSFLOW_MAX_RECEIVE_COUNT",
+                problem: format!(
+                    "{} is outside 1..=1000 (the SQS redrive policy's range)",
+                    self.max_receive_count
+                ),
+            });
+        }
+        Ok(names)
+    }
+
+    pub fn visibility_timeout(&self) -> Duration {
+        Duration::from_secs(self.visibility_timeout_secs)
+    }
+
+    pub fn last_accessed_ttl(&self) -> Duration {
+        Duration::from_secs(self.last_accessed_ttl_hours * 3600)
+    }
+
+    /// The queue spec of one account.
+    pub fn queue_spec(&self, names: &Names, customer: &str, account: &str) -> QueueSpec {
+        let mut tags = std::collections::BTreeMap::new();
+        tags.insert("accessflow:customer".to_string(), customer.to_string());
+        tags.insert("accessflow:account".to_string(), account.to_string());
+        QueueSpec {
+            name: names.account_queue(customer, account),
+            dlq_name: names.account_dlq(customer, account),
+            visibility_timeout: self.visibility_timeout(),
+            max_receive_count: self.max_receive_count,
+            retention: Duration::from_secs(4 * 24 * 3600),
+            tags,
+        }
+    }
+}

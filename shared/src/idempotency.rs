@@ -1,0 +1,205 @@
+//! Idempotency records: one per work item, so that at-least-once delivery gives an
+//! exactly-once effect (DESIGN.md §5).
+//!
+//! Before doing an item, a worker *claims* its record: it creates it `in_progress` with a
+//! lease, or takes over one whose lease has expired (its previous holder died). When done,
+//! the worker writes the item's effects and the record's final state in **one transaction**
+//! conditioned on the version it claimed, so a stalled worker that lost its claim can never
+//! write a second effect. A record already `done` or `failed` means: delete the message,
+//! nothing to do.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::{now_ms, now_secs};
+use crate::ports::{Condition, KeyValueStore, PortError, PortResult, StoreKey, WriteOp};
+
+/// How long finished records are kept (they guard against very late duplicates).
+pub const RECORD_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    InProgress,
+    Done,
+    Failed,
+}
+
+/// The stored idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub status: ItemStatus,
+    /// Epoch millis until which the holder's claim is valid (in progress only).
+    pub lease_until_ms: i64,
+    /// Who holds or finished it (process and task), for operators.
+    pub owner: String,
+    /// Digest of the result (done) — what was produced, for audits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_digest: Option<String>,
+    /// Why it failed (failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The key of an item's record.
+pub fn record_key(run_id: &str, customer: &str, account: &str, step: &str) -> StoreKey {
+    StoreKey::new(
+        format!("idem#{run_id}#{customer}#{account}"),
+        step.to_string(),
+    )
+}
+
+/// A claim on an item; its version moves as the lease is extended.
+#[derive(Debug, Clone)]
+pub struct ClaimToken {
+    pub key: StoreKey,
+    pub owner: String,
+    version: Arc<AtomicU64>,
+}
+
+impl ClaimToken {
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+}
+
+/// The outcome of a claim.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// The caller holds the item now.
+    Acquired(ClaimToken),
+    /// The item was finished before; nothing to do.
+    Finished(IdempotencyRecord),
+    /// Another live holder has it until `lease_until_ms`.
+    Held { lease_until_ms: i64, owner: String },
+}
+
+fn ttl() -> Option<i64> {
+    Some(now_secs() + RECORD_TTL.as_secs() as i64)
+}
+
+fn encode(record: &IdempotencyRecord) -> serde_json::Value {
+    serde_json::to_value(record).unwrap_or(serde_json::Value::Null)
+}
+
+fn decode(key: &StoreKey, value: serde_json::Value) -> PortResult<IdempotencyRecord> {
+    serde_json::from_value(value).map_err(|e| PortError::Permanent {
+        op: "idempotency",
+        message: format!("record {key} is unreadable: {e}"),
+    })
+}
+
+/// Claims the item `key` for `owner` with a lease of `lease`.
+pub async fn claim(
+    store: &dyn KeyValueStore,
+    key: &StoreKey,
+    owner: &str,
+    lease: Duration,
+) -> PortResult<Claim> {
+    // Two rounds are enough: a failed condition means somebody else wrote in between, and
+    // what they wrote decides the second round.
+    for _ in 0..3 {
+        let fresh = IdempotencyRecord {
+            status: ItemStatus::InProgress,
+            lease_until_ms: now_ms() + lease.as_millis() as i64,
+            owner: owner.to_string(),
+            result_digest: None,
+            reason: None,
+        };
+        let condition = match store.get(key).await? {
+            None => Condition::NotExists,
+            Some(existing) => {
+                let record = decode(key, existing.value)?;
+                match record.status {
+                    ItemStatus::Done | ItemStatus::Failed => return Ok(Claim::Finished(record)),
+                    ItemStatus::InProgress
+                        if record.owner != owner && record.lease_until_ms > now_ms() =>
+                    {
+                        return Ok(Claim::Held {
+                            lease_until_ms: record.lease_until_ms,
+                            owner: record.owner,
+                        });
+                    }
+                    ItemStatus::InProgress => Condition::VersionIs(existing.version),
+                }
+            }
+        };
+        match store.put(key, encode(&fresh), ttl(), condition).await {
+            Ok(version) => {
+                return Ok(Claim::Acquired(ClaimToken {
+                    key: key.clone(),
+                    owner: owner.to_string(),
+                    version: Arc::new(AtomicU64::new(version)),
+                }))
+            }
+            Err(e) if e.is_condition_failed() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(PortError::Transient {
+        op: "idempotency",
+        message: format!("record {key} kept changing while claiming it"),
+    })
+}
+
+/// Extends the lease of a held claim (the heartbeat). Fails with a condition error when the
+/// claim was lost.
+pub async fn extend(
+    store: &dyn KeyValueStore,
+    token: &ClaimToken,
+    lease: Duration,
+) -> PortResult<()> {
+    let record = IdempotencyRecord {
+        status: ItemStatus::InProgress,
+        lease_until_ms: now_ms() + lease.as_millis() as i64,
+        owner: token.owner.clone(),
+        result_digest: None,
+        reason: None,
+    };
+    let version = store
+        .put(
+            &token.key,
+            encode(&record),
+            ttl(),
+            Condition::VersionIs(token.version()),
+        )
+        .await?;
+    token.version.store(version, Ordering::SeqCst);
+    Ok(())
+}
+
+/// The write that finishes a claimed item; put it in the same transaction as the effects.
+pub fn finish_op(
+    token: &ClaimToken,
+    status: ItemStatus,
+    result_digest: Option<String>,
+    reason: Option<String>,
+) -> WriteOp {
+    let record = IdempotencyRecord {
+        status,
+        lease_until_ms: 0,
+        owner: token.owner.clone(),
+        result_digest,
+        reason,
+    };
+    WriteOp::Put {
+        key: token.key.clone(),
+        value: encode(&record),
+        expires_at: ttl(),
+        condition: Condition::VersionIs(token.version()),
+    }
+}
+
+/// Gives a claim back without finishing it (shutdown): the next receiver takes it at once.
+pub async fn release(store: &dyn KeyValueStore, token: &ClaimToken) -> PortResult<()> {
+    match store
+        .delete(&token.key, Condition::VersionIs(token.version()))
+        .await
+    {
+        Err(e) if e.is_condition_failed() => Ok(()),
+        other => other,
+    }
+}

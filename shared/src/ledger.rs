@@ -1,0 +1,459 @@
+//! The run ledger: what a run expects, what is done, what failed — per account and per run.
+//!
+//! Layout in the key-value port (one partition per run for its accounts, one per account
+//! and run for its items, so no single item takes a whole run's writes):
+//!
+//! | pk | sk | what |
+//! |---|---|---|
+//! | `runs` | `<run>` | the run's header (as-of time, accounts in dispatch order) |
+//! | `run#<run>` | `acct#<customer>#<account>` | account progress; counters `done`, `failed`, `reused` |
+//! | `run#<run>` | `err#<customer>#<account>#<message>` | a message that could not be processed |
+//! | `items#<run>#<customer>#<account>` | `<item, 6 digits>` | one principal's outcome |
+//! | `acct#<customer>#<account>` | `current-run` | the run the account's queue is working on |
+//! | `acct#<customer>#<account>` | `report#<run>` | a finished report (drives the diff and the size hint) |
+//! | `tenants` | `<customer>#<account>` | the tenant registry: how to reach the account |
+
+use std::collections::BTreeMap;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::ports::{
+    AccountLocator, Condition, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp,
+};
+
+/// A run's header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunHeader {
+    pub run_id: String,
+    /// RFC 3339 time the run reports as its analysis time.
+    pub as_of: String,
+    /// (customer, account) in dispatch order: largest expected work first.
+    pub accounts: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// CollectAccount published, not yet collected.
+    Published,
+    /// Snapshot taken, items sent.
+    Analyzing,
+    /// Report written.
+    Finalized,
+    /// The account could not be collected at all (see `reason`).
+    Failed,
+}
+
+impl AccountStatus {
+    pub fn is_finished(self) -> bool {
+        matches!(self, AccountStatus::Finalized | AccountStatus::Failed)
+    }
+}
+
+/// An account's progress within a run (the document; counters live beside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountProgress {
+    pub customer: String,
+    pub account: String,
+    pub status: AccountStatus,
+    /// Items planned (known once collected).
+    #[serde(default)]
+    pub items: Option<u32>,
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Whether the snapshot was already stored by an earlier run.
+    #[serde(default)]
+    pub snapshot_reused: bool,
+    #[serde(default)]
+    pub partial: bool,
+    /// Where the reports are (finalized).
+    #[serde(default)]
+    pub report_location: Option<String>,
+    /// Why the account failed or is partial.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// An account's progress with its counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub progress: AccountProgress,
+    pub done: u64,
+    pub failed: u64,
+    /// Items whose result came from the result cache.
+    pub reused: u64,
+    /// Items whose last-accessed data came from the cache.
+    pub last_accessed_reused: u64,
+}
+
+/// The outcome of one item, written with its idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemOutcome {
+    pub principal_arn: String,
+    /// Blob key of the sealed result (success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_key: Option<String>,
+    /// Why the item failed (failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A message that could not be processed, recorded against its account's current run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageError {
+    pub message_id: String,
+    pub queue: String,
+    pub reason: String,
+}
+
+/// A finished report, kept per account for the next run's diff and dispatch order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportRef {
+    pub run_id: String,
+    /// Blob key prefix of the report files.
+    pub prefix: String,
+    pub principals: u64,
+    pub partial: bool,
+}
+
+/// An account in the tenant registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantAccount {
+    pub locator: AccountLocator,
+    /// Expected work when no earlier run measured it (e.g. the sample's size).
+    #[serde(default)]
+    pub size_hint: u64,
+}
+
+pub const COUNTER_DONE: &str = "done";
+pub const COUNTER_FAILED: &str = "failed";
+pub const COUNTER_REUSED: &str = "reused";
+pub const COUNTER_LA_REUSED: &str = "last_accessed_reused";
+
+pub fn runs_key(run_id: &str) -> StoreKey {
+    StoreKey::new("runs", run_id)
+}
+pub fn account_key(run_id: &str, customer: &str, account: &str) -> StoreKey {
+    StoreKey::new(
+        format!("run#{run_id}"),
+        format!("acct#{customer}#{account}"),
+    )
+}
+pub fn message_error_key(
+    run_id: &str,
+    customer: &str,
+    account: &str,
+    message_id: &str,
+) -> StoreKey {
+    StoreKey::new(
+        format!("run#{run_id}"),
+        format!("err#{customer}#{account}#{message_id}"),
+    )
+}
+pub fn item_key(run_id: &str, customer: &str, account: &str, item: u32) -> StoreKey {
+    StoreKey::new(
+        format!("items#{run_id}#{customer}#{account}"),
+        format!("{item:06}"),
+    )
+}
+pub fn current_run_key(customer: &str, account: &str) -> StoreKey {
+    StoreKey::new(format!("acct#{customer}#{account}"), "current-run")
+}
+pub fn report_ref_key(customer: &str, account: &str, run_id: &str) -> StoreKey {
+    StoreKey::new(
+        format!("acct#{customer}#{account}"),
+        format!("report#{run_id}"),
+    )
+}
+pub fn tenant_key(customer: &str, account: &str) -> StoreKey {
+    StoreKey::new("tenants", format!("{customer}#{account}"))
+}
+
+pub(crate) fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) fn from_record<T: DeserializeOwned>(record: &Record) -> PortResult<T> {
+    serde_json::from_value(record.value.clone()).map_err(|e| PortError::Permanent {
+        op: "ledger",
+        message: format!("ledger item {} is unreadable: {e}", record.key),
+    })
+}
+
+fn counter(record: &Record, name: &str) -> u64 {
+    record.counters.get(name).copied().unwrap_or(0).max(0) as u64
+}
+
+/// Typed access to the ledger over any key-value backend.
+#[derive(Clone)]
+pub struct Ledger {
+    store: std::sync::Arc<dyn KeyValueStore>,
+}
+
+impl Ledger {
+    pub fn new(store: std::sync::Arc<dyn KeyValueStore>) -> Ledger {
+        Ledger { store }
+    }
+
+    pub fn store(&self) -> &dyn KeyValueStore {
+        self.store.as_ref()
+    }
+
+    // ---- tenant registry -------------------------------------------------------------
+
+    pub async fn put_tenant(&self, tenant: &TenantAccount) -> PortResult<()> {
+        let key = tenant_key(&tenant.locator.customer, &tenant.locator.account);
+        self.store
+            .put(&key, to_value(tenant), None, Condition::None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_tenant(&self, customer: &str, account: &str) -> PortResult<()> {
+        self.store
+            .delete(&tenant_key(customer, account), Condition::None)
+            .await
+    }
+
+    pub async fn tenant(&self, customer: &str, account: &str) -> PortResult<Option<TenantAccount>> {
+        match self.store.get(&tenant_key(customer, account)).await? {
+            Some(record) => from_record(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn tenants(&self) -> PortResult<Vec<TenantAccount>> {
+        self.store
+            .query("tenants", "")
+            .await?
+            .iter()
+            .map(from_record)
+            .collect()
+    }
+
+    // ---- runs ------------------------------------------------------------------------
+
+    /// Opens a run: its header and one `Published` progress item per account, and points
+    /// each account at the run. Fails with a condition error if the run id exists.
+    pub async fn open_run(&self, header: &RunHeader) -> PortResult<()> {
+        self.store
+            .put(
+                &runs_key(&header.run_id),
+                to_value(header),
+                None,
+                Condition::NotExists,
+            )
+            .await?;
+        for (customer, account) in &header.accounts {
+            let progress = AccountProgress {
+                customer: customer.clone(),
+                account: account.clone(),
+                status: AccountStatus::Published,
+                items: None,
+                snapshot: None,
+                snapshot_reused: false,
+                partial: false,
+                report_location: None,
+                reason: None,
+            };
+            let ops = vec![
+                WriteOp::Put {
+                    key: account_key(&header.run_id, customer, account),
+                    value: to_value(&progress),
+                    expires_at: None,
+                    condition: Condition::NotExists,
+                },
+                WriteOp::Put {
+                    key: current_run_key(customer, account),
+                    value: serde_json::json!({ "run_id": header.run_id }),
+                    expires_at: None,
+                    condition: Condition::None,
+                },
+            ];
+            self.store.transact(ops).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn run(&self, run_id: &str) -> PortResult<Option<RunHeader>> {
+        match self.store.get(&runs_key(run_id)).await? {
+            Some(record) => from_record(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// All run ids, oldest first (run ids sort by time).
+    pub async fn run_ids(&self) -> PortResult<Vec<String>> {
+        Ok(self
+            .store
+            .query("runs", "")
+            .await?
+            .into_iter()
+            .map(|r| r.key.sk)
+            .collect())
+    }
+
+    pub async fn current_run(&self, customer: &str, account: &str) -> PortResult<Option<String>> {
+        Ok(self
+            .store
+            .get(&current_run_key(customer, account))
+            .await?
+            .and_then(|r| {
+                r.value
+                    .get("run_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            }))
+    }
+
+    pub async fn account_state(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+    ) -> PortResult<Option<(AccountState, u64)>> {
+        match self
+            .store
+            .get(&account_key(run_id, customer, account))
+            .await?
+        {
+            Some(record) => Ok(Some((state_of(&record)?, record.version))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every account of a run with its counters, sorted by (customer, account).
+    pub async fn account_states(&self, run_id: &str) -> PortResult<Vec<AccountState>> {
+        self.store
+            .query(&format!("run#{run_id}"), "acct#")
+            .await?
+            .iter()
+            .map(state_of)
+            .collect()
+    }
+
+    /// The write that replaces an account's progress document if it is still at `version`.
+    pub fn progress_op(run_id: &str, progress: &AccountProgress, version: u64) -> WriteOp {
+        WriteOp::Put {
+            key: account_key(run_id, &progress.customer, &progress.account),
+            value: to_value(progress),
+            expires_at: None,
+            condition: Condition::VersionIs(version),
+        }
+    }
+
+    /// Records a message that could not be processed against its account's run.
+    pub async fn record_message_error(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+        error: &MessageError,
+    ) -> PortResult<()> {
+        let key = message_error_key(run_id, customer, account, &error.message_id);
+        self.store
+            .put(&key, to_value(error), None, Condition::None)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn message_errors(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+    ) -> PortResult<Vec<MessageError>> {
+        self.store
+            .query(
+                &format!("run#{run_id}"),
+                &format!("err#{customer}#{account}#"),
+            )
+            .await?
+            .iter()
+            .map(from_record)
+            .collect()
+    }
+
+    /// Item outcomes of an account in a run, by item number.
+    pub async fn item_outcomes(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+    ) -> PortResult<BTreeMap<u32, ItemOutcome>> {
+        let records = self
+            .store
+            .query(&format!("items#{run_id}#{customer}#{account}"), "")
+            .await?;
+        let mut out = BTreeMap::new();
+        for record in &records {
+            let item: u32 = record.key.sk.parse().map_err(|_| PortError::Permanent {
+                op: "ledger",
+                message: format!("ledger item {} has a bad item number", record.key),
+            })?;
+            out.insert(item, from_record(record)?);
+        }
+        Ok(out)
+    }
+
+    /// Finished reports of an account, oldest first.
+    pub async fn report_refs(&self, customer: &str, account: &str) -> PortResult<Vec<ReportRef>> {
+        self.store
+            .query(&format!("acct#{customer}#{account}"), "report#")
+            .await?
+            .iter()
+            .map(from_record)
+            .collect()
+    }
+}
+
+fn state_of(record: &Record) -> PortResult<AccountState> {
+    Ok(AccountState {
+        progress: from_record(record)?,
+        done: counter(record, COUNTER_DONE),
+        failed: counter(record, COUNTER_FAILED),
+        reused: counter(record, COUNTER_REUSED),
+        last_accessed_reused: counter(record, COUNTER_LA_REUSED),
+    })
+}
+
+/// Totals over a run's accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    pub accounts: usize,
+    pub accounts_finished: usize,
+    pub accounts_failed: usize,
+    pub accounts_partial: usize,
+    pub items_expected: u64,
+    pub items_done: u64,
+    pub items_failed: u64,
+    pub items_reused: u64,
+    pub last_accessed_reused: u64,
+    pub snapshots_reused: usize,
+}
+
+impl RunTotals {
+    pub fn of(states: &[AccountState]) -> RunTotals {
+        let mut t = RunTotals {
+            accounts: states.len(),
+            ..RunTotals::default()
+        };
+        for s in states {
+            let p = &s.progress;
+            t.accounts_finished += p.status.is_finished() as usize;
+            t.accounts_failed += (p.status == AccountStatus::Failed) as usize;
+            t.accounts_partial += (p.status == AccountStatus::Finalized && p.partial) as usize;
+            t.items_expected += p.items.unwrap_or(0) as u64;
+            t.items_done += s.done;
+            t.items_failed += s.failed;
+            t.items_reused += s.reused;
+            t.last_accessed_reused += s.last_accessed_reused;
+            t.snapshots_reused += p.snapshot_reused as usize;
+        }
+        t
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.accounts > 0 && self.accounts_finished == self.accounts
+    }
+}

@@ -1,0 +1,237 @@
+//! The tenant configuration: which customers and accounts a run covers, and how to reach
+//! each account.
+//!
+//! A TOML file (see `tenants.example.toml` at the repository root):
+//!
+//! ```toml
+//! [[customers]]
+//! id = "acme"
+//! name = "Acme Corp"
+//!
+//! [[customers.accounts]]
+//! id = "111122223333"
+//! fixture_dir = "fixtures/acme/111122223333"   # embedded backend, relative to this file
+//! role_arn = "arn:aws:iam::111122223333:role/AccessflowAudit"   # AWS backend
+//! external_id = "acme-7f3a"
+//! size_hint = 2000                               # optional: expected principals
+//! ```
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::naming::{validate_account, validate_customer};
+use crate::ports::AccountLocator;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantsFile {
+    #[serde(default)]
+    pub customers: Vec<CustomerConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub accounts: Vec<AccountConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub id: String,
+    #[serde(default)]
+    pub fixture_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub size_hint: u64,
+}
+
+/// What is wrong with a tenants file, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantsError {
+    #[error("cannot read tenants file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("tenants file {path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("tenants file {path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+}
+
+/// Which backend the accounts must be reachable with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Every account needs a `fixture_dir`.
+    Fixtures,
+    /// Every account needs a `role_arn` (and usually an `external_id`).
+    AssumeRole,
+}
+
+impl TenantsFile {
+    /// Reads and validates a tenants file; relative fixture directories are resolved against
+    /// the file's directory.
+    pub fn load(path: &Path, reach: Reach) -> Result<TenantsFile, TenantsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TenantsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut file: TenantsFile =
+            toml::from_str(&text).map_err(|source| TenantsError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for customer in &mut file.customers {
+            for account in &mut customer.accounts {
+                if let Some(dir) = &account.fixture_dir {
+                    if dir.is_relative() {
+                        account.fixture_dir = Some(base.join(dir));
+                    }
+                }
+            }
+        }
+        file.validate(reach)
+            .map_err(|problem| TenantsError::Invalid {
+                path: path.to_path_buf(),
+                problem,
+            })?;
+        Ok(file)
+    }
+
+    /// Checks ids, duplicates and that every account can be reached with `reach`.
+    pub fn validate(&self, reach: Reach) -> Result<(), String> {
+        if self.customers.is_empty() {
+            return Err("no customers are listed: add at least one [[customers]] entry".into());
+        }
+        let mut customers = BTreeSet::new();
+        let mut accounts = BTreeSet::new();
+        for customer in &self.customers {
+            validate_customer(&customer.id).map_err(|e| e.to_string())?;
+            if !customers.insert(customer.id.as_str()) {
+                return Err(format!("customer {:?} is listed twice", customer.id));
+            }
+            if customer.accounts.is_empty() {
+                return Err(format!("customer {:?} has no accounts", customer.id));
+            }
+            for account in &customer.accounts {
+                validate_account(&account.id)
+                    .map_err(|e| format!("customer {:?}: {e}", customer.id))?;
+                if !accounts.insert(account.id.as_str()) {
+                    return Err(format!(
+                        "account {} is listed twice (an account belongs to one customer)",
+                        account.id
+                    ));
+                }
+                match reach {
+                    Reach::Fixtures if account.fixture_dir.is_none() => {
+                        return Err(format!(
+                            "customer {:?}, account {}: the embedded backend needs `fixture_dir` (a directory with authorization-details.json)",
+                            customer.id, account.id
+                        ))
+                    }
+                    Reach::AssumeRole if account.role_arn.is_none() => {
+                        return Err(format!(
+                            "customer {:?}, account {}: the AWS backend needs `role_arn` (the role Accessflow assumes in the account)",
+                            customer.id, account.id
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every account as a locator with its size hint, in file order.
+    pub fn accounts(&self) -> Vec<(AccountLocator, u64)> {
+        self.customers
+            .iter()
+            .flat_map(|c| {
+                c.accounts.iter().map(|a| {
+                    (
+                        AccountLocator {
+                            customer: c.id.clone(),
+                            account: a.id.clone(),
+                            role_arn: a.role_arn.clone(),
+                            external_id: a.external_id.clone(),
+                            fixture_dir: a.fixture_dir.as_ref().map(|d| d.display().to_string()),
+                        },
+                        a.size_hint,
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("tenants.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn loads_and_resolves_fixture_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            r#"
+[[customers]]
+id = "acme"
+[[customers.accounts]]
+id = "111122223333"
+fixture_dir = "fx/a"
+size_hint = 20
+"#,
+        );
+        let file = TenantsFile::load(&path, Reach::Fixtures).unwrap();
+        let accounts = file.accounts();
+        assert_eq!(accounts.len(), 1);
+        assert_eq!(
+            accounts[0].0.fixture_dir.as_deref(),
+            Some(dir.path().join("fx/a").to_str().unwrap())
+        );
+        assert_eq!(accounts[0].1, 20);
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_the_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            ("[[customers]]\nid = \"Acme\"\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"", "customer id \"Acme\""),
+            ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"1234\"\nfixture_dir=\"x\"", "exactly 12 digits"),
+            ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"", "needs `fixture_dir`"),
+            ("[[customers]]\nid = \"acme\"\nregion = 3", "unknown field"),
+            ("", "no customers"),
+        ];
+        for (text, expected) in cases {
+            let path = write(dir.path(), text);
+            let err = TenantsFile::load(&path, Reach::Fixtures)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(expected),
+                "{err:?} should mention {expected:?}"
+            );
+            assert!(err.contains("tenants.toml"), "{err:?} should name the file");
+        }
+    }
+}
