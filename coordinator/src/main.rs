@@ -1,1 +1,201 @@
-fn main() {}
+//! `coordinator`: opens nightly runs and watches them.
+//!
+//! - `coordinator run`: the whole nightly job on one machine — reconcile, open a run,
+//!   publish, start N local worker processes, show progress, print a summary;
+//! - `coordinator start`: reconcile, open a run and publish, then return (workers run
+//!   elsewhere: ECS, or `worker serve` by hand);
+//! - `coordinator status [--run ID] [--wait] [--json]`: a run's progress from the ledger;
+//! - `coordinator reconcile`: make queues and topics match the tenants file;
+//! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts.
+
+mod local_pool;
+mod reconcile;
+mod start;
+mod status;
+mod tenants_source;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use accessflow_shared::config::Settings;
+use accessflow_shared::ledger::{Ledger, RunTotals};
+use accessflow_shared::ports::Ports;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::start::RunIdentity;
+
+#[derive(Parser)]
+#[command(name = "coordinator", version, about = "Accessflow coordinator: nightly runs of the IAM access analysis")]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// Tenants file (TOML). Without it, the embedded backend runs the bundled sample.
+    #[arg(long, env = "ACCESSFLOW_TENANTS")]
+    tenants: Option<PathBuf>,
+    /// Run id (default: the run's time, e.g. 20261126T020000Z).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// The time the run's reports carry, RFC 3339 (default: now).
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole nightly job here: reconcile, publish, local workers, progress, summary.
+    Run {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Worker processes to start.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Account queues each worker works on at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        /// No progress bar (logs only).
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Reconcile, open a run and publish its work; workers run elsewhere.
+    Start {
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Show a run's progress.
+    Status {
+        /// Run id (default: the latest run).
+        #[arg(long)]
+        run: Option<String>,
+        /// Wait until every account of the run is finished.
+        #[arg(long)]
+        wait: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make queues, topics, subscriptions and keys match the tenants file.
+    Reconcile {
+        #[arg(long, env = "ACCESSFLOW_TENANTS")]
+        tenants: Option<PathBuf>,
+    },
+    /// Write the bundled sample's fixture accounts and a tenants file to a directory.
+    Samples {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    accessflow_shared::telemetry::init("info");
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(dispatch(cli))
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_shared::naming::Names)> {
+    let names = settings.validate()?;
+    let ports = accessflow_shared::backend::connect(settings).await.context("cannot connect to the backend")?;
+    Ok((ports, names))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.settings;
+    match cli.command {
+        Command::Run { run, workers, concurrency, no_progress } => {
+            anyhow::ensure!(workers >= 1, "--workers must be at least 1");
+            let started = Instant::now();
+            let binary = local_pool::worker_binary()?;
+            let (ports, names) = connect(&settings).await?;
+            let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
+            reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
+            let identity = RunIdentity::new(run.run_id, run.as_of)?;
+            start::start_run(&ports, &names, &tenants, &identity).await?;
+            let log_dir = settings.data_dir.join("logs");
+            let mut pool = local_pool::WorkerPool::start(binary, local_pool::worker_args(&settings, concurrency), workers, &log_dir)?;
+            let ledger = Ledger::new(ports.store.clone());
+            let watched = local_pool::watch(&ledger, &identity.run_id, Some(&mut pool), !no_progress).await;
+            pool.stop(Duration::from_secs(30)).await?;
+            let totals = watched?;
+            print_summary(&ports, &identity.run_id, &totals, &tenants, started.elapsed(), &log_dir);
+            Ok(())
+        }
+        Command::Start { run } => {
+            let (ports, names) = connect(&settings).await?;
+            let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
+            reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
+            let identity = RunIdentity::new(run.run_id, run.as_of)?;
+            start::start_run(&ports, &names, &tenants, &identity).await?;
+            println!("{}", identity.run_id);
+            Ok(())
+        }
+        Command::Status { run, wait, json } => {
+            let (ports, _) = connect(&settings).await?;
+            let ledger = Ledger::new(ports.store.clone());
+            let run_id = status::resolve_run(&ledger, run.as_deref()).await?;
+            if wait {
+                local_pool::watch(&ledger, &run_id, None, false).await?;
+            }
+            let states = ledger.account_states(&run_id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status::to_json(&run_id, &states))?);
+            } else {
+                print!("{}", status::to_table(&run_id, &states));
+            }
+            Ok(())
+        }
+        Command::Reconcile { tenants } => {
+            let (ports, names) = connect(&settings).await?;
+            let tenants = tenants_source::load(&settings, tenants.as_deref())?;
+            let report = reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
+            println!(
+                "queues ensured: {}, removed: {}, draining: {}, DLQs kept: {}",
+                report.queues_ensured,
+                report.queues_removed.len(),
+                report.queues_draining.len(),
+                report.dlqs_kept.len()
+            );
+            Ok(())
+        }
+        Command::Samples { out } => {
+            let tenants = tenants_source::bundled(&out)?;
+            let path = out.join("tenants.toml");
+            let text = toml::to_string_pretty(&tenants).context("serializing the tenants file")?;
+            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            println!("wrote the bundled sample to {} (tenants file: {})", out.display(), path.display());
+            Ok(())
+        }
+    }
+}
+
+fn print_summary(ports: &Ports, run_id: &str, totals: &RunTotals, tenants: &accessflow_shared::tenants::TenantsFile, elapsed: Duration, log_dir: &std::path::Path) {
+    println!("Run {run_id} finished in {:.1} s", elapsed.as_secs_f64());
+    println!(
+        "  customers: {}, accounts: {} ({} complete, {} partial, {} failed)",
+        tenants.customers.len(),
+        totals.accounts,
+        totals.accounts_finished - totals.accounts_failed - totals.accounts_partial,
+        totals.accounts_partial,
+        totals.accounts_failed
+    );
+    println!("  principals analysed: {} ({} failed)", totals.items_done, totals.items_failed);
+    println!(
+        "  reused from caches: {}/{} snapshots unchanged, {}/{} principal results, {}/{} last-accessed lookups",
+        totals.snapshots_reused,
+        totals.accounts,
+        totals.items_reused,
+        totals.items_done,
+        totals.last_accessed_reused,
+        totals.items_done + totals.items_failed
+    );
+    for customer in &tenants.customers {
+        println!("  reports of {}: {}", customer.id, ports.blobs.locate(&format!("{}/reports/{run_id}", customer.id)));
+    }
+    println!("  worker logs: {}", log_dir.display());
+}

@@ -21,3 +21,4 @@ pub mod naming;
 pub mod ports;
 pub mod telemetry;
 pub mod tenants;
+pub mod backend;

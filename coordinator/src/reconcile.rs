@@ -1,0 +1,110 @@
+//! Reconcile: make the queues, DLQs, topics, subscriptions, customer keys and the tenant
+//! registry match the tenants file, before any work is published (an SNS filter policy can
+//! take minutes to apply, so queues come first — DESIGN.md §9).
+//!
+//! Accounts no longer listed are removed only once drained: while their queue still holds
+//! messages, it stays registered so workers finish it; a non-empty DLQ is never deleted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use accessflow_shared::config::Settings;
+use accessflow_shared::ledger::{Ledger, TenantAccount};
+use accessflow_shared::naming::{shard_accounts, Names};
+use accessflow_shared::ports::{FilterPolicy, Ports};
+use accessflow_shared::tenants::TenantsFile;
+use tracing::{info, warn};
+
+/// What reconcile did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub queues_ensured: usize,
+    pub queues_removed: Vec<String>,
+    /// Queues of removed accounts that still hold messages (left to drain).
+    pub queues_draining: Vec<String>,
+    /// DLQs kept because they still hold messages.
+    pub dlqs_kept: Vec<String>,
+}
+
+pub async fn reconcile(ports: &Ports, settings: &Settings, names: &Names, tenants: &TenantsFile) -> anyhow::Result<ReconcileReport> {
+    let ledger = Ledger::new(ports.store.clone());
+    let mut report = ReconcileReport::default();
+    let accounts = tenants.accounts();
+    let mut by_customer: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (locator, _) in &accounts {
+        by_customer.entry(&locator.customer).or_default().push(&locator.account);
+    }
+
+    // Desired state: keys, topics, queues, subscriptions.
+    let mut desired_queues = BTreeSet::new();
+    for (customer, customer_accounts) in &by_customer {
+        ports.keys.ensure_customer_key(customer).await?;
+        let shards = shard_accounts(customer_accounts.iter().copied());
+        let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (account, shard) in shards {
+            let topic = names.customer_topic(customer, shard);
+            let spec = settings.queue_spec(names, customer, account);
+            ports.queues.ensure_queue(&spec).await?;
+            if !wanted.contains_key(&topic) {
+                ports.topics.ensure_topic(&topic).await?;
+            }
+            ports
+                .topics
+                .subscribe(&topic, &spec.name, &FilterPolicy::on("account", vec![account.to_string()]))
+                .await?;
+            wanted.entry(topic).or_default().insert(spec.name.clone());
+            desired_queues.insert(spec.name);
+            report.queues_ensured += 1;
+        }
+        // Subscriptions that no longer belong on a topic of this customer.
+        for topic in ports.topics.list_topics(&names.topic_prefix(customer)).await? {
+            let keep = wanted.get(&topic);
+            for sub in ports.topics.list_subscriptions(&topic).await? {
+                if !keep.is_some_and(|k| k.contains(&sub.queue)) {
+                    info!(topic, queue = sub.queue, "removing a stale subscription");
+                    ports.topics.unsubscribe(&sub.id).await?;
+                }
+            }
+            if keep.is_none() && ports.topics.list_subscriptions(&topic).await?.is_empty() {
+                ports.topics.delete_topic(&topic).await?;
+            }
+        }
+    }
+    for (locator, size_hint) in &accounts {
+        ledger.put_tenant(&TenantAccount { locator: locator.clone(), size_hint: *size_hint }).await?;
+    }
+
+    // Queues of accounts no longer listed: remove once drained.
+    for queue in ports.queues.list_queues(&names.queue_prefix()).await? {
+        if Names::is_dlq(&queue) || desired_queues.contains(&queue) {
+            continue;
+        }
+        let Some((customer, account)) = names.parse_account_queue(&queue) else { continue };
+        let depth = ports.queues.depth(&queue).await?;
+        if depth.total() > 0 {
+            warn!(queue, messages = depth.total(), "account removed from the tenants file; its queue is drained first");
+            report.queues_draining.push(queue);
+            continue;
+        }
+        let dlq = ports.queues.dlq_of(&queue).await.ok();
+        for topic in ports.topics.list_topics(&names.topic_prefix(&customer)).await? {
+            for sub in ports.topics.list_subscriptions(&topic).await? {
+                if sub.queue == queue {
+                    ports.topics.unsubscribe(&sub.id).await?;
+                }
+            }
+        }
+        ports.queues.delete_queue(&queue).await?;
+        ledger.delete_tenant(&customer, &account).await?;
+        info!(queue, "removed the queue of an account no longer listed");
+        report.queues_removed.push(queue);
+        if let Some(dlq) = dlq {
+            if ports.queues.depth(&dlq).await?.total() == 0 {
+                ports.queues.delete_queue(&dlq).await?;
+            } else {
+                warn!(dlq, "keeping a non-empty DLQ of a removed account; replay or inspect it with `coordinator dlq`");
+                report.dlqs_kept.push(dlq);
+            }
+        }
+    }
+    Ok(report)
+}

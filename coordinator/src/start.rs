@@ -1,0 +1,111 @@
+//! Opening a run: the ledger entries first, then one `CollectAccount` per account published
+//! to its customer's topic, largest expected work first (last run's size when known, else
+//! the tenants file's hint).
+
+use accessflow_shared::ledger::{Ledger, RunHeader};
+use accessflow_shared::message::{AccountWork, WorkMessage};
+use accessflow_shared::naming::{shard_accounts, Names};
+use accessflow_shared::ports::{OutgoingMessage, Ports, SendOutcome, MAX_BATCH};
+use accessflow_shared::tenants::TenantsFile;
+use anyhow::Context;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tracing::info;
+
+/// The identity of a run: its id and the time its reports carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunIdentity {
+    pub run_id: String,
+    pub as_of: String,
+}
+
+impl RunIdentity {
+    /// From the flags, defaulting to now. A given `as_of` must be RFC 3339.
+    pub fn new(run_id: Option<String>, as_of: Option<String>) -> anyhow::Result<RunIdentity> {
+        let time = match &as_of {
+            Some(text) => OffsetDateTime::parse(text, &Rfc3339)
+                .with_context(|| format!("--as-of {text:?} is not an RFC 3339 time such as 2026-11-26T02:00:00Z"))?,
+            None => OffsetDateTime::now_utc(),
+        };
+        let time = time.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(time);
+        let as_of = time.format(&Rfc3339).context("formatting the run time")?;
+        let run_id = match run_id {
+            Some(id) => {
+                let ok = !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                anyhow::ensure!(ok, "--run-id {id:?} is invalid: use 1 to 40 characters of A-Z, a-z, 0-9 and '-'");
+                id
+            }
+            None => format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                time.year(),
+                u8::from(time.month()),
+                time.day(),
+                time.hour(),
+                time.minute(),
+                time.second()
+            ),
+        };
+        Ok(RunIdentity { run_id, as_of })
+    }
+}
+
+/// Opens the run in the ledger and publishes its work. Returns the dispatch order.
+pub async fn start_run(ports: &Ports, names: &Names, tenants: &TenantsFile, identity: &RunIdentity) -> anyhow::Result<Vec<(String, String)>> {
+    let ledger = Ledger::new(ports.store.clone());
+    let mut order: Vec<(String, String, u64)> = Vec::new();
+    for (locator, hint) in tenants.accounts() {
+        let last = ledger.report_refs(&locator.customer, &locator.account).await?;
+        let expected = last.last().map(|r| r.principals).unwrap_or(hint);
+        order.push((locator.customer, locator.account, expected));
+    }
+    order.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+
+    let header = RunHeader {
+        run_id: identity.run_id.clone(),
+        as_of: identity.as_of.clone(),
+        accounts: order.iter().map(|(c, a, _)| (c.clone(), a.clone())).collect(),
+    };
+    ledger.open_run(&header).await.map_err(|e| {
+        if e.is_condition_failed() {
+            anyhow::anyhow!("run {} already exists: pick another --run-id (or none, to use the time)", identity.run_id)
+        } else {
+            anyhow::Error::new(e).context("cannot open the run in the ledger")
+        }
+    })?;
+
+    // Publish in dispatch order, batching consecutive messages for the same topic.
+    let mut pending: Vec<(String, OutgoingMessage)> = Vec::new();
+    for (customer, account, _) in &order {
+        let accounts: Vec<&str> = tenants
+            .customers
+            .iter()
+            .filter(|c| &c.id == customer)
+            .flat_map(|c| c.accounts.iter().map(|a| a.id.as_str()))
+            .collect();
+        let shard = shard_accounts(accounts)
+            .into_iter()
+            .find(|(a, _)| a == account)
+            .map(|(_, s)| s)
+            .unwrap_or(0);
+        let topic = names.customer_topic(customer, shard);
+        let message = WorkMessage::CollectAccount {
+            work: AccountWork { run_id: identity.run_id.clone(), customer: customer.clone(), account: account.clone() },
+        };
+        pending.push((topic, message.to_outgoing()));
+    }
+    let mut published = 0usize;
+    let mut start = 0;
+    while start < pending.len() {
+        let topic = &pending[start].0;
+        let mut end = start;
+        while end < pending.len() && &pending[end].0 == topic && end - start < MAX_BATCH {
+            end += 1;
+        }
+        let batch: Vec<OutgoingMessage> = pending[start..end].iter().map(|(_, m)| m.clone()).collect();
+        let outcomes = ports.topics.publish_batch(topic, &batch).await.with_context(|| format!("publishing to {topic}"))?;
+        published += outcomes.iter().filter(|o| matches!(o, SendOutcome::Sent { .. })).count();
+        start = end;
+    }
+    info!(run = identity.run_id, accounts = order.len(), published, "run opened and published");
+    Ok(header.accounts)
+}

@@ -1,0 +1,231 @@
+//! The consumer: long-polls the account queues with bounded concurrency and hands each
+//! message to the pipeline, one at a time per queue.
+//!
+//! - Queues come from the tenant registry, polled largest account first, so the biggest
+//!   work starts first (DESIGN.md §9).
+//! - A receive may return several messages of one group: they are processed in order, by
+//!   one task; a queue is never worked on by two tasks of this process, and SQS FIFO (or the
+//!   embedded backend) never hands the group to another process meanwhile.
+//! - While a task works, a heartbeat extends the visibility of everything it holds and the
+//!   lease of its idempotency claim.
+//! - On shutdown, polling stops; each task finishes the message in hand and releases the
+//!   rest (visibility 0), so nothing waits for a timeout and nothing is lost.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accessflow_shared::ledger::Ledger;
+use accessflow_shared::ports::{OutgoingMessage, PortError, ReceivedMessage, MAX_BATCH};
+use tokio::sync::{Mutex, Semaphore};
+use tracing::{debug, error, info, warn};
+
+use crate::pipeline::{HeldClaim, Outcome, Pipeline};
+use crate::shutdown::Shutdown;
+
+/// How the consumer polls.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// Queues worked on at the same time by this process.
+    pub concurrency: usize,
+    /// Pause after a sweep over all queues found nothing.
+    pub idle_pause: Duration,
+    /// How often the queue list is refreshed from the tenant registry.
+    pub refresh_every: Duration,
+    /// How long to wait for tasks to finish after shutdown is triggered.
+    pub stop_timeout: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            concurrency: 2,
+            idle_pause: Duration::from_millis(200),
+            refresh_every: Duration::from_secs(5),
+            stop_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+/// Runs until `shutdown` is triggered and the in-flight work is finished or released.
+pub async fn run(pipeline: Arc<Pipeline>, options: ConsumerOptions, shutdown: Shutdown) -> Result<(), PortError> {
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut queues: Vec<String> = Vec::new();
+    let mut refreshed: Option<Instant> = None;
+    let ledger = Ledger::new(pipeline.ports().store.clone());
+
+    info!(concurrency = options.concurrency, "worker consuming");
+    while !shutdown.is_triggered() {
+        if refreshed.is_none_or(|at| at.elapsed() >= options.refresh_every) {
+            match queue_order(&ledger, &pipeline).await {
+                Ok(list) => {
+                    if list != queues {
+                        debug!(queues = list.len(), "queue list refreshed");
+                    }
+                    queues = list;
+                    refreshed = Some(Instant::now());
+                }
+                Err(e) => warn!(error = %e, "cannot read the tenant registry; keeping the previous queue list"),
+            }
+        }
+        // Reap finished tasks so their errors are seen.
+        while let Some(done) = tasks.try_join_next() {
+            if let Err(e) = done {
+                error!(error = %e, "a consumer task panicked");
+            }
+        }
+
+        let mut found = false;
+        for queue in &queues {
+            if shutdown.is_triggered() {
+                break;
+            }
+            if busy.lock().await.contains(queue) {
+                continue;
+            }
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
+                _ = shutdown.triggered() => break,
+            };
+            let messages = match pipeline.ports().queues.receive(queue, MAX_BATCH, None, Duration::ZERO).await {
+                Ok(messages) => messages,
+                Err(PortError::NotFound { .. }) => continue,
+                Err(e) => {
+                    warn!(queue, error = %e, "receive failed");
+                    continue;
+                }
+            };
+            if messages.is_empty() {
+                continue;
+            }
+            found = true;
+            busy.lock().await.insert(queue.clone());
+            let (pipeline, busy, queue, shutdown) = (pipeline.clone(), busy.clone(), queue.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                work_batch(&pipeline, &queue, messages, &shutdown).await;
+                busy.lock().await.remove(&queue);
+                drop(permit);
+            });
+        }
+        if !found {
+            tokio::select! {
+                _ = tokio::time::sleep(options.idle_pause) => {}
+                _ = shutdown.triggered() => {}
+            }
+        }
+    }
+
+    info!(in_flight = tasks.len(), "stopping: waiting for in-flight messages");
+    let drained = tokio::time::timeout(options.stop_timeout, async {
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                error!(error = %e, "a consumer task panicked");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        warn!("stop timeout reached; unfinished messages come back after their visibility timeout");
+    }
+    Ok(())
+}
+
+/// Account queues, largest expected work first.
+async fn queue_order(ledger: &Ledger, pipeline: &Pipeline) -> Result<Vec<String>, PortError> {
+    let mut tenants = ledger.tenants().await?;
+    tenants.sort_by(|a, b| {
+        b.size_hint
+            .cmp(&a.size_hint)
+            .then_with(|| a.locator.customer.cmp(&b.locator.customer))
+            .then_with(|| a.locator.account.cmp(&b.locator.account))
+    });
+    Ok(tenants
+        .iter()
+        .map(|t| pipeline.names().account_queue(&t.locator.customer, &t.locator.account))
+        .collect())
+}
+
+/// Processes the messages of one receive, in order, with a heartbeat over what is held.
+async fn work_batch(pipeline: &Pipeline, queue: &str, messages: Vec<ReceivedMessage>, shutdown: &Shutdown) {
+    let held_receipts: Arc<Mutex<Vec<String>>> =
+        Arc::new(Mutex::new(messages.iter().map(|m| m.receipt_handle.clone()).collect()));
+    let claim = HeldClaim::default();
+    let heartbeat = spawn_heartbeat(pipeline, queue, held_receipts.clone(), claim.clone());
+
+    let mut remaining = messages.into_iter();
+    for message in remaining.by_ref() {
+        let outcome = pipeline.handle(queue, &message, &claim).await;
+        apply(pipeline, queue, &message, outcome).await;
+        held_receipts.lock().await.retain(|r| r != &message.receipt_handle);
+        if shutdown.is_triggered() {
+            break;
+        }
+    }
+    heartbeat.abort();
+    // Shutdown: give back what was received but not started, in order, so the group's
+    // next receiver gets it now.
+    for message in remaining {
+        if let Err(e) = pipeline.ports().queues.change_visibility(queue, &message.receipt_handle, Duration::ZERO).await {
+            warn!(queue, error = %e, "could not release a message; it returns after its visibility timeout");
+        }
+    }
+}
+
+fn spawn_heartbeat(pipeline: &Pipeline, queue: &str, receipts: Arc<Mutex<Vec<String>>>, claim: HeldClaim) -> tokio::task::JoinHandle<()> {
+    let visibility = pipeline.settings().visibility_timeout();
+    let ports = pipeline.ports().clone();
+    let queue = queue.to_string();
+    tokio::spawn(async move {
+        let every = (visibility / 3).max(Duration::from_millis(200));
+        loop {
+            tokio::time::sleep(every).await;
+            for receipt in receipts.lock().await.iter() {
+                if let Err(e) = ports.queues.change_visibility(&queue, receipt, visibility).await {
+                    warn!(queue, error = %e, "heartbeat could not extend a message's visibility");
+                }
+            }
+            if let Err(e) = claim.extend(ports.store.as_ref(), visibility).await {
+                warn!(queue, error = %e, "heartbeat could not extend the idempotency lease");
+            }
+        }
+    })
+}
+
+/// Carries out a handler's outcome on the message.
+async fn apply(pipeline: &Pipeline, queue: &str, message: &ReceivedMessage, outcome: Outcome) {
+    let queues = &pipeline.ports().queues;
+    let result = match outcome {
+        Outcome::Delete => queues.delete_batch(queue, std::slice::from_ref(&message.receipt_handle)).await,
+        Outcome::Retry { after, .. } => queues.change_visibility(queue, &message.receipt_handle, after).await,
+        Outcome::DeadLetter { reason } => dead_letter(pipeline, queue, message, &reason).await,
+    };
+    if let Err(e) = result {
+        warn!(queue, message_id = %message.message_id, error = %e, "could not settle the message; it will be redelivered");
+    }
+}
+
+/// Moves a message to its queue's DLQ now, with the reason as an attribute: sent first,
+/// deleted after, so a crash in between duplicates it in the DLQ rather than losing it.
+async fn dead_letter(pipeline: &Pipeline, queue: &str, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
+    let queues = &pipeline.ports().queues;
+    let dlq = queues.dlq_of(queue).await?;
+    let mut copy = OutgoingMessage::new(message.group_id.clone(), message.message_id.clone(), message.body.clone());
+    copy.attributes = message.attributes.clone();
+    copy.attributes.insert("accessflow-error".into(), truncate(reason, 1000));
+    copy.attributes.insert("accessflow-source-queue".into(), queue.to_string());
+    queues.send_batch(&dlq, &[copy]).await?;
+    queues.delete_batch(queue, std::slice::from_ref(&message.receipt_handle)).await
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

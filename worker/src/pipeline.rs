@@ -1,0 +1,607 @@
+//! The three steps of an account's analysis (DESIGN.md §2), one handler each:
+//!
+//! - `CollectAccount`: snapshot the account's IAM data (content-addressed, cached), plan one
+//!   `AnalyzePrincipal` per principal and a `FinalizeAccount`, and send them to the
+//!   account's own queue — behind the collect message in the same FIFO group;
+//! - `AnalyzePrincipal`: last-accessed data (cached) + evaluation (cached by digest) → the
+//!   item's outcome;
+//! - `FinalizeAccount`: runs after every item of its group has finished or been
+//!   dead-lettered (FIFO order gives the fan-in), aggregates the outcomes into the reports
+//!   and marks the account done.
+//!
+//! Every step claims an idempotency record first and writes its effects together with the
+//! record's final state in one transaction, so redelivery never doubles an effect.
+//! Handlers return an [`Outcome`]; what that means for the message is the consumer's job.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accessflow_shared::cache::{sha256_hex, CacheError, Caches};
+use accessflow_shared::config::Settings;
+use accessflow_shared::idempotency::{self, Claim, ClaimToken, ItemStatus};
+use accessflow_shared::ledger::{
+    self, AccountProgress, AccountStatus, ItemOutcome, Ledger, MessageError, ReportRef, COUNTER_DONE,
+    COUNTER_FAILED, COUNTER_LA_REUSED, COUNTER_REUSED,
+};
+use accessflow_shared::message::{AccountWork, WorkMessage};
+use accessflow_shared::naming::Names;
+use accessflow_shared::ports::{
+    AccountLocator, Condition, OutgoingMessage, PortError, Ports, ReceivedMessage, WriteOp, MAX_BATCH,
+};
+use tokio::sync::Mutex;
+use tracing::{info, warn, Instrument};
+
+use crate::analysis::{self, AccountModel, AccountReport, Engine, LastAccessed, PrincipalAnalysis, PrincipalFailure};
+
+/// What the consumer should do with a message after its handler ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (or already done before): delete it.
+    Delete,
+    /// A transient failure: make it visible again after `after`.
+    Retry { after: Duration, reason: String },
+    /// A permanent failure: move it to the DLQ now, with the reason.
+    DeadLetter { reason: String },
+}
+
+/// A failure inside a handler, sorted by what to do about it.
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<PortError> for StepError {
+    fn from(e: PortError) -> Self {
+        if e.is_transient() {
+            StepError::Transient(e.to_string())
+        } else {
+            StepError::Permanent(e.to_string())
+        }
+    }
+}
+
+impl From<CacheError> for StepError {
+    fn from(e: CacheError) -> Self {
+        if e.is_transient() {
+            StepError::Transient(e.to_string())
+        } else {
+            StepError::Permanent(e.to_string())
+        }
+    }
+}
+
+/// A parsed snapshot, shared by the items of a run that land on this process.
+struct LoadedSnapshot {
+    digest: String,
+    model: AccountModel,
+    credential_report: String,
+}
+
+/// How many parsed snapshots a worker keeps (one per account it is working on, roughly).
+const SNAPSHOT_CACHE_SIZE: usize = 4;
+
+/// Everything the handlers need; one per worker process, shared by its tasks.
+pub struct Pipeline {
+    ports: Ports,
+    ledger: Ledger,
+    caches: Caches,
+    engine: Arc<Engine>,
+    names: Names,
+    settings: Settings,
+    /// Identifies this process in idempotency records.
+    owner: String,
+    snapshots: Mutex<VecDeque<Arc<LoadedSnapshot>>>,
+}
+
+impl Pipeline {
+    pub fn new(ports: Ports, settings: Settings, names: Names, engine: Arc<Engine>) -> Pipeline {
+        let ledger = Ledger::new(ports.store.clone());
+        let sealer = accessflow_shared::crypto::Sealer::new(ports.keys.clone());
+        let caches = Caches::new(ports.blobs.clone(), ports.store.clone(), sealer, settings.last_accessed_ttl());
+        let owner = format!("{}:{}", hostname(), std::process::id());
+        Pipeline { ports, ledger, caches, engine, names, settings, owner, snapshots: Mutex::new(VecDeque::new()) }
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Handles one received message from `queue`.
+    pub async fn handle(&self, queue: &str, message: &ReceivedMessage, held: &HeldClaim) -> Outcome {
+        let decoded = match WorkMessage::decode(&message.body) {
+            Ok(decoded) => decoded,
+            Err(e) => return self.reject(queue, message, None, e.to_string()).await,
+        };
+        let work = decoded.work().clone();
+        let expected = self.names.account_queue(&work.customer, &work.account);
+        if queue != expected {
+            let reason = format!(
+                "message for customer {} account {} arrived on queue {queue} (expected {expected})",
+                work.customer, work.account
+            );
+            return self.reject(queue, message, Some(&work.run_id), reason).await;
+        }
+        let span = tracing::info_span!(
+            "message",
+            run = %work.run_id,
+            customer = %work.customer,
+            account = %work.account,
+            kind = decoded.kind(),
+            receive_count = message.receive_count,
+        );
+        let result = async {
+            match &decoded {
+                WorkMessage::CollectAccount { work } => self.collect(work, held).await,
+                WorkMessage::AnalyzePrincipal { work, snapshot, item, principal_arn } => {
+                    self.analyze(work, snapshot, *item, principal_arn, held).await
+                }
+                WorkMessage::FinalizeAccount { work, snapshot, items } => self.finalize(work, snapshot, *items, held).await,
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        // Whatever happened, a claim still held is given back so the next receiver can take
+        // it at once instead of waiting for the lease.
+        if let Some(token) = held.take().await {
+            if let Err(e) = idempotency::release(self.ledger.store(), &token).await {
+                warn!(parent: &span, error = %e, "could not release an idempotency claim; it expires with its lease");
+            }
+        }
+        match result {
+            Ok(()) => Outcome::Delete,
+            Err(StepError::Transient(reason)) => {
+                let after = retry_delay(message.receive_count);
+                warn!(parent: &span, %reason, after_secs = after.as_secs(), "transient failure; the message will be retried");
+                Outcome::Retry { after, reason }
+            }
+            Err(StepError::Permanent(reason)) => {
+                warn!(parent: &span, %reason, "permanent failure; the message goes to the DLQ");
+                self.record_message_error(&work.run_id, &work.customer, &work.account, queue, message, &reason).await;
+                Outcome::DeadLetter { reason }
+            }
+        }
+    }
+
+    /// A message that cannot be handled at all: record why against its account's run, and
+    /// dead-letter it.
+    async fn reject(&self, queue: &str, message: &ReceivedMessage, run_id: Option<&str>, reason: String) -> Outcome {
+        warn!(queue, message_id = %message.message_id, %reason, "rejecting malformed message");
+        if let Some((customer, account)) = self.names.parse_account_queue(queue) {
+            let run = match run_id {
+                Some(run) => Some(run.to_string()),
+                None => self.ledger.current_run(&customer, &account).await.ok().flatten(),
+            };
+            if let Some(run) = run {
+                self.record_message_error(&run, &customer, &account, queue, message, &reason).await;
+            }
+        }
+        Outcome::DeadLetter { reason }
+    }
+
+    async fn record_message_error(&self, run: &str, customer: &str, account: &str, queue: &str, message: &ReceivedMessage, reason: &str) {
+        let error = MessageError {
+            message_id: message.message_id.clone(),
+            queue: queue.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Err(e) = self.ledger.record_message_error(run, customer, account, &error).await {
+            warn!(error = %e, "could not record the message error in the ledger; the DLQ still holds the message");
+        }
+    }
+
+    /// Claims an idempotency record; `Ok(None)` means the step was already finished.
+    async fn claim(&self, work: &AccountWork, step: &str, held: &HeldClaim) -> Result<Option<ClaimToken>, StepError> {
+        let key = idempotency::record_key(&work.run_id, &work.customer, &work.account, step);
+        match idempotency::claim(self.ledger.store(), &key, &self.owner, self.settings.visibility_timeout()).await? {
+            Claim::Acquired(token) => {
+                held.set(token.clone()).await;
+                Ok(Some(token))
+            }
+            Claim::Finished(record) => {
+                info!(step, status = ?record.status, "already finished; dropping the duplicate");
+                Ok(None)
+            }
+            Claim::Held { lease_until_ms, owner } => Err(StepError::Transient(format!(
+                "{step} is held by {owner} until {lease_until_ms} (epoch ms)"
+            ))),
+        }
+    }
+
+    async fn locator(&self, work: &AccountWork) -> Result<AccountLocator, StepError> {
+        match self.ledger.tenant(&work.customer, &work.account).await? {
+            Some(tenant) => Ok(tenant.locator),
+            None => Err(StepError::Permanent(format!(
+                "account {} of customer {} is not in the tenant registry (was it removed from the tenants file?)",
+                work.account, work.customer
+            ))),
+        }
+    }
+
+    async fn progress(&self, work: &AccountWork) -> Result<(AccountProgress, u64), StepError> {
+        match self.ledger.account_state(&work.run_id, &work.customer, &work.account).await? {
+            Some((state, version)) => Ok((state.progress, version)),
+            None => Err(StepError::Permanent(format!(
+                "run {} has no ledger entry for customer {} account {}: the run was not opened by a coordinator",
+                work.run_id, work.customer, work.account
+            ))),
+        }
+    }
+
+    // ---- CollectAccount -------------------------------------------------------------
+
+    async fn collect(&self, work: &AccountWork, held: &HeldClaim) -> Result<(), StepError> {
+        let Some(token) = self.claim(work, "collect", held).await? else { return Ok(()) };
+        match self.collect_claimed(work, &token).await {
+            Err(StepError::Permanent(reason)) => {
+                // The account cannot be analysed this run: say so in the ledger so the run
+                // still completes, then let the message go to the DLQ.
+                self.fail_account(work, &token, &reason).await?;
+                held.take().await;
+                Err(StepError::Permanent(reason))
+            }
+            other => {
+                if other.is_ok() {
+                    held.take().await;
+                }
+                other
+            }
+        }
+    }
+
+    async fn collect_claimed(&self, work: &AccountWork, token: &ClaimToken) -> Result<(), StepError> {
+        let locator = self.locator(work).await?;
+        let (mut progress, version) = self.progress(work).await?;
+        let raw = self.ports.iam.fetch_account(&locator).await?;
+        let (digest, snapshot_reused) = self.caches.put_snapshot(&work.customer, &work.account, &raw).await?;
+        let loaded = self.load_snapshot(work, &digest).await?;
+        let principals = loaded.model.principals();
+        let items = u32::try_from(principals.len())
+            .map_err(|_| StepError::Permanent(format!("{} principals is more than one run can plan", principals.len())))?;
+        info!(principals = items, snapshot = %digest, snapshot_reused, "collected; sending items");
+
+        let mut messages: Vec<OutgoingMessage> = principals
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                WorkMessage::AnalyzePrincipal {
+                    work: work.clone(),
+                    snapshot: digest.clone(),
+                    item: i as u32,
+                    principal_arn: p.arn.clone(),
+                }
+                .to_outgoing()
+            })
+            .collect();
+        messages.push(WorkMessage::FinalizeAccount { work: work.clone(), snapshot: digest.clone(), items }.to_outgoing());
+        let queue = self.names.account_queue(&work.customer, &work.account);
+        for batch in messages.chunks(MAX_BATCH) {
+            self.ports.queues.send_batch(&queue, batch).await?;
+        }
+
+        progress.status = AccountStatus::Analyzing;
+        progress.items = Some(items);
+        progress.snapshot = Some(digest.clone());
+        progress.snapshot_reused = snapshot_reused;
+        self.ledger
+            .store()
+            .transact(vec![
+                idempotency::finish_op(token, ItemStatus::Done, Some(digest), None),
+                Ledger::progress_op(&work.run_id, &progress, version),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_account(&self, work: &AccountWork, token: &ClaimToken, reason: &str) -> Result<(), StepError> {
+        let (mut progress, version) = self.progress(work).await?;
+        progress.status = AccountStatus::Failed;
+        progress.reason = Some(reason.to_string());
+        self.ledger
+            .store()
+            .transact(vec![
+                idempotency::finish_op(token, ItemStatus::Failed, None, Some(reason.to_string())),
+                Ledger::progress_op(&work.run_id, &progress, version),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// The parsed snapshot `digest`, from this process's small cache or from the blob store.
+    async fn load_snapshot(&self, work: &AccountWork, digest: &str) -> Result<Arc<LoadedSnapshot>, StepError> {
+        if let Some(hit) = self.snapshots.lock().await.iter().find(|s| s.digest == digest) {
+            return Ok(hit.clone());
+        }
+        let raw = self.caches.get_snapshot(&work.customer, &work.account, digest).await?;
+        let model = tokio::task::spawn_blocking(move || AccountModel::parse(&raw.authorization_details).map(|m| (m, raw)))
+            .await
+            .map_err(|e| StepError::Transient(format!("parsing task failed: {e}")))?
+            .map_err(|e| StepError::Permanent(format!("the account's authorization details cannot be parsed: {e}")))?;
+        let (model, raw) = model;
+        let loaded = Arc::new(LoadedSnapshot {
+            digest: digest.to_string(),
+            model,
+            credential_report: String::from_utf8_lossy(&raw.credential_report).into_owned(),
+        });
+        let mut cache = self.snapshots.lock().await;
+        if !cache.iter().any(|s| s.digest == digest) {
+            cache.push_front(loaded.clone());
+            cache.truncate(SNAPSHOT_CACHE_SIZE);
+        }
+        Ok(loaded)
+    }
+
+    // ---- AnalyzePrincipal -----------------------------------------------------------
+
+    async fn analyze(&self, work: &AccountWork, snapshot: &str, item: u32, principal_arn: &str, held: &HeldClaim) -> Result<(), StepError> {
+        let step = format!("item#{item:06}");
+        let Some(token) = self.claim(work, &step, held).await? else { return Ok(()) };
+        let loaded = self.load_snapshot(work, snapshot).await?;
+
+        let (last_accessed, la_reused) = self.last_accessed(work, principal_arn).await?;
+        let evaluation = self.evaluate(work, &loaded, principal_arn, last_accessed.as_deref()).await?;
+
+        let mut deltas = std::collections::BTreeMap::new();
+        let (outcome, status, digest, reason) = match evaluation {
+            Ok((blob, reused)) => {
+                deltas.insert(COUNTER_DONE.to_string(), 1);
+                if reused {
+                    deltas.insert(COUNTER_REUSED.to_string(), 1);
+                }
+                let digest = blob.rsplit('/').next().map(str::to_string);
+                (ItemOutcome { principal_arn: principal_arn.to_string(), result_key: Some(blob), error: None }, ItemStatus::Done, digest, None)
+            }
+            Err(reason) => {
+                warn!(principal = principal_arn, %reason, "principal could not be analysed; marked failed");
+                deltas.insert(COUNTER_FAILED.to_string(), 1);
+                (
+                    ItemOutcome { principal_arn: principal_arn.to_string(), result_key: None, error: Some(reason.clone()) },
+                    ItemStatus::Failed,
+                    None,
+                    Some(reason),
+                )
+            }
+        };
+        if la_reused {
+            deltas.insert(COUNTER_LA_REUSED.to_string(), 1);
+        }
+        let result = self
+            .ledger
+            .store()
+            .transact(vec![
+                idempotency::finish_op(&token, status, digest, reason),
+                WriteOp::Add {
+                    key: ledger::account_key(&work.run_id, &work.customer, &work.account),
+                    deltas,
+                    condition: Condition::Exists,
+                },
+                WriteOp::Put {
+                    key: ledger::item_key(&work.run_id, &work.customer, &work.account, item),
+                    value: serde_json::to_value(&outcome).unwrap_or_default(),
+                    expires_at: None,
+                    condition: Condition::NotExists,
+                },
+            ])
+            .await;
+        held.take().await;
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_condition_failed() => {
+                // The claim was lost to another receiver, which wrote (or will write) the
+                // effect: ours must not land. Nothing is lost.
+                warn!(item, error = %e, "claim lost before completion; leaving the item to its new holder");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Last-accessed data of a principal: (data, whether it came from the cache).
+    async fn last_accessed(&self, work: &AccountWork, principal_arn: &str) -> Result<(Option<Vec<u8>>, bool), StepError> {
+        if let Some(hit) = self.caches.get_last_accessed(&work.customer, &work.account, principal_arn).await? {
+            return Ok((hit, true));
+        }
+        let locator = self.locator(work).await?;
+        let fresh = self.ports.iam.last_accessed(&locator, principal_arn).await?;
+        self.caches.put_last_accessed(&work.customer, &work.account, principal_arn, fresh.as_deref()).await?;
+        Ok((fresh, false))
+    }
+
+    /// Evaluates a principal, or reuses the cached result for the same inputs.
+    /// `Ok(Ok((blob, reused)))` on success, `Ok(Err(reason))` when the principal's own data
+    /// makes it unanalysable (the item fails, the run goes on).
+    async fn evaluate(
+        &self,
+        work: &AccountWork,
+        loaded: &Arc<LoadedSnapshot>,
+        principal_arn: &str,
+        last_accessed: Option<&[u8]>,
+    ) -> Result<Result<(String, bool), String>, StepError> {
+        let Some(principal_digest) = loaded.model.principal_digest(principal_arn) else {
+            return Ok(Err(format!("principal {principal_arn} is not in the account's snapshot")));
+        };
+        let digest = sha256_hex(&[
+            analysis::ENGINE_VERSION.as_bytes(),
+            principal_digest.as_bytes(),
+            last_accessed.unwrap_or_default(),
+        ]);
+        if let Some(blob) = self.caches.get_result_blob(&work.customer, &work.account, &digest).await? {
+            return Ok(Ok((blob, true)));
+        }
+        let parsed_last_accessed = match last_accessed.map(LastAccessed::parse).transpose() {
+            Ok(parsed) => parsed,
+            Err(e) => return Ok(Err(format!("last-accessed data of {principal_arn} is malformed: {e}"))),
+        };
+        let engine = self.engine.clone();
+        let loaded = loaded.clone();
+        let arn = principal_arn.to_string();
+        let analysed = tokio::task::spawn_blocking(move || {
+            engine
+                .analyze_principal(&loaded.model, &arn, parsed_last_accessed.as_ref())
+                .map_err(|e| e.to_string())
+                .and_then(|result| serde_json::to_vec(&result).map_err(|e| e.to_string()))
+        })
+        .await
+        .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
+        match analysed {
+            Ok(json) => {
+                let blob = self.caches.put_result(&work.customer, &work.account, &digest, &json).await?;
+                Ok(Ok((blob, false)))
+            }
+            Err(reason) => Ok(Err(reason)),
+        }
+    }
+
+    // ---- FinalizeAccount ------------------------------------------------------------
+
+    async fn finalize(&self, work: &AccountWork, snapshot: &str, items: u32, held: &HeldClaim) -> Result<(), StepError> {
+        let Some(token) = self.claim(work, "finalize", held).await? else { return Ok(()) };
+        let loaded = self.load_snapshot(work, snapshot).await?;
+        let principals = loaded.model.principals();
+        let outcomes = self.ledger.item_outcomes(&work.run_id, &work.customer, &work.account).await?;
+
+        let mut results: Vec<PrincipalAnalysis> = Vec::with_capacity(items as usize);
+        let mut failures: Vec<PrincipalFailure> = Vec::new();
+        for item in 0..items {
+            let planned = principals.get(item as usize).map(|p| p.arn.clone()).unwrap_or_default();
+            match outcomes.get(&item) {
+                Some(ItemOutcome { result_key: Some(blob), .. }) => {
+                    let json = self.caches.get_result(&work.customer, &work.account, blob).await?;
+                    let result: PrincipalAnalysis = serde_json::from_slice(&json)
+                        .map_err(|e| StepError::Permanent(format!("stored result {blob} is unreadable: {e}")))?;
+                    results.push(result);
+                }
+                Some(ItemOutcome { principal_arn, error, .. }) => failures.push(PrincipalFailure {
+                    principal_arn: principal_arn.clone(),
+                    reason: error.clone().unwrap_or_else(|| "failed without a recorded reason".into()),
+                }),
+                None => failures.push(PrincipalFailure {
+                    principal_arn: planned,
+                    reason: format!(
+                        "no result: item {item} was dead-lettered before it finished (see `coordinator dlq list`)"
+                    ),
+                }),
+            }
+        }
+        for error in self.ledger.message_errors(&work.run_id, &work.customer, &work.account).await? {
+            failures.push(PrincipalFailure {
+                principal_arn: format!("message {}", error.message_id),
+                reason: format!("message on {} could not be processed: {}", error.queue, error.reason),
+            });
+        }
+
+        let previous = self.previous_report(work).await?;
+        let header = self.ledger.run(&work.run_id).await?.ok_or_else(|| {
+            StepError::Permanent(format!("run {} has no header in the ledger", work.run_id))
+        })?;
+        let ctx = analysis::ReportContext {
+            customer: &work.customer,
+            account: &work.account,
+            run_id: &work.run_id,
+            analysis_time: &header.as_of,
+            credential_report: Some(&loaded.credential_report),
+        };
+        let report = analysis::build_report(&self.engine, &loaded.model, &results, &failures, &ctx, previous.as_ref());
+        let files = report
+            .render_files()
+            .map_err(|e| StepError::Permanent(format!("the report cannot be rendered: {e}")))?;
+        let prefix = report_prefix(&work.customer, &work.run_id, &work.account);
+        for (name, bytes) in files {
+            self.ports.blobs.put(&format!("{prefix}/{name}"), bytes).await?;
+        }
+
+        let partial = !failures.is_empty();
+        let (mut progress, version) = self.progress(work).await?;
+        progress.status = AccountStatus::Finalized;
+        progress.partial = partial;
+        progress.report_location = Some(self.ports.blobs.locate(&prefix));
+        progress.reason = partial.then(|| format!("{} item(s) failed or were dead-lettered", failures.len()));
+        let reference = ReportRef { run_id: work.run_id.clone(), prefix, principals: items as u64, partial };
+        self.ledger
+            .store()
+            .transact(vec![
+                idempotency::finish_op(&token, ItemStatus::Done, None, None),
+                Ledger::progress_op(&work.run_id, &progress, version),
+                WriteOp::Put {
+                    key: ledger::report_ref_key(&work.customer, &work.account, &work.run_id),
+                    value: serde_json::to_value(&reference).unwrap_or_default(),
+                    expires_at: None,
+                    condition: Condition::None,
+                },
+            ])
+            .await?;
+        held.take().await;
+        info!(items, failures = failures.len(), partial, "account finalized");
+        Ok(())
+    }
+
+    /// The latest report of an earlier run, for the diff.
+    async fn previous_report(&self, work: &AccountWork) -> Result<Option<AccountReport>, StepError> {
+        let refs = self.ledger.report_refs(&work.customer, &work.account).await?;
+        let Some(previous) = refs.iter().rev().find(|r| r.run_id.as_str() < work.run_id.as_str()) else {
+            return Ok(None);
+        };
+        let key = format!("{}/report.json", previous.prefix);
+        match self.ports.blobs.get(&key).await? {
+            Some(bytes) => match AccountReport::from_json(&bytes) {
+                Ok(report) => Ok(Some(report)),
+                Err(e) => {
+                    warn!(previous = %key, error = %e, "previous report unreadable; diffing against nothing");
+                    Ok(None)
+                }
+            },
+            None => Ok(None),
+        }
+    }
+}
+
+/// Where a run's reports of one account go.
+pub fn report_prefix(customer: &str, run_id: &str, account: &str) -> String {
+    format!("{customer}/reports/{run_id}/{account}")
+}
+
+/// Backoff for transient failures: doubling with the receive count, with jitter, capped.
+fn retry_delay(receive_count: u32) -> Duration {
+    let base = 1u64 << receive_count.min(8);
+    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..base);
+    Duration::from_secs((base + jitter).min(300))
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "worker".to_string())
+}
+
+/// The idempotency claim a message's handler holds, visible to the heartbeat so it can
+/// extend the lease together with the message's visibility.
+#[derive(Default, Clone)]
+pub struct HeldClaim(Arc<Mutex<Option<ClaimToken>>>);
+
+impl HeldClaim {
+    async fn set(&self, token: ClaimToken) {
+        *self.0.lock().await = Some(token);
+    }
+
+    async fn take(&self) -> Option<ClaimToken> {
+        self.0.lock().await.take()
+    }
+
+    /// Extends the held claim's lease, if one is held.
+    pub async fn extend(&self, store: &dyn accessflow_shared::ports::KeyValueStore, lease: Duration) -> Result<(), PortError> {
+        let guard = self.0.lock().await;
+        match guard.as_ref() {
+            Some(token) => idempotency::extend(store, token, lease).await,
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Wiring a worker process: settings → backend → pipeline → consumer, until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use accessflow_shared::config::Settings;
+use anyhow::Context;
+
+use crate::analysis::Engine;
+use crate::consumer::{self, ConsumerOptions};
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+
+/// Options of `worker serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Account queues this process works on at the same time.
+    #[arg(long, env = "ACCESSFLOW_WORKER_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
+
+    /// Seconds to finish in-flight messages after SIGTERM before exiting anyway.
+    #[arg(long, env = "ACCESSFLOW_STOP_TIMEOUT", default_value_t = 25)]
+    pub stop_timeout_secs: u64,
+
+    /// Milliseconds to pause after a sweep over all queues found nothing.
+    #[arg(long, default_value_t = 200)]
+    pub idle_pause_ms: u64,
+}
+
+/// Runs a worker until SIGTERM / Ctrl-C.
+pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
+    let names = settings.validate()?;
+    let ports = accessflow_shared::backend::connect(settings)
+        .await
+        .context("cannot connect to the backend")?;
+    let engine = Arc::new(Engine::new());
+    let pipeline = Arc::new(Pipeline::new(ports, settings.clone(), names, engine));
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let options = ConsumerOptions {
+        concurrency: args.concurrency,
+        idle_pause: Duration::from_millis(args.idle_pause_ms),
+        stop_timeout: Duration::from_secs(args.stop_timeout_secs),
+        ..ConsumerOptions::default()
+    };
+    consumer::run(pipeline, options, shutdown).await?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
