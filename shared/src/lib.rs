@@ -1,1 +1,3 @@
 //! Accessflow core library.
+
+pub mod sample_tenants;
