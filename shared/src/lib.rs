@@ -8,7 +8,8 @@
 //! - [`ledger`], [`idempotency`], [`cache`]: run bookkeeping and exactly-once effects,
 //!   built on the key-value port so both backends share one implementation;
 //! - [`crypto`]: per-customer envelope encryption with AES-256-GCM;
-//! - [`tenants`]: the tenant configuration file.
+//! - [`tenants`]: the tenant configuration file; [`sample_tenants`]: the generator of the
+//!   bundled sample's fixture accounts.
 
 pub mod cache;
 pub mod clock;
@@ -20,5 +21,6 @@ pub mod message;
 pub mod naming;
 pub mod ports;
 pub mod telemetry;
+pub mod sample_tenants;
 pub mod tenants;
 pub mod backend;
