@@ -1,1 +1,194 @@
-//! Helpers shared by the black-box tests: locating the built binaries and making scratch data directories.
+//! Helpers for the black-box tests: locate (and if needed build) the real `coordinator` and
+//! `worker` binaries, run them against a scratch data directory, read what they produce.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use accessflow_shared::sample_tenants::{generate_account, write_fixture_dir, SampleAccountSpec};
+
+/// The target directory the test binary runs from (`target/debug` or `target/release`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test-binary>
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+/// Path of a workspace binary, building the binaries once if they are missing (when only
+/// this package's tests were asked for).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let path = target_dir().join(name);
+    if !path.exists() {
+        BUILT.get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "-p", "accessflow-worker", "-p", "accessflow-coordinator"]);
+            if target_dir().ends_with("release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("cargo build");
+            assert!(status.success(), "building the binaries failed");
+        });
+    }
+    assert!(path.exists(), "{} is missing after the build", path.display());
+    path
+}
+
+/// A scratch deployment: a data directory and the settings flags pointing at it.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    /// Visibility timeout in seconds (short, so crash tests recover quickly).
+    pub visibility_secs: u64,
+}
+
+impl Deployment {
+    pub fn new(visibility_secs: u64) -> Deployment {
+        Deployment { dir: tempfile::tempdir().expect("tempdir"), visibility_secs }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn settings_args(&self) -> Vec<String> {
+        vec![
+            "--data-dir".into(),
+            self.data_dir().display().to_string(),
+            "--visibility-timeout-secs".into(),
+            self.visibility_secs.to_string(),
+            "--max-receive-count".into(),
+            "3".into(),
+        ]
+    }
+
+    /// Runs the coordinator to completion and returns its output (asserting success).
+    pub fn coordinator(&self, args: &[&str]) -> Output {
+        let output = self.coordinator_unchecked(args);
+        assert!(
+            output.status.success(),
+            "coordinator {args:?} failed: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    pub fn coordinator_unchecked(&self, args: &[&str]) -> Output {
+        Command::new(binary("coordinator"))
+            .args(self.settings_args())
+            .args(args)
+            .env("ACCESSFLOW_WORKER_BIN", binary("worker"))
+            .output()
+            .expect("run coordinator")
+    }
+
+    /// Starts a `worker serve` process logging to a file in the deployment.
+    pub fn spawn_worker(&self, index: usize, concurrency: usize) -> Child {
+        let log = std::fs::File::create(self.dir.path().join(format!("worker-{index}.log"))).expect("log file");
+        Command::new(binary("worker"))
+            .args(self.settings_args())
+            .args(["serve", "--concurrency", &concurrency.to_string(), "--idle-pause-ms", "50"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn worker")
+    }
+
+    /// `coordinator status --json` for a run.
+    pub fn status(&self, run: &str) -> serde_json::Value {
+        let output = self.coordinator(&["status", "--run", run, "--json"]);
+        serde_json::from_slice(&output.stdout).expect("status JSON")
+    }
+
+    /// Polls the run until it completes or `timeout` passes.
+    pub fn wait_for_run(&self, run: &str, timeout: Duration) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let status = self.status(run);
+            if status["complete"] == true {
+                return status;
+            }
+            assert!(start.elapsed() < timeout, "run {run} did not complete in {timeout:?}: {status:#}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Writes fixture accounts for `(customer, spec)` and a tenants file; returns its path.
+    pub fn write_tenants(&self, accounts: &[(&str, SampleAccountSpec)]) -> PathBuf {
+        let root = self.dir.path().join("fixtures");
+        let mut text = String::new();
+        let mut customers: Vec<&str> = accounts.iter().map(|(c, _)| *c).collect();
+        customers.dedup();
+        for customer in customers {
+            text.push_str(&format!("[[customers]]\nid = \"{customer}\"\n"));
+            for (_, spec) in accounts.iter().filter(|(c, _)| *c == customer) {
+                let dir = root.join(customer).join(&spec.account_id);
+                write_fixture_dir(&generate_account(spec), &dir).expect("fixtures");
+                text.push_str(&format!(
+                    "[[customers.accounts]]\nid = \"{}\"\nfixture_dir = \"{}\"\nsize_hint = {}\n",
+                    spec.account_id,
+                    dir.display(),
+                    spec.principals
+                ));
+            }
+        }
+        let path = self.dir.path().join("tenants.toml");
+        std::fs::write(&path, text).expect("tenants file");
+        path
+    }
+
+    /// Every report file of a run, as (relative path, bytes), sorted.
+    pub fn report_files(&self, run: &str) -> Vec<(String, Vec<u8>)> {
+        let blobs = self.data_dir().join("blobs");
+        let mut files = Vec::new();
+        for customer in std::fs::read_dir(&blobs).expect("blobs dir").flatten() {
+            let reports = customer.path().join("reports").join(run);
+            collect_files(&reports, &reports, &mut files);
+        }
+        files.sort();
+        files
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(root, &path, out);
+        } else {
+            let rel = path.strip_prefix(root).expect("prefix").display().to_string();
+            out.push((rel, std::fs::read(&path).expect("read report")));
+        }
+    }
+}
+
+/// A small sample account spec.
+pub fn spec(account_id: &str, principals: usize, seed: u64) -> SampleAccountSpec {
+    SampleAccountSpec { account_id: account_id.to_string(), principals, seed, malformed_policy: false }
+}
+
+/// Sends SIGKILL to a child process.
+pub fn kill_hard(child: &mut Child) {
+    let _ = child.kill(); // std's kill is SIGKILL on Unix
+    let _ = child.wait();
+}
+
+/// Sends SIGTERM and waits for the exit status.
+pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("worker did not exit within {timeout:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
