@@ -15,6 +15,7 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod embedded;
 pub mod idempotency;
 pub mod ledger;
 pub mod message;
