@@ -22,7 +22,9 @@ pub fn worker_binary() -> anyhow::Result<PathBuf> {
         return Ok(PathBuf::from(path));
     }
     let me = std::env::current_exe().context("cannot locate the coordinator executable")?;
-    let dir = me.parent().context("the coordinator executable has no directory")?;
+    let dir = me
+        .parent()
+        .context("the coordinator executable has no directory")?;
     let worker = dir.join(format!("worker{}", std::env::consts::EXE_SUFFIX));
     anyhow::ensure!(
         worker.exists(),
@@ -71,9 +73,20 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    pub fn start(binary: PathBuf, args: Vec<String>, count: usize, log_dir: &Path) -> anyhow::Result<WorkerPool> {
-        std::fs::create_dir_all(log_dir).with_context(|| format!("cannot create the log directory {}", log_dir.display()))?;
-        let mut pool = WorkerPool { binary, args, log_dir: log_dir.to_path_buf(), slots: Vec::new() };
+    pub fn start(
+        binary: PathBuf,
+        args: Vec<String>,
+        count: usize,
+        log_dir: &Path,
+    ) -> anyhow::Result<WorkerPool> {
+        std::fs::create_dir_all(log_dir)
+            .with_context(|| format!("cannot create the log directory {}", log_dir.display()))?;
+        let mut pool = WorkerPool {
+            binary,
+            args,
+            log_dir: log_dir.to_path_buf(),
+            slots: Vec::new(),
+        };
         for index in 0..count {
             let child = pool.spawn(index)?;
             pool.slots.push(Slot { child, restarts: 0 });
@@ -124,13 +137,18 @@ impl WorkerPool {
     pub async fn stop(mut self, timeout: Duration) -> anyhow::Result<()> {
         for slot in &self.slots {
             if let Some(pid) = slot.child.id() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
             }
         }
         for (index, slot) in self.slots.iter_mut().enumerate() {
             match tokio::time::timeout(timeout, slot.child.wait()).await {
                 Ok(Ok(status)) if status.success() => {}
-                Ok(Ok(status)) => warn!(worker = index, %status, "worker exited with an error on shutdown"),
+                Ok(Ok(status)) => {
+                    warn!(worker = index, %status, "worker exited with an error on shutdown")
+                }
                 Ok(Err(e)) => warn!(worker = index, error = %e, "cannot wait for a worker"),
                 Err(_) => {
                     warn!(worker = index, "worker did not stop in time; killing it");
@@ -143,11 +161,22 @@ impl WorkerPool {
 }
 
 /// Watches the run in the ledger until every account is finished, with a progress bar.
-pub async fn watch(ledger: &Ledger, run_id: &str, mut pool: Option<&mut WorkerPool>, show_bar: bool) -> anyhow::Result<RunTotals> {
-    let bar = if show_bar { ProgressBar::new(0) } else { ProgressBar::hidden() };
+pub async fn watch(
+    ledger: &Ledger,
+    run_id: &str,
+    mut pool: Option<&mut WorkerPool>,
+    show_bar: bool,
+) -> anyhow::Result<RunTotals> {
+    let bar = if show_bar {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} principals  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} principals  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
     loop {
@@ -155,10 +184,17 @@ pub async fn watch(ledger: &Ledger, run_id: &str, mut pool: Option<&mut WorkerPo
         let totals = RunTotals::of(&states);
         bar.set_length(totals.items_expected.max(1));
         bar.set_position(totals.items_done + totals.items_failed);
-        bar.set_message(format!("accounts {}/{}", totals.accounts_finished, totals.accounts));
+        bar.set_message(format!(
+            "accounts {}/{}",
+            totals.accounts_finished, totals.accounts
+        ));
         if totals.is_complete() {
             bar.finish_and_clear();
-            info!(run = run_id, elapsed_ms = started.elapsed().as_millis() as u64, "run complete");
+            info!(
+                run = run_id,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "run complete"
+            );
             return Ok(totals);
         }
         if let Some(pool) = pool.as_deref_mut() {

@@ -26,7 +26,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::start::RunIdentity;
 
 #[derive(Parser)]
-#[command(name = "coordinator", version, about = "Accessflow coordinator: nightly runs of the IAM access analysis")]
+#[command(
+    name = "coordinator",
+    version,
+    about = "Accessflow coordinator: nightly runs of the IAM access analysis"
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,
@@ -101,14 +105,21 @@ fn main() -> anyhow::Result<()> {
 
 async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_shared::naming::Names)> {
     let names = settings.validate()?;
-    let ports = accessflow_shared::backend::connect(settings).await.context("cannot connect to the backend")?;
+    let ports = accessflow_shared::backend::connect(settings)
+        .await
+        .context("cannot connect to the backend")?;
     Ok((ports, names))
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     match cli.command {
-        Command::Run { run, workers, concurrency, no_progress } => {
+        Command::Run {
+            run,
+            workers,
+            concurrency,
+            no_progress,
+        } => {
             anyhow::ensure!(workers >= 1, "--workers must be at least 1");
             let started = Instant::now();
             let binary = local_pool::worker_binary()?;
@@ -118,12 +129,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let identity = RunIdentity::new(run.run_id, run.as_of)?;
             start::start_run(&ports, &names, &tenants, &identity).await?;
             let log_dir = settings.data_dir.join("logs");
-            let mut pool = local_pool::WorkerPool::start(binary, local_pool::worker_args(&settings, concurrency), workers, &log_dir)?;
+            let mut pool = local_pool::WorkerPool::start(
+                binary,
+                local_pool::worker_args(&settings, concurrency),
+                workers,
+                &log_dir,
+            )?;
             let ledger = Ledger::new(ports.store.clone());
-            let watched = local_pool::watch(&ledger, &identity.run_id, Some(&mut pool), !no_progress).await;
+            let watched =
+                local_pool::watch(&ledger, &identity.run_id, Some(&mut pool), !no_progress).await;
             pool.stop(Duration::from_secs(30)).await?;
             let totals = watched?;
-            print_summary(&ports, &identity.run_id, &totals, &tenants, started.elapsed(), &log_dir);
+            print_summary(
+                &ports,
+                &identity.run_id,
+                &totals,
+                &tenants,
+                started.elapsed(),
+                &log_dir,
+            );
             Ok(())
         }
         Command::Start { run } => {
@@ -144,7 +168,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             let states = ledger.account_states(&run_id).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&status::to_json(&run_id, &states))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status::to_json(&run_id, &states))?
+                );
             } else {
                 print!("{}", status::to_table(&run_id, &states));
             }
@@ -167,14 +194,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let tenants = tenants_source::bundled(&out)?;
             let path = out.join("tenants.toml");
             let text = toml::to_string_pretty(&tenants).context("serializing the tenants file")?;
-            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-            println!("wrote the bundled sample to {} (tenants file: {})", out.display(), path.display());
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "wrote the bundled sample to {} (tenants file: {})",
+                out.display(),
+                path.display()
+            );
             Ok(())
         }
     }
 }
 
-fn print_summary(ports: &Ports, run_id: &str, totals: &RunTotals, tenants: &accessflow_shared::tenants::TenantsFile, elapsed: Duration, log_dir: &std::path::Path) {
+fn print_summary(
+    ports: &Ports,
+    run_id: &str,
+    totals: &RunTotals,
+    tenants: &accessflow_shared::tenants::TenantsFile,
+    elapsed: Duration,
+    log_dir: &std::path::Path,
+) {
     println!("Run {run_id} finished in {:.1} s", elapsed.as_secs_f64());
     println!(
         "  customers: {}, accounts: {} ({} complete, {} partial, {} failed)",
@@ -184,7 +223,10 @@ fn print_summary(ports: &Ports, run_id: &str, totals: &RunTotals, tenants: &acce
         totals.accounts_partial,
         totals.accounts_failed
     );
-    println!("  principals analysed: {} ({} failed)", totals.items_done, totals.items_failed);
+    println!(
+        "  principals analysed: {} ({} failed)",
+        totals.items_done, totals.items_failed
+    );
     println!(
         "  reused from caches: {}/{} snapshots unchanged, {}/{} principal results, {}/{} last-accessed lookups",
         totals.snapshots_reused,
@@ -195,7 +237,13 @@ fn print_summary(ports: &Ports, run_id: &str, totals: &RunTotals, tenants: &acce
         totals.items_done + totals.items_failed
     );
     for customer in &tenants.customers {
-        println!("  reports of {}: {}", customer.id, ports.blobs.locate(&format!("{}/reports/{run_id}", customer.id)));
+        println!(
+            "  reports of {}: {}",
+            customer.id,
+            ports
+                .blobs
+                .locate(&format!("{}/reports/{run_id}", customer.id))
+        );
     }
     println!("  worker logs: {}", log_dir.display());
 }

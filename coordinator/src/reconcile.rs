@@ -25,13 +25,21 @@ pub struct ReconcileReport {
     pub dlqs_kept: Vec<String>,
 }
 
-pub async fn reconcile(ports: &Ports, settings: &Settings, names: &Names, tenants: &TenantsFile) -> anyhow::Result<ReconcileReport> {
+pub async fn reconcile(
+    ports: &Ports,
+    settings: &Settings,
+    names: &Names,
+    tenants: &TenantsFile,
+) -> anyhow::Result<ReconcileReport> {
     let ledger = Ledger::new(ports.store.clone());
     let mut report = ReconcileReport::default();
     let accounts = tenants.accounts();
     let mut by_customer: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (locator, _) in &accounts {
-        by_customer.entry(&locator.customer).or_default().push(&locator.account);
+        by_customer
+            .entry(&locator.customer)
+            .or_default()
+            .push(&locator.account);
     }
 
     // Desired state: keys, topics, queues, subscriptions.
@@ -49,14 +57,22 @@ pub async fn reconcile(ports: &Ports, settings: &Settings, names: &Names, tenant
             }
             ports
                 .topics
-                .subscribe(&topic, &spec.name, &FilterPolicy::on("account", vec![account.to_string()]))
+                .subscribe(
+                    &topic,
+                    &spec.name,
+                    &FilterPolicy::on("account", vec![account.to_string()]),
+                )
                 .await?;
             wanted.entry(topic).or_default().insert(spec.name.clone());
             desired_queues.insert(spec.name);
             report.queues_ensured += 1;
         }
         // Subscriptions that no longer belong on a topic of this customer.
-        for topic in ports.topics.list_topics(&names.topic_prefix(customer)).await? {
+        for topic in ports
+            .topics
+            .list_topics(&names.topic_prefix(customer))
+            .await?
+        {
             let keep = wanted.get(&topic);
             for sub in ports.topics.list_subscriptions(&topic).await? {
                 if !keep.is_some_and(|k| k.contains(&sub.queue)) {
@@ -70,7 +86,12 @@ pub async fn reconcile(ports: &Ports, settings: &Settings, names: &Names, tenant
         }
     }
     for (locator, size_hint) in &accounts {
-        ledger.put_tenant(&TenantAccount { locator: locator.clone(), size_hint: *size_hint }).await?;
+        ledger
+            .put_tenant(&TenantAccount {
+                locator: locator.clone(),
+                size_hint: *size_hint,
+            })
+            .await?;
     }
 
     // Queues of accounts no longer listed: remove once drained.
@@ -78,15 +99,25 @@ pub async fn reconcile(ports: &Ports, settings: &Settings, names: &Names, tenant
         if Names::is_dlq(&queue) || desired_queues.contains(&queue) {
             continue;
         }
-        let Some((customer, account)) = names.parse_account_queue(&queue) else { continue };
+        let Some((customer, account)) = names.parse_account_queue(&queue) else {
+            continue;
+        };
         let depth = ports.queues.depth(&queue).await?;
         if depth.total() > 0 {
-            warn!(queue, messages = depth.total(), "account removed from the tenants file; its queue is drained first");
+            warn!(
+                queue,
+                messages = depth.total(),
+                "account removed from the tenants file; its queue is drained first"
+            );
             report.queues_draining.push(queue);
             continue;
         }
         let dlq = ports.queues.dlq_of(&queue).await.ok();
-        for topic in ports.topics.list_topics(&names.topic_prefix(&customer)).await? {
+        for topic in ports
+            .topics
+            .list_topics(&names.topic_prefix(&customer))
+            .await?
+        {
             for sub in ports.topics.list_subscriptions(&topic).await? {
                 if sub.queue == queue {
                     ports.topics.unsubscribe(&sub.id).await?;

@@ -23,16 +23,25 @@ impl RunIdentity {
     /// From the flags, defaulting to now. A given `as_of` must be RFC 3339.
     pub fn new(run_id: Option<String>, as_of: Option<String>) -> anyhow::Result<RunIdentity> {
         let time = match &as_of {
-            Some(text) => OffsetDateTime::parse(text, &Rfc3339)
-                .with_context(|| format!("--as-of {text:?} is not an RFC 3339 time such as 2026-11-26T02:00:00Z"))?,
+            Some(text) => OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
+                format!("--as-of {text:?} is not an RFC 3339 time such as 2026-11-26T02:00:00Z")
+            })?,
             None => OffsetDateTime::now_utc(),
         };
-        let time = time.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(time);
+        let time = time
+            .to_offset(time::UtcOffset::UTC)
+            .replace_nanosecond(0)
+            .unwrap_or(time);
         let as_of = time.format(&Rfc3339).context("formatting the run time")?;
         let run_id = match run_id {
             Some(id) => {
-                let ok = !id.is_empty() && id.len() <= 40 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-                anyhow::ensure!(ok, "--run-id {id:?} is invalid: use 1 to 40 characters of A-Z, a-z, 0-9 and '-'");
+                let ok = !id.is_empty()
+                    && id.len() <= 40
+                    && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                anyhow::ensure!(
+                    ok,
+                    "--run-id {id:?} is invalid: use 1 to 40 characters of A-Z, a-z, 0-9 and '-'"
+                );
                 id
             }
             None => format!(
@@ -50,11 +59,18 @@ impl RunIdentity {
 }
 
 /// Opens the run in the ledger and publishes its work. Returns the dispatch order.
-pub async fn start_run(ports: &Ports, names: &Names, tenants: &TenantsFile, identity: &RunIdentity) -> anyhow::Result<Vec<(String, String)>> {
+pub async fn start_run(
+    ports: &Ports,
+    names: &Names,
+    tenants: &TenantsFile,
+    identity: &RunIdentity,
+) -> anyhow::Result<Vec<(String, String)>> {
     let ledger = Ledger::new(ports.store.clone());
     let mut order: Vec<(String, String, u64)> = Vec::new();
     for (locator, hint) in tenants.accounts() {
-        let last = ledger.report_refs(&locator.customer, &locator.account).await?;
+        let last = ledger
+            .report_refs(&locator.customer, &locator.account)
+            .await?;
         let expected = last.last().map(|r| r.principals).unwrap_or(hint);
         order.push((locator.customer, locator.account, expected));
     }
@@ -63,11 +79,17 @@ pub async fn start_run(ports: &Ports, names: &Names, tenants: &TenantsFile, iden
     let header = RunHeader {
         run_id: identity.run_id.clone(),
         as_of: identity.as_of.clone(),
-        accounts: order.iter().map(|(c, a, _)| (c.clone(), a.clone())).collect(),
+        accounts: order
+            .iter()
+            .map(|(c, a, _)| (c.clone(), a.clone()))
+            .collect(),
     };
     ledger.open_run(&header).await.map_err(|e| {
         if e.is_condition_failed() {
-            anyhow::anyhow!("run {} already exists: pick another --run-id (or none, to use the time)", identity.run_id)
+            anyhow::anyhow!(
+                "run {} already exists: pick another --run-id (or none, to use the time)",
+                identity.run_id
+            )
         } else {
             anyhow::Error::new(e).context("cannot open the run in the ledger")
         }
@@ -89,7 +111,11 @@ pub async fn start_run(ports: &Ports, names: &Names, tenants: &TenantsFile, iden
             .unwrap_or(0);
         let topic = names.customer_topic(customer, shard);
         let message = WorkMessage::CollectAccount {
-            work: AccountWork { run_id: identity.run_id.clone(), customer: customer.clone(), account: account.clone() },
+            work: AccountWork {
+                run_id: identity.run_id.clone(),
+                customer: customer.clone(),
+                account: account.clone(),
+            },
         };
         pending.push((topic, message.to_outgoing()));
     }
@@ -101,11 +127,24 @@ pub async fn start_run(ports: &Ports, names: &Names, tenants: &TenantsFile, iden
         while end < pending.len() && &pending[end].0 == topic && end - start < MAX_BATCH {
             end += 1;
         }
-        let batch: Vec<OutgoingMessage> = pending[start..end].iter().map(|(_, m)| m.clone()).collect();
-        let outcomes = ports.topics.publish_batch(topic, &batch).await.with_context(|| format!("publishing to {topic}"))?;
-        published += outcomes.iter().filter(|o| matches!(o, SendOutcome::Sent { .. })).count();
+        let batch: Vec<OutgoingMessage> =
+            pending[start..end].iter().map(|(_, m)| m.clone()).collect();
+        let outcomes = ports
+            .topics
+            .publish_batch(topic, &batch)
+            .await
+            .with_context(|| format!("publishing to {topic}"))?;
+        published += outcomes
+            .iter()
+            .filter(|o| matches!(o, SendOutcome::Sent { .. }))
+            .count();
         start = end;
     }
-    info!(run = identity.run_id, accounts = order.len(), published, "run opened and published");
+    info!(
+        run = identity.run_id,
+        accounts = order.len(),
+        published,
+        "run opened and published"
+    );
     Ok(header.accounts)
 }

@@ -8,14 +8,15 @@ use serde_json::json;
 pub async fn resolve_run(ledger: &Ledger, run: Option<&str>) -> anyhow::Result<String> {
     match run {
         Some(run) => {
-            anyhow::ensure!(ledger.run(run).await?.is_some(), "run {run} is not in the ledger (see `coordinator status` for the latest)");
+            anyhow::ensure!(
+                ledger.run(run).await?.is_some(),
+                "run {run} is not in the ledger (see `coordinator status` for the latest)"
+            );
             Ok(run.to_string())
         }
-        None => ledger
-            .run_ids()
-            .await?
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("no run in the ledger yet: start one with `coordinator run`")),
+        None => ledger.run_ids().await?.pop().ok_or_else(|| {
+            anyhow::anyhow!("no run in the ledger yet: start one with `coordinator run`")
+        }),
     }
 }
 
@@ -55,9 +56,16 @@ pub fn to_table(run_id: &str, states: &[AccountState]) -> String {
     let totals = RunTotals::of(states);
     let mut out = format!(
         "run {run_id}: {}/{} accounts finished, {} items done, {} failed of {} planned\n",
-        totals.accounts_finished, totals.accounts, totals.items_done, totals.items_failed, totals.items_expected
+        totals.accounts_finished,
+        totals.accounts,
+        totals.items_done,
+        totals.items_failed,
+        totals.items_expected
     );
-    out.push_str(&format!("{:<12} {:<12} {:<10} {:>7} {:>7} {:>7}  {}\n", "customer", "account", "status", "items", "done", "failed", "note"));
+    out.push_str(&format!(
+        "{:<12} {:<12} {:<10} {:>7} {:>7} {:>7}  {}\n",
+        "customer", "account", "status", "items", "done", "failed", "note"
+    ));
     for s in states {
         let p = &s.progress;
         let note = match (&p.reason, &p.report_location) {

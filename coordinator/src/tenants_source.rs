@@ -31,8 +31,9 @@ pub fn bundled(root: &Path) -> anyhow::Result<TenantsFile> {
             let dir: PathBuf = root.join(&customer.customer_id).join(&spec.account_id);
             if !dir.join("authorization-details.json").exists() {
                 let generated = generate_account(spec);
-                write_fixture_dir(&generated, &dir)
-                    .with_context(|| format!("cannot write the sample fixtures to {}", dir.display()))?;
+                write_fixture_dir(&generated, &dir).with_context(|| {
+                    format!("cannot write the sample fixtures to {}", dir.display())
+                })?;
             }
             accounts.push(AccountConfig {
                 id: spec.account_id.clone(),
@@ -42,9 +43,14 @@ pub fn bundled(root: &Path) -> anyhow::Result<TenantsFile> {
                 size_hint: spec.principals as u64,
             });
         }
-        customers.push(CustomerConfig { id: customer.customer_id.clone(), name: customer.name.clone(), accounts });
+        customers.push(CustomerConfig {
+            id: customer.customer_id.clone(),
+            name: customer.name.clone(),
+            accounts,
+        });
     }
     let file = TenantsFile { customers };
-    file.validate(Reach::Fixtures).map_err(|e| anyhow::anyhow!("the bundled sample is invalid: {e}"))?;
+    file.validate(Reach::Fixtures)
+        .map_err(|e| anyhow::anyhow!("the bundled sample is invalid: {e}"))?;
     Ok(file)
 }

@@ -11,6 +11,7 @@
 //! - [`tenants`]: the tenant configuration file; [`sample_tenants`]: the generator of the
 //!   bundled sample's fixture accounts.
 
+pub mod backend;
 pub mod cache;
 pub mod clock;
 pub mod config;
@@ -21,7 +22,6 @@ pub mod ledger;
 pub mod message;
 pub mod naming;
 pub mod ports;
-pub mod telemetry;
 pub mod sample_tenants;
+pub mod telemetry;
 pub mod tenants;
-pub mod backend;

@@ -12,7 +12,10 @@ use accessflow_shared::sample_tenants::{generate_account, write_fixture_dir, Sam
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test-binary>
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary, building the binaries once if they are missing (when only
@@ -24,7 +27,13 @@ pub fn binary(name: &str) -> PathBuf {
         BUILT.get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-p", "accessflow-worker", "-p", "accessflow-coordinator"]);
+            cmd.args([
+                "build",
+                "-p",
+                "accessflow-worker",
+                "-p",
+                "accessflow-coordinator",
+            ]);
             if target_dir().ends_with("release") {
                 cmd.arg("--release");
             }
@@ -32,7 +41,11 @@ pub fn binary(name: &str) -> PathBuf {
             assert!(status.success(), "building the binaries failed");
         });
     }
-    assert!(path.exists(), "{} is missing after the build", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing after the build",
+        path.display()
+    );
     path
 }
 
@@ -45,7 +58,10 @@ pub struct Deployment {
 
 impl Deployment {
     pub fn new(visibility_secs: u64) -> Deployment {
-        Deployment { dir: tempfile::tempdir().expect("tempdir"), visibility_secs }
+        Deployment {
+            dir: tempfile::tempdir().expect("tempdir"),
+            visibility_secs,
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -59,7 +75,7 @@ impl Deployment {
             "--visibility-timeout-secs".into(),
             self.visibility_secs.to_string(),
             "--max-receive-count".into(),
-            "3".into(),
+            "5".into(),
         ]
     }
 
@@ -86,10 +102,17 @@ impl Deployment {
 
     /// Starts a `worker serve` process logging to a file in the deployment.
     pub fn spawn_worker(&self, index: usize, concurrency: usize) -> Child {
-        let log = std::fs::File::create(self.dir.path().join(format!("worker-{index}.log"))).expect("log file");
+        let log = std::fs::File::create(self.dir.path().join(format!("worker-{index}.log")))
+            .expect("log file");
         Command::new(binary("worker"))
             .args(self.settings_args())
-            .args(["serve", "--concurrency", &concurrency.to_string(), "--idle-pause-ms", "50"])
+            .args([
+                "serve",
+                "--concurrency",
+                &concurrency.to_string(),
+                "--idle-pause-ms",
+                "50",
+            ])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -111,7 +134,10 @@ impl Deployment {
             if status["complete"] == true {
                 return status;
             }
-            assert!(start.elapsed() < timeout, "run {run} did not complete in {timeout:?}: {status:#}");
+            assert!(
+                start.elapsed() < timeout,
+                "run {run} did not complete in {timeout:?}: {status:#}"
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -154,13 +180,19 @@ impl Deployment {
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
             collect_files(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).expect("prefix").display().to_string();
+            let rel = path
+                .strip_prefix(root)
+                .expect("prefix")
+                .display()
+                .to_string();
             out.push((rel, std::fs::read(&path).expect("read report")));
         }
     }
@@ -168,7 +200,12 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
 
 /// A small sample account spec.
 pub fn spec(account_id: &str, principals: usize, seed: u64) -> SampleAccountSpec {
-    SampleAccountSpec { account_id: account_id.to_string(), principals, seed, malformed_policy: false }
+    SampleAccountSpec {
+        account_id: account_id.to_string(),
+        principals,
+        seed,
+        malformed_policy: false,
+    }
 }
 
 /// Sends SIGKILL to a child process.
@@ -179,7 +216,9 @@ pub fn kill_hard(child: &mut Child) {
 
 /// Sends SIGTERM and waits for the exit status.
 pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().expect("try_wait") {

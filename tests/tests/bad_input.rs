@@ -14,9 +14,20 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
     let d = Deployment::new(2);
     let mut broken = spec("333300000002", 40, 32);
     broken.malformed_policy = true;
-    let tenants = d.write_tenants(&[("initech", spec("333300000001", 40, 31)), ("initech", broken)]);
+    let tenants = d.write_tenants(&[
+        ("initech", spec("333300000001", 40, 31)),
+        ("initech", broken),
+    ]);
     let run = "bad-input";
-    d.coordinator(&["start", "--tenants", tenants.to_str().unwrap(), "--run-id", run, "--as-of", "2026-11-26T02:00:00Z"]);
+    d.coordinator(&[
+        "start",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--run-id",
+        run,
+        "--as-of",
+        "2026-11-26T02:00:00Z",
+    ]);
 
     // A garbage message behind the CollectAccount of the first account, in its group.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -32,7 +43,9 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
         last_accessed_ttl_hours: 20,
     };
     runtime.block_on(async {
-        let ports = accessflow_shared::backend::connect(&settings).await.unwrap();
+        let ports = accessflow_shared::backend::connect(&settings)
+            .await
+            .unwrap();
         let garbage = OutgoingMessage::new("333300000001", "garbage-1", "{this is not json");
         ports.queues.send_batch(&queue, &[garbage]).await.unwrap();
     });
@@ -46,25 +59,43 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
     let accounts = status["accounts"].as_array().unwrap();
     assert_eq!(accounts.len(), 2);
     for account in accounts {
-        assert_eq!(account["status"], "finalized", "the run completes: {account:#}");
-        assert_eq!(account["partial"], true, "both accounts are partial: {account:#}");
+        assert_eq!(
+            account["status"], "finalized",
+            "the run completes: {account:#}"
+        );
+        assert_eq!(
+            account["partial"], true,
+            "both accounts are partial: {account:#}"
+        );
     }
     // The malformed policy: its users/roles failed, everything else was analysed.
-    let broken = accounts.iter().find(|a| a["account"] == "333300000002").unwrap();
+    let broken = accounts
+        .iter()
+        .find(|a| a["account"] == "333300000002")
+        .unwrap();
     let failed = broken["failed"].as_u64().unwrap();
     assert!(failed >= 1, "{broken:#}");
-    assert_eq!(broken["done"].as_u64().unwrap() + failed, broken["items"].as_u64().unwrap());
+    assert_eq!(
+        broken["done"].as_u64().unwrap() + failed,
+        broken["items"].as_u64().unwrap()
+    );
 
     // The reports say why.
     let files = d.report_files(run);
     let report = |account: &str| -> serde_json::Value {
-        let (_, bytes) = files.iter().find(|(n, _)| n == &format!("{account}/report.json")).expect("report.json");
+        let (_, bytes) = files
+            .iter()
+            .find(|(n, _)| n == &format!("{account}/report.json"))
+            .expect("report.json");
         serde_json::from_slice(bytes).unwrap()
     };
     let broken_report = report("333300000002");
     assert_eq!(broken_report["partial"], true);
     let reasons = broken_report["failures"].to_string();
-    assert!(reasons.contains("Permit") || reasons.contains("Effect"), "the failure names the bad policy field: {reasons}");
+    assert!(
+        reasons.contains("Permit") || reasons.contains("Effect"),
+        "the failure names the bad policy field: {reasons}"
+    );
     let garbage_report = report("333300000001");
     assert_eq!(garbage_report["partial"], true);
     let reasons = garbage_report["failures"].to_string();
@@ -72,9 +103,19 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
 
     // The garbage message is in the DLQ, with its reason.
     runtime.block_on(async {
-        let ports = accessflow_shared::backend::connect(&settings).await.unwrap();
-        let held = ports.queues.receive(&dlq, 10, None, Duration::ZERO).await.unwrap();
-        assert_eq!(held.len(), 1, "exactly the garbage message is dead-lettered: {held:?}");
+        let ports = accessflow_shared::backend::connect(&settings)
+            .await
+            .unwrap();
+        let held = ports
+            .queues
+            .receive(&dlq, 10, None, Duration::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(
+            held.len(),
+            1,
+            "exactly the garbage message is dead-lettered: {held:?}"
+        );
         assert_eq!(held[0].body, "{this is not json");
         assert!(held[0].attributes["accessflow-error"].contains("not a valid work message"));
     });

@@ -17,14 +17,28 @@ fn tenants(d: &Deployment) -> std::path::PathBuf {
 
 fn start(d: &Deployment, run: &str) {
     let tenants = tenants(d);
-    d.coordinator(&["start", "--tenants", tenants.to_str().unwrap(), "--run-id", run, "--as-of", AS_OF]);
+    d.coordinator(&[
+        "start",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--run-id",
+        run,
+        "--as-of",
+        AS_OF,
+    ]);
 }
 
 fn assert_exact_counts(status: &serde_json::Value) {
     let totals = &status["totals"];
-    assert_eq!(totals["accounts_finished"], totals["accounts"], "{status:#}");
+    assert_eq!(
+        totals["accounts_finished"], totals["accounts"],
+        "{status:#}"
+    );
     assert_eq!(totals["items_failed"], 0, "{status:#}");
-    assert_eq!(totals["items_done"], totals["items_expected"], "every item done exactly once: {status:#}");
+    assert_eq!(
+        totals["items_done"], totals["items_expected"],
+        "every item done exactly once: {status:#}"
+    );
     for account in status["accounts"].as_array().unwrap() {
         assert_eq!(account["status"], "finalized", "{account:#}");
         assert_eq!(account["done"], account["items"], "{account:#}");
@@ -42,7 +56,10 @@ fn killed_worker_is_replaced_and_reports_match_a_clean_run() {
     let mut workers: Vec<_> = (0..2).map(|i| clean.spawn_worker(i, 2)).collect();
     let clean_status = clean.wait_for_run(run, Duration::from_secs(240));
     for w in &mut workers {
-        assert!(terminate(w, Duration::from_secs(30)).success(), "a worker exited non-zero on SIGTERM");
+        assert!(
+            terminate(w, Duration::from_secs(30)).success(),
+            "a worker exited non-zero on SIGTERM"
+        );
     }
     assert_exact_counts(&clean_status);
 
@@ -59,7 +76,10 @@ fn killed_worker_is_replaced_and_reports_match_a_clean_run() {
         if done >= expected_total / 5 {
             break;
         }
-        assert!(Instant::now() < deadline, "no progress before the kill: {status:#}");
+        assert!(
+            Instant::now() < deadline,
+            "no progress before the kill: {status:#}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     kill_hard(&mut victim);
@@ -68,17 +88,27 @@ fn killed_worker_is_replaced_and_reports_match_a_clean_run() {
     assert!(terminate(&mut survivor, Duration::from_secs(30)).success());
     assert!(terminate(&mut replacement, Duration::from_secs(30)).success());
     assert_exact_counts(&crashed_status);
-    assert_eq!(crashed_status["totals"]["items_expected"], clean_status["totals"]["items_expected"]);
+    assert_eq!(
+        crashed_status["totals"]["items_expected"],
+        clean_status["totals"]["items_expected"]
+    );
 
     let a = clean.report_files(run);
     let b = crashed.report_files(run);
-    assert!(a.len() >= 3 * 6, "expected the report files of 3 accounts, got {:?}", a.iter().map(|f| &f.0).collect::<Vec<_>>());
+    assert!(
+        a.len() >= 3 * 6,
+        "expected the report files of 3 accounts, got {:?}",
+        a.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
     assert_eq!(
         a.iter().map(|f| &f.0).collect::<Vec<_>>(),
         b.iter().map(|f| &f.0).collect::<Vec<_>>(),
         "the same report files"
     );
     for ((name, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "{name} differs between the clean and the crashed run");
+        assert!(
+            x == y,
+            "{name} differs between the clean and the crashed run"
+        );
     }
 }

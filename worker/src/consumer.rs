@@ -48,7 +48,11 @@ impl Default for ConsumerOptions {
 }
 
 /// Runs until `shutdown` is triggered and the in-flight work is finished or released.
-pub async fn run(pipeline: Arc<Pipeline>, options: ConsumerOptions, shutdown: Shutdown) -> Result<(), PortError> {
+pub async fn run(
+    pipeline: Arc<Pipeline>,
+    options: ConsumerOptions,
+    shutdown: Shutdown,
+) -> Result<(), PortError> {
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
@@ -67,7 +71,9 @@ pub async fn run(pipeline: Arc<Pipeline>, options: ConsumerOptions, shutdown: Sh
                     queues = list;
                     refreshed = Some(Instant::now());
                 }
-                Err(e) => warn!(error = %e, "cannot read the tenant registry; keeping the previous queue list"),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the tenant registry; keeping the previous queue list")
+                }
             }
         }
         // Reap finished tasks so their errors are seen.
@@ -89,7 +95,12 @@ pub async fn run(pipeline: Arc<Pipeline>, options: ConsumerOptions, shutdown: Sh
                 permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = shutdown.triggered() => break,
             };
-            let messages = match pipeline.ports().queues.receive(queue, MAX_BATCH, None, Duration::ZERO).await {
+            let messages = match pipeline
+                .ports()
+                .queues
+                .receive(queue, MAX_BATCH, None, Duration::ZERO)
+                .await
+            {
                 Ok(messages) => messages,
                 Err(PortError::NotFound { .. }) => continue,
                 Err(e) => {
@@ -102,7 +113,12 @@ pub async fn run(pipeline: Arc<Pipeline>, options: ConsumerOptions, shutdown: Sh
             }
             found = true;
             busy.lock().await.insert(queue.clone());
-            let (pipeline, busy, queue, shutdown) = (pipeline.clone(), busy.clone(), queue.clone(), shutdown.clone());
+            let (pipeline, busy, queue, shutdown) = (
+                pipeline.clone(),
+                busy.clone(),
+                queue.clone(),
+                shutdown.clone(),
+            );
             tasks.spawn(async move {
                 work_batch(&pipeline, &queue, messages, &shutdown).await;
                 busy.lock().await.remove(&queue);
@@ -117,7 +133,10 @@ pub async fn run(pipeline: Arc<Pipeline>, options: ConsumerOptions, shutdown: Sh
         }
     }
 
-    info!(in_flight = tasks.len(), "stopping: waiting for in-flight messages");
+    info!(
+        in_flight = tasks.len(),
+        "stopping: waiting for in-flight messages"
+    );
     let drained = tokio::time::timeout(options.stop_timeout, async {
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
@@ -143,14 +162,24 @@ async fn queue_order(ledger: &Ledger, pipeline: &Pipeline) -> Result<Vec<String>
     });
     Ok(tenants
         .iter()
-        .map(|t| pipeline.names().account_queue(&t.locator.customer, &t.locator.account))
+        .map(|t| {
+            pipeline
+                .names()
+                .account_queue(&t.locator.customer, &t.locator.account)
+        })
         .collect())
 }
 
 /// Processes the messages of one receive, in order, with a heartbeat over what is held.
-async fn work_batch(pipeline: &Pipeline, queue: &str, messages: Vec<ReceivedMessage>, shutdown: &Shutdown) {
-    let held_receipts: Arc<Mutex<Vec<String>>> =
-        Arc::new(Mutex::new(messages.iter().map(|m| m.receipt_handle.clone()).collect()));
+async fn work_batch(
+    pipeline: &Pipeline,
+    queue: &str,
+    messages: Vec<ReceivedMessage>,
+    shutdown: &Shutdown,
+) {
+    let held_receipts: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
+        messages.iter().map(|m| m.receipt_handle.clone()).collect(),
+    ));
     let claim = HeldClaim::default();
     let heartbeat = spawn_heartbeat(pipeline, queue, held_receipts.clone(), claim.clone());
 
@@ -158,7 +187,10 @@ async fn work_batch(pipeline: &Pipeline, queue: &str, messages: Vec<ReceivedMess
     for message in remaining.by_ref() {
         let outcome = pipeline.handle(queue, &message, &claim).await;
         apply(pipeline, queue, &message, outcome).await;
-        held_receipts.lock().await.retain(|r| r != &message.receipt_handle);
+        held_receipts
+            .lock()
+            .await
+            .retain(|r| r != &message.receipt_handle);
         if shutdown.is_triggered() {
             break;
         }
@@ -167,13 +199,23 @@ async fn work_batch(pipeline: &Pipeline, queue: &str, messages: Vec<ReceivedMess
     // Shutdown: give back what was received but not started, in order, so the group's
     // next receiver gets it now.
     for message in remaining {
-        if let Err(e) = pipeline.ports().queues.change_visibility(queue, &message.receipt_handle, Duration::ZERO).await {
+        if let Err(e) = pipeline
+            .ports()
+            .queues
+            .change_visibility(queue, &message.receipt_handle, Duration::ZERO)
+            .await
+        {
             warn!(queue, error = %e, "could not release a message; it returns after its visibility timeout");
         }
     }
 }
 
-fn spawn_heartbeat(pipeline: &Pipeline, queue: &str, receipts: Arc<Mutex<Vec<String>>>, claim: HeldClaim) -> tokio::task::JoinHandle<()> {
+fn spawn_heartbeat(
+    pipeline: &Pipeline,
+    queue: &str,
+    receipts: Arc<Mutex<Vec<String>>>,
+    claim: HeldClaim,
+) -> tokio::task::JoinHandle<()> {
     let visibility = pipeline.settings().visibility_timeout();
     let ports = pipeline.ports().clone();
     let queue = queue.to_string();
@@ -182,7 +224,11 @@ fn spawn_heartbeat(pipeline: &Pipeline, queue: &str, receipts: Arc<Mutex<Vec<Str
         loop {
             tokio::time::sleep(every).await;
             for receipt in receipts.lock().await.iter() {
-                if let Err(e) = ports.queues.change_visibility(&queue, receipt, visibility).await {
+                if let Err(e) = ports
+                    .queues
+                    .change_visibility(&queue, receipt, visibility)
+                    .await
+                {
                     warn!(queue, error = %e, "heartbeat could not extend a message's visibility");
                 }
             }
@@ -197,8 +243,16 @@ fn spawn_heartbeat(pipeline: &Pipeline, queue: &str, receipts: Arc<Mutex<Vec<Str
 async fn apply(pipeline: &Pipeline, queue: &str, message: &ReceivedMessage, outcome: Outcome) {
     let queues = &pipeline.ports().queues;
     let result = match outcome {
-        Outcome::Delete => queues.delete_batch(queue, std::slice::from_ref(&message.receipt_handle)).await,
-        Outcome::Retry { after, .. } => queues.change_visibility(queue, &message.receipt_handle, after).await,
+        Outcome::Delete => {
+            queues
+                .delete_batch(queue, std::slice::from_ref(&message.receipt_handle))
+                .await
+        }
+        Outcome::Retry { after, .. } => {
+            queues
+                .change_visibility(queue, &message.receipt_handle, after)
+                .await
+        }
         Outcome::DeadLetter { reason } => dead_letter(pipeline, queue, message, &reason).await,
     };
     if let Err(e) = result {
@@ -208,15 +262,28 @@ async fn apply(pipeline: &Pipeline, queue: &str, message: &ReceivedMessage, outc
 
 /// Moves a message to its queue's DLQ now, with the reason as an attribute: sent first,
 /// deleted after, so a crash in between duplicates it in the DLQ rather than losing it.
-async fn dead_letter(pipeline: &Pipeline, queue: &str, message: &ReceivedMessage, reason: &str) -> Result<(), PortError> {
+async fn dead_letter(
+    pipeline: &Pipeline,
+    queue: &str,
+    message: &ReceivedMessage,
+    reason: &str,
+) -> Result<(), PortError> {
     let queues = &pipeline.ports().queues;
     let dlq = queues.dlq_of(queue).await?;
-    let mut copy = OutgoingMessage::new(message.group_id.clone(), message.message_id.clone(), message.body.clone());
+    let mut copy = OutgoingMessage::new(
+        message.group_id.clone(),
+        message.message_id.clone(),
+        message.body.clone(),
+    );
     copy.attributes = message.attributes.clone();
-    copy.attributes.insert("accessflow-error".into(), truncate(reason, 1000));
-    copy.attributes.insert("accessflow-source-queue".into(), queue.to_string());
+    copy.attributes
+        .insert("accessflow-error".into(), truncate(reason, 1000));
+    copy.attributes
+        .insert("accessflow-source-queue".into(), queue.to_string());
     queues.send_batch(&dlq, &[copy]).await?;
-    queues.delete_batch(queue, std::slice::from_ref(&message.receipt_handle)).await
+    queues
+        .delete_batch(queue, std::slice::from_ref(&message.receipt_handle))
+        .await
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -10,7 +10,11 @@ use accessflow_worker::startup::{self, ServeArgs};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "worker", version, about = "Accessflow worker: analyses AWS accounts' IAM access from the work queues")]
+#[command(
+    name = "worker",
+    version,
+    about = "Accessflow worker: analyses AWS accounts' IAM access from the work queues"
+)]
 struct Cli {
     #[command(flatten)]
     settings: Settings,

@@ -21,18 +21,21 @@ use accessflow_shared::cache::{sha256_hex, CacheError, Caches};
 use accessflow_shared::config::Settings;
 use accessflow_shared::idempotency::{self, Claim, ClaimToken, ItemStatus};
 use accessflow_shared::ledger::{
-    self, AccountProgress, AccountStatus, ItemOutcome, Ledger, MessageError, ReportRef, COUNTER_DONE,
-    COUNTER_FAILED, COUNTER_LA_REUSED, COUNTER_REUSED,
+    self, AccountProgress, AccountStatus, ItemOutcome, Ledger, MessageError, ReportRef,
+    COUNTER_DONE, COUNTER_FAILED, COUNTER_LA_REUSED, COUNTER_REUSED,
 };
 use accessflow_shared::message::{AccountWork, WorkMessage};
 use accessflow_shared::naming::Names;
 use accessflow_shared::ports::{
-    AccountLocator, Condition, OutgoingMessage, PortError, Ports, ReceivedMessage, WriteOp, MAX_BATCH,
+    AccountLocator, Condition, OutgoingMessage, PortError, Ports, ReceivedMessage, WriteOp,
+    MAX_BATCH,
 };
 use tokio::sync::Mutex;
 use tracing::{info, warn, Instrument};
 
-use crate::analysis::{self, AccountModel, AccountReport, Engine, LastAccessed, PrincipalAnalysis, PrincipalFailure};
+use crate::analysis::{
+    self, AccountModel, AccountReport, Engine, LastAccessed, PrincipalAnalysis, PrincipalFailure,
+};
 
 /// What the consumer should do with a message after its handler ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +53,9 @@ pub enum Outcome {
 enum StepError {
     #[error("{0}")]
     Transient(String),
+    /// Another live holder has the step: retry once its lease has run out.
+    #[error("{1}")]
+    Busy(Duration, String),
     #[error("{0}")]
     Permanent(String),
 }
@@ -101,9 +107,23 @@ impl Pipeline {
     pub fn new(ports: Ports, settings: Settings, names: Names, engine: Arc<Engine>) -> Pipeline {
         let ledger = Ledger::new(ports.store.clone());
         let sealer = accessflow_shared::crypto::Sealer::new(ports.keys.clone());
-        let caches = Caches::new(ports.blobs.clone(), ports.store.clone(), sealer, settings.last_accessed_ttl());
+        let caches = Caches::new(
+            ports.blobs.clone(),
+            ports.store.clone(),
+            sealer,
+            settings.last_accessed_ttl(),
+        );
         let owner = format!("{}:{}", hostname(), std::process::id());
-        Pipeline { ports, ledger, caches, engine, names, settings, owner, snapshots: Mutex::new(VecDeque::new()) }
+        Pipeline {
+            ports,
+            ledger,
+            caches,
+            engine,
+            names,
+            settings,
+            owner,
+            snapshots: Mutex::new(VecDeque::new()),
+        }
     }
 
     pub fn ports(&self) -> &Ports {
@@ -119,7 +139,12 @@ impl Pipeline {
     }
 
     /// Handles one received message from `queue`.
-    pub async fn handle(&self, queue: &str, message: &ReceivedMessage, held: &HeldClaim) -> Outcome {
+    pub async fn handle(
+        &self,
+        queue: &str,
+        message: &ReceivedMessage,
+        held: &HeldClaim,
+    ) -> Outcome {
         let decoded = match WorkMessage::decode(&message.body) {
             Ok(decoded) => decoded,
             Err(e) => return self.reject(queue, message, None, e.to_string()).await,
@@ -131,7 +156,9 @@ impl Pipeline {
                 "message for customer {} account {} arrived on queue {queue} (expected {expected})",
                 work.customer, work.account
             );
-            return self.reject(queue, message, Some(&work.run_id), reason).await;
+            return self
+                .reject(queue, message, Some(&work.run_id), reason)
+                .await;
         }
         let span = tracing::info_span!(
             "message",
@@ -144,10 +171,20 @@ impl Pipeline {
         let result = async {
             match &decoded {
                 WorkMessage::CollectAccount { work } => self.collect(work, held).await,
-                WorkMessage::AnalyzePrincipal { work, snapshot, item, principal_arn } => {
-                    self.analyze(work, snapshot, *item, principal_arn, held).await
+                WorkMessage::AnalyzePrincipal {
+                    work,
+                    snapshot,
+                    item,
+                    principal_arn,
+                } => {
+                    self.analyze(work, snapshot, *item, principal_arn, held)
+                        .await
                 }
-                WorkMessage::FinalizeAccount { work, snapshot, items } => self.finalize(work, snapshot, *items, held).await,
+                WorkMessage::FinalizeAccount {
+                    work,
+                    snapshot,
+                    items,
+                } => self.finalize(work, snapshot, *items, held).await,
             }
         }
         .instrument(span.clone())
@@ -161,6 +198,10 @@ impl Pipeline {
         }
         match result {
             Ok(()) => Outcome::Delete,
+            Err(StepError::Busy(after, reason)) => {
+                info!(parent: &span, %reason, "step held elsewhere; retrying after its lease");
+                Outcome::Retry { after, reason }
+            }
             Err(StepError::Transient(reason)) => {
                 let after = retry_delay(message.receive_count);
                 warn!(parent: &span, %reason, after_secs = after.as_secs(), "transient failure; the message will be retried");
@@ -168,7 +209,15 @@ impl Pipeline {
             }
             Err(StepError::Permanent(reason)) => {
                 warn!(parent: &span, %reason, "permanent failure; the message goes to the DLQ");
-                self.record_message_error(&work.run_id, &work.customer, &work.account, queue, message, &reason).await;
+                self.record_message_error(
+                    &work.run_id,
+                    &work.customer,
+                    &work.account,
+                    queue,
+                    message,
+                    &reason,
+                )
+                .await;
                 Outcome::DeadLetter { reason }
             }
         }
@@ -176,35 +225,71 @@ impl Pipeline {
 
     /// A message that cannot be handled at all: record why against its account's run, and
     /// dead-letter it.
-    async fn reject(&self, queue: &str, message: &ReceivedMessage, run_id: Option<&str>, reason: String) -> Outcome {
+    async fn reject(
+        &self,
+        queue: &str,
+        message: &ReceivedMessage,
+        run_id: Option<&str>,
+        reason: String,
+    ) -> Outcome {
         warn!(queue, message_id = %message.message_id, %reason, "rejecting malformed message");
         if let Some((customer, account)) = self.names.parse_account_queue(queue) {
             let run = match run_id {
                 Some(run) => Some(run.to_string()),
-                None => self.ledger.current_run(&customer, &account).await.ok().flatten(),
+                None => self
+                    .ledger
+                    .current_run(&customer, &account)
+                    .await
+                    .ok()
+                    .flatten(),
             };
             if let Some(run) = run {
-                self.record_message_error(&run, &customer, &account, queue, message, &reason).await;
+                self.record_message_error(&run, &customer, &account, queue, message, &reason)
+                    .await;
             }
         }
         Outcome::DeadLetter { reason }
     }
 
-    async fn record_message_error(&self, run: &str, customer: &str, account: &str, queue: &str, message: &ReceivedMessage, reason: &str) {
+    async fn record_message_error(
+        &self,
+        run: &str,
+        customer: &str,
+        account: &str,
+        queue: &str,
+        message: &ReceivedMessage,
+        reason: &str,
+    ) {
         let error = MessageError {
             message_id: message.message_id.clone(),
             queue: queue.to_string(),
             reason: reason.to_string(),
         };
-        if let Err(e) = self.ledger.record_message_error(run, customer, account, &error).await {
+        if let Err(e) = self
+            .ledger
+            .record_message_error(run, customer, account, &error)
+            .await
+        {
             warn!(error = %e, "could not record the message error in the ledger; the DLQ still holds the message");
         }
     }
 
     /// Claims an idempotency record; `Ok(None)` means the step was already finished.
-    async fn claim(&self, work: &AccountWork, step: &str, held: &HeldClaim) -> Result<Option<ClaimToken>, StepError> {
+    async fn claim(
+        &self,
+        work: &AccountWork,
+        step: &str,
+        held: &HeldClaim,
+    ) -> Result<Option<ClaimToken>, StepError> {
         let key = idempotency::record_key(&work.run_id, &work.customer, &work.account, step);
-        match idempotency::claim(self.ledger.store(), &key, &self.owner, self.settings.visibility_timeout()).await? {
+        match idempotency::claim(
+            self.ledger.store(),
+            &key,
+            &self.owner,
+            self.settings.visibility_timeout(),
+        )
+        .await?
+        {
             Claim::Acquired(token) => {
                 held.set(token.clone()).await;
                 Ok(Some(token))
@@ -213,9 +298,16 @@ impl Pipeline {
                 info!(step, status = ?record.status, "already finished; dropping the duplicate");
                 Ok(None)
             }
-            Claim::Held { lease_until_ms, owner } => Err(StepError::Transient(format!(
-                "{step} is held by {owner} until {lease_until_ms} (epoch ms)"
-            ))),
+            Claim::Held {
+                lease_until_ms,
+                owner,
+            } => {
+                let remaining = (lease_until_ms - accessflow_shared::clock::now_ms()).max(0) as u64;
+                Err(StepError::Busy(
+                    Duration::from_millis(remaining + 100),
+                    format!("{step} is held by {owner} for another {remaining} ms"),
+                ))
+            }
         }
     }
 
@@ -242,7 +334,9 @@ impl Pipeline {
     // ---- CollectAccount -------------------------------------------------------------
 
     async fn collect(&self, work: &AccountWork, held: &HeldClaim) -> Result<(), StepError> {
-        let Some(token) = self.claim(work, "collect", held).await? else { return Ok(()) };
+        let Some(token) = self.claim(work, "collect", held).await? else {
+            return Ok(());
+        };
         match self.collect_claimed(work, &token).await {
             Err(StepError::Permanent(reason)) => {
                 // The account cannot be analysed this run: say so in the ledger so the run
@@ -260,15 +354,26 @@ impl Pipeline {
         }
     }
 
-    async fn collect_claimed(&self, work: &AccountWork, token: &ClaimToken) -> Result<(), StepError> {
+    async fn collect_claimed(
+        &self,
+        work: &AccountWork,
+        token: &ClaimToken,
+    ) -> Result<(), StepError> {
         let locator = self.locator(work).await?;
         let (mut progress, version) = self.progress(work).await?;
         let raw = self.ports.iam.fetch_account(&locator).await?;
-        let (digest, snapshot_reused) = self.caches.put_snapshot(&work.customer, &work.account, &raw).await?;
+        let (digest, snapshot_reused) = self
+            .caches
+            .put_snapshot(&work.customer, &work.account, &raw)
+            .await?;
         let loaded = self.load_snapshot(work, &digest).await?;
         let principals = loaded.model.principals();
-        let items = u32::try_from(principals.len())
-            .map_err(|_| StepError::Permanent(format!("{} principals is more than one run can plan", principals.len())))?;
+        let items = u32::try_from(principals.len()).map_err(|_| {
+            StepError::Permanent(format!(
+                "{} principals is more than one run can plan",
+                principals.len()
+            ))
+        })?;
         info!(principals = items, snapshot = %digest, snapshot_reused, "collected; sending items");
 
         let mut messages: Vec<OutgoingMessage> = principals
@@ -284,7 +389,14 @@ impl Pipeline {
                 .to_outgoing()
             })
             .collect();
-        messages.push(WorkMessage::FinalizeAccount { work: work.clone(), snapshot: digest.clone(), items }.to_outgoing());
+        messages.push(
+            WorkMessage::FinalizeAccount {
+                work: work.clone(),
+                snapshot: digest.clone(),
+                items,
+            }
+            .to_outgoing(),
+        );
         let queue = self.names.account_queue(&work.customer, &work.account);
         for batch in messages.chunks(MAX_BATCH) {
             self.ports.queues.send_batch(&queue, batch).await?;
@@ -304,7 +416,12 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn fail_account(&self, work: &AccountWork, token: &ClaimToken, reason: &str) -> Result<(), StepError> {
+    async fn fail_account(
+        &self,
+        work: &AccountWork,
+        token: &ClaimToken,
+        reason: &str,
+    ) -> Result<(), StepError> {
         let (mut progress, version) = self.progress(work).await?;
         progress.status = AccountStatus::Failed;
         progress.reason = Some(reason.to_string());
@@ -319,15 +436,34 @@ impl Pipeline {
     }
 
     /// The parsed snapshot `digest`, from this process's small cache or from the blob store.
-    async fn load_snapshot(&self, work: &AccountWork, digest: &str) -> Result<Arc<LoadedSnapshot>, StepError> {
-        if let Some(hit) = self.snapshots.lock().await.iter().find(|s| s.digest == digest) {
+    async fn load_snapshot(
+        &self,
+        work: &AccountWork,
+        digest: &str,
+    ) -> Result<Arc<LoadedSnapshot>, StepError> {
+        if let Some(hit) = self
+            .snapshots
+            .lock()
+            .await
+            .iter()
+            .find(|s| s.digest == digest)
+        {
             return Ok(hit.clone());
         }
-        let raw = self.caches.get_snapshot(&work.customer, &work.account, digest).await?;
-        let model = tokio::task::spawn_blocking(move || AccountModel::parse(&raw.authorization_details).map(|m| (m, raw)))
-            .await
-            .map_err(|e| StepError::Transient(format!("parsing task failed: {e}")))?
-            .map_err(|e| StepError::Permanent(format!("the account's authorization details cannot be parsed: {e}")))?;
+        let raw = self
+            .caches
+            .get_snapshot(&work.customer, &work.account, digest)
+            .await?;
+        let model = tokio::task::spawn_blocking(move || {
+            AccountModel::parse(&raw.authorization_details).map(|m| (m, raw))
+        })
+        .await
+        .map_err(|e| StepError::Transient(format!("parsing task failed: {e}")))?
+        .map_err(|e| {
+            StepError::Permanent(format!(
+                "the account's authorization details cannot be parsed: {e}"
+            ))
+        })?;
         let (model, raw) = model;
         let loaded = Arc::new(LoadedSnapshot {
             digest: digest.to_string(),
@@ -344,13 +480,24 @@ impl Pipeline {
 
     // ---- AnalyzePrincipal -----------------------------------------------------------
 
-    async fn analyze(&self, work: &AccountWork, snapshot: &str, item: u32, principal_arn: &str, held: &HeldClaim) -> Result<(), StepError> {
+    async fn analyze(
+        &self,
+        work: &AccountWork,
+        snapshot: &str,
+        item: u32,
+        principal_arn: &str,
+        held: &HeldClaim,
+    ) -> Result<(), StepError> {
         let step = format!("item#{item:06}");
-        let Some(token) = self.claim(work, &step, held).await? else { return Ok(()) };
+        let Some(token) = self.claim(work, &step, held).await? else {
+            return Ok(());
+        };
         let loaded = self.load_snapshot(work, snapshot).await?;
 
         let (last_accessed, la_reused) = self.last_accessed(work, principal_arn).await?;
-        let evaluation = self.evaluate(work, &loaded, principal_arn, last_accessed.as_deref()).await?;
+        let evaluation = self
+            .evaluate(work, &loaded, principal_arn, last_accessed.as_deref())
+            .await?;
 
         let mut deltas = std::collections::BTreeMap::new();
         let (outcome, status, digest, reason) = match evaluation {
@@ -360,13 +507,26 @@ impl Pipeline {
                     deltas.insert(COUNTER_REUSED.to_string(), 1);
                 }
                 let digest = blob.rsplit('/').next().map(str::to_string);
-                (ItemOutcome { principal_arn: principal_arn.to_string(), result_key: Some(blob), error: None }, ItemStatus::Done, digest, None)
+                (
+                    ItemOutcome {
+                        principal_arn: principal_arn.to_string(),
+                        result_key: Some(blob),
+                        error: None,
+                    },
+                    ItemStatus::Done,
+                    digest,
+                    None,
+                )
             }
             Err(reason) => {
                 warn!(principal = principal_arn, %reason, "principal could not be analysed; marked failed");
                 deltas.insert(COUNTER_FAILED.to_string(), 1);
                 (
-                    ItemOutcome { principal_arn: principal_arn.to_string(), result_key: None, error: Some(reason.clone()) },
+                    ItemOutcome {
+                        principal_arn: principal_arn.to_string(),
+                        result_key: None,
+                        error: Some(reason.clone()),
+                    },
                     ItemStatus::Failed,
                     None,
                     Some(reason),
@@ -408,13 +568,32 @@ impl Pipeline {
     }
 
     /// Last-accessed data of a principal: (data, whether it came from the cache).
-    async fn last_accessed(&self, work: &AccountWork, principal_arn: &str) -> Result<(Option<Vec<u8>>, bool), StepError> {
-        if let Some(hit) = self.caches.get_last_accessed(&work.customer, &work.account, principal_arn).await? {
+    async fn last_accessed(
+        &self,
+        work: &AccountWork,
+        principal_arn: &str,
+    ) -> Result<(Option<Vec<u8>>, bool), StepError> {
+        if let Some(hit) = self
+            .caches
+            .get_last_accessed(&work.customer, &work.account, principal_arn)
+            .await?
+        {
             return Ok((hit, true));
         }
         let locator = self.locator(work).await?;
-        let fresh = self.ports.iam.last_accessed(&locator, principal_arn).await?;
-        self.caches.put_last_accessed(&work.customer, &work.account, principal_arn, fresh.as_deref()).await?;
+        let fresh = self
+            .ports
+            .iam
+            .last_accessed(&locator, principal_arn)
+            .await?;
+        self.caches
+            .put_last_accessed(
+                &work.customer,
+                &work.account,
+                principal_arn,
+                fresh.as_deref(),
+            )
+            .await?;
         Ok((fresh, false))
     }
 
@@ -429,19 +608,29 @@ impl Pipeline {
         last_accessed: Option<&[u8]>,
     ) -> Result<Result<(String, bool), String>, StepError> {
         let Some(principal_digest) = loaded.model.principal_digest(principal_arn) else {
-            return Ok(Err(format!("principal {principal_arn} is not in the account's snapshot")));
+            return Ok(Err(format!(
+                "principal {principal_arn} is not in the account's snapshot"
+            )));
         };
         let digest = sha256_hex(&[
             analysis::ENGINE_VERSION.as_bytes(),
             principal_digest.as_bytes(),
             last_accessed.unwrap_or_default(),
         ]);
-        if let Some(blob) = self.caches.get_result_blob(&work.customer, &work.account, &digest).await? {
+        if let Some(blob) = self
+            .caches
+            .get_result_blob(&work.customer, &work.account, &digest)
+            .await?
+        {
             return Ok(Ok((blob, true)));
         }
         let parsed_last_accessed = match last_accessed.map(LastAccessed::parse).transpose() {
             Ok(parsed) => parsed,
-            Err(e) => return Ok(Err(format!("last-accessed data of {principal_arn} is malformed: {e}"))),
+            Err(e) => {
+                return Ok(Err(format!(
+                    "last-accessed data of {principal_arn} is malformed: {e}"
+                )))
+            }
         };
         let engine = self.engine.clone();
         let loaded = loaded.clone();
@@ -456,7 +645,10 @@ impl Pipeline {
         .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
         match analysed {
             Ok(json) => {
-                let blob = self.caches.put_result(&work.customer, &work.account, &digest, &json).await?;
+                let blob = self
+                    .caches
+                    .put_result(&work.customer, &work.account, &digest, &json)
+                    .await?;
                 Ok(Ok((blob, false)))
             }
             Err(reason) => Ok(Err(reason)),
@@ -465,16 +657,30 @@ impl Pipeline {
 
     // ---- FinalizeAccount ------------------------------------------------------------
 
-    async fn finalize(&self, work: &AccountWork, snapshot: &str, items: u32, held: &HeldClaim) -> Result<(), StepError> {
-        let Some(token) = self.claim(work, "finalize", held).await? else { return Ok(()) };
+    async fn finalize(
+        &self,
+        work: &AccountWork,
+        snapshot: &str,
+        items: u32,
+        held: &HeldClaim,
+    ) -> Result<(), StepError> {
+        let Some(token) = self.claim(work, "finalize", held).await? else {
+            return Ok(());
+        };
         let loaded = self.load_snapshot(work, snapshot).await?;
         let principals = loaded.model.principals();
-        let outcomes = self.ledger.item_outcomes(&work.run_id, &work.customer, &work.account).await?;
+        let outcomes = self
+            .ledger
+            .item_outcomes(&work.run_id, &work.customer, &work.account)
+            .await?;
 
         let mut results: Vec<PrincipalAnalysis> = Vec::with_capacity(items as usize);
         let mut failures: Vec<PrincipalFailure> = Vec::new();
         for item in 0..items {
-            let planned = principals.get(item as usize).map(|p| p.arn.clone()).unwrap_or_default();
+            let planned = principals
+                .get(item as usize)
+                .map(|p| p.arn.clone())
+                .unwrap_or_default();
             match outcomes.get(&item) {
                 Some(ItemOutcome { result_key: Some(blob), .. }) => {
                     let json = self.caches.get_result(&work.customer, &work.account, blob).await?;
@@ -489,15 +695,22 @@ impl Pipeline {
                 None => failures.push(PrincipalFailure {
                     principal_arn: planned,
                     reason: format!(
-                        "no result: item {item} was dead-lettered before it finished (see `coordinator dlq list`)"
+                        "no result: item {item} was dead-lettered before it finished (it is in the account's DLQ)"
                     ),
                 }),
             }
         }
-        for error in self.ledger.message_errors(&work.run_id, &work.customer, &work.account).await? {
+        for error in self
+            .ledger
+            .message_errors(&work.run_id, &work.customer, &work.account)
+            .await?
+        {
             failures.push(PrincipalFailure {
                 principal_arn: format!("message {}", error.message_id),
-                reason: format!("message on {} could not be processed: {}", error.queue, error.reason),
+                reason: format!(
+                    "message on {} could not be processed: {}",
+                    error.queue, error.reason
+                ),
             });
         }
 
@@ -512,13 +725,23 @@ impl Pipeline {
             analysis_time: &header.as_of,
             credential_report: Some(&loaded.credential_report),
         };
-        let report = analysis::build_report(&self.engine, &loaded.model, &results, &failures, &ctx, previous.as_ref());
+        let report = analysis::build_report(
+            &self.engine,
+            &loaded.model,
+            &results,
+            &failures,
+            &ctx,
+            previous.as_ref(),
+        );
         let files = report
             .render_files()
             .map_err(|e| StepError::Permanent(format!("the report cannot be rendered: {e}")))?;
         let prefix = report_prefix(&work.customer, &work.run_id, &work.account);
         for (name, bytes) in files {
-            self.ports.blobs.put(&format!("{prefix}/{name}"), bytes).await?;
+            self.ports
+                .blobs
+                .put(&format!("{prefix}/{name}"), bytes)
+                .await?;
         }
 
         let partial = !failures.is_empty();
@@ -526,8 +749,14 @@ impl Pipeline {
         progress.status = AccountStatus::Finalized;
         progress.partial = partial;
         progress.report_location = Some(self.ports.blobs.locate(&prefix));
-        progress.reason = partial.then(|| format!("{} item(s) failed or were dead-lettered", failures.len()));
-        let reference = ReportRef { run_id: work.run_id.clone(), prefix, principals: items as u64, partial };
+        progress.reason =
+            partial.then(|| format!("{} item(s) failed or were dead-lettered", failures.len()));
+        let reference = ReportRef {
+            run_id: work.run_id.clone(),
+            prefix,
+            principals: items as u64,
+            partial,
+        };
         self.ledger
             .store()
             .transact(vec![
@@ -542,14 +771,29 @@ impl Pipeline {
             ])
             .await?;
         held.take().await;
-        info!(items, failures = failures.len(), partial, "account finalized");
+        info!(
+            items,
+            failures = failures.len(),
+            partial,
+            "account finalized"
+        );
         Ok(())
     }
 
     /// The latest report of an earlier run, for the diff.
-    async fn previous_report(&self, work: &AccountWork) -> Result<Option<AccountReport>, StepError> {
-        let refs = self.ledger.report_refs(&work.customer, &work.account).await?;
-        let Some(previous) = refs.iter().rev().find(|r| r.run_id.as_str() < work.run_id.as_str()) else {
+    async fn previous_report(
+        &self,
+        work: &AccountWork,
+    ) -> Result<Option<AccountReport>, StepError> {
+        let refs = self
+            .ledger
+            .report_refs(&work.customer, &work.account)
+            .await?;
+        let Some(previous) = refs
+            .iter()
+            .rev()
+            .find(|r| r.run_id.as_str() < work.run_id.as_str())
+        else {
             return Ok(None);
         };
         let key = format!("{}/report.json", previous.prefix);
@@ -579,7 +823,10 @@ fn retry_delay(receive_count: u32) -> Duration {
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "worker".to_string())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_string())
 }
 
 /// The idempotency claim a message's handler holds, visible to the heartbeat so it can
@@ -597,7 +844,11 @@ impl HeldClaim {
     }
 
     /// Extends the held claim's lease, if one is held.
-    pub async fn extend(&self, store: &dyn accessflow_shared::ports::KeyValueStore, lease: Duration) -> Result<(), PortError> {
+    pub async fn extend(
+        &self,
+        store: &dyn accessflow_shared::ports::KeyValueStore,
+        lease: Duration,
+    ) -> Result<(), PortError> {
         let guard = self.0.lock().await;
         match guard.as_ref() {
             Some(token) => idempotency::extend(store, token, lease).await,

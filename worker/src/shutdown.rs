@@ -22,7 +22,10 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn new() -> Shutdown {
         let (sender, receiver) = watch::channel(false);
-        Shutdown { sender: std::sync::Arc::new(sender), receiver }
+        Shutdown {
+            sender: std::sync::Arc::new(sender),
+            receiver,
+        }
     }
 
     /// Asks everything holding a clone to stop.
