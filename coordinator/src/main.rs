@@ -6,8 +6,10 @@
 //!   elsewhere: ECS, or `worker serve` by hand);
 //! - `coordinator status [--run ID] [--wait] [--json]`: a run's progress from the ledger;
 //! - `coordinator reconcile`: make queues and topics match the tenants file;
+//! - `coordinator dlq list|replay`: inspect and replay dead-lettered messages;
 //! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts.
 
+mod dlq;
 mod local_pool;
 mod reconcile;
 mod start;
@@ -89,11 +91,32 @@ enum Command {
         #[arg(long, env = "ACCESSFLOW_TENANTS")]
         tenants: Option<PathBuf>,
     },
+    /// Inspect or replay dead-lettered messages.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Write the bundled sample's fixture accounts and a tenants file to a directory.
     Samples {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// How many messages each account's DLQ holds.
+    List {
+        #[command(flatten)]
+        filter: dlq::DlqFilter,
+    },
+    /// The dead-lettered messages with their reasons.
+    Show {
+        #[command(flatten)]
+        filter: dlq::DlqFilter,
+    },
+    /// Send dead-lettered messages back to their queues (then rebuild the reports).
+    Replay(dlq::ReplayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -189,6 +212,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 report.dlqs_kept.len()
             );
             Ok(())
+        }
+        Command::Dlq { command } => {
+            let (ports, names) = connect(&settings).await?;
+            match command {
+                DlqCommand::List { filter } => dlq::list(&ports, &names, &filter, false).await,
+                DlqCommand::Show { filter } => dlq::list(&ports, &names, &filter, true).await,
+                DlqCommand::Replay(args) => dlq::replay(&ports, &names, &args).await,
+            }
         }
         Command::Samples { out } => {
             let tenants = tenants_source::bundled(&out)?;

@@ -92,12 +92,14 @@ fn decode(key: &StoreKey, value: serde_json::Value) -> PortResult<IdempotencyRec
     })
 }
 
-/// Claims the item `key` for `owner` with a lease of `lease`.
+/// Claims the item `key` for `owner` with a lease of `lease`. With `retry_failed` (a
+/// replayed message), a step that finished as failed is claimed again.
 pub async fn claim(
     store: &dyn KeyValueStore,
     key: &StoreKey,
     owner: &str,
     lease: Duration,
+    retry_failed: bool,
 ) -> PortResult<Claim> {
     // Two rounds are enough: a failed condition means somebody else wrote in between, and
     // what they wrote decides the second round.
@@ -114,6 +116,7 @@ pub async fn claim(
             Some(existing) => {
                 let record = decode(key, existing.value)?;
                 match record.status {
+                    ItemStatus::Failed if retry_failed => Condition::VersionIs(existing.version),
                     ItemStatus::Done | ItemStatus::Failed => return Ok(Claim::Finished(record)),
                     ItemStatus::InProgress
                         if record.owner != owner && record.lease_until_ms > now_ms() =>

@@ -46,8 +46,20 @@ pub enum WorkMessage {
         snapshot: String,
         /// Number of AnalyzePrincipal items planned.
         items: u32,
+        /// 0 for the run's own finalize; a later one (sent by `coordinator dlq replay`
+        /// after replayed items) rebuilds the reports.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u32,
     },
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Message attribute set on messages sent back by `coordinator dlq replay`: a step that
+/// failed before may be tried again.
+pub const REPLAY_ATTRIBUTE: &str = "accessflow-replay";
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -92,7 +104,12 @@ impl WorkMessage {
             WorkMessage::AnalyzePrincipal { item, .. } => {
                 format!("{}.{}.item.{item}", w.run_id, w.account)
             }
-            WorkMessage::FinalizeAccount { .. } => format!("{}.{}.finalize", w.run_id, w.account),
+            WorkMessage::FinalizeAccount { generation: 0, .. } => {
+                format!("{}.{}.finalize", w.run_id, w.account)
+            }
+            WorkMessage::FinalizeAccount { generation, .. } => {
+                format!("{}.{}.finalize.{generation}", w.run_id, w.account)
+            }
         }
     }
 
@@ -156,6 +173,13 @@ mod tests {
                 work: work(),
                 snapshot: "abc".into(),
                 items: 9,
+                generation: 0,
+            },
+            WorkMessage::FinalizeAccount {
+                work: work(),
+                snapshot: "abc".into(),
+                items: 9,
+                generation: 3,
             },
         ];
         for m in messages {

@@ -180,11 +180,13 @@ async fn work_batch(
     let held_receipts: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
         messages.iter().map(|m| m.receipt_handle.clone()).collect(),
     ));
-    let claim = HeldClaim::default();
-    let heartbeat = spawn_heartbeat(pipeline, queue, held_receipts.clone(), claim.clone());
+    let current: Arc<Mutex<HeldClaim>> = Arc::default();
+    let heartbeat = spawn_heartbeat(pipeline, queue, held_receipts.clone(), current.clone());
 
     let mut remaining = messages.into_iter();
     for message in remaining.by_ref() {
+        let claim = HeldClaim::for_message(&message);
+        *current.lock().await = claim.clone();
         let outcome = pipeline.handle(queue, &message, &claim).await;
         apply(pipeline, queue, &message, outcome).await;
         held_receipts
@@ -214,7 +216,7 @@ fn spawn_heartbeat(
     pipeline: &Pipeline,
     queue: &str,
     receipts: Arc<Mutex<Vec<String>>>,
-    claim: HeldClaim,
+    claim: Arc<Mutex<HeldClaim>>,
 ) -> tokio::task::JoinHandle<()> {
     let visibility = pipeline.settings().visibility_timeout();
     let ports = pipeline.ports().clone();
@@ -232,6 +234,7 @@ fn spawn_heartbeat(
                     warn!(queue, error = %e, "heartbeat could not extend a message's visibility");
                 }
             }
+            let claim = claim.lock().await.clone();
             if let Err(e) = claim.extend(ports.store.as_ref(), visibility).await {
                 warn!(queue, error = %e, "heartbeat could not extend the idempotency lease");
             }

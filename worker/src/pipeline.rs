@@ -24,7 +24,7 @@ use accessflow_shared::ledger::{
     self, AccountProgress, AccountStatus, ItemOutcome, Ledger, MessageError, ReportRef,
     COUNTER_DONE, COUNTER_FAILED, COUNTER_LA_REUSED, COUNTER_REUSED,
 };
-use accessflow_shared::message::{AccountWork, WorkMessage};
+use accessflow_shared::message::{AccountWork, WorkMessage, REPLAY_ATTRIBUTE};
 use accessflow_shared::naming::Names;
 use accessflow_shared::ports::{
     AccountLocator, Condition, OutgoingMessage, PortError, Ports, ReceivedMessage, WriteOp,
@@ -184,7 +184,11 @@ impl Pipeline {
                     work,
                     snapshot,
                     items,
-                } => self.finalize(work, snapshot, *items, held).await,
+                    generation,
+                } => {
+                    self.finalize(work, snapshot, *items, *generation, held)
+                        .await
+                }
             }
         }
         .instrument(span.clone())
@@ -287,6 +291,7 @@ impl Pipeline {
             &key,
             &self.owner,
             self.settings.visibility_timeout(),
+            held.replayed,
         )
         .await?
         {
@@ -394,6 +399,7 @@ impl Pipeline {
                 work: work.clone(),
                 snapshot: digest.clone(),
                 items,
+                generation: 0,
             }
             .to_outgoing(),
         );
@@ -662,9 +668,14 @@ impl Pipeline {
         work: &AccountWork,
         snapshot: &str,
         items: u32,
+        generation: u32,
         held: &HeldClaim,
     ) -> Result<(), StepError> {
-        let Some(token) = self.claim(work, "finalize", held).await? else {
+        let step = match generation {
+            0 => "finalize".to_string(),
+            g => format!("finalize#{g}"),
+        };
+        let Some(token) = self.claim(work, &step, held).await? else {
             return Ok(());
         };
         let loaded = self.load_snapshot(work, snapshot).await?;
@@ -832,15 +843,27 @@ fn hostname() -> String {
 /// The idempotency claim a message's handler holds, visible to the heartbeat so it can
 /// extend the lease together with the message's visibility.
 #[derive(Default, Clone)]
-pub struct HeldClaim(Arc<Mutex<Option<ClaimToken>>>);
+pub struct HeldClaim {
+    token: Arc<Mutex<Option<ClaimToken>>>,
+    /// The message being handled was replayed from a DLQ: a failed step may be retried.
+    replayed: bool,
+}
 
 impl HeldClaim {
+    /// The claim slot for one message.
+    pub fn for_message(message: &ReceivedMessage) -> HeldClaim {
+        HeldClaim {
+            token: Arc::default(),
+            replayed: message.attributes.contains_key(REPLAY_ATTRIBUTE),
+        }
+    }
+
     async fn set(&self, token: ClaimToken) {
-        *self.0.lock().await = Some(token);
+        *self.token.lock().await = Some(token);
     }
 
     async fn take(&self) -> Option<ClaimToken> {
-        self.0.lock().await.take()
+        self.token.lock().await.take()
     }
 
     /// Extends the held claim's lease, if one is held.
@@ -849,7 +872,7 @@ impl HeldClaim {
         store: &dyn accessflow_shared::ports::KeyValueStore,
         lease: Duration,
     ) -> Result<(), PortError> {
-        let guard = self.0.lock().await;
+        let guard = self.token.lock().await;
         match guard.as_ref() {
             Some(token) => idempotency::extend(store, token, lease).await,
             None => Ok(()),
