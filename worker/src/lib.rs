@@ -1,1 +1,2 @@
 //! Accessflow worker library: the pipeline handlers and the access analysis engine.
+pub mod analysis;
