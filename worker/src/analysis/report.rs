@@ -1,0 +1,1076 @@
+//! The account report: aggregation of all principals' results, k9-style CSVs, JSON, HTML
+//! and the diff against the previous run. Everything is sorted: same inputs, same bytes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::access::{PrincipalAnalysis, TrustKind};
+use super::catalog::Capability;
+use super::error::{ParseError, PolicyError, ReportError};
+use super::glob::{arn_service, has_wildcard, wildcard_match};
+use super::model::{AccountModel, PrincipalKind};
+use super::Engine;
+
+pub const REPORT_FORMAT: &str = "accessflow-account-report/1";
+
+pub struct ReportContext<'a> {
+    pub customer: &'a str,
+    pub account: &'a str,
+    pub run_id: &'a str,
+    /// RFC 3339 from the run, never the clock.
+    pub analysis_time: &'a str,
+    /// CSV of `iam get-credential-report`, decoded.
+    pub credential_report: Option<&'a str>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PrincipalFailure {
+    pub principal_arn: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AdminEntry {
+    pub principal_arn: String,
+    pub principal_name: String,
+    pub principal_type: String,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExternalAccessRow {
+    pub role_arn: String,
+    pub role_name: String,
+    pub trust_kind: TrustKind,
+    pub trusted_principal: String,
+    pub trusted_account: Option<String>,
+    pub actions: Vec<String>,
+    pub conditions: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RoleAssumer {
+    pub role_arn: String,
+    pub principal_arn: String,
+    /// `trust-names-principal`, `account-trust-and-identity-policy`, or a trust kind for
+    /// principals outside the account (`cross-account`, `service`, `federated`, `public`).
+    pub how: String,
+    pub conditional: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EscalationRow {
+    pub principal_arn: String,
+    pub principal_name: String,
+    pub principal_type: String,
+    pub path: String,
+    pub description: String,
+    pub actions: Vec<String>,
+    pub conditional: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UnusedRow {
+    pub principal_arn: String,
+    pub principal_name: String,
+    pub service_name: String,
+    pub service: String,
+    pub capabilities: Vec<Capability>,
+}
+
+/// `principals.csv` (k9 columns; `analysis_time` comes from the report).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct PrincipalRow {
+    pub principal_arn: String,
+    pub principal_name: String,
+    pub principal_type: String,
+    /// `true`, `false`, or `unknown` (analysis failed)
+    pub principal_is_iam_admin: String,
+    pub principal_last_used: String,
+    pub principal_tag_business_unit: String,
+    pub principal_tag_environment: String,
+    pub principal_tag_used_by: String,
+    pub principal_tags: String,
+    pub password_last_used: String,
+    pub password_last_rotated: String,
+    pub password_state: String,
+    pub access_key_1_last_used: String,
+    pub access_key_1_last_rotated: String,
+    pub access_key_1_state: String,
+    pub access_key_2_last_used: String,
+    pub access_key_2_last_rotated: String,
+    pub access_key_2_state: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResourceRow {
+    pub resource_arn: String,
+    pub resource_name: String,
+    pub resource_type: String,
+    pub resource_tags: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AccessRow {
+    pub principal_arn: String,
+    pub principal_name: String,
+    pub principal_type: String,
+    pub service_name: String,
+    pub access_capability: Capability,
+    pub resource_arn: String,
+    pub conditional: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ResourceAccessRow {
+    pub resource_arn: String,
+    pub resource_name: String,
+    pub service_name: String,
+    pub access_capability: Capability,
+    pub principal_type: String,
+    pub principal_name: String,
+    pub principal_arn: String,
+    pub conditional: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DiffRow {
+    /// `added` or `removed`
+    pub change: String,
+    /// `access`, `admin`, `external-access`, `escalation`, `principal`
+    pub kind: String,
+    pub principal_arn: String,
+    pub service_name: String,
+    pub access_capability: String,
+    pub resource_arn: String,
+    pub detail: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct Totals {
+    pub principals: usize,
+    pub users: usize,
+    pub roles: usize,
+    pub analyzed: usize,
+    pub failed: usize,
+    pub admins: usize,
+    pub externally_assumable_roles: usize,
+    pub escalation_paths: usize,
+    pub principals_with_unused_services: usize,
+    pub access_rows: usize,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AccountReport {
+    pub format: String,
+    pub engine_version: String,
+    pub customer: String,
+    pub account: String,
+    pub run_id: String,
+    pub analysis_time: String,
+    pub partial: bool,
+    pub failures: Vec<PrincipalFailure>,
+    pub principal_count: usize,
+    pub totals: Totals,
+    pub admins: Vec<AdminEntry>,
+    pub external_access: Vec<ExternalAccessRow>,
+    pub role_assumers: Vec<RoleAssumer>,
+    pub escalations: Vec<EscalationRow>,
+    pub unused_access: Vec<UnusedRow>,
+    pub principals: Vec<PrincipalRow>,
+    pub resources: Vec<ResourceRow>,
+    pub principal_access: Vec<AccessRow>,
+    pub resource_access: Vec<ResourceAccessRow>,
+    pub policy_errors: Vec<PolicyError>,
+    pub warnings: Vec<String>,
+    /// Run id of the previous report the diff is against (None: first run, empty diff).
+    pub diff_base_run: Option<String>,
+    pub diff: Vec<DiffRow>,
+}
+
+fn tag_lookup(tags: &BTreeMap<String, String>, want: &str) -> String {
+    let norm = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let w = norm(want);
+    tags.iter()
+        .find(|(k, _)| norm(k) == w)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+fn tags_json(tags: &BTreeMap<String, String>) -> String {
+    if tags.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(tags).unwrap_or_default()
+}
+
+/// Credential report rows by user ARN.
+fn parse_credential_report(
+    csv_text: &str,
+    warnings: &mut Vec<String>,
+) -> HashMap<String, HashMap<String, String>> {
+    let mut out = HashMap::new();
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(csv_text.as_bytes());
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            warnings.push(format!("credential report: unreadable header: {e}"));
+            return out;
+        }
+    };
+    for (i, rec) in rdr.records().enumerate() {
+        match rec {
+            Ok(r) => {
+                let m: HashMap<String, String> = headers
+                    .iter()
+                    .zip(r.iter())
+                    .map(|(h, v)| (h.to_string(), v.to_string()))
+                    .collect();
+                if let Some(arn) = m.get("arn").cloned() {
+                    out.insert(arn, m);
+                }
+            }
+            Err(e) => warnings.push(format!("credential report: row {}: {e}", i + 2)),
+        }
+    }
+    out
+}
+
+fn date_or_empty(v: Option<&String>) -> String {
+    match v.map(String::as_str) {
+        None | Some("N/A") | Some("no_information") | Some("not_supported") => String::new(),
+        Some(s) => s.to_string(),
+    }
+}
+
+fn principal_type(k: PrincipalKind) -> String {
+    k.as_str().to_string()
+}
+
+/// A resource type name for an ARN, from the catalog's ARN templates.
+fn resource_type(engine: &Engine, arn: &str) -> String {
+    match engine.catalog.resource_type_of(arn) {
+        Some((t, _)) => t,
+        None => arn_service(arn).unwrap_or_default().to_string(),
+    }
+}
+
+fn name_of(arn: &str) -> String {
+    let tail = arn.rsplit(':').next().unwrap_or(arn);
+    tail.rsplit('/').next().unwrap_or(tail).to_string()
+}
+
+/// Aggregates everything into the account report.
+pub fn build_report(
+    engine: &Engine,
+    model: &AccountModel,
+    results: &[PrincipalAnalysis],
+    failures: &[PrincipalFailure],
+    ctx: &ReportContext,
+    previous: Option<&AccountReport>,
+) -> AccountReport {
+    let mut warnings: Vec<String> = Vec::new();
+    // one result per principal, in ARN order (duplicates: the first wins)
+    let mut by_arn: BTreeMap<&str, &PrincipalAnalysis> = BTreeMap::new();
+    for r in results {
+        by_arn.entry(r.principal.arn.as_str()).or_insert(r);
+    }
+    let mut failures: Vec<PrincipalFailure> = failures.to_vec();
+    failures.sort();
+    failures.dedup();
+    let failed: BTreeSet<&str> = failures.iter().map(|f| f.principal_arn.as_str()).collect();
+
+    // --- who can assume which role, and admins through roles
+    let mut role_assumers: Vec<RoleAssumer> = Vec::new();
+    for r in by_arn
+        .values()
+        .filter(|r| r.principal.kind == PrincipalKind::Role)
+    {
+        for t in &r.trust {
+            match t.kind {
+                TrustKind::SameAccountPrincipal => role_assumers.push(RoleAssumer {
+                    role_arn: r.principal.arn.clone(),
+                    principal_arn: t.principal.clone(),
+                    how: "trust-names-principal".into(),
+                    conditional: !t.conditions.is_empty(),
+                }),
+                TrustKind::SameAccount => {
+                    for p in by_arn.values() {
+                        if p.principal.arn == r.principal.arn {
+                            continue;
+                        }
+                        let m = p
+                            .assume_role_patterns
+                            .iter()
+                            .filter(|ap| wildcard_match(&ap.resource, &r.principal.arn, false))
+                            .map(|ap| ap.conditional)
+                            .min();
+                        if let Some(cond) = m {
+                            role_assumers.push(RoleAssumer {
+                                role_arn: r.principal.arn.clone(),
+                                principal_arn: p.principal.arn.clone(),
+                                how: "account-trust-and-identity-policy".into(),
+                                conditional: cond || !t.conditions.is_empty(),
+                            });
+                        }
+                    }
+                }
+                other => role_assumers.push(RoleAssumer {
+                    role_arn: r.principal.arn.clone(),
+                    principal_arn: t.principal.clone(),
+                    how: serde_json::to_value(other)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    conditional: !t.conditions.is_empty(),
+                }),
+            }
+        }
+    }
+    role_assumers.sort();
+    role_assumers.dedup();
+
+    let mut admin_reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in by_arn.values().filter(|r| r.is_admin) {
+        admin_reasons.insert(r.principal.arn.clone(), r.admin_reasons.clone());
+    }
+    let mut escalations: Vec<EscalationRow> = Vec::new();
+    // transitive: an unconditional assumer of an admin role is an admin
+    let mut changed = true;
+    let mut rounds = 0;
+    while changed && rounds < 64 {
+        changed = false;
+        rounds += 1;
+        for a in &role_assumers {
+            if a.conditional
+                || !admin_reasons.contains_key(&a.role_arn)
+                || !by_arn.contains_key(a.principal_arn.as_str())
+            {
+                continue;
+            }
+            let reason = format!("can assume admin role {}", a.role_arn);
+            let e = admin_reasons.entry(a.principal_arn.clone()).or_default();
+            if !e.contains(&reason) {
+                e.push(reason);
+                changed = true;
+            }
+        }
+    }
+    for a in &role_assumers {
+        if admin_reasons.contains_key(&a.role_arn) && a.role_arn != a.principal_arn {
+            if let Some(p) = by_arn.get(a.principal_arn.as_str()) {
+                escalations.push(EscalationRow {
+                    principal_arn: p.principal.arn.clone(),
+                    principal_name: p.principal.name.clone(),
+                    principal_type: principal_type(p.principal.kind),
+                    path: "assume-admin-role".into(),
+                    description: format!("sts:AssumeRole into admin role {}", a.role_arn),
+                    actions: vec!["sts:AssumeRole".into()],
+                    conditional: a.conditional,
+                });
+            }
+        }
+    }
+    let admins: Vec<AdminEntry> = admin_reasons
+        .iter()
+        .filter_map(|(arn, reasons)| {
+            by_arn.get(arn.as_str()).map(|p| AdminEntry {
+                principal_arn: arn.clone(),
+                principal_name: p.principal.name.clone(),
+                principal_type: principal_type(p.principal.kind),
+                reasons: reasons.clone(),
+            })
+        })
+        .collect();
+
+    for r in by_arn.values() {
+        for e in &r.escalations {
+            escalations.push(EscalationRow {
+                principal_arn: r.principal.arn.clone(),
+                principal_name: r.principal.name.clone(),
+                principal_type: principal_type(r.principal.kind),
+                path: e.id.clone(),
+                description: e.description.clone(),
+                actions: e.actions.clone(),
+                conditional: e.conditional,
+            });
+        }
+    }
+    escalations.sort();
+    escalations.dedup();
+
+    let mut external_access = Vec::new();
+    for r in by_arn.values() {
+        for t in r.trust.iter().filter(|t| t.external) {
+            external_access.push(ExternalAccessRow {
+                role_arn: r.principal.arn.clone(),
+                role_name: r.principal.name.clone(),
+                trust_kind: t.kind,
+                trusted_principal: t.principal.clone(),
+                trusted_account: t.account.clone(),
+                actions: t.actions.clone(),
+                conditions: t.conditions.clone(),
+            });
+        }
+    }
+    external_access.sort();
+
+    let mut unused_access = Vec::new();
+    for r in by_arn.values() {
+        for u in &r.unused_services {
+            unused_access.push(UnusedRow {
+                principal_arn: r.principal.arn.clone(),
+                principal_name: r.principal.name.clone(),
+                service_name: u.service_name.clone(),
+                service: u.service.clone(),
+                capabilities: u.capabilities.clone(),
+            });
+        }
+    }
+    unused_access.sort();
+
+    // --- principals.csv
+    let creds = ctx
+        .credential_report
+        .map(|c| parse_credential_report(c, &mut warnings))
+        .unwrap_or_default();
+    let mut principals = Vec::new();
+    let mut users = 0;
+    let mut roles = 0;
+    for p in model.all_principals() {
+        match p.kind {
+            PrincipalKind::User => users += 1,
+            PrincipalKind::Role => roles += 1,
+        }
+        let mut row = PrincipalRow {
+            principal_arn: p.arn.clone(),
+            principal_name: p.name.clone(),
+            principal_type: principal_type(p.kind),
+            principal_is_iam_admin: if failed.contains(p.arn.as_str())
+                || !by_arn.contains_key(p.arn.as_str())
+            {
+                "unknown".into()
+            } else {
+                admin_reasons.contains_key(&p.arn).to_string()
+            },
+            principal_tag_business_unit: tag_lookup(&p.tags, "business-unit"),
+            principal_tag_environment: tag_lookup(&p.tags, "environment"),
+            principal_tag_used_by: tag_lookup(&p.tags, "used-by"),
+            principal_tags: tags_json(&p.tags),
+            ..Default::default()
+        };
+        if let Some(c) = creds.get(&p.arn) {
+            row.password_last_used = date_or_empty(c.get("password_last_used"));
+            row.password_last_rotated = date_or_empty(c.get("password_last_changed"));
+            row.password_state = match c.get("password_enabled").map(String::as_str) {
+                Some("true") => "enabled".into(),
+                Some("false") => "disabled".into(),
+                _ => String::new(),
+            };
+            for k in ["1", "2"] {
+                let used = date_or_empty(c.get(&format!("access_key_{k}_last_used_date")));
+                let rotated = date_or_empty(c.get(&format!("access_key_{k}_last_rotated")));
+                let state = match c.get(&format!("access_key_{k}_active")).map(String::as_str) {
+                    Some("true") => "active".to_string(),
+                    Some("false") => "inactive".to_string(),
+                    _ => String::new(),
+                };
+                if k == "1" {
+                    row.access_key_1_last_used = used;
+                    row.access_key_1_last_rotated = rotated;
+                    row.access_key_1_state = state;
+                } else {
+                    row.access_key_2_last_used = used;
+                    row.access_key_2_last_rotated = rotated;
+                    row.access_key_2_state = state;
+                }
+            }
+        }
+        row.principal_last_used = match p.kind {
+            PrincipalKind::Role => p.last_used.clone().unwrap_or_default(),
+            PrincipalKind::User => [
+                &row.password_last_used,
+                &row.access_key_1_last_used,
+                &row.access_key_2_last_used,
+            ]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .max()
+            .cloned()
+            .unwrap_or_default(),
+        };
+        principals.push(row);
+    }
+
+    // --- access rows
+    let mut principal_access: BTreeSet<AccessRow> = BTreeSet::new();
+    for r in by_arn.values() {
+        for g in &r.grants {
+            principal_access.insert(AccessRow {
+                principal_arn: r.principal.arn.clone(),
+                principal_name: r.principal.name.clone(),
+                principal_type: principal_type(r.principal.kind),
+                service_name: g.service_name.clone(),
+                access_capability: g.capability,
+                resource_arn: g.resource.clone(),
+                conditional: g.conditional,
+            });
+        }
+    }
+    // an unconditional row makes the same conditional row redundant
+    let uncond: BTreeSet<(String, String, Capability, String)> = principal_access
+        .iter()
+        .filter(|a| !a.conditional)
+        .map(|a| {
+            (
+                a.principal_arn.clone(),
+                a.service_name.clone(),
+                a.access_capability,
+                a.resource_arn.clone(),
+            )
+        })
+        .collect();
+    let principal_access: Vec<AccessRow> = principal_access
+        .into_iter()
+        .filter(|a| {
+            !a.conditional
+                || !uncond.contains(&(
+                    a.principal_arn.clone(),
+                    a.service_name.clone(),
+                    a.access_capability,
+                    a.resource_arn.clone(),
+                ))
+        })
+        .collect();
+
+    // --- resources: IAM inventory + concrete resources named in grants
+    let mut resources: BTreeMap<String, ResourceRow> = BTreeMap::new();
+    for p in model.all_principals() {
+        resources.insert(
+            p.arn.clone(),
+            ResourceRow {
+                resource_arn: p.arn.clone(),
+                resource_name: p.name.clone(),
+                resource_type: match p.kind {
+                    PrincipalKind::User => "iam:user".into(),
+                    PrincipalKind::Role => "iam:role".into(),
+                },
+                resource_tags: tags_json(&p.tags),
+            },
+        );
+    }
+    for g in &model.groups {
+        resources.insert(
+            g.arn.clone(),
+            ResourceRow {
+                resource_arn: g.arn.clone(),
+                resource_name: g.name.clone(),
+                resource_type: "iam:group".into(),
+                resource_tags: String::new(),
+            },
+        );
+    }
+    for mp in model
+        .policies
+        .iter()
+        .filter(|m| !m.arn.contains(":aws:policy/"))
+    {
+        resources.insert(
+            mp.arn.clone(),
+            ResourceRow {
+                resource_arn: mp.arn.clone(),
+                resource_name: mp.name.clone(),
+                resource_type: "iam:policy".into(),
+                resource_tags: String::new(),
+            },
+        );
+    }
+    let mut named: BTreeSet<String> = BTreeSet::new();
+    for a in &principal_access {
+        if a.resource_arn.starts_with("arn:") && !has_wildcard(&a.resource_arn) {
+            named.insert(a.resource_arn.clone());
+        }
+    }
+    for arn in &named {
+        if !resources.contains_key(arn) {
+            resources.insert(
+                arn.clone(),
+                ResourceRow {
+                    resource_arn: arn.clone(),
+                    resource_name: name_of(arn),
+                    resource_type: resource_type(engine, arn),
+                    resource_tags: String::new(),
+                },
+            );
+        }
+    }
+
+    // --- resource-access: the concrete resources named in policies, and who can do what on
+    // them (only actions that take that resource type count)
+    let cat = &engine.catalog;
+    let mut by_service_arn: HashMap<&str, Vec<(&PrincipalAnalysis, &super::access::Grant)>> =
+        HashMap::new();
+    let mut segs_of_service: HashMap<&str, Vec<&str>> = HashMap::new();
+    for s in &cat.services {
+        let mut v: Vec<&str> = s
+            .resources
+            .iter()
+            .filter_map(|(_, t)| t.split(':').nth(2))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        segs_of_service.insert(s.prefix.as_str(), v);
+    }
+    for r in by_arn.values() {
+        for g in &r.grants {
+            for seg in segs_of_service
+                .get(g.service.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+            {
+                by_service_arn.entry(seg).or_default().push((r, g));
+            }
+        }
+    }
+    let mut resource_access: BTreeSet<ResourceAccessRow> = BTreeSet::new();
+    for arn in &named {
+        let Some(seg) = arn_service(arn) else {
+            continue;
+        };
+        let Some((_, takes)) = cat.resource_type_of(arn) else {
+            continue;
+        };
+        for (p, g) in by_service_arn.get(seg).map(Vec::as_slice).unwrap_or(&[]) {
+            if !wildcard_match(&g.resource, arn, false)
+                || g.except.iter().any(|e| wildcard_match(e, arn, false))
+            {
+                continue;
+            }
+            let applies = if g.actions.is_empty() {
+                cat.service(&g.service).is_some_and(|s| {
+                    (s.first..s.end).any(|i| {
+                        takes.contains(i) && cat.actions[i as usize].capability == g.capability
+                    })
+                })
+            } else {
+                g.actions
+                    .iter()
+                    .filter_map(|a| cat.action(a))
+                    .any(|i| takes.contains(i))
+            };
+            if !applies {
+                continue;
+            }
+            resource_access.insert(ResourceAccessRow {
+                resource_arn: arn.clone(),
+                resource_name: name_of(arn),
+                service_name: g.service_name.clone(),
+                access_capability: g.capability,
+                principal_type: principal_type(p.principal.kind),
+                principal_name: p.principal.name.clone(),
+                principal_arn: p.principal.arn.clone(),
+                conditional: g.conditional,
+            });
+        }
+    }
+    // an unconditional row makes the same conditional row redundant
+    let resource_access: Vec<ResourceAccessRow> = resource_access
+        .iter()
+        .filter(|a| {
+            !a.conditional
+                || !resource_access.contains(&ResourceAccessRow {
+                    conditional: false,
+                    ..(*a).clone()
+                })
+        })
+        .cloned()
+        .collect();
+
+    for r in by_arn.values() {
+        for w in &r.warnings {
+            warnings.push(format!("{}: {w}", r.principal.arn));
+        }
+    }
+    warnings.sort();
+    warnings.dedup();
+    let totals = Totals {
+        principals: users + roles,
+        users,
+        roles,
+        analyzed: by_arn.len(),
+        failed: failures.len(),
+        admins: admins.len(),
+        externally_assumable_roles: external_access
+            .iter()
+            .map(|e| &e.role_arn)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        escalation_paths: escalations.len(),
+        principals_with_unused_services: unused_access
+            .iter()
+            .map(|u| &u.principal_arn)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        access_rows: principal_access.len(),
+    };
+    let mut report = AccountReport {
+        format: REPORT_FORMAT.into(),
+        engine_version: super::ENGINE_VERSION.into(),
+        customer: ctx.customer.into(),
+        account: ctx.account.into(),
+        run_id: ctx.run_id.into(),
+        analysis_time: ctx.analysis_time.into(),
+        partial: !failures.is_empty(),
+        failures,
+        principal_count: users + roles,
+        totals,
+        admins,
+        external_access,
+        role_assumers,
+        escalations,
+        unused_access,
+        principals,
+        resources: resources.into_values().collect(),
+        principal_access,
+        resource_access,
+        policy_errors: model.policy_errors(),
+        warnings,
+        diff_base_run: previous.map(|p| p.run_id.clone()),
+        diff: Vec::new(),
+    };
+    if let Some(prev) = previous {
+        report.diff = diff(prev, &report);
+    }
+    report
+}
+
+fn diff_keys(r: &AccountReport) -> BTreeSet<DiffRow> {
+    let mut s = BTreeSet::new();
+    let row = |kind: &str, p: &str, svc: &str, cap: &str, res: &str, detail: &str| DiffRow {
+        change: String::new(),
+        kind: kind.into(),
+        principal_arn: p.into(),
+        service_name: svc.into(),
+        access_capability: cap.into(),
+        resource_arn: res.into(),
+        detail: detail.into(),
+    };
+    for a in &r.principal_access {
+        s.insert(row(
+            "access",
+            &a.principal_arn,
+            &a.service_name,
+            a.access_capability.as_str(),
+            &a.resource_arn,
+            if a.conditional { "conditional" } else { "" },
+        ));
+    }
+    for a in &r.admins {
+        s.insert(row("admin", &a.principal_arn, "", "", "", ""));
+    }
+    for e in &r.external_access {
+        s.insert(row(
+            "external-access",
+            &e.role_arn,
+            "",
+            "",
+            "",
+            &e.trusted_principal,
+        ));
+    }
+    for e in &r.escalations {
+        s.insert(row("escalation", &e.principal_arn, "", "", "", &e.path));
+    }
+    for p in &r.principals {
+        s.insert(row(
+            "principal",
+            &p.principal_arn,
+            "",
+            "",
+            "",
+            &p.principal_type,
+        ));
+    }
+    s
+}
+
+/// Access, admins, external access, escalation paths and principals added and removed.
+pub fn diff(previous: &AccountReport, current: &AccountReport) -> Vec<DiffRow> {
+    let old = diff_keys(previous);
+    let new = diff_keys(current);
+    let mut out: Vec<DiffRow> = Vec::new();
+    for r in new.difference(&old) {
+        out.push(DiffRow {
+            change: "added".into(),
+            ..r.clone()
+        });
+    }
+    for r in old.difference(&new) {
+        out.push(DiffRow {
+            change: "removed".into(),
+            ..r.clone()
+        });
+    }
+    out.sort_by(|a, b| {
+        (&a.kind, &a.principal_arn, &a.change, a).cmp(&(&b.kind, &b.principal_arn, &b.change, b))
+    });
+    out
+}
+
+fn csv_bytes(
+    file: &str,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> Result<Vec<u8>, ReportError> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record(header)
+        .map_err(|e| ReportError::render(file, e))?;
+    for r in rows {
+        w.write_record(&r)
+            .map_err(|e| ReportError::render(file, e))?;
+    }
+    w.into_inner().map_err(|e| ReportError::render(file, e))
+}
+
+impl AccountReport {
+    /// Byte-for-byte deterministic files, sorted by name.
+    pub fn render_files(&self) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
+        let t = &self.analysis_time;
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut json =
+            serde_json::to_vec_pretty(self).map_err(|e| ReportError::render("report.json", e))?;
+        json.push(b'\n');
+        files.push(("report.json".into(), json));
+        files.push((
+            "principals.csv".into(),
+            csv_bytes(
+                "principals.csv",
+                &[
+                    "analysis_time",
+                    "principal_name",
+                    "principal_arn",
+                    "principal_type",
+                    "principal_is_iam_admin",
+                    "principal_last_used",
+                    "principal_tag_business_unit",
+                    "principal_tag_environment",
+                    "principal_tag_used_by",
+                    "principal_tags",
+                    "password_last_used",
+                    "password_last_rotated",
+                    "password_state",
+                    "access_key_1_last_used",
+                    "access_key_1_last_rotated",
+                    "access_key_1_state",
+                    "access_key_2_last_used",
+                    "access_key_2_last_rotated",
+                    "access_key_2_state",
+                ],
+                self.principals.iter().map(|p| {
+                    vec![
+                        t.clone(),
+                        p.principal_name.clone(),
+                        p.principal_arn.clone(),
+                        p.principal_type.clone(),
+                        p.principal_is_iam_admin.clone(),
+                        p.principal_last_used.clone(),
+                        p.principal_tag_business_unit.clone(),
+                        p.principal_tag_environment.clone(),
+                        p.principal_tag_used_by.clone(),
+                        p.principal_tags.clone(),
+                        p.password_last_used.clone(),
+                        p.password_last_rotated.clone(),
+                        p.password_state.clone(),
+                        p.access_key_1_last_used.clone(),
+                        p.access_key_1_last_rotated.clone(),
+                        p.access_key_1_state.clone(),
+                        p.access_key_2_last_used.clone(),
+                        p.access_key_2_last_rotated.clone(),
+                        p.access_key_2_state.clone(),
+                    ]
+                }),
+            )?,
+        ));
+        files.push((
+            "resources.csv".into(),
+            csv_bytes(
+                "resources.csv",
+                &[
+                    "analysis_time",
+                    "resource_name",
+                    "resource_arn",
+                    "resource_type",
+                    "resource_tag_business_unit",
+                    "resource_tag_environment",
+                    "resource_tag_owner",
+                    "resource_tag_confidentiality",
+                    "resource_tag_integrity",
+                    "resource_tag_availability",
+                    "resource_tags",
+                ],
+                self.resources.iter().map(|r| {
+                    let tags: BTreeMap<String, String> =
+                        serde_json::from_str(&r.resource_tags).unwrap_or_default();
+                    vec![
+                        t.clone(),
+                        r.resource_name.clone(),
+                        r.resource_arn.clone(),
+                        r.resource_type.clone(),
+                        tag_lookup(&tags, "business-unit"),
+                        tag_lookup(&tags, "environment"),
+                        tag_lookup(&tags, "owner"),
+                        tag_lookup(&tags, "confidentiality"),
+                        tag_lookup(&tags, "integrity"),
+                        tag_lookup(&tags, "availability"),
+                        r.resource_tags.clone(),
+                    ]
+                }),
+            )?,
+        ));
+        let ptags: HashMap<&str, &str> = self
+            .principals
+            .iter()
+            .map(|p| (p.principal_arn.as_str(), p.principal_tags.as_str()))
+            .collect();
+        files.push((
+            "principal-access-summaries.csv".into(),
+            csv_bytes(
+                "principal-access-summaries.csv",
+                &[
+                    "analysis_time",
+                    "principal_name",
+                    "principal_arn",
+                    "principal_type",
+                    "principal_tags",
+                    "service_name",
+                    "access_capability",
+                    "resource_arn",
+                    "conditional",
+                ],
+                self.principal_access.iter().map(|a| {
+                    vec![
+                        t.clone(),
+                        a.principal_name.clone(),
+                        a.principal_arn.clone(),
+                        a.principal_type.clone(),
+                        ptags
+                            .get(a.principal_arn.as_str())
+                            .copied()
+                            .unwrap_or_default()
+                            .to_string(),
+                        a.service_name.clone(),
+                        a.access_capability.to_string(),
+                        a.resource_arn.clone(),
+                        a.conditional.to_string(),
+                    ]
+                }),
+            )?,
+        ));
+        let rtags: HashMap<&str, &str> = self
+            .resources
+            .iter()
+            .map(|r| (r.resource_arn.as_str(), r.resource_tags.as_str()))
+            .collect();
+        files.push((
+            "resource-access-summaries.csv".into(),
+            csv_bytes(
+                "resource-access-summaries.csv",
+                &[
+                    "analysis_time",
+                    "service_name",
+                    "resource_name",
+                    "resource_arn",
+                    "access_capability",
+                    "principal_type",
+                    "principal_name",
+                    "principal_arn",
+                    "resource_tag_confidentiality",
+                    "conditional",
+                ],
+                self.resource_access.iter().map(|a| {
+                    let tags: BTreeMap<String, String> = serde_json::from_str(
+                        rtags
+                            .get(a.resource_arn.as_str())
+                            .copied()
+                            .unwrap_or_default(),
+                    )
+                    .unwrap_or_default();
+                    vec![
+                        t.clone(),
+                        a.service_name.clone(),
+                        a.resource_name.clone(),
+                        a.resource_arn.clone(),
+                        a.access_capability.to_string(),
+                        a.principal_type.clone(),
+                        a.principal_name.clone(),
+                        a.principal_arn.clone(),
+                        tag_lookup(&tags, "confidentiality"),
+                        a.conditional.to_string(),
+                    ]
+                }),
+            )?,
+        ));
+        files.push((
+            "diff.csv".into(),
+            csv_bytes(
+                "diff.csv",
+                &[
+                    "analysis_time",
+                    "change",
+                    "kind",
+                    "principal_arn",
+                    "service_name",
+                    "access_capability",
+                    "resource_arn",
+                    "detail",
+                ],
+                self.diff.iter().map(|d| {
+                    vec![
+                        t.clone(),
+                        d.change.clone(),
+                        d.kind.clone(),
+                        d.principal_arn.clone(),
+                        d.service_name.clone(),
+                        d.access_capability.clone(),
+                        d.resource_arn.clone(),
+                        d.detail.clone(),
+                    ]
+                }),
+            )?,
+        ));
+        files.push(("report.html".into(), super::html::render(self).into_bytes()));
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(files)
+    }
+
+    /// Loads a previous run's `report.json` (for the diff).
+    pub fn from_json(bytes: &[u8]) -> Result<AccountReport, ParseError> {
+        let r: AccountReport = serde_json::from_slice(bytes).map_err(|e| {
+            if e.is_data() {
+                ParseError::structure(
+                    format!("line {} column {}", e.line(), e.column()),
+                    e.to_string(),
+                )
+            } else {
+                ParseError::from_json(&e)
+            }
+        })?;
+        if r.format != REPORT_FORMAT {
+            return Err(ParseError::structure(
+                "$.format",
+                format!("unsupported report format {:?}", r.format),
+            ));
+        }
+        Ok(r)
+    }
+}
