@@ -52,6 +52,7 @@ pub fn binary(name: &str) -> PathBuf {
 /// A scratch deployment: a data directory and the settings flags pointing at it.
 pub struct Deployment {
     pub dir: tempfile::TempDir,
+    tenants_files: std::sync::atomic::AtomicUsize,
     /// Visibility timeout in seconds (short, so crash tests recover quickly).
     pub visibility_secs: u64,
 }
@@ -60,6 +61,7 @@ impl Deployment {
     pub fn new(visibility_secs: u64) -> Deployment {
         Deployment {
             dir: tempfile::tempdir().expect("tempdir"),
+            tenants_files: Default::default(),
             visibility_secs,
         }
     }
@@ -142,7 +144,7 @@ impl Deployment {
         }
     }
 
-    /// Writes fixture accounts for `(customer, spec)` and a tenants file; returns its path.
+    /// Writes fixture accounts for `(customer, spec)` and a new tenants file; returns its path.
     pub fn write_tenants(&self, accounts: &[(&str, SampleAccountSpec)]) -> PathBuf {
         let root = self.dir.path().join("fixtures");
         let mut text = String::new();
@@ -161,7 +163,10 @@ impl Deployment {
                 ));
             }
         }
-        let path = self.dir.path().join("tenants.toml");
+        let n = self
+            .tenants_files
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = self.dir.path().join(format!("tenants-{n}.toml"));
         std::fs::write(&path, text).expect("tenants file");
         path
     }
