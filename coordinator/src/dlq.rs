@@ -158,7 +158,7 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
             for message in batch {
                 budget = budget.saturating_sub(1);
                 if args.limit.is_some_and(|l| replayed >= l) || args.dry_run {
-                    if !args.limit.is_some_and(|l| replayed >= l) {
+                    if args.limit.is_none_or(|l| replayed < l) {
                         println!("would replay{}", describe(&message));
                         replayed += 1;
                     }

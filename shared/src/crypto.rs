@@ -37,12 +37,15 @@ pub enum CryptoError {
     Key(#[from] PortError),
 }
 
+/// (customer, wrapped data key): what an unwrapped key is cached under.
+type UnwrapKey = (String, Vec<u8>);
+
 /// Seals and opens data for customers, caching each customer's data key.
 #[derive(Clone)]
 pub struct Sealer {
     keys: Arc<dyn KeyProvider>,
     data_keys: Arc<Mutex<HashMap<String, DataKey>>>,
-    unwrapped: Arc<Mutex<HashMap<(String, Vec<u8>), [u8; 32]>>>,
+    unwrapped: Arc<Mutex<HashMap<UnwrapKey, [u8; 32]>>>,
 }
 
 fn aad(customer: &str, account: &str, purpose: &str) -> Vec<u8> {

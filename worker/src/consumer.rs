@@ -188,18 +188,22 @@ async fn work_batch(
         let claim = HeldClaim::for_message(&message);
         *current.lock().await = claim.clone();
         let outcome = pipeline.handle(queue, &message, &claim).await;
-        apply(pipeline, queue, &message, outcome).await;
+        let retried = matches!(outcome, Outcome::Retry { .. });
+        let settled = apply(pipeline, queue, &message, outcome).await;
         held_receipts
             .lock()
             .await
             .retain(|r| r != &message.receipt_handle);
-        if shutdown.is_triggered() {
+        // A message that is not finished blocks its group: the ones behind it in this
+        // batch must wait for it, so they go back too (FIFO order, and the fan-in of
+        // FinalizeAccount, depend on it).
+        if retried || !settled || shutdown.is_triggered() {
             break;
         }
     }
     heartbeat.abort();
-    // Shutdown: give back what was received but not started, in order, so the group's
-    // next receiver gets it now.
+    // Give back what was received but not started, so the group's next receiver gets it
+    // (after the unfinished message ahead of it, which keeps the group blocked meanwhile).
     for message in remaining {
         if let Err(e) = pipeline
             .ports()
@@ -243,7 +247,13 @@ fn spawn_heartbeat(
 }
 
 /// Carries out a handler's outcome on the message.
-async fn apply(pipeline: &Pipeline, queue: &str, message: &ReceivedMessage, outcome: Outcome) {
+/// Returns whether the message is settled (deleted, dead-lettered, or set to come back).
+async fn apply(
+    pipeline: &Pipeline,
+    queue: &str,
+    message: &ReceivedMessage,
+    outcome: Outcome,
+) -> bool {
     let queues = &pipeline.ports().queues;
     let result = match outcome {
         Outcome::Delete => {
@@ -258,8 +268,12 @@ async fn apply(pipeline: &Pipeline, queue: &str, message: &ReceivedMessage, outc
         }
         Outcome::DeadLetter { reason } => dead_letter(pipeline, queue, message, &reason).await,
     };
-    if let Err(e) = result {
-        warn!(queue, message_id = %message.message_id, error = %e, "could not settle the message; it will be redelivered");
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(queue, message_id = %message.message_id, error = %e, "could not settle the message; it will be redelivered");
+            false
+        }
     }
 }
 
