@@ -344,6 +344,42 @@ pub async fn queue_one_in_flight_per_group(ports: &Ports, prefix: &str) {
         delete(ports, &name, &last).await;
     }
     assert_eq!(ports.queues.depth(&name).await.unwrap().total(), 0);
+
+    // When one receive returned several messages of a group, releasing the first while the
+    // others are still in flight must not let anything of the group out.
+    send(
+        ports,
+        &name,
+        &[msg("c", "c1", "c1"), msg("c", "c2", "c2"), msg("c", "c3", "c3")],
+    )
+    .await;
+    let batch = receive(ports, &name, 10).await;
+    assert_eq!(batch[0].body, "c1");
+    if batch.len() >= 2 {
+        ports
+            .queues
+            .change_visibility(&name, &batch[0].receipt_handle, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(
+            receive(ports, &name, 10).await.is_empty(),
+            "c2 is still in flight: group c must stay blocked"
+        );
+        for m in &batch[1..] {
+            ports
+                .queues
+                .change_visibility(&name, &m.receipt_handle, Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        let again = receive(ports, &name, 10).await;
+        assert_eq!(again[0].body, "c1");
+        assert_eq!(again[0].receive_count, 2);
+        delete(ports, &name, &again).await;
+    } else {
+        delete(ports, &name, &batch).await;
+    }
+    drain(ports, &name).await;
 }
 
 /// An undeleted message comes back after the visibility timeout, with its receive count
