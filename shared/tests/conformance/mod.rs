@@ -350,7 +350,11 @@ pub async fn queue_one_in_flight_per_group(ports: &Ports, prefix: &str) {
     send(
         ports,
         &name,
-        &[msg("c", "c1", "c1"), msg("c", "c2", "c2"), msg("c", "c3", "c3")],
+        &[
+            msg("c", "c1", "c1"),
+            msg("c", "c2", "c2"),
+            msg("c", "c3", "c3"),
+        ],
     )
     .await;
     let batch = receive(ports, &name, 10).await;
