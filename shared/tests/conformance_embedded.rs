@@ -386,3 +386,55 @@ async fn iam_source_reads_fixture_directories() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A database lock held longer than the busy timeout (5 s) makes writes fail as Transient,
+/// and they succeed once it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_database_is_transient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = EmbeddedBackend::open(tmp.path()).unwrap();
+    let ports = backend.ports();
+    let key = accessflow_shared::ports::StoreKey::new("p", "s");
+    ports
+        .store
+        .put(
+            &key,
+            serde_json::json!(1),
+            None,
+            accessflow_shared::ports::Condition::None,
+        )
+        .await
+        .unwrap();
+
+    let blocker = rusqlite::Connection::open(tmp.path().join("accessflow.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let err = ports
+        .store
+        .put(
+            &key,
+            serde_json::json!(2),
+            None,
+            accessflow_shared::ports::Condition::None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    // Reads still work while a writer holds the lock (WAL).
+    assert_eq!(
+        ports.store.get(&key).await.unwrap().unwrap().value,
+        serde_json::json!(1)
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    ports
+        .store
+        .put(
+            &key,
+            serde_json::json!(3),
+            None,
+            accessflow_shared::ports::Condition::None,
+        )
+        .await
+        .unwrap();
+}
