@@ -29,11 +29,14 @@ conformance::conformance_suite!(setup);
 const MP_DIR_ENV: &str = "ACCESSFLOW_MP_DATA_DIR";
 const MP_QUEUE: &str = "mp-work";
 const MP_LOCKS: &str = "mp#locks";
-const MP_GROUPS: u32 = 40;
-const MP_PER_GROUP: u32 = 25;
+const MP_GROUPS: u32 = 50;
+const MP_PER_GROUP: u32 = 40;
 const MP_CHILD_CONSUMERS: usize = 3;
 const MP_PARENT_CONSUMERS: usize = 2;
 const MP_RELEASE_ONE_IN: u32 = 25;
+const MP_ABANDON_ONE_IN: u32 = 60;
+const MP_VISIBILITY: Duration = Duration::from_secs(30);
+const MP_ABANDON_VISIBILITY: Duration = Duration::from_secs(1);
 const MP_DEADLINE: Duration = Duration::from_secs(60);
 
 fn mp_consumers(
@@ -53,7 +56,11 @@ fn mp_consumers(
                 MP_LOCKS.to_string(),
                 consumer,
                 file,
-                MP_RELEASE_ONE_IN,
+                mp::Behaviour {
+                    release_one_in: MP_RELEASE_ONE_IN,
+                    abandon_one_in: MP_ABANDON_ONE_IN,
+                    abandon_visibility: MP_ABANDON_VISIBILITY,
+                },
                 deadline,
             ))
         })
@@ -97,7 +104,7 @@ async fn multi_process_consumers_never_overlap_a_group() {
         .ensure_queue(&QueueSpec {
             name: MP_QUEUE.into(),
             dlq_name: format!("{MP_QUEUE}-dlq"),
-            visibility_timeout: Duration::from_secs(30),
+            visibility_timeout: MP_VISIBILITY,
             max_receive_count: 100,
             retention: Duration::from_secs(3600),
             tags: Default::default(),
@@ -171,6 +178,7 @@ async fn multi_process_consumers_never_overlap_a_group() {
     assert!(summary.processes >= 3, "{summary:?}");
     assert!(summary.consumers >= 4, "{summary:?}");
     assert!(summary.released > 0, "{summary:?}");
+    assert!(summary.abandoned > 0, "{summary:?}");
     assert!(
         summary.max_consumers_per_group >= 2,
         "groups moved between consumers: {summary:?}"
