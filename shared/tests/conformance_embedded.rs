@@ -446,3 +446,83 @@ async fn busy_database_is_transient() {
         .await
         .unwrap();
 }
+
+/// Time-based expiry that the suite cannot wait for (5 minutes, 1 minute at least), checked
+/// by moving the stored deadlines into the past.
+#[tokio::test]
+async fn dedup_window_and_retention_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = EmbeddedBackend::open(tmp.path()).unwrap().ports();
+    let raw = rusqlite::Connection::open(tmp.path().join("accessflow.db")).unwrap();
+    raw.busy_timeout(Duration::from_secs(5)).unwrap();
+    conformance::make_queue(&ports, "q", 30, 3).await;
+
+    let first = conformance::send(&ports, "q", &[conformance::msg("g", "d", "one")]).await;
+    let dup = conformance::send(&ports, "q", &[conformance::msg("g", "d", "two")]).await;
+    assert!(matches!(
+        first[0],
+        accessflow_shared::ports::SendOutcome::Sent { .. }
+    ));
+    assert!(matches!(
+        dup[0],
+        accessflow_shared::ports::SendOutcome::Duplicate { .. }
+    ));
+    // The window ends: the same id is accepted again.
+    raw.execute("UPDATE dedup SET expires_at_ms = 0", [])
+        .unwrap();
+    let again = conformance::send(&ports, "q", &[conformance::msg("g", "d", "three")]).await;
+    assert!(matches!(
+        again[0],
+        accessflow_shared::ports::SendOutcome::Sent { .. }
+    ));
+    assert_eq!(ports.queues.depth("q").await.unwrap().visible, 2);
+
+    // Retention ends for the first message: it is gone, the group goes on with the next.
+    raw.execute(
+        "UPDATE messages SET expires_at_ms = 0 WHERE body = 'one'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(ports.queues.depth("q").await.unwrap().visible, 1);
+    let got = conformance::receive(&ports, "q", 10).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "three");
+}
+
+/// A publish delivers to every matching queue or to none: a failure while writing to the
+/// second queue leaves the first one untouched and the dedup id unused.
+#[tokio::test]
+async fn publish_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = EmbeddedBackend::open(tmp.path()).unwrap().ports();
+    ports.topics.ensure_topic("t").await.unwrap();
+    for q in ["qa", "qb"] {
+        conformance::make_queue(&ports, q, 30, 3).await;
+        ports
+            .topics
+            .subscribe("t", q, &accessflow_shared::ports::FilterPolicy::default())
+            .await
+            .unwrap();
+    }
+    let raw = rusqlite::Connection::open(tmp.path().join("accessflow.db")).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER fail_qb BEFORE INSERT ON messages WHEN NEW.queue = 'qb'
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    let batch = [
+        conformance::msg("g", "d1", "one"),
+        conformance::msg("g", "d2", "two"),
+    ];
+    assert!(ports.topics.publish_batch("t", &batch).await.is_err());
+    assert_eq!(ports.queues.depth("qa").await.unwrap().total(), 0);
+    assert_eq!(ports.queues.depth("qb").await.unwrap().total(), 0);
+
+    raw.execute_batch("DROP TRIGGER fail_qb").unwrap();
+    let outcomes = ports.topics.publish_batch("t", &batch).await.unwrap();
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, accessflow_shared::ports::SendOutcome::Sent { .. })));
+    assert_eq!(ports.queues.depth("qa").await.unwrap().visible, 2);
+    assert_eq!(ports.queues.depth("qb").await.unwrap().visible, 2);
+}
