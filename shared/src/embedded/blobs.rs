@@ -25,6 +25,21 @@ impl DirBlobStore {
         for dir in [&root, &tmp] {
             std::fs::create_dir_all(dir).map_err(|e| io_error("open blob store", dir, e))?;
         }
+        // Leftovers of writers that died mid-write (older than an hour, so that a write in
+        // progress in another process is never touched).
+        if let Ok(entries) = std::fs::read_dir(&tmp) {
+            for entry in entries.flatten() {
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+                if stale {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(DirBlobStore { root, tmp })
     }
 }

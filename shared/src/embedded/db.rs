@@ -194,20 +194,25 @@ impl Db {
         })
     }
 
-    fn checkout(&self) -> PortResult<Connection> {
+    fn checkout(&self) -> PortResult<Pooled<'_>> {
         let mut pool = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(conn) = pool.idle.pop() {
-                return Ok(conn);
+                return Ok(Pooled {
+                    db: self,
+                    conn: Some(conn),
+                });
             }
             if pool.open < POOL_SIZE {
                 pool.open += 1;
                 drop(pool);
                 return match open_connection(&self.path) {
-                    Ok(conn) => Ok(conn),
+                    Ok(conn) => Ok(Pooled {
+                        db: self,
+                        conn: Some(conn),
+                    }),
                     Err(e) => {
-                        let mut pool = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-                        pool.open -= 1;
+                        self.forget_one();
                         Err(e)
                     }
                 };
@@ -216,9 +221,10 @@ impl Db {
         }
     }
 
-    fn checkin(&self, conn: Connection) {
+    /// A connection was closed instead of returned: make room for a new one.
+    fn forget_one(&self) {
         let mut pool = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        pool.idle.push(conn);
+        pool.open -= 1;
         drop(pool);
         self.returned.notify_one();
     }
@@ -232,18 +238,7 @@ impl Db {
         let db = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut conn = db.checkout()?;
-            let result = f(&mut conn);
-            // A connection left inside a transaction (it should never happen: transactions
-            // roll back on drop) is not returned to the pool.
-            if conn.is_autocommit() {
-                db.checkin(conn);
-            } else {
-                let mut pool = db.idle.lock().unwrap_or_else(|p| p.into_inner());
-                pool.open -= 1;
-                drop(pool);
-                db.returned.notify_one();
-            }
-            result
+            f(conn.get())
         })
         .await
         .map_err(|e| PortError::Permanent {
@@ -322,16 +317,45 @@ impl Db {
         f: impl FnOnce() -> PortResult<T>,
     ) -> PortResult<T> {
         let mut conn = self.checkout()?;
-        let result = (|| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .op(op)?;
-            let value = f()?;
-            tx.commit().op(op)?;
-            Ok(value)
-        })();
-        self.checkin(conn);
-        result
+        let tx = conn
+            .get()
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .op(op)?;
+        let value = f()?;
+        tx.commit().op(op)?;
+        Ok(value)
+    }
+}
+
+/// A connection checked out of the pool. Dropped, it goes back to the pool, unless it was
+/// left inside a transaction (after a panic): then it is closed and the pool may open another.
+struct Pooled<'a> {
+    db: &'a Db,
+    conn: Option<Connection>,
+}
+
+impl Pooled<'_> {
+    fn get(&mut self) -> &mut Connection {
+        self.conn
+            .as_mut()
+            .expect("pooled connection present until drop")
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if conn.is_autocommit() && !std::thread::panicking() {
+            let mut pool = self.db.idle.lock().unwrap_or_else(|p| p.into_inner());
+            pool.idle.push(conn);
+            drop(pool);
+            self.db.returned.notify_one();
+        } else {
+            drop(conn);
+            self.db.forget_one();
+        }
     }
 }
 

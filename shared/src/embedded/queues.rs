@@ -361,6 +361,19 @@ fn purge_expired(conn: &Connection, op: &'static str, queue: &str, now: i64) -> 
     Ok(())
 }
 
+/// Whether a receive may find something to do: a ready group, or messages past retention.
+fn anything_to_do(conn: &Connection, op: &'static str, queue: &str, now: i64) -> PortResult<bool> {
+    let ready: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM message_groups WHERE queue = ?1 AND available_at_ms <= ?2)
+                 OR EXISTS (SELECT 1 FROM messages WHERE queue = ?1 AND expires_at_ms <= ?2)",
+        )
+        .op(op)?
+        .query_row(params![queue, now], |r| r.get(0))
+        .op(op)?;
+    Ok(ready)
+}
+
 struct Candidate {
     seq: i64,
     message_id: String,
@@ -746,17 +759,29 @@ impl WorkQueues for SqliteQueues {
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // Look first without the write lock: idle pollers must not queue up behind
+            // (and slow down) the writers.
             let q = queue.to_string();
-            let got = self
+            let worth_it = self
                 .db
-                .write(OP, move |tx| receive_once(tx, OP, &q, max, visibility))
+                .read(OP, move |tx| {
+                    require_queue(tx, OP, &q)?;
+                    anything_to_do(tx, OP, &q, now_ms())
+                })
                 .await?;
-            if !got.is_empty() {
-                return Ok(got);
+            if worth_it {
+                let q = queue.to_string();
+                let got = self
+                    .db
+                    .write(OP, move |tx| receive_once(tx, OP, &q, max, visibility))
+                    .await?;
+                if !got.is_empty() {
+                    return Ok(got);
+                }
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
-                return Ok(got);
+                return Ok(Vec::new());
             }
             tokio::time::sleep(POLL_INTERVAL.min(deadline - now)).await;
         }
