@@ -10,4 +10,5 @@
 //! - [`crypto`]: per-customer envelope encryption with AES-256-GCM;
 //! - [`tenants`]: the tenant configuration file.
 
+pub mod aws;
 pub mod ports;
