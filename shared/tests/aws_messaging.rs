@@ -55,7 +55,10 @@ async fn queues_are_created_listed_and_deleted() {
         q.list_queues("acme-").await.unwrap(),
         vec!["acme-111", "acme-111-dlq", "acme-222", "acme-222-dlq"]
     );
-    assert_eq!(q.list_queues("acme-2").await.unwrap(), vec!["acme-222", "acme-222-dlq"]);
+    assert_eq!(
+        q.list_queues("acme-2").await.unwrap(),
+        vec!["acme-222", "acme-222-dlq"]
+    );
     assert_eq!(q.dlq_of("acme-111").await.unwrap(), "acme-111-dlq");
     assert!(matches!(
         q.dlq_of("acme-111-dlq").await,
@@ -102,7 +105,10 @@ async fn fifo_order_and_one_group_in_flight() {
     assert_eq!(first.receive_count, 1);
     assert!(!first.dedup_id.is_empty());
     let a0 = got.iter().find(|m| m.body == "A0").unwrap();
-    assert_eq!(a0.attributes.get("account").map(String::as_str), Some("111"));
+    assert_eq!(
+        a0.attributes.get("account").map(String::as_str),
+        Some("111")
+    );
     assert_eq!(a0.dedup_id, "a0");
 
     // While group A is in flight nothing else of it is delivered.
@@ -162,8 +168,14 @@ async fn duplicates_delays_and_bad_batches() {
     let (backend, _) = moto::backend("qdedup").await;
     let q = backend.ports().queues;
     q.ensure_queue(&spec("acc", 3, 30)).await.unwrap();
-    let first = q.send_batch("acc", &[msg("G", "same", "one")]).await.unwrap();
-    let second = q.send_batch("acc", &[msg("G", "same", "two")]).await.unwrap();
+    let first = q
+        .send_batch("acc", &[msg("G", "same", "one")])
+        .await
+        .unwrap();
+    let second = q
+        .send_batch("acc", &[msg("G", "same", "two")])
+        .await
+        .unwrap();
     let SendOutcome::Sent { message_id } = &first[0] else {
         panic!("{first:?}")
     };
@@ -207,16 +219,28 @@ async fn topics_fan_out_by_account_with_raw_delivery() {
     assert_eq!(t.list_topics("acme").await.unwrap(), vec!["acme-0"]);
 
     let s1 = t
-        .subscribe("acme-0", "acme-111", &FilterPolicy::on("account", vec!["111".into()]))
+        .subscribe(
+            "acme-0",
+            "acme-111",
+            &FilterPolicy::on("account", vec!["111".into()]),
+        )
         .await
         .unwrap();
     let s2 = t
-        .subscribe("acme-0", "acme-222", &FilterPolicy::on("account", vec!["999".into()]))
+        .subscribe(
+            "acme-0",
+            "acme-222",
+            &FilterPolicy::on("account", vec!["999".into()]),
+        )
         .await
         .unwrap();
     // Subscribing again updates the filter and keeps the subscription.
     let s2b = t
-        .subscribe("acme-0", "acme-222", &FilterPolicy::on("account", vec!["222".into()]))
+        .subscribe(
+            "acme-0",
+            "acme-222",
+            &FilterPolicy::on("account", vec!["222".into()]),
+        )
         .await
         .unwrap();
     assert_eq!(s2.id, s2b.id);
@@ -224,13 +248,24 @@ async fn topics_fan_out_by_account_with_raw_delivery() {
     assert_eq!(subs.len(), 2);
     assert_eq!(subs[0].queue, "acme-111");
     assert_eq!(subs[0].id, s1.id);
-    assert_eq!(subs[1].filter, FilterPolicy::on("account", vec!["222".into()]));
+    assert_eq!(
+        subs[1].filter,
+        FilterPolicy::on("account", vec!["222".into()])
+    );
 
     let batch = vec![
-        msg("111", "c-111", r#"{"kind":"CollectAccount","account":"111"}"#)
-            .with_attribute("account", "111"),
-        msg("222", "c-222", r#"{"kind":"CollectAccount","account":"222"}"#)
-            .with_attribute("account", "222"),
+        msg(
+            "111",
+            "c-111",
+            r#"{"kind":"CollectAccount","account":"111"}"#,
+        )
+        .with_attribute("account", "111"),
+        msg(
+            "222",
+            "c-222",
+            r#"{"kind":"CollectAccount","account":"222"}"#,
+        )
+        .with_attribute("account", "222"),
         msg("333", "c-333", "nobody listens").with_attribute("account", "333"),
     ];
     let out = t.publish_batch("acme-0", &batch).await.unwrap();
@@ -243,7 +278,10 @@ async fn topics_fan_out_by_account_with_raw_delivery() {
     assert_eq!(got[0].body, r#"{"kind":"CollectAccount","account":"111"}"#);
     assert_eq!(got[0].group_id, "111");
     assert_eq!(got[0].dedup_id, "c-111");
-    assert_eq!(got[0].attributes.get("account").map(String::as_str), Some("111"));
+    assert_eq!(
+        got[0].attributes.get("account").map(String::as_str),
+        Some("111")
+    );
     let got = receive_n(q.as_ref(), "acme-222", 1, None, Duration::from_secs(3)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].group_id, "222");

@@ -113,7 +113,8 @@ enum Role {
 
 /// The condition expression for `condition` on a live-or-absent item.
 fn condition_expr(e: &mut Expr, condition: &Condition, role: Role, now: i64) -> Option<String> {
-    let pk = e.name(PK);
+    // `pk` is not a DynamoDB reserved word, so it needs no placeholder.
+    let pk = PK;
     match condition {
         Condition::None => match role {
             // Absent or live: an expired item must be cleaned up first.

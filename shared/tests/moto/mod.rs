@@ -114,7 +114,10 @@ fn ensure_venv() -> PathBuf {
     // half-made venv (the loser of a race discards its copy).
     let tmp = venv.with_extension(format!("tmp-{}-{}", std::process::id(), nanos()));
     let base = std::env::var("ACCESSFLOW_PYTHON").unwrap_or_else(|_| "python3".into());
-    eprintln!("moto harness: installing moto[server]==5.* into {}", venv.display());
+    eprintln!(
+        "moto harness: installing moto[server]==5.* into {}",
+        venv.display()
+    );
     let ok = Command::new(&base)
         .args(["-m", "venv"])
         .arg(&tmp)
@@ -153,7 +156,11 @@ fn ensure_venv() -> PathBuf {
             );
         }
     }
-    assert!(moto_works(&python), "moto does not import from {}", venv.display());
+    assert!(
+        moto_works(&python),
+        "moto does not import from {}",
+        venv.display()
+    );
     python
 }
 
@@ -191,7 +198,9 @@ fn answers(port: u16) -> bool {
 
 fn start(python: &Path) -> Result<MotoServer, String> {
     let port = free_port();
-    let log_path = target_dir().join(format!("moto-{port}.log"));
+    let log_dir = target_dir().join("moto-logs");
+    let _ = std::fs::create_dir_all(&log_dir);
+    let log_path = log_dir.join(format!("moto-{port}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let mut child = Command::new(python)
         .args(["-c", WATCHDOG, &port.to_string()])
@@ -219,7 +228,10 @@ fn start(python: &Path) -> Result<MotoServer, String> {
     }
     let _ = child.kill();
     let _ = child.wait();
-    Err(format!("moto did not answer within 60 s; see {}", log_path.display()))
+    Err(format!(
+        "moto did not answer within 60 s; see {}",
+        log_path.display()
+    ))
 }
 
 /// A name prefix no other test (in this or another test binary) uses: lowercase letters and
@@ -258,6 +270,9 @@ pub async fn backend(label: &str) -> (AwsBackend, String) {
     let backend = AwsBackend::connect(&settings(&prefix))
         .await
         .expect("connect to moto");
-    backend.provision().await.expect("provision table and bucket");
+    backend
+        .provision()
+        .await
+        .expect("provision table and bucket");
     (backend, prefix)
 }
