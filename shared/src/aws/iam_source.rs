@@ -170,7 +170,7 @@ fn boundary(b: Option<&AttachedPermissionsBoundary>) -> Value {
                 "PermissionsBoundaryType",
                 b.permissions_boundary_type()
                     .map(|t| Value::String(t.as_str().to_string()))
-                    .unwrap_or_else(|| json!("Policy")),
+                    .unwrap_or_else(|| json!("PermissionsBoundaryPolicy")),
             ),
             ("PermissionsBoundaryArn", opt(b.permissions_boundary_arn())),
         ]),

@@ -276,3 +276,50 @@ pub async fn backend(label: &str) -> (AwsBackend, String) {
         .expect("provision table and bucket");
     (backend, prefix)
 }
+
+/// An IAM client acting inside another (emulated) AWS account: moto keys its state by the
+/// account of the credentials, and credentials from AssumeRole belong to the role's account.
+pub async fn iam_in_account(account: &str) -> aws_sdk_iam::Client {
+    use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+    let server = server();
+    let base = aws_sdk_sts::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&server.url)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let sts = aws_sdk_sts::Client::from_conf(base);
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/seeder"))
+        .role_session_name("seeder")
+        .send()
+        .await
+        .expect("assume a role in the seeded account");
+    let c = out.credentials().expect("credentials");
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&server.url)
+        .credentials_provider(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "seeder",
+        ))
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+/// A random 12-digit account id, so tests never share IAM state.
+pub fn unique_account() -> String {
+    let p = unique_prefix("a");
+    let digits: String = format!("{:x}", nanos())
+        .chars()
+        .chain(p.chars())
+        .filter_map(|c| c.to_digit(16))
+        .map(|d| char::from(b'0' + (d % 10) as u8))
+        .collect();
+    format!("9{}", &digits[digits.len() - 11..])
+}
