@@ -11,4 +11,5 @@
 //! - [`tenants`]: the tenant configuration file.
 
 pub mod aws;
+pub mod embedded;
 pub mod ports;

@@ -1,0 +1,327 @@
+//! Many consumers in several OS processes on one queue: the check that two messages of one
+//! group are never in flight at once, that order within a group is kept, and that every
+//! message is processed (deleted) exactly once.
+//!
+//! [`seed`] fills a queue; [`consume`] is one consumer (run several per process, in several
+//! processes); each consumer writes one JSON line per event to its own file; [`verify`]
+//! reads them all back and checks the invariants. On top, each consumer holds a lock item
+//! in the key-value store (conditional put `NotExists`) while it processes a message of a
+//! group: a second holder at the same time is recorded as a violation.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use accessflow_shared::ports::{Condition, OutgoingMessage, PortError, Ports, StoreKey};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// What a consumer did with one received message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    pub group: u32,
+    pub seq: u32,
+    /// `deleted` (processed), `released` (processed, then handed back with visibility 0),
+    /// `returned` (not processed: handed back because an earlier message of its group in
+    /// the same batch was released), `violation` (the group lock was held by someone else).
+    pub outcome: String,
+    pub receive_count: u32,
+    /// When the receive that returned the message completed (µs since the epoch).
+    pub received_us: i64,
+    /// Processing interval: after the receive returned, before the lock and message were let go.
+    pub start_us: i64,
+    pub end_us: i64,
+    pub pid: u32,
+    pub consumer: String,
+}
+
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+pub fn group_id(g: u32) -> String {
+    format!("acct-{g:04}")
+}
+
+/// Sends `per_group` messages to each of `groups` groups, interleaved, in batches of 10.
+pub async fn seed(ports: &Ports, queue: &str, groups: u32, per_group: u32) {
+    let mut all = Vec::new();
+    for seq in 0..per_group {
+        for g in 0..groups {
+            all.push(OutgoingMessage::new(
+                group_id(g),
+                format!("{g}-{seq}"),
+                serde_json::json!({"group": g, "seq": seq}).to_string(),
+            ));
+        }
+    }
+    for chunk in all.chunks(10) {
+        ports.queues.send_batch(queue, chunk).await.expect("seed");
+    }
+}
+
+async fn retry<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, PortError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) if e.is_transient() && attempt < 20 => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+/// One consumer: receives batches of up to 10 until the queue is empty, processes the
+/// messages of a batch one at a time in order, and releases one in `release_one_in` of them
+/// (with the rest of its group in that batch) instead of deleting it.
+pub async fn consume(
+    ports: Ports,
+    queue: String,
+    lock_pk: String,
+    consumer: String,
+    events_file: PathBuf,
+    release_one_in: u32,
+    deadline: Instant,
+) -> usize {
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create(&events_file).expect("events file"));
+    let pid = std::process::id();
+    let mut processed = 0;
+    loop {
+        assert!(Instant::now() < deadline, "{consumer}: deadline passed");
+        let batch = retry("receive", || {
+            ports
+                .queues
+                .receive(&queue, 10, None, Duration::from_millis(500))
+        })
+        .await;
+        let received_us = now_us();
+        if batch.is_empty() {
+            let depth = retry("depth", || ports.queues.depth(&queue)).await;
+            if depth.total() == 0 {
+                break;
+            }
+            continue;
+        }
+        let mut released: HashSet<String> = HashSet::new();
+        for m in batch {
+            let body: serde_json::Value = serde_json::from_str(&m.body).expect("body");
+            let group = body["group"].as_u64().unwrap() as u32;
+            let seq = body["seq"].as_u64().unwrap() as u32;
+            assert_eq!(m.group_id, group_id(group));
+            let mut event = Event {
+                group,
+                seq,
+                outcome: String::new(),
+                receive_count: m.receive_count,
+                received_us,
+                start_us: now_us(),
+                end_us: 0,
+                pid,
+                consumer: consumer.clone(),
+            };
+            if released.contains(&m.group_id) {
+                retry("return", || {
+                    ports
+                        .queues
+                        .change_visibility(&queue, &m.receipt_handle, Duration::ZERO)
+                })
+                .await;
+                event.end_us = now_us();
+                event.outcome = "returned".into();
+                writeln!(out, "{}", serde_json::to_string(&event).unwrap()).unwrap();
+                continue;
+            }
+            let lock = StoreKey::new(&lock_pk, &m.group_id);
+            let locked = loop {
+                match ports
+                    .store
+                    .put(
+                        &lock,
+                        serde_json::json!({ "consumer": consumer }),
+                        None,
+                        Condition::NotExists,
+                    )
+                    .await
+                {
+                    Ok(_) => break true,
+                    Err(PortError::ConditionFailed { .. }) => break false,
+                    Err(e) if e.is_transient() => continue,
+                    Err(e) => panic!("lock: {e}"),
+                }
+            };
+            if !locked {
+                let mut v = event.clone();
+                v.outcome = "violation".into();
+                v.end_us = now_us();
+                writeln!(out, "{}", serde_json::to_string(&v).unwrap()).unwrap();
+            }
+            // "Work".
+            let (work_us, release) = {
+                let mut rng = rand::thread_rng();
+                (
+                    rng.gen_range(0..1500u64),
+                    release_one_in > 0 && rng.gen_range(0..release_one_in) == 0,
+                )
+            };
+            tokio::time::sleep(Duration::from_micros(work_us)).await;
+            event.end_us = now_us();
+            if locked {
+                retry("unlock", || ports.store.delete(&lock, Condition::None)).await;
+            }
+            if release {
+                retry("release", || {
+                    ports
+                        .queues
+                        .change_visibility(&queue, &m.receipt_handle, Duration::ZERO)
+                })
+                .await;
+                released.insert(m.group_id.clone());
+                event.outcome = "released".into();
+            } else {
+                let handles = vec![m.receipt_handle.clone()];
+                retry("delete", || ports.queues.delete_batch(&queue, &handles)).await;
+                event.outcome = "deleted".into();
+                processed += 1;
+            }
+            writeln!(out, "{}", serde_json::to_string(&event).unwrap()).unwrap();
+        }
+        out.flush().unwrap();
+    }
+    out.flush().unwrap();
+    processed
+}
+
+/// Reads every `*.jsonl` file of a directory.
+pub fn read_events(dir: &Path) -> Vec<Event> {
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("events dir") {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                events.push(serde_json::from_str(line).expect("event line"));
+            }
+        }
+    }
+    events
+}
+
+/// What a verified run looked like.
+#[derive(Debug)]
+pub struct Summary {
+    pub processes: usize,
+    pub consumers: usize,
+    pub deleted: usize,
+    pub released: usize,
+    pub returned: usize,
+    /// Largest number of consumers that processed messages of one group.
+    pub max_consumers_per_group: usize,
+}
+
+/// Checks the invariants; returns a summary or the list of problems.
+pub fn verify(events: &[Event], groups: u32, per_group: u32) -> Result<Summary, Vec<String>> {
+    let mut problems = Vec::new();
+    for v in events.iter().filter(|e| e.outcome == "violation") {
+        problems.push(format!(
+            "group {} seq {}: {} found the group locked by another consumer",
+            v.group, v.seq, v.consumer
+        ));
+    }
+
+    // Exactly one deletion per message, none unknown.
+    let mut deleted: BTreeMap<(u32, u32), usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.outcome == "deleted") {
+        *deleted.entry((e.group, e.seq)).or_default() += 1;
+    }
+    for g in 0..groups {
+        for s in 0..per_group {
+            match deleted.get(&(g, s)) {
+                Some(1) => {}
+                None => problems.push(format!("group {g} seq {s}: never processed (lost)")),
+                Some(n) => problems.push(format!("group {g} seq {s}: processed {n} times")),
+            }
+        }
+    }
+    if deleted.len() as u32 > groups * per_group {
+        problems.push("messages processed that were never sent".into());
+    }
+
+    // Per message: receives are counted without gaps (no receive we did not see).
+    let mut per_message: BTreeMap<(u32, u32), Vec<&Event>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.outcome != "violation") {
+        per_message.entry((e.group, e.seq)).or_default().push(e);
+    }
+    for ((g, s), evs) in &mut per_message {
+        evs.sort_by_key(|e| (e.received_us, e.receive_count));
+        let counts: Vec<u32> = evs.iter().map(|e| e.receive_count).collect();
+        let expected: Vec<u32> = (1..=evs.len() as u32).collect();
+        if counts != expected {
+            problems.push(format!(
+                "group {g} seq {s}: receive counts {counts:?}, expected {expected:?}"
+            ));
+        }
+    }
+
+    // Per group: processing intervals never overlap, and each processed message is the
+    // oldest one of its group not yet deleted (FIFO).
+    let mut max_consumers_per_group = 0;
+    for g in 0..groups {
+        let mut evs: Vec<&Event> = events
+            .iter()
+            .filter(|e| e.group == g && (e.outcome == "deleted" || e.outcome == "released"))
+            .collect();
+        evs.sort_by_key(|e| (e.start_us, e.end_us));
+        for w in evs.windows(2) {
+            if w[0].end_us > w[1].start_us {
+                problems.push(format!(
+                    "group {g}: seq {} by {} (pid {}) [{}, {}] overlaps seq {} by {} (pid {}) [{}, {}]",
+                    w[0].seq, w[0].consumer, w[0].pid, w[0].start_us, w[0].end_us,
+                    w[1].seq, w[1].consumer, w[1].pid, w[1].start_us, w[1].end_us
+                ));
+            }
+        }
+        let mut next = 0;
+        for e in &evs {
+            if e.seq != next {
+                problems.push(format!(
+                    "group {g}: seq {} processed while seq {next} was not yet done",
+                    e.seq
+                ));
+                break;
+            }
+            if e.outcome == "deleted" {
+                next += 1;
+            }
+        }
+        let consumers: BTreeSet<&str> = evs.iter().map(|e| e.consumer.as_str()).collect();
+        max_consumers_per_group = max_consumers_per_group.max(consumers.len());
+    }
+
+    if problems.is_empty() {
+        Ok(Summary {
+            processes: events.iter().map(|e| e.pid).collect::<BTreeSet<_>>().len(),
+            consumers: events
+                .iter()
+                .map(|e| e.consumer.as_str())
+                .collect::<BTreeSet<_>>()
+                .len(),
+            deleted: events.iter().filter(|e| e.outcome == "deleted").count(),
+            released: events.iter().filter(|e| e.outcome == "released").count(),
+            returned: events.iter().filter(|e| e.outcome == "returned").count(),
+            max_consumers_per_group,
+        })
+    } else {
+        Err(problems)
+    }
+}

@@ -1,0 +1,440 @@
+//! The conformance suite on the embedded backend (a fresh data directory per test), the
+//! multi-process test, and the checks that only make sense for the embedded backend
+//! (files on disk, fixture directories).
+
+mod conformance;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use accessflow_shared::embedded::EmbeddedBackend;
+use accessflow_shared::ports::{AccountLocator, PortError, QueueSpec};
+use conformance::{mp, Fixture};
+
+async fn setup() -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = EmbeddedBackend::open(dir.path()).expect("open embedded backend");
+    Fixture {
+        ports: backend.ports(),
+        guard: Box::new((backend, dir)),
+    }
+}
+
+conformance::conformance_suite!(setup);
+
+// ---------------------------------------------------------------------------------------
+// Multi-process: 2 child processes x 3 consumers + 2 consumers in this process, one queue.
+
+const MP_DIR_ENV: &str = "ACCESSFLOW_MP_DATA_DIR";
+const MP_QUEUE: &str = "mp-work";
+const MP_LOCKS: &str = "mp#locks";
+const MP_GROUPS: u32 = 40;
+const MP_PER_GROUP: u32 = 25;
+const MP_CHILD_CONSUMERS: usize = 3;
+const MP_PARENT_CONSUMERS: usize = 2;
+const MP_RELEASE_ONE_IN: u32 = 25;
+const MP_DEADLINE: Duration = Duration::from_secs(60);
+
+fn mp_consumers(
+    ports: &accessflow_shared::ports::Ports,
+    dir: &Path,
+    tag: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<usize>> {
+    let deadline = Instant::now() + MP_DEADLINE;
+    (0..n)
+        .map(|i| {
+            let consumer = format!("{tag}-{}-c{i}", std::process::id());
+            let file = dir.join("events").join(format!("{consumer}.jsonl"));
+            tokio::spawn(mp::consume(
+                ports.clone(),
+                MP_QUEUE.to_string(),
+                MP_LOCKS.to_string(),
+                consumer,
+                file,
+                MP_RELEASE_ONE_IN,
+                deadline,
+            ))
+        })
+        .collect()
+}
+
+/// The child half of `multi_process_consumers_never_overlap_a_group`: does nothing unless
+/// started by it (with the data directory in `ACCESSFLOW_MP_DATA_DIR`).
+#[test]
+#[ignore = "child process of multi_process_consumers_never_overlap_a_group"]
+fn mp_child() {
+    let Ok(dir) = std::env::var(MP_DIR_ENV) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let backend = EmbeddedBackend::open(&dir.join("data")).expect("child: open backend");
+        let ports = backend.ports();
+        let mut total = 0;
+        for h in mp_consumers(&ports, &dir, "child", MP_CHILD_CONSUMERS) {
+            total += h.await.expect("child consumer");
+        }
+        eprintln!("child {} processed {total} messages", std::process::id());
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_process_consumers_never_overlap_a_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    std::fs::create_dir_all(dir.join("events")).unwrap();
+    let backend = EmbeddedBackend::open(&dir.join("data")).unwrap();
+    let ports = backend.ports();
+    ports
+        .queues
+        .ensure_queue(&QueueSpec {
+            name: MP_QUEUE.into(),
+            dlq_name: format!("{MP_QUEUE}-dlq"),
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 100,
+            retention: Duration::from_secs(3600),
+            tags: Default::default(),
+        })
+        .await
+        .unwrap();
+    mp::seed(&ports, MP_QUEUE, MP_GROUPS, MP_PER_GROUP).await;
+    let started = Instant::now();
+
+    let exe = std::env::current_exe().unwrap();
+    let mut children: Vec<std::process::Child> = (0..2)
+        .map(|_| {
+            std::process::Command::new(&exe)
+                .args([
+                    "mp_child",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(MP_DIR_ENV, &dir)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn child process")
+        })
+        .collect();
+
+    let mut local = 0;
+    for h in mp_consumers(&ports, &dir, "parent", MP_PARENT_CONSUMERS) {
+        local += h.await.unwrap();
+    }
+    let statuses = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + MP_DEADLINE;
+        children
+            .iter_mut()
+            .map(|c| loop {
+                if let Some(status) = c.try_wait().unwrap() {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    let _ = c.kill();
+                    break c.wait().unwrap();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for s in &statuses {
+        assert!(s.success(), "child process failed: {s}");
+    }
+    let elapsed = started.elapsed();
+
+    let events = mp::read_events(&dir.join("events"));
+    let summary = match mp::verify(&events, MP_GROUPS, MP_PER_GROUP) {
+        Ok(s) => s,
+        Err(problems) => panic!(
+            "{} problems, first ones:\n{}",
+            problems.len(),
+            problems
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    eprintln!("multi-process: {summary:?}, parent processed {local}, {elapsed:?}");
+    assert_eq!(summary.deleted, (MP_GROUPS * MP_PER_GROUP) as usize);
+    assert!(summary.processes >= 3, "{summary:?}");
+    assert!(summary.consumers >= 4, "{summary:?}");
+    assert!(summary.released > 0, "{summary:?}");
+    assert!(
+        summary.max_consumers_per_group >= 2,
+        "groups moved between consumers: {summary:?}"
+    );
+    let depth = ports.queues.depth(MP_QUEUE).await.unwrap();
+    assert_eq!(depth.total(), 0);
+    let dlq_depth = ports
+        .queues
+        .depth(&format!("{MP_QUEUE}-dlq"))
+        .await
+        .unwrap();
+    assert_eq!(dlq_depth.total(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Embedded-only checks.
+
+#[tokio::test]
+async fn data_dir_layout_and_keyring_mode() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = EmbeddedBackend::open(tmp.path()).unwrap();
+    let ports = backend.ports();
+    ports.keys.ensure_customer_key("acme").await.unwrap();
+    ports
+        .blobs
+        .put("acme/reports/r1/a.json", b"{}".to_vec())
+        .await
+        .unwrap();
+
+    assert!(tmp.path().join("accessflow.db").is_file());
+    assert!(tmp.path().join("blobs/acme/reports/r1/a.json").is_file());
+    assert_eq!(
+        ports.blobs.locate("acme/reports/r1/a.json"),
+        tmp.path()
+            .join("blobs/acme/reports/r1/a.json")
+            .display()
+            .to_string()
+    );
+    let keyring = tmp.path().join("keyring.json");
+    let mode = std::fs::metadata(&keyring).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&keyring).unwrap();
+    assert!(text.contains("acme"));
+}
+
+/// Two backends on one directory (as two processes would be) see each other's writes, and
+/// a reopened backend finds everything again.
+#[tokio::test]
+async fn shared_and_reopened_data_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = EmbeddedBackend::open(tmp.path()).unwrap().ports();
+    let b = EmbeddedBackend::open(tmp.path()).unwrap().ports();
+    conformance::make_queue(&a, "shared", 30, 3).await;
+    conformance::send(
+        &a,
+        "shared",
+        &[
+            conformance::msg("g", "1", "one"),
+            conformance::msg("g", "2", "two"),
+        ],
+    )
+    .await;
+    let got = conformance::receive(&b, "shared", 1).await;
+    assert_eq!(got[0].body, "one");
+    assert!(
+        conformance::receive(&a, "shared", 10).await.is_empty(),
+        "group in flight in b"
+    );
+    conformance::delete(&b, "shared", &got).await;
+
+    a.keys.ensure_customer_key("acme").await.unwrap();
+    let dk = a.keys.generate_data_key("acme").await.unwrap();
+    // b never saw acme's key: it reads the keyring again.
+    assert_eq!(
+        b.keys.decrypt_data_key("acme", &dk.wrapped).await.unwrap(),
+        dk.plaintext
+    );
+    drop((a, b));
+
+    let c = EmbeddedBackend::open(tmp.path()).unwrap().ports();
+    let got = conformance::receive(&c, "shared", 10).await;
+    assert_eq!(got[0].body, "two");
+    assert_eq!(
+        c.keys.decrypt_data_key("acme", &dk.wrapped).await.unwrap(),
+        dk.plaintext
+    );
+}
+
+/// Concurrent first use of a customer key from several backends creates one key only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_customer_key_creation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backends: Vec<_> = (0..4)
+        .map(|_| EmbeddedBackend::open(tmp.path()).unwrap())
+        .collect();
+    let tasks: Vec<_> = backends
+        .iter()
+        .map(|b| {
+            let keys = b.ports().keys;
+            tokio::spawn(async move {
+                keys.ensure_customer_key("acme").await.unwrap();
+                keys.generate_data_key("acme").await.unwrap()
+            })
+        })
+        .collect();
+    let mut wrapped = Vec::new();
+    for t in tasks {
+        wrapped.push(t.await.unwrap());
+    }
+    for b in &backends {
+        for dk in &wrapped {
+            assert_eq!(
+                b.ports()
+                    .keys
+                    .decrypt_data_key("acme", &dk.wrapped)
+                    .await
+                    .unwrap(),
+                dk.plaintext
+            );
+        }
+    }
+}
+
+fn locator(dir: Option<&Path>) -> AccountLocator {
+    AccountLocator {
+        customer: "acme".into(),
+        account: "111122223333".into(),
+        role_arn: None,
+        external_id: None,
+        fixture_dir: dir.map(|d| d.display().to_string()),
+    }
+}
+
+#[tokio::test]
+async fn iam_source_reads_fixture_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = EmbeddedBackend::open(&tmp.path().join("data"))
+        .unwrap()
+        .ports();
+    let fixture = tmp.path().join("acme/111122223333");
+    std::fs::create_dir_all(&fixture).unwrap();
+    std::fs::write(
+        fixture.join("authorization-details.json"),
+        br#"{"UserDetailList":[]}"#,
+    )
+    .unwrap();
+    std::fs::write(fixture.join("credential-report.csv"), b"user,arn\n").unwrap();
+    std::fs::write(
+        fixture.join("last-accessed.json"),
+        br#"{"arn:aws:iam::111122223333:user/alice": {"JobStatus": "COMPLETED", "ServicesLastAccessed": []}}"#,
+    )
+    .unwrap();
+
+    let snap = ports
+        .iam
+        .fetch_account(&locator(Some(&fixture)))
+        .await
+        .unwrap();
+    assert_eq!(snap.authorization_details, br#"{"UserDetailList":[]}"#);
+    assert_eq!(snap.credential_report, b"user,arn\n");
+
+    let la = ports
+        .iam
+        .last_accessed(
+            &locator(Some(&fixture)),
+            "arn:aws:iam::111122223333:user/alice",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&la).unwrap();
+    assert_eq!(v["JobStatus"], "COMPLETED");
+    assert!(ports
+        .iam
+        .last_accessed(
+            &locator(Some(&fixture)),
+            "arn:aws:iam::111122223333:user/bob"
+        )
+        .await
+        .unwrap()
+        .is_none());
+
+    let err = ports.iam.fetch_account(&locator(None)).await.unwrap_err();
+    match &err {
+        PortError::Permanent { message, .. } => {
+            assert!(
+                message.contains("111122223333") && message.contains("fixture_dir"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let missing = tmp.path().join("nope");
+    let err = ports
+        .iam
+        .fetch_account(&locator(Some(&missing)))
+        .await
+        .unwrap_err();
+    match &err {
+        PortError::NotFound { name, .. } => assert!(name.contains("nope"), "{name}"),
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_file(fixture.join("credential-report.csv")).unwrap();
+    let err = ports
+        .iam
+        .fetch_account(&locator(Some(&fixture)))
+        .await
+        .unwrap_err();
+    match &err {
+        PortError::NotFound { name, .. } => {
+            assert!(name.ends_with("credential-report.csv"), "{name}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A database lock held longer than the busy timeout (5 s) makes writes fail as Transient,
+/// and they succeed once it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_database_is_transient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = EmbeddedBackend::open(tmp.path()).unwrap();
+    let ports = backend.ports();
+    let key = accessflow_shared::ports::StoreKey::new("p", "s");
+    ports
+        .store
+        .put(
+            &key,
+            serde_json::json!(1),
+            None,
+            accessflow_shared::ports::Condition::None,
+        )
+        .await
+        .unwrap();
+
+    let blocker = rusqlite::Connection::open(tmp.path().join("accessflow.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let err = ports
+        .store
+        .put(
+            &key,
+            serde_json::json!(2),
+            None,
+            accessflow_shared::ports::Condition::None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_secs(4));
+    // Reads still work while a writer holds the lock (WAL).
+    assert_eq!(
+        ports.store.get(&key).await.unwrap().unwrap().value,
+        serde_json::json!(1)
+    );
+    blocker.execute_batch("COMMIT").unwrap();
+    ports
+        .store
+        .put(
+            &key,
+            serde_json::json!(3),
+            None,
+            accessflow_shared::ports::Condition::None,
+        )
+        .await
+        .unwrap();
+}
