@@ -13,9 +13,13 @@
 //!   at most 20 s per call.
 //! - **Duplicates**: SQS accepts a duplicate silently and does not say it dropped it. This
 //!   backend remembers the deduplication ids it sent in the last 5 minutes (per process) and
-//!   reports a repeat as [`SendOutcome::Duplicate`] carrying the first message id; a
-//!   duplicate of a message another process sent is still dropped by SQS, but reported as
-//!   `Sent`.
+//!   reports a repeat as [`SendOutcome::Duplicate`] carrying the first message id, without
+//!   sending it again (SQS would drop it); a duplicate of a message another process sent is
+//!   still dropped by SQS, but reported as `Sent`.
+//! - **Stale receipt handles**: SQS FIFO refuses a handle superseded by a later receive
+//!   ("the receipt handle has expired", mapped to `Invalid`). This process also remembers
+//!   the handles it received and refuses a superseded one itself, before calling SQS: the
+//!   same answer, and it keeps moto (which accepts old handles) faithful in-process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -65,11 +69,128 @@ impl DedupMemory {
         }
     }
 
-    pub(crate) fn remember(&mut self, scope: &str, dedup_id: &str, message_id: &str) {
+    /// Records a send that started at `at` (before the request: our window then closes no
+    /// later than the service's, which starts when it accepted the message).
+    pub(crate) fn remember(&mut self, scope: &str, dedup_id: &str, message_id: &str, at: Instant) {
         self.seen.insert(
             (scope.to_string(), dedup_id.to_string()),
-            (message_id.to_string(), Instant::now()),
+            (message_id.to_string(), at),
         );
+    }
+}
+
+/// What to do with each message of a batch, given the dedup memory.
+pub(crate) enum Plan {
+    /// Send it.
+    Send,
+    /// A duplicate of a message sent earlier (its id): not sent again.
+    DuplicateOf(String),
+    /// A duplicate of entry `i` of the same batch: not sent.
+    DuplicateOfEntry(usize),
+}
+
+/// Splits a batch into messages to send and known duplicates (which the service would drop
+/// anyway, so they are not sent: this also keeps emulators that forget deduplication ids
+/// of consumed messages, like moto, faithful).
+pub(crate) fn plan_batch(
+    memory: &mut DedupMemory,
+    scope: &str,
+    messages: &[OutgoingMessage],
+) -> Vec<Plan> {
+    let mut in_batch: HashMap<&str, usize> = HashMap::new();
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if let Some(first) = memory.lookup(scope, &m.dedup_id) {
+                Plan::DuplicateOf(first)
+            } else if let Some(j) = in_batch.get(m.dedup_id.as_str()) {
+                Plan::DuplicateOfEntry(*j)
+            } else {
+                in_batch.insert(&m.dedup_id, i);
+                Plan::Send
+            }
+        })
+        .collect()
+}
+
+/// Turns the plan and the ids of the sent entries (by batch index) into outcomes, and
+/// remembers the sent dedup ids.
+pub(crate) fn outcomes(
+    op: &'static str,
+    memory: &mut DedupMemory,
+    scope: &str,
+    messages: &[OutgoingMessage],
+    plan: Vec<Plan>,
+    sent: &HashMap<String, String>,
+    started: Instant,
+) -> PortResult<Vec<SendOutcome>> {
+    let id_of = |i: usize| {
+        sent.get(&i.to_string())
+            .cloned()
+            .ok_or_else(|| PortError::Transient {
+                op,
+                message: format!("no result for entry {i}"),
+            })
+    };
+    let mut out = Vec::with_capacity(messages.len());
+    for (i, p) in plan.into_iter().enumerate() {
+        out.push(match p {
+            Plan::Send => {
+                let message_id = id_of(i)?;
+                memory.remember(scope, &messages[i].dedup_id, &message_id, started);
+                SendOutcome::Sent { message_id }
+            }
+            Plan::DuplicateOf(first) => SendOutcome::Duplicate { message_id: first },
+            Plan::DuplicateOfEntry(j) => SendOutcome::Duplicate {
+                message_id: id_of(j)?,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Receipt handles this process received, to refuse a handle that a later receive of the
+/// same message superseded (SQS FIFO answers such a delete with "the receipt handle has
+/// expired"; moto would accept it and delete the message someone else now holds).
+#[derive(Default)]
+struct Receipts {
+    /// (queue, message id) -> latest handle
+    latest: HashMap<(String, String), String>,
+    /// (queue, handle) -> message id
+    owner: HashMap<(String, String), String>,
+}
+
+impl Receipts {
+    fn received(&mut self, queue: &str, message_id: &str, handle: &str) {
+        if self.owner.len() > 200_000 {
+            self.owner.clear();
+            self.latest.clear();
+        }
+        self.latest.insert(
+            (queue.to_string(), message_id.to_string()),
+            handle.to_string(),
+        );
+        self.owner.insert(
+            (queue.to_string(), handle.to_string()),
+            message_id.to_string(),
+        );
+    }
+
+    fn is_stale(&self, queue: &str, handle: &str) -> bool {
+        let Some(mid) = self.owner.get(&(queue.to_string(), handle.to_string())) else {
+            return false;
+        };
+        matches!(self.latest.get(&(queue.to_string(), mid.clone())), Some(h) if h != handle)
+    }
+
+    fn deleted(&mut self, queue: &str, handle: &str) {
+        if let Some(mid) = self.owner.remove(&(queue.to_string(), handle.to_string())) {
+            let key = (queue.to_string(), mid);
+            if self.latest.get(&key).map(String::as_str) == Some(handle) {
+                self.latest.remove(&key);
+            }
+        }
     }
 }
 
@@ -79,6 +200,7 @@ pub(crate) struct SqsShared {
     pub(crate) prefix: String,
     urls: Mutex<HashMap<String, String>>,
     pub(crate) dedup: Mutex<DedupMemory>,
+    receipts: Mutex<Receipts>,
 }
 
 pub(crate) fn secs_ceil(d: Duration) -> u64 {
@@ -97,6 +219,7 @@ impl SqsShared {
             prefix,
             urls: Mutex::new(HashMap::new()),
             dedup: Mutex::new(DedupMemory::default()),
+            receipts: Mutex::new(Receipts::default()),
         }
     }
 
@@ -423,64 +546,66 @@ impl WorkQueues for AwsQueues {
         check_batch(op, messages)?;
         let url = self.sqs.url(queue).await?;
         let scope = format!("queue:{queue}");
-        let mut request = self.sqs.client.send_message_batch().queue_url(url);
-        for (i, m) in messages.iter().enumerate() {
-            let mut entry = SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(&m.body)
-                .message_group_id(&m.group_id)
-                .message_deduplication_id(&m.dedup_id);
-            for (k, v) in &m.attributes {
-                let value = MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(v)
-                    .build()
-                    .map_err(|e| invalid(op, e.to_string()))?;
-                entry = entry.message_attributes(k, value);
-            }
-            request = request.entries(entry.build().map_err(|e| invalid(op, e.to_string()))?);
-        }
-        let out = request
-            .send()
-            .await
-            .map_err(|e| self.sqs.fail(op, queue, e))?;
-        if let Some(failed) = out.failed().first() {
-            let message = format!(
-                "entry {}: {}: {}",
-                failed.id(),
-                failed.code(),
-                failed.message().unwrap_or_default()
-            );
-            return Err(if failed.sender_fault() {
-                invalid(op, message)
-            } else {
-                PortError::Transient { op, message }
-            });
-        }
-        let ids: HashMap<&str, &str> = out
-            .successful()
-            .iter()
-            .map(|s| (s.id(), s.message_id()))
-            .collect();
-        let mut memory = self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner());
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for (i, m) in messages.iter().enumerate() {
-            let message_id = ids
-                .get(i.to_string().as_str())
-                .map(|s| s.to_string())
-                .ok_or_else(|| PortError::Transient {
-                    op,
-                    message: format!("no result for entry {i}"),
-                })?;
-            match memory.lookup(&scope, &m.dedup_id) {
-                Some(first) => outcomes.push(SendOutcome::Duplicate { message_id: first }),
-                None => {
-                    memory.remember(&scope, &m.dedup_id, &message_id);
-                    outcomes.push(SendOutcome::Sent { message_id });
+        let plan = plan_batch(
+            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
+            &scope,
+            messages,
+        );
+        let started = Instant::now();
+        let mut sent: HashMap<String, String> = HashMap::new();
+        if plan.iter().any(|p| matches!(p, Plan::Send)) {
+            let mut request = self.sqs.client.send_message_batch().queue_url(url);
+            for (i, m) in messages.iter().enumerate() {
+                if !matches!(plan[i], Plan::Send) {
+                    continue;
                 }
+                let mut entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&m.body)
+                    .message_group_id(&m.group_id)
+                    .message_deduplication_id(&m.dedup_id);
+                for (k, v) in &m.attributes {
+                    let value = MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(v)
+                        .build()
+                        .map_err(|e| invalid(op, e.to_string()))?;
+                    entry = entry.message_attributes(k, value);
+                }
+                request = request.entries(entry.build().map_err(|e| invalid(op, e.to_string()))?);
             }
+            let out = request
+                .send()
+                .await
+                .map_err(|e| self.sqs.fail(op, queue, e))?;
+            if let Some(failed) = out.failed().first() {
+                let message = format!(
+                    "entry {}: {}: {}",
+                    failed.id(),
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                );
+                return Err(if failed.sender_fault() {
+                    invalid(op, message)
+                } else {
+                    PortError::Transient { op, message }
+                });
+            }
+            sent = out
+                .successful()
+                .iter()
+                .map(|s| (s.id().to_string(), s.message_id().to_string()))
+                .collect();
         }
-        Ok(outcomes)
+        outcomes(
+            op,
+            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
+            &scope,
+            messages,
+            plan,
+            &sent,
+            started,
+        )
     }
 
     async fn receive(
@@ -531,6 +656,15 @@ impl WorkQueues for AwsQueues {
                         .collect::<BTreeMap<_, _>>()
                 })
                 .unwrap_or_default();
+            self.sqs
+                .receipts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .received(
+                    queue,
+                    m.message_id().unwrap_or_default(),
+                    m.receipt_handle().unwrap_or_default(),
+                );
             received.push(ReceivedMessage {
                 message_id: m.message_id().unwrap_or_default().to_string(),
                 receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
@@ -551,14 +685,20 @@ impl WorkQueues for AwsQueues {
         if receipt_handles.is_empty() {
             return Ok(());
         }
+        let (stale, valid): (Vec<&String>, Vec<&String>) = {
+            let receipts = self.sqs.receipts.lock().unwrap_or_else(|e| e.into_inner());
+            receipt_handles
+                .iter()
+                .partition(|h| receipts.is_stale(queue, h))
+        };
         let url = self.sqs.url(queue).await?;
-        for chunk in receipt_handles.chunks(MAX_BATCH) {
+        for chunk in valid.chunks(MAX_BATCH) {
             let mut request = self.sqs.client.delete_message_batch().queue_url(&url);
             for (i, handle) in chunk.iter().enumerate() {
                 request = request.entries(
                     DeleteMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .receipt_handle(handle)
+                        .receipt_handle(handle.as_str())
                         .build()
                         .map_err(|e| invalid(op, e.to_string()))?,
                 );
@@ -580,6 +720,19 @@ impl WorkQueues for AwsQueues {
                     PortError::Transient { op, message }
                 });
             }
+            let mut receipts = self.sqs.receipts.lock().unwrap_or_else(|e| e.into_inner());
+            for handle in chunk {
+                receipts.deleted(queue, handle);
+            }
+        }
+        if !stale.is_empty() {
+            return Err(invalid(
+                op,
+                format!(
+                    "{} receipt handle(s) expired: the message was received again since",
+                    stale.len()
+                ),
+            ));
         }
         Ok(())
     }
@@ -594,6 +747,18 @@ impl WorkQueues for AwsQueues {
         let secs = secs_ceil(timeout);
         if secs > MAX_VISIBILITY_SECS {
             return Err(invalid(op, format!("visibility {secs}s > 12 h")));
+        }
+        if self
+            .sqs
+            .receipts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_stale(queue, receipt_handle)
+        {
+            return Err(invalid(
+                op,
+                "the receipt handle has expired: the message was received again since",
+            ));
         }
         let url = self.sqs.url(queue).await?;
         self.sqs

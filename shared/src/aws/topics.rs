@@ -8,11 +8,12 @@
 //!
 //! Duplicates: SNS FIFO drops a repeated deduplication id within 5 minutes but does not say
 //! so; as for queues, this process reports a repeat of a dedup id it published itself
-//! within the window as [`SendOutcome::Duplicate`]. (moto does not deduplicate at the topic
+//! within the window as [`SendOutcome::Duplicate`] and does not publish it again. (moto does not deduplicate at the topic
 //! at all; the SQS FIFO queues behind it drop the copies.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
@@ -21,7 +22,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use tokio::sync::OnceCell;
 
 use super::error::{classify, has_code};
-use super::queues::{check_batch, SqsShared};
+use super::queues::{check_batch, outcomes, plan_batch, Plan, SqsShared};
 use crate::ports::{
     FilterPolicy, OutgoingMessage, PortError, PortResult, SendOutcome, Subscription, Topics,
 };
@@ -415,69 +416,71 @@ impl Topics for AwsTopics {
         let op = "sns:PublishBatch";
         check_batch(op, messages)?;
         let arn = self.arn(topic).await?;
-        let mut request = self.client.publish_batch().topic_arn(arn);
-        for (i, m) in messages.iter().enumerate() {
-            let mut entry = PublishBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message(&m.body)
-                .message_group_id(&m.group_id)
-                .message_deduplication_id(&m.dedup_id);
-            for (k, v) in &m.attributes {
-                let value = MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(v)
-                    .build()
-                    .map_err(|e| invalid(op, e.to_string()))?;
-                entry = entry.message_attributes(k, value);
-            }
-            request = request.publish_batch_request_entries(
-                entry.build().map_err(|e| invalid(op, e.to_string()))?,
-            );
-        }
-        let out = request.send().await.map_err(|e| self.fail(op, topic, e))?;
-        if let Some(failed) = out.failed().first() {
-            let message = format!(
-                "entry {}: {}: {}",
-                failed.id(),
-                failed.code(),
-                failed.message().unwrap_or_default()
-            );
-            return Err(if failed.sender_fault() {
-                invalid(op, message)
-            } else {
-                PortError::Transient { op, message }
-            });
-        }
-        let ids: HashMap<String, String> = out
-            .successful()
-            .iter()
-            .map(|s| {
-                (
-                    s.id().unwrap_or_default().to_string(),
-                    s.message_id().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
         let scope = format!("topic:{topic}");
-        let mut memory = self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner());
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for (i, m) in messages.iter().enumerate() {
-            let message_id =
-                ids.get(&i.to_string())
-                    .cloned()
-                    .ok_or_else(|| PortError::Transient {
-                        op,
-                        message: format!("no result for entry {i}"),
-                    })?;
-            match memory.lookup(&scope, &m.dedup_id) {
-                Some(first) => outcomes.push(SendOutcome::Duplicate { message_id: first }),
-                None => {
-                    memory.remember(&scope, &m.dedup_id, &message_id);
-                    outcomes.push(SendOutcome::Sent { message_id });
+        let plan = plan_batch(
+            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
+            &scope,
+            messages,
+        );
+        let started = Instant::now();
+        let mut sent: HashMap<String, String> = HashMap::new();
+        if plan.iter().any(|p| matches!(p, Plan::Send)) {
+            let mut request = self.client.publish_batch().topic_arn(arn);
+            for (i, m) in messages.iter().enumerate() {
+                if !matches!(plan[i], Plan::Send) {
+                    continue;
                 }
+                let mut entry = PublishBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message(&m.body)
+                    .message_group_id(&m.group_id)
+                    .message_deduplication_id(&m.dedup_id);
+                for (k, v) in &m.attributes {
+                    let value = MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(v)
+                        .build()
+                        .map_err(|e| invalid(op, e.to_string()))?;
+                    entry = entry.message_attributes(k, value);
+                }
+                request = request.publish_batch_request_entries(
+                    entry.build().map_err(|e| invalid(op, e.to_string()))?,
+                );
             }
+            let out = request.send().await.map_err(|e| self.fail(op, topic, e))?;
+            if let Some(failed) = out.failed().first() {
+                let message = format!(
+                    "entry {}: {}: {}",
+                    failed.id(),
+                    failed.code(),
+                    failed.message().unwrap_or_default()
+                );
+                return Err(if failed.sender_fault() {
+                    invalid(op, message)
+                } else {
+                    PortError::Transient { op, message }
+                });
+            }
+            sent = out
+                .successful()
+                .iter()
+                .map(|s| {
+                    (
+                        s.id().unwrap_or_default().to_string(),
+                        s.message_id().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
         }
-        Ok(outcomes)
+        outcomes(
+            op,
+            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
+            &scope,
+            messages,
+            plan,
+            &sent,
+            started,
+        )
     }
 }
 

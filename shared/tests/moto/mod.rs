@@ -47,6 +47,16 @@ def watch():
     finally:
         os._exit(0)
 threading.Thread(target=watch, daemon=True).start()
+# moto's DynamoDB is not atomic under concurrent requests (the threaded server interleaves
+# an UpdateItem's read and write: concurrent ADDs get lost). DynamoDB makes every single
+# request atomic, so serialise DynamoDB requests here; it has no long polling to block.
+from moto.dynamodb.responses import DynamoHandler
+_ddb_lock = threading.Lock()
+_ddb_call = DynamoHandler.call_action
+def _serialised(self, *args, **kwargs):
+    with _ddb_lock:
+        return _ddb_call(self, *args, **kwargs)
+DynamoHandler.call_action = _serialised
 from moto.server import main
 main(["-H", "127.0.0.1", "-p", sys.argv[1]])
 "#;
