@@ -298,4 +298,10 @@ async fn topics_fan_out_by_account_with_raw_delivery() {
     ));
     let counts = backend.request_counts();
     assert!(counts["sns"] > 5 && counts["sqs"] > 5, "{counts:?}");
+    let ops = backend.operation_counts();
+    assert_eq!(ops["sns:PublishBatch"], 2, "{ops:?}");
+    assert!(ops["sqs:ReceiveMessage"] >= 2, "{ops:?}");
+    // 2 = the first batch and the one to the missing topic: the duplicate publish was
+    // answered from memory, not sent (and not billed).
+    assert_eq!(ops["sns:Subscribe"], 2, "{ops:?}");
 }

@@ -349,6 +349,12 @@ async fn blobs_in_s3() {
         format!("s3://{prefix}bucket/acme/snapshots/abc")
     );
     assert!(backend.request_counts()["s3"] >= 9);
+    let ops = backend.operation_counts();
+    assert_eq!(ops["s3:PUT"], 4 + 1, "{ops:?}"); // 4 objects + CreateBucket
+    assert_eq!(ops["s3:LIST"], 2, "{ops:?}");
+    assert_eq!(ops["s3:HEAD"], 2, "{ops:?}");
+    let cost = accessflow_shared::aws::cost::estimate(&ops, &Default::default());
+    assert!(cost["s3"] > 0.0);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 
 mod blobs;
 mod config;
+pub mod cost;
 mod error;
 mod iam_source;
 mod keys;
@@ -195,6 +196,12 @@ impl AwsBackend {
     /// `s3`, `kms`, `sts`, `iam`), retries included.
     pub fn request_counts(&self) -> BTreeMap<String, u64> {
         self.counter.requests()
+    }
+
+    /// AWS requests sent so far, per `service:Operation` (see [`RequestCounter::operations`]);
+    /// [`cost::estimate`] turns them into dollars.
+    pub fn operation_counts(&self) -> BTreeMap<String, u64> {
+        self.counter.operations()
     }
 
     /// Throttled responses seen so far, per service.

@@ -19,6 +19,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 struct ServiceCounts {
     requests: AtomicU64,
     throttled: AtomicU64,
+    operations: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Request and throttle counters, shared by every client of one backend.
@@ -59,6 +60,20 @@ impl RequestCounter {
         map.iter()
             .map(|(k, v)| (k.clone(), v.requests.load(Ordering::Relaxed)))
             .collect()
+    }
+
+    /// Requests sent so far, per `service:Operation` (e.g. `sqs:SendMessageBatch`; for S3,
+    /// which has no operation name on the wire, `s3:GET`, `s3:PUT`, `s3:LIST`, ...).
+    pub fn operations(&self) -> BTreeMap<String, u64> {
+        let map = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = BTreeMap::new();
+        for (service, counts) in map.iter() {
+            let ops = counts.operations.lock().unwrap_or_else(|e| e.into_inner());
+            for (op, n) in ops.iter() {
+                out.insert(format!("{service}:{op}"), *n);
+            }
+        }
+        out
     }
 
     /// Throttled responses so far, per service.
@@ -111,6 +126,30 @@ pub(crate) const THROTTLE_CODES: &[&str] = &[
     "KMSThrottlingException",
 ];
 
+/// The operation of a request, from what is on the wire: the `X-Amz-Target` header (JSON
+/// protocols: SQS, DynamoDB, KMS), the `Action=` form field (query protocols: SNS, IAM,
+/// STS), or for S3 the HTTP method (`LIST` for a bucket listing).
+fn operation_name(target: Option<&str>, body: Option<&[u8]>, method: &str, uri: &str) -> String {
+    if let Some(target) = target {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    if let Some(body) = body {
+        if let Some(rest) = body.strip_prefix(b"Action=") {
+            let end = rest.iter().position(|b| *b == b'&').unwrap_or(rest.len());
+            return String::from_utf8_lossy(&rest[..end]).into_owned();
+        }
+        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+        if let Some(i) = text.find("&Action=") {
+            let rest = &text[i + 8..];
+            return rest.split('&').next().unwrap_or_default().to_string();
+        }
+    }
+    if method == "GET" && uri.contains("list-type=") {
+        return "LIST".to_string();
+    }
+    method.to_string()
+}
+
 fn looks_throttled(status: u16, body: Option<&[u8]>) -> bool {
     if status == 429 {
         return true;
@@ -133,11 +172,25 @@ impl Intercept for CountingInterceptor {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
+        let request = context.request();
+        let op = operation_name(
+            request.headers().get("x-amz-target"),
+            request.body().bytes(),
+            request.method(),
+            request.uri(),
+        );
+        *self
+            .counts
+            .operations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op)
+            .or_default() += 1;
         Ok(())
     }
 
@@ -173,6 +226,37 @@ mod tests {
         ));
         assert!(!looks_throttled(400, Some(b"ValidationException")));
         assert!(!looks_throttled(200, Some(b"Throttling")));
+    }
+
+    #[test]
+    fn operation_names() {
+        assert_eq!(
+            operation_name(Some("AmazonSQS.SendMessageBatch"), None, "POST", "/"),
+            "SendMessageBatch"
+        );
+        assert_eq!(
+            operation_name(
+                None,
+                Some(b"Action=PublishBatch&Version=2010-03-31"),
+                "POST",
+                "/"
+            ),
+            "PublishBatch"
+        );
+        assert_eq!(
+            operation_name(
+                None,
+                Some(b"Version=2011-06-15&Action=AssumeRole"),
+                "POST",
+                "/"
+            ),
+            "AssumeRole"
+        );
+        assert_eq!(operation_name(None, Some(b""), "PUT", "/b/k"), "PUT");
+        assert_eq!(
+            operation_name(None, None, "GET", "/b?list-type=2&prefix=a"),
+            "LIST"
+        );
     }
 
     #[test]
