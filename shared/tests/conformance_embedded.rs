@@ -29,11 +29,14 @@ conformance::conformance_suite!(setup);
 const MP_DIR_ENV: &str = "ACCESSFLOW_MP_DATA_DIR";
 const MP_QUEUE: &str = "mp-work";
 const MP_LOCKS: &str = "mp#locks";
-const MP_GROUPS: u32 = 40;
-const MP_PER_GROUP: u32 = 25;
+const MP_GROUPS: u32 = 50;
+const MP_PER_GROUP: u32 = 40;
 const MP_CHILD_CONSUMERS: usize = 3;
 const MP_PARENT_CONSUMERS: usize = 2;
 const MP_RELEASE_ONE_IN: u32 = 25;
+const MP_ABANDON_ONE_IN: u32 = 60;
+const MP_VISIBILITY: Duration = Duration::from_secs(30);
+const MP_ABANDON_VISIBILITY: Duration = Duration::from_secs(1);
 const MP_DEADLINE: Duration = Duration::from_secs(60);
 
 fn mp_consumers(
@@ -53,7 +56,11 @@ fn mp_consumers(
                 MP_LOCKS.to_string(),
                 consumer,
                 file,
-                MP_RELEASE_ONE_IN,
+                mp::Behaviour {
+                    release_one_in: MP_RELEASE_ONE_IN,
+                    abandon_one_in: MP_ABANDON_ONE_IN,
+                    abandon_visibility: MP_ABANDON_VISIBILITY,
+                },
                 deadline,
             ))
         })
@@ -97,7 +104,7 @@ async fn multi_process_consumers_never_overlap_a_group() {
         .ensure_queue(&QueueSpec {
             name: MP_QUEUE.into(),
             dlq_name: format!("{MP_QUEUE}-dlq"),
-            visibility_timeout: Duration::from_secs(30),
+            visibility_timeout: MP_VISIBILITY,
             max_receive_count: 100,
             retention: Duration::from_secs(3600),
             tags: Default::default(),
@@ -171,6 +178,7 @@ async fn multi_process_consumers_never_overlap_a_group() {
     assert!(summary.processes >= 3, "{summary:?}");
     assert!(summary.consumers >= 4, "{summary:?}");
     assert!(summary.released > 0, "{summary:?}");
+    assert!(summary.abandoned > 0, "{summary:?}");
     assert!(
         summary.max_consumers_per_group >= 2,
         "groups moved between consumers: {summary:?}"
@@ -437,4 +445,211 @@ async fn busy_database_is_transient() {
         )
         .await
         .unwrap();
+}
+
+/// Time-based expiry that the suite cannot wait for (5 minutes, 1 minute at least), checked
+/// by moving the stored deadlines into the past.
+#[tokio::test]
+async fn dedup_window_and_retention_expire() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = EmbeddedBackend::open(tmp.path()).unwrap().ports();
+    let raw = rusqlite::Connection::open(tmp.path().join("accessflow.db")).unwrap();
+    raw.busy_timeout(Duration::from_secs(5)).unwrap();
+    conformance::make_queue(&ports, "q", 30, 3).await;
+
+    let first = conformance::send(&ports, "q", &[conformance::msg("g", "d", "one")]).await;
+    let dup = conformance::send(&ports, "q", &[conformance::msg("g", "d", "two")]).await;
+    assert!(matches!(
+        first[0],
+        accessflow_shared::ports::SendOutcome::Sent { .. }
+    ));
+    assert!(matches!(
+        dup[0],
+        accessflow_shared::ports::SendOutcome::Duplicate { .. }
+    ));
+    // The window ends: the same id is accepted again.
+    raw.execute("UPDATE dedup SET expires_at_ms = 0", [])
+        .unwrap();
+    let again = conformance::send(&ports, "q", &[conformance::msg("g", "d", "three")]).await;
+    assert!(matches!(
+        again[0],
+        accessflow_shared::ports::SendOutcome::Sent { .. }
+    ));
+    assert_eq!(ports.queues.depth("q").await.unwrap().visible, 2);
+
+    // Retention ends for the first message: it is gone, the group goes on with the next.
+    raw.execute(
+        "UPDATE messages SET expires_at_ms = 0 WHERE body = 'one'",
+        [],
+    )
+    .unwrap();
+    assert_eq!(ports.queues.depth("q").await.unwrap().visible, 1);
+    let got = conformance::receive(&ports, "q", 10).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body, "three");
+}
+
+/// A publish delivers to every matching queue or to none: a failure while writing to the
+/// second queue leaves the first one untouched and the dedup id unused.
+#[tokio::test]
+async fn publish_is_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ports = EmbeddedBackend::open(tmp.path()).unwrap().ports();
+    ports.topics.ensure_topic("t").await.unwrap();
+    for q in ["qa", "qb"] {
+        conformance::make_queue(&ports, q, 30, 3).await;
+        ports
+            .topics
+            .subscribe("t", q, &accessflow_shared::ports::FilterPolicy::default())
+            .await
+            .unwrap();
+    }
+    let raw = rusqlite::Connection::open(tmp.path().join("accessflow.db")).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER fail_qb BEFORE INSERT ON messages WHEN NEW.queue = 'qb'
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+    let batch = [
+        conformance::msg("g", "d1", "one"),
+        conformance::msg("g", "d2", "two"),
+    ];
+    assert!(ports.topics.publish_batch("t", &batch).await.is_err());
+    assert_eq!(ports.queues.depth("qa").await.unwrap().total(), 0);
+    assert_eq!(ports.queues.depth("qb").await.unwrap().total(), 0);
+
+    raw.execute_batch("DROP TRIGGER fail_qb").unwrap();
+    let outcomes = ports.topics.publish_batch("t", &batch).await.unwrap();
+    assert!(outcomes
+        .iter()
+        .all(|o| matches!(o, accessflow_shared::ports::SendOutcome::Sent { .. })));
+    assert_eq!(ports.queues.depth("qa").await.unwrap().visible, 2);
+    assert_eq!(ports.queues.depth("qb").await.unwrap().visible, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// A process killed with SIGKILL in the middle of writing: the database stays intact and
+// what it held comes back after the visibility timeout.
+
+const KILL_DIR_ENV: &str = "ACCESSFLOW_KILL_DATA_DIR";
+
+/// The child half of `killed_process_loses_nothing`: receives, then writes until killed.
+#[test]
+#[ignore = "child process of killed_process_loses_nothing"]
+fn kill_child() {
+    let Ok(dir) = std::env::var(KILL_DIR_ENV) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ports = EmbeddedBackend::open(&dir.join("data")).unwrap().ports();
+        let got = conformance::receive(&ports, "held", 10).await;
+        std::fs::write(dir.join("received"), got.len().to_string()).unwrap();
+        let mut i = 0u64;
+        loop {
+            let batch: Vec<_> = (0..10)
+                .map(|j| conformance::msg(&format!("g{}", j % 3), &format!("{i}-{j}"), "filler"))
+                .collect();
+            let _ = ports.queues.send_batch("busy", &batch).await;
+            let _ = ports
+                .store
+                .add(
+                    &accessflow_shared::ports::StoreKey::new("kill", "count"),
+                    &[("n".to_string(), 1)].into(),
+                )
+                .await;
+            i += 1;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_process_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let ports = EmbeddedBackend::open(&dir.join("data")).unwrap().ports();
+    conformance::make_queue(&ports, "held", 1, 5).await;
+    conformance::make_queue(&ports, "busy", 30, 5).await;
+    let sent: Vec<_> = (0..6)
+        .map(|i| conformance::msg(&format!("g{}", i % 2), &format!("m{i}"), &format!("m{i}")))
+        .collect();
+    conformance::send(&ports, "held", &sent).await;
+
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "kill_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(KILL_DIR_ENV, &dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.join("received").exists() {
+        assert!(Instant::now() < deadline, "child never received");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held: usize = std::fs::read_to_string(dir.join("received"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        held, 6,
+        "the child took every message (two groups, in one receive)"
+    );
+    // Let it write for a while, then kill it mid-transaction (most likely).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let raw = rusqlite::Connection::open(dir.join("data/accessflow.db")).unwrap();
+    let check: String = raw
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+
+    // What the dead process held comes back, in order, with its receive count raised.
+    let mut back = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while back.len() < 6 && Instant::now() < deadline {
+        let got = conformance::receive_wait(&ports, "held", 10, 1).await;
+        conformance::delete(&ports, "held", &got).await;
+        back.extend(got);
+    }
+    let mut by_group: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for m in &back {
+        assert_eq!(m.receive_count, 2, "{m:?}");
+        by_group
+            .entry(m.group_id.clone())
+            .or_default()
+            .push(m.body.clone());
+    }
+    assert_eq!(by_group["g0"], vec!["m0", "m2", "m4"]);
+    assert_eq!(by_group["g1"], vec!["m1", "m3", "m5"]);
+
+    // The writes the child committed are all there and consistent.
+    let count = ports
+        .store
+        .get(&accessflow_shared::ports::StoreKey::new("kill", "count"))
+        .await
+        .unwrap()
+        .map(|r| r.counters["n"])
+        .unwrap_or(0);
+    let depth = ports.queues.depth("busy").await.unwrap();
+    assert!(count > 0, "the child wrote before it was killed");
+    // Each loop iteration sends 10 then adds 1: the kill may fall between the two.
+    assert!(
+        depth.visible == 10 * count as u64 || depth.visible == 10 * (count as u64 + 1),
+        "{depth:?} vs {count} counter increments"
+    );
+    let drained = conformance::drain(&ports, "busy").await;
+    assert_eq!(drained.len() as u64, depth.visible);
 }

@@ -44,6 +44,7 @@ macro_rules! conformance_suite {
     ($setup:path) => {
         conformance::conformance_tests!($setup;
             queue_lifecycle,
+            queue_ensure_updates_attributes,
             queue_fifo_order_per_group,
             queue_one_in_flight_per_group,
             queue_visibility_timeout_redelivers,
@@ -267,6 +268,25 @@ pub async fn queue_lifecycle(ports: &Ports, prefix: &str) {
         .await
         .unwrap_err();
     assert!(matches!(err, PortError::NotFound { .. }), "{err:?}");
+}
+
+/// ensure_queue on an existing queue updates its attributes (here the visibility timeout)
+/// and keeps its messages.
+pub async fn queue_ensure_updates_attributes(ports: &Ports, prefix: &str) {
+    let name = format!("{prefix}-q");
+    make_queue(ports, &name, 600, 5).await;
+    send(ports, &name, &[msg("g", "d1", "kept")]).await;
+    make_queue(ports, &name, 1, 5).await;
+    let got = receive(ports, &name, 1).await;
+    assert_eq!(bodies(&got), vec!["kept"]);
+    let again = receive_within(ports, &name, 1, Duration::from_secs(5)).await;
+    assert_eq!(
+        bodies(&again),
+        vec!["kept"],
+        "the new 1 s visibility applies"
+    );
+    assert_eq!(again[0].receive_count, 2);
+    delete(ports, &name, &again).await;
 }
 
 /// Messages of a group come out in the order they were sent, whatever the interleaving of

@@ -23,13 +23,16 @@ pub struct Event {
     pub group: u32,
     pub seq: u32,
     /// `deleted` (processed), `released` (processed, then handed back with visibility 0),
-    /// `returned` (not processed: handed back because an earlier message of its group in
-    /// the same batch was released), `violation` (the group lock was held by someone else).
+    /// `abandoned` (processed, then neither deleted nor released, as if the consumer had
+    /// died: it comes back after the visibility timeout), `returned` / `dropped` (not
+    /// processed because an earlier message of its group in the same batch was released /
+    /// abandoned), `violation` (the group lock was held by someone else).
     pub outcome: String,
     pub receive_count: u32,
     /// When the receive that returned the message completed (µs since the epoch).
     pub received_us: i64,
-    /// Processing interval: after the receive returned, before the lock and message were let go.
+    /// Processing interval: after the receive returned, before the lock and message were let
+    /// go (for `abandoned`: until its visibility ends).
     pub start_us: i64,
     pub end_us: i64,
     pub pid: u32,
@@ -82,16 +85,30 @@ where
     }
 }
 
-/// One consumer: receives batches of up to 10 until the queue is empty, processes the
-/// messages of a batch one at a time in order, and releases one in `release_one_in` of them
-/// (with the rest of its group in that batch) instead of deleting it.
+/// How a consumer behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct Behaviour {
+    /// Release (visibility 0) one in this many processed messages (0: never).
+    pub release_one_in: u32,
+    /// Abandon one in this many processed messages (0: never), as a crashed consumer would:
+    /// its visibility is cut to `abandon_visibility` and it is neither deleted nor released,
+    /// so it must come back by itself once that ends. (Cutting it keeps the test short while
+    /// the queue's own visibility timeout stays long enough for slow machines.)
+    pub abandon_one_in: u32,
+    pub abandon_visibility: Duration,
+}
+
+/// One consumer: receives batches of up to 10 until the queue is empty and processes the
+/// messages of a batch one at a time, in order. Now and then it releases a message or
+/// abandons it (see [`Behaviour`]); the rest of that group's messages in the batch are then
+/// released / abandoned too, unprocessed, as a correct worker must do to keep the order.
 pub async fn consume(
     ports: Ports,
     queue: String,
     lock_pk: String,
     consumer: String,
     events_file: PathBuf,
-    release_one_in: u32,
+    behaviour: Behaviour,
     deadline: Instant,
 ) -> usize {
     let mut out =
@@ -115,6 +132,7 @@ pub async fn consume(
             continue;
         }
         let mut released: HashSet<String> = HashSet::new();
+        let mut abandoned: HashSet<String> = HashSet::new();
         for m in batch {
             let body: serde_json::Value = serde_json::from_str(&m.body).expect("body");
             let group = body["group"].as_u64().unwrap() as u32;
@@ -131,6 +149,20 @@ pub async fn consume(
                 pid,
                 consumer: consumer.clone(),
             };
+            if abandoned.contains(&m.group_id) {
+                retry("abandon", || {
+                    ports.queues.change_visibility(
+                        &queue,
+                        &m.receipt_handle,
+                        behaviour.abandon_visibility,
+                    )
+                })
+                .await;
+                event.end_us = now_us();
+                event.outcome = "dropped".into();
+                writeln!(out, "{}", serde_json::to_string(&event).unwrap()).unwrap();
+                continue;
+            }
             if released.contains(&m.group_id) {
                 retry("return", || {
                     ports
@@ -168,11 +200,12 @@ pub async fn consume(
                 writeln!(out, "{}", serde_json::to_string(&v).unwrap()).unwrap();
             }
             // "Work".
-            let (work_us, release) = {
+            let (work_us, release, abandon) = {
                 let mut rng = rand::thread_rng();
                 (
                     rng.gen_range(0..1500u64),
-                    release_one_in > 0 && rng.gen_range(0..release_one_in) == 0,
+                    behaviour.release_one_in > 0 && rng.gen_range(0..behaviour.release_one_in) == 0,
+                    behaviour.abandon_one_in > 0 && rng.gen_range(0..behaviour.abandon_one_in) == 0,
                 )
             };
             tokio::time::sleep(Duration::from_micros(work_us)).await;
@@ -180,7 +213,21 @@ pub async fn consume(
             if locked {
                 retry("unlock", || ports.store.delete(&lock, Condition::None)).await;
             }
-            if release {
+            if abandon {
+                let before = now_us();
+                retry("abandon", || {
+                    ports.queues.change_visibility(
+                        &queue,
+                        &m.receipt_handle,
+                        behaviour.abandon_visibility,
+                    )
+                })
+                .await;
+                abandoned.insert(m.group_id.clone());
+                event.outcome = "abandoned".into();
+                // Nobody may get the group before the visibility set now has ended.
+                event.end_us = before + behaviour.abandon_visibility.as_micros() as i64 - 10_000;
+            } else if release {
                 retry("release", || {
                     ports
                         .queues
@@ -224,6 +271,7 @@ pub struct Summary {
     pub consumers: usize,
     pub deleted: usize,
     pub released: usize,
+    pub abandoned: usize,
     pub returned: usize,
     /// Largest number of consumers that processed messages of one group.
     pub max_consumers_per_group: usize,
@@ -279,7 +327,9 @@ pub fn verify(events: &[Event], groups: u32, per_group: u32) -> Result<Summary, 
     for g in 0..groups {
         let mut evs: Vec<&Event> = events
             .iter()
-            .filter(|e| e.group == g && (e.outcome == "deleted" || e.outcome == "released"))
+            .filter(|e| {
+                e.group == g && matches!(e.outcome.as_str(), "deleted" | "released" | "abandoned")
+            })
             .collect();
         evs.sort_by_key(|e| (e.start_us, e.end_us));
         for w in evs.windows(2) {
@@ -318,7 +368,11 @@ pub fn verify(events: &[Event], groups: u32, per_group: u32) -> Result<Summary, 
                 .len(),
             deleted: events.iter().filter(|e| e.outcome == "deleted").count(),
             released: events.iter().filter(|e| e.outcome == "released").count(),
-            returned: events.iter().filter(|e| e.outcome == "returned").count(),
+            abandoned: events.iter().filter(|e| e.outcome == "abandoned").count(),
+            returned: events
+                .iter()
+                .filter(|e| e.outcome == "returned" || e.outcome == "dropped")
+                .count(),
             max_consumers_per_group,
         })
     } else {
