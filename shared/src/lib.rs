@@ -11,6 +11,7 @@
 //! - [`tenants`]: the tenant configuration file; [`sample_tenants`]: the generator of the
 //!   bundled sample's fixture accounts.
 
+pub mod aws;
 pub mod backend;
 pub mod cache;
 pub mod clock;
