@@ -39,27 +39,10 @@ impl Drop for MotoServer {
     }
 }
 
-const WATCHDOG: &str = r#"
-import os, sys, threading
-def watch():
-    try:
-        sys.stdin.buffer.read()
-    finally:
-        os._exit(0)
-threading.Thread(target=watch, daemon=True).start()
-# moto's DynamoDB is not atomic under concurrent requests (the threaded server interleaves
-# an UpdateItem's read and write: concurrent ADDs get lost). DynamoDB makes every single
-# request atomic, so serialise DynamoDB requests here; it has no long polling to block.
-from moto.dynamodb.responses import DynamoHandler
-_ddb_lock = threading.Lock()
-_ddb_call = DynamoHandler.call_action
-def _serialised(self, *args, **kwargs):
-    with _ddb_lock:
-        return _ddb_call(self, *args, **kwargs)
-DynamoHandler.call_action = _serialised
-from moto.server import main
-main(["-H", "127.0.0.1", "-p", sys.argv[1]])
-"#;
+/// The launcher: moto's server, patched for the atomicity real AWS has (see the script),
+/// exiting when its stdin closes. Usable on its own too:
+/// `python shared/tests/moto/moto_server.py PORT` (stdin open), e.g. from end-to-end tests.
+const WATCHDOG: &str = include_str!("moto_server.py");
 
 static SERVER: OnceLock<MotoServer> = OnceLock::new();
 
