@@ -536,3 +536,107 @@ async fn a_role_that_refuses_us_is_permanent() {
     assert!(matches!(err, PortError::Permanent { .. }), "{err:?}");
     assert_eq!(state.calls.lock().unwrap()["AssumeRole"], 1, "not retried");
 }
+
+/// A fixture account (authorization details as the embedded backend reads them) seeded
+/// into moto's IAM and read back through AssumeRole comes out the same.
+#[tokio::test]
+async fn a_fixture_account_round_trips_through_moto() {
+    let (backend, _) = moto::backend("iamseed").await;
+    let account = moto::unique_account();
+    let fixture: Value = serde_json::json!({
+        "UserDetailList": [{
+            "Path": "/", "UserName": "obama", "Arn": "arn:aws:iam::012345678901:user/obama",
+            "GroupList": ["admin"],
+            "UserPolicyList": [{"PolicyName": "deny-iam", "PolicyDocument":
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iam:*", "Resource": "*"}]}}],
+            "AttachedManagedPolicies": [{"PolicyName": "NotYourPolicy",
+                "PolicyArn": "arn:aws:iam::012345678901:policy/NotYourPolicy"}],
+            "Tags": [{"Key": "team", "Value": "red"}]
+        }],
+        "GroupDetailList": [{
+            "Path": "/", "GroupName": "admin", "Arn": "arn:aws:iam::012345678901:group/admin",
+            "GroupPolicyList": [],
+            "AttachedManagedPolicies": [{"PolicyName": "AdministratorAccess",
+                "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}]
+        }],
+        "RoleDetailList": [{
+            "Path": "/", "RoleName": "MyRole", "Arn": "arn:aws:iam::012345678901:role/MyRole",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+            "RolePolicyList": [{"PolicyName": "EC2-IAM-example", "PolicyDocument":
+                "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22iam%3APassRole%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D"}],
+            "AttachedManagedPolicies": [],
+            "PermissionsBoundary": {"PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+                "PermissionsBoundaryArn": "arn:aws:iam::012345678901:policy/NotYourPolicy"}
+        }],
+        "Policies": [{
+            "PolicyName": "NotYourPolicy", "Arn": "arn:aws:iam::012345678901:policy/NotYourPolicy",
+            "Path": "/", "DefaultVersionId": "v9",
+            "PolicyVersionList": [{"VersionId": "v9", "IsDefaultVersion": true, "Document":
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                  "Action": ["s3:PutObject", "s3:PutObjectAcl"], "Resource": "arn:aws:s3:::mybucket/*"}]}}]
+        }]
+    });
+    let locator = AccountLocator {
+        customer: "acme".into(),
+        account: account.clone(),
+        role_arn: Some(format!("arn:aws:iam::{account}:role/accessflow-reader")),
+        external_id: Some("x".into()),
+        fixture_dir: None,
+    };
+    let iam = backend.iam().iam_client(&locator).await.unwrap();
+    let summary = accessflow_shared::aws::seed::seed_account(&iam, &account, &fixture)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary.policies,
+            summary.groups,
+            summary.users,
+            summary.roles
+        ),
+        (1, 1, 1, 1)
+    );
+    // Seeding again creates nothing new and fails on nothing.
+    let again = accessflow_shared::aws::seed::seed_account(&iam, &account, &fixture)
+        .await
+        .unwrap();
+    assert_eq!(again, Default::default());
+
+    let raw = backend.ports().iam.fetch_account(&locator).await.unwrap();
+    let doc: Value = serde_json::from_slice(&raw.authorization_details).unwrap();
+    let user = find(&doc["UserDetailList"], "UserName", "obama");
+    assert_eq!(user["GroupList"][0], "admin");
+    assert_eq!(
+        user["AttachedManagedPolicies"][0]["PolicyArn"],
+        format!("arn:aws:iam::{account}:policy/NotYourPolicy")
+    );
+    assert_eq!(
+        user["UserPolicyList"][0]["PolicyDocument"],
+        fixture["UserDetailList"][0]["UserPolicyList"][0]["PolicyDocument"]
+    );
+    assert_eq!(user["Tags"][0]["Value"], "red");
+    let role = find(&doc["RoleDetailList"], "RoleName", "MyRole");
+    assert_eq!(
+        role["AssumeRolePolicyDocument"],
+        fixture["RoleDetailList"][0]["AssumeRolePolicyDocument"]
+    );
+    assert_eq!(
+        role["RolePolicyList"][0]["PolicyDocument"]["Statement"][0]["Action"],
+        "iam:PassRole"
+    );
+    assert_eq!(
+        role["PermissionsBoundary"]["PermissionsBoundaryArn"],
+        format!("arn:aws:iam::{account}:policy/NotYourPolicy")
+    );
+    let group = find(&doc["GroupDetailList"], "GroupName", "admin");
+    assert_eq!(
+        group["AttachedManagedPolicies"][0]["PolicyName"],
+        "AdministratorAccess"
+    );
+    let policy = find(&doc["Policies"], "PolicyName", "NotYourPolicy");
+    assert_eq!(
+        policy["PolicyVersionList"][0]["Document"],
+        fixture["Policies"][0]["PolicyVersionList"][0]["Document"]
+    );
+}
