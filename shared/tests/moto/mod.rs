@@ -202,10 +202,29 @@ fn answers(port: u16) -> bool {
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
 
+/// Removes server logs older than a day, so `target/` does not collect them forever.
+fn prune_logs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(24 * 3600));
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn start(python: &Path) -> Result<MotoServer, String> {
     let port = free_port();
     let log_dir = target_dir().join("moto-logs");
     let _ = std::fs::create_dir_all(&log_dir);
+    prune_logs(&log_dir);
     let log_path = log_dir.join(format!("moto-{port}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let mut child = Command::new(python)
