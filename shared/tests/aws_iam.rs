@@ -196,3 +196,447 @@ async fn a_locator_without_a_role_is_invalid() {
         Err(PortError::Invalid { .. })
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// What moto cannot show: throttling, pagination by Marker, the service-last-accessed jobs
+// and a role that refuses us. A small fake of the STS/IAM query API on 127.0.0.1 answers
+// with the XML AWS sends.
+
+mod fake {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+
+    #[derive(Default)]
+    pub struct State {
+        pub calls: Mutex<HashMap<String, u32>>,
+        pub throttles_left: AtomicU32,
+    }
+
+    fn ok(action: &str, ns: &str, result: &str) -> (u16, String) {
+        (
+            200,
+            format!(
+                "<{action}Response xmlns=\"{ns}\"><{action}Result>{result}</{action}Result>\
+                 <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{action}Response>"
+            ),
+        )
+    }
+
+    fn error(status: u16, code: &str, message: &str) -> (u16, String) {
+        (
+            status,
+            format!(
+                "<ErrorResponse xmlns=\"{IAM_NS}\"><Error><Type>Sender</Type><Code>{code}</Code>\
+                 <Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+            ),
+        )
+    }
+
+    fn user(name: &str, doc: &str) -> String {
+        format!(
+            "<member><Path>/</Path><UserName>{name}</UserName><UserId>AID{name}</UserId>\
+             <Arn>arn:aws:iam::111122223333:user/{name}</Arn><CreateDate>2020-01-02T03:04:05Z</CreateDate>\
+             <UserPolicyList><member><PolicyName>inline</PolicyName><PolicyDocument>{doc}</PolicyDocument></member></UserPolicyList>\
+             <GroupList/><AttachedManagedPolicies/><Tags/></member>"
+        )
+    }
+
+    fn respond(state: &State, form: &HashMap<String, String>) -> (u16, String) {
+        let action = form.get("Action").cloned().unwrap_or_default();
+        let n = {
+            let mut calls = state.calls.lock().unwrap();
+            let n = calls.entry(action.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let sts = "https://sts.amazonaws.com/doc/2011-06-15/";
+        match action.as_str() {
+            "AssumeRole" => {
+                if form.get("RoleArn").is_some_and(|r| r.contains("denied")) {
+                    return error(403, "AccessDenied", "not authorized to perform sts:AssumeRole");
+                }
+                assert_eq!(form.get("ExternalId").map(String::as_str), Some("xid"));
+                ok(
+                    "AssumeRole",
+                    sts,
+                    "<Credentials><AccessKeyId>ASIAFAKE</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
+                     <SessionToken>t</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials>\
+                     <AssumedRoleUser><AssumedRoleId>AROA:s</AssumedRoleId>\
+                     <Arn>arn:aws:sts::111122223333:assumed-role/reader/s</Arn></AssumedRoleUser>",
+                )
+            }
+            "GetAccountAuthorizationDetails" => {
+                if state
+                    .throttles_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1))
+                    .is_ok()
+                {
+                    return error(400, "Throttling", "Rate exceeded");
+                }
+                let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3A%2A%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D";
+                match form.get("Marker").map(String::as_str) {
+                    None => ok(
+                        &action,
+                        IAM_NS,
+                        &format!(
+                            "<IsTruncated>true</IsTruncated><Marker>page-2</Marker>\
+                             <UserDetailList>{}</UserDetailList><GroupDetailList/><RoleDetailList/><Policies/>",
+                            user("alice", encoded)
+                        ),
+                    ),
+                    Some("page-2") => ok(
+                        &action,
+                        IAM_NS,
+                        &format!(
+                            "<IsTruncated>false</IsTruncated>\
+                             <UserDetailList>{}</UserDetailList><GroupDetailList/><RoleDetailList/><Policies/>",
+                            user("bob", encoded)
+                        ),
+                    ),
+                    Some(other) => error(400, "InvalidInput", &format!("bad marker {other}")),
+                }
+            }
+            "GenerateCredentialReport" => {
+                let state = if n == 1 { "STARTED" } else { "COMPLETE" };
+                ok(&action, IAM_NS, &format!("<State>{state}</State>"))
+            }
+            "GetCredentialReport" => ok(
+                &action,
+                IAM_NS,
+                // base64 of "user,arn\nalice,arn:aws:iam::111122223333:user/alice\n"
+                "<Content>dXNlcixhcm4KYWxpY2UsYXJuOmF3czppYW06OjExMTEyMjIyMzMzMzp1c2VyL2FsaWNlCg==</Content>\
+                 <ReportFormat>text/csv</ReportFormat><GeneratedTime>2020-01-01T00:00:00Z</GeneratedTime>",
+            ),
+            "GenerateServiceLastAccessedDetails" => {
+                ok(&action, IAM_NS, "<JobId>job-1</JobId>")
+            }
+            "GetServiceLastAccessedDetails" => {
+                let dates = "<JobCreationDate>2020-01-01T00:00:00Z</JobCreationDate>\
+                             <JobCompletionDate>2020-01-01T00:00:05Z</JobCompletionDate>";
+                if n == 1 {
+                    return ok(
+                        &action,
+                        IAM_NS,
+                        &format!("<JobStatus>IN_PROGRESS</JobStatus>{dates}<ServicesLastAccessed/><IsTruncated>false</IsTruncated>"),
+                    );
+                }
+                ok(
+                    &action,
+                    IAM_NS,
+                    &format!(
+                        "<JobStatus>COMPLETED</JobStatus><JobType>SERVICE_LEVEL</JobType>{dates}\
+                         <ServicesLastAccessed><member><ServiceName>Amazon S3</ServiceName>\
+                         <ServiceNamespace>s3</ServiceNamespace><LastAuthenticated>2020-01-01T00:00:00Z</LastAuthenticated>\
+                         <LastAuthenticatedEntity>arn:aws:iam::111122223333:user/alice</LastAuthenticatedEntity>\
+                         <TotalAuthenticatedEntities>1</TotalAuthenticatedEntities></member>\
+                         <member><ServiceName>AWS Lambda</ServiceName><ServiceNamespace>lambda</ServiceNamespace>\
+                         <TotalAuthenticatedEntities>0</TotalAuthenticatedEntities></member></ServicesLastAccessed>\
+                         <IsTruncated>false</IsTruncated>"
+                    ),
+                )
+            }
+            other => error(400, "InvalidAction", &format!("fake has no {other}")),
+        }
+    }
+
+    fn form(body: &str) -> HashMap<String, String> {
+        body.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    accessflow_shared::aws::percent_decode(&v.replace('+', " ")),
+                )
+            })
+            .collect()
+    }
+
+    /// Starts the fake; returns its URL.
+    pub async fn start(state: Arc<State>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut reader = BufReader::new(read);
+                    loop {
+                        let mut length = 0usize;
+                        let mut line = String::new();
+                        let mut first = true;
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" && !first {
+                                break;
+                            }
+                            first = false;
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0u8; length];
+                        if reader.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let (status, xml) = respond(&state, &form(&String::from_utf8_lossy(&body)));
+                        let reason = if status == 200 { "OK" } else { "Error" };
+                        let response = format!(
+                            "HTTP/1.1 {status} {reason}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{xml}",
+                            xml.len()
+                        );
+                        if write.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        url
+    }
+}
+
+async fn fake_backend(state: std::sync::Arc<fake::State>) -> accessflow_shared::aws::AwsBackend {
+    let url = fake::start(state).await;
+    let mut settings = accessflow_shared::aws::AwsSettings::new("unused-bucket");
+    settings.region = Some("us-east-1".into());
+    settings.endpoint_url = Some(url);
+    settings.static_credentials = Some(("testing".into(), "testing".into()));
+    settings.retry_max_elapsed = std::time::Duration::from_secs(20);
+    accessflow_shared::aws::AwsBackend::connect(&settings)
+        .await
+        .unwrap()
+}
+
+fn fake_locator(role: &str) -> AccountLocator {
+    AccountLocator {
+        customer: "acme".into(),
+        account: "111122223333".into(),
+        role_arn: Some(format!("arn:aws:iam::111122223333:role/{role}")),
+        external_id: Some("xid".into()),
+        fixture_dir: None,
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_pages_are_merged() {
+    let state = std::sync::Arc::new(fake::State::default());
+    state
+        .throttles_left
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    let backend = fake_backend(state.clone()).await;
+    let raw = backend
+        .ports()
+        .iam
+        .fetch_account(&fake_locator("reader"))
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&raw.authorization_details).unwrap();
+    let users: Vec<&str> = doc["UserDetailList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["UserName"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, vec!["alice", "bob"]);
+    assert_eq!(
+        doc["UserDetailList"][0]["UserPolicyList"][0]["PolicyDocument"]["Statement"][0]["Action"],
+        "s3:*"
+    );
+    assert_eq!(
+        doc["UserDetailList"][0]["CreateDate"],
+        "2020-01-02T03:04:05+00:00"
+    );
+    assert!(doc["Policies"].as_array().unwrap().is_empty());
+    assert_eq!(
+        String::from_utf8(raw.credential_report).unwrap(),
+        "user,arn\nalice,arn:aws:iam::111122223333:user/alice\n"
+    );
+    let calls = state.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls["GetAccountAuthorizationDetails"], 4,
+        "2 throttled + 2 pages"
+    );
+    assert_eq!(
+        calls["GenerateCredentialReport"], 2,
+        "polled until COMPLETE"
+    );
+    let stats = backend.iam_retry_stats();
+    assert_eq!(stats.throttle_retries(), 2);
+    assert_eq!(backend.throttle_counts()["iam"], 2);
+    assert_eq!(
+        backend.operation_counts()["iam:GetAccountAuthorizationDetails"],
+        4
+    );
+    assert_eq!(backend.request_counts()["sts"], 1);
+
+    // The session is cached: a second fetch assumes the role no more.
+    backend
+        .ports()
+        .iam
+        .fetch_account(&fake_locator("reader"))
+        .await
+        .unwrap();
+    assert_eq!(state.calls.lock().unwrap()["AssumeRole"], 1);
+}
+
+#[tokio::test]
+async fn last_accessed_jobs_are_polled_to_completion() {
+    let state = std::sync::Arc::new(fake::State::default());
+    let backend = fake_backend(state.clone()).await;
+    let json = backend
+        .ports()
+        .iam
+        .last_accessed(
+            &fake_locator("reader"),
+            "arn:aws:iam::111122223333:user/alice",
+        )
+        .await
+        .unwrap()
+        .expect("a report");
+    let v: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(v["JobStatus"], "COMPLETED");
+    assert_eq!(v["ServicesLastAccessed"][0]["ServiceNamespace"], "s3");
+    assert_eq!(
+        v["ServicesLastAccessed"][0]["LastAuthenticated"],
+        "2020-01-01T00:00:00+00:00"
+    );
+    assert!(v["ServicesLastAccessed"][1]
+        .get("LastAuthenticated")
+        .is_none());
+    assert_eq!(
+        state.calls.lock().unwrap()["GetServiceLastAccessedDetails"],
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_role_that_refuses_us_is_permanent() {
+    let state = std::sync::Arc::new(fake::State::default());
+    let backend = fake_backend(state.clone()).await;
+    let err = backend
+        .ports()
+        .iam
+        .fetch_account(&fake_locator("denied"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Permanent { .. }), "{err:?}");
+    assert_eq!(state.calls.lock().unwrap()["AssumeRole"], 1, "not retried");
+}
+
+/// A fixture account (authorization details as the embedded backend reads them) seeded
+/// into moto's IAM and read back through AssumeRole comes out the same.
+#[tokio::test]
+async fn a_fixture_account_round_trips_through_moto() {
+    let (backend, _) = moto::backend("iamseed").await;
+    let account = moto::unique_account();
+    let fixture: Value = serde_json::json!({
+        "UserDetailList": [{
+            "Path": "/", "UserName": "obama", "Arn": "arn:aws:iam::012345678901:user/obama",
+            "GroupList": ["admin"],
+            "UserPolicyList": [{"PolicyName": "deny-iam", "PolicyDocument":
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "iam:*", "Resource": "*"}]}}],
+            "AttachedManagedPolicies": [{"PolicyName": "NotYourPolicy",
+                "PolicyArn": "arn:aws:iam::012345678901:policy/NotYourPolicy"}],
+            "Tags": [{"Key": "team", "Value": "red"}]
+        }],
+        "GroupDetailList": [{
+            "Path": "/", "GroupName": "admin", "Arn": "arn:aws:iam::012345678901:group/admin",
+            "GroupPolicyList": [],
+            "AttachedManagedPolicies": [{"PolicyName": "AdministratorAccess",
+                "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}]
+        }],
+        "RoleDetailList": [{
+            "Path": "/", "RoleName": "MyRole", "Arn": "arn:aws:iam::012345678901:role/MyRole",
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "ssm.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+            "RolePolicyList": [{"PolicyName": "EC2-IAM-example", "PolicyDocument":
+                "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22iam%3APassRole%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D"}],
+            "AttachedManagedPolicies": [],
+            "PermissionsBoundary": {"PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+                "PermissionsBoundaryArn": "arn:aws:iam::012345678901:policy/NotYourPolicy"}
+        }],
+        "Policies": [{
+            "PolicyName": "NotYourPolicy", "Arn": "arn:aws:iam::012345678901:policy/NotYourPolicy",
+            "Path": "/", "DefaultVersionId": "v9",
+            "PolicyVersionList": [{"VersionId": "v9", "IsDefaultVersion": true, "Document":
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                  "Action": ["s3:PutObject", "s3:PutObjectAcl"], "Resource": "arn:aws:s3:::mybucket/*"}]}}]
+        }]
+    });
+    let locator = AccountLocator {
+        customer: "acme".into(),
+        account: account.clone(),
+        role_arn: Some(format!("arn:aws:iam::{account}:role/accessflow-reader")),
+        external_id: Some("x".into()),
+        fixture_dir: None,
+    };
+    let iam = backend.iam().iam_client(&locator).await.unwrap();
+    let summary = accessflow_shared::aws::seed::seed_account(&iam, &account, &fixture)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary.policies,
+            summary.groups,
+            summary.users,
+            summary.roles
+        ),
+        (1, 1, 1, 1)
+    );
+    // Seeding again creates nothing new and fails on nothing.
+    let again = accessflow_shared::aws::seed::seed_account(&iam, &account, &fixture)
+        .await
+        .unwrap();
+    assert_eq!(again, Default::default());
+
+    let raw = backend.ports().iam.fetch_account(&locator).await.unwrap();
+    let doc: Value = serde_json::from_slice(&raw.authorization_details).unwrap();
+    let user = find(&doc["UserDetailList"], "UserName", "obama");
+    assert_eq!(user["GroupList"][0], "admin");
+    assert_eq!(
+        user["AttachedManagedPolicies"][0]["PolicyArn"],
+        format!("arn:aws:iam::{account}:policy/NotYourPolicy")
+    );
+    assert_eq!(
+        user["UserPolicyList"][0]["PolicyDocument"],
+        fixture["UserDetailList"][0]["UserPolicyList"][0]["PolicyDocument"]
+    );
+    assert_eq!(user["Tags"][0]["Value"], "red");
+    let role = find(&doc["RoleDetailList"], "RoleName", "MyRole");
+    assert_eq!(
+        role["AssumeRolePolicyDocument"],
+        fixture["RoleDetailList"][0]["AssumeRolePolicyDocument"]
+    );
+    assert_eq!(
+        role["RolePolicyList"][0]["PolicyDocument"]["Statement"][0]["Action"],
+        "iam:PassRole"
+    );
+    assert_eq!(
+        role["PermissionsBoundary"]["PermissionsBoundaryArn"],
+        format!("arn:aws:iam::{account}:policy/NotYourPolicy")
+    );
+    let group = find(&doc["GroupDetailList"], "GroupName", "admin");
+    assert_eq!(
+        group["AttachedManagedPolicies"][0]["PolicyName"],
+        "AdministratorAccess"
+    );
+    let policy = find(&doc["Policies"], "PolicyName", "NotYourPolicy");
+    assert_eq!(
+        policy["PolicyVersionList"][0]["Document"],
+        fixture["Policies"][0]["PolicyVersionList"][0]["Document"]
+    );
+}

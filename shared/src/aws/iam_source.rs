@@ -401,6 +401,12 @@ impl AwsIamSource {
         self.stats.clone()
     }
 
+    /// An IAM client acting as the customer's role in the account (cached until shortly
+    /// before expiry): for tools that need more than the port, like [`super::seed`].
+    pub async fn iam_client(&self, account: &AccountLocator) -> PortResult<IamClient> {
+        self.session(account).await
+    }
+
     /// An IAM client acting as the customer's role (cached until shortly before expiry).
     async fn session(&self, account: &AccountLocator) -> PortResult<IamClient> {
         let op = "sts:AssumeRole";

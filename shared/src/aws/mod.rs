@@ -16,6 +16,7 @@ mod keys;
 mod queues;
 mod request_counter;
 mod retry;
+pub mod seed;
 mod store;
 mod topics;
 
@@ -235,5 +236,9 @@ impl AwsBackend {
 
     pub fn keys(&self) -> &Arc<AwsKeys> {
         &self.keys
+    }
+
+    pub fn iam(&self) -> &Arc<AwsIamSource> {
+        &self.iam
     }
 }
