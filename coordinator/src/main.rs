@@ -128,10 +128,10 @@ fn main() -> anyhow::Result<()> {
 
 async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_shared::naming::Names)> {
     let names = settings.validate()?;
-    let ports = accessflow_shared::backend::connect(settings)
+    let backend = accessflow_shared::backend::connect(settings)
         .await
         .context("cannot connect to the backend")?;
-    Ok((ports, names))
+    Ok((backend.ports, names))
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {

@@ -1,22 +1,77 @@
 //! Choosing and connecting the backend named by the settings.
+//!
+//! One place decides embedded or AWS; everything after it sees only [`Ports`]. The AWS
+//! backend also keeps its request counters, which a process reports when it stops (the
+//! requests-per-item figures of the README come from them).
 
+use std::collections::BTreeMap;
+
+use crate::aws::{AwsBackend, AwsSettings};
 use crate::config::{BackendKind, Settings};
+use crate::embedded::EmbeddedBackend;
 use crate::ports::Ports;
 
-/// Connects the ports of the configured backend.
-pub async fn connect(settings: &Settings) -> anyhow::Result<Ports> {
+/// A connected backend.
+#[derive(Clone)]
+pub struct Backend {
+    pub ports: Ports,
+    aws: Option<AwsBackend>,
+}
+
+impl Backend {
+    /// AWS requests this process made, per `service:Operation` (empty on the embedded backend).
+    pub fn aws_operation_counts(&self) -> BTreeMap<String, u64> {
+        self.aws
+            .as_ref()
+            .map(AwsBackend::operation_counts)
+            .unwrap_or_default()
+    }
+
+    /// AWS requests this process made, per service (empty on the embedded backend).
+    pub fn aws_request_counts(&self) -> BTreeMap<String, u64> {
+        self.aws
+            .as_ref()
+            .map(AwsBackend::request_counts)
+            .unwrap_or_default()
+    }
+
+    /// Throttled AWS responses, per service.
+    pub fn aws_throttle_counts(&self) -> BTreeMap<String, u64> {
+        self.aws
+            .as_ref()
+            .map(AwsBackend::throttle_counts)
+            .unwrap_or_default()
+    }
+}
+
+/// Connects the ports of the configured backend. A wrong or missing setting fails here, at
+/// start-up, with a message naming the setting and what to do.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Backend> {
     match settings.backend {
         BackendKind::Embedded => {
-            let backend = crate::embedded::EmbeddedBackend::open(&settings.data_dir).map_err(|e| {
+            let backend = EmbeddedBackend::open(&settings.data_dir).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot open the embedded backend in {} ({e}); check --data-dir / ACCESSFLOW_DATA_DIR",
                     settings.data_dir.display()
                 )
             })?;
-            Ok(backend.ports())
+            Ok(Backend {
+                ports: backend.ports(),
+                aws: None,
+            })
         }
-        BackendKind::Aws => anyhow::bail!(
-            "the AWS backend is not built into this version yet; use --backend embedded"
-        ),
+        BackendKind::Aws => {
+            let mut aws_settings = AwsSettings::from_env()?;
+            // Queue and topic names already carry --name-prefix (see `naming`); the AWS
+            // backend must not add a second one.
+            aws_settings.name_prefix = String::new();
+            let backend = AwsBackend::connect(&aws_settings)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot set up the AWS backend: {e}"))?;
+            Ok(Backend {
+                ports: backend.ports(),
+                aws: Some(backend),
+            })
+        }
     }
 }

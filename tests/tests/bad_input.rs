@@ -45,7 +45,8 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
     runtime.block_on(async {
         let ports = accessflow_shared::backend::connect(&settings)
             .await
-            .unwrap();
+            .unwrap()
+            .ports;
         let garbage = OutgoingMessage::new("333300000001", "garbage-1", "{this is not json");
         ports.queues.send_batch(&queue, &[garbage]).await.unwrap();
     });
@@ -105,7 +106,8 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
     runtime.block_on(async {
         let ports = accessflow_shared::backend::connect(&settings)
             .await
-            .unwrap();
+            .unwrap()
+            .ports;
         let held = ports
             .queues
             .receive(&dlq, 10, None, Duration::ZERO)

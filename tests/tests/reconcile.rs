@@ -18,7 +18,8 @@ fn queues(d: &Deployment) -> Vec<String> {
     runtime.block_on(async {
         let ports = accessflow_shared::backend::connect(&settings)
             .await
-            .unwrap();
+            .unwrap()
+            .ports;
         ports
             .queues
             .list_queues(&Names::new("accessflow").unwrap().queue_prefix())

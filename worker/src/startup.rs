@@ -25,16 +25,25 @@ pub struct ServeArgs {
     /// Milliseconds to pause after a sweep over all queues found nothing.
     #[arg(long, default_value_t = 200)]
     pub idle_pause_ms: u64,
+
+    /// On exit, write the AWS requests this worker made (per operation) to this JSON file.
+    #[arg(long)]
+    pub request_report: Option<std::path::PathBuf>,
 }
 
 /// Runs a worker until SIGTERM / Ctrl-C.
 pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
     let names = settings.validate()?;
-    let ports = accessflow_shared::backend::connect(settings)
+    let backend = accessflow_shared::backend::connect(settings)
         .await
         .context("cannot connect to the backend")?;
     let engine = Arc::new(Engine::new());
-    let pipeline = Arc::new(Pipeline::new(ports, settings.clone(), names, engine));
+    let pipeline = Arc::new(Pipeline::new(
+        backend.ports.clone(),
+        settings.clone(),
+        names,
+        engine,
+    ));
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let options = ConsumerOptions {
@@ -44,6 +53,19 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         ..ConsumerOptions::default()
     };
     consumer::run(pipeline, options, shutdown).await?;
+    let requests = backend.aws_request_counts();
+    if !requests.is_empty() {
+        tracing::info!(?requests, throttled = ?backend.aws_throttle_counts(), "AWS requests made by this worker");
+    }
+    if let Some(path) = &args.request_report {
+        let report = serde_json::json!({
+            "requests": requests,
+            "operations": backend.aws_operation_counts(),
+            "throttled": backend.aws_throttle_counts(),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("cannot write the request report {}", path.display()))?;
+    }
     tracing::info!("worker stopped");
     Ok(())
 }

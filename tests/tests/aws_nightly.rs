@@ -1,0 +1,403 @@
+//! The nightly run on the AWS backend, against moto (the AWS emulator, installed and started
+//! by the harness): IAM data seeded into moto's IAM through the SDK → the real coordinator
+//! and worker binaries with `--backend aws` → reports in S3, with the analysis checked.
+//! One worker is killed with SIGKILL mid-run and a replacement finishes: the ledger in
+//! DynamoDB has exactly one effect per item.
+//!
+//! It also measures what the issue asks: AWS requests per processed item, counted by the
+//! workers themselves, and the cost that implies (printed; see the README's table).
+
+#[path = "../../shared/tests/moto/mod.rs"]
+mod moto;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use accessflow_shared::aws::{cost, AwsBackend};
+use accessflow_shared::ledger::Ledger;
+use accessflow_tests::{binary, kill_hard, terminate};
+use serde_json::Value;
+
+const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+const PARTNER: &str = "210987654321";
+/// Extra roles so the run lasts long enough to kill a worker in the middle of it.
+const FILLER_ROLES: usize = 40;
+
+async fn seed(account: &str) {
+    let iam = moto::iam_in_account(account).await;
+    let doc = |s: &str| s.to_string();
+    let s3_read = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":"*"}]}"#,
+    );
+    let deny_iam = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#,
+    );
+    let boundary = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
+    );
+    let writer = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:DeleteObject"],"Resource":"arn:aws:s3:::acme-data/*"}]}"#,
+    );
+    let partner_trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{PARTNER}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let lambda_trust = doc(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+    );
+
+    let s3_read_arn = iam
+        .create_policy()
+        .policy_name("S3Read")
+        .policy_document(&s3_read)
+        .send()
+        .await
+        .unwrap();
+    let s3_read_arn = s3_read_arn.policy().unwrap().arn().unwrap().to_string();
+    let boundary_arn = iam
+        .create_policy()
+        .policy_name("S3Boundary")
+        .policy_document(&boundary)
+        .send()
+        .await
+        .unwrap();
+    let boundary_arn = boundary_arn.policy().unwrap().arn().unwrap().to_string();
+
+    // alice: S3 read through a managed policy, and an inline deny on IAM.
+    iam.create_user().user_name("alice").send().await.unwrap();
+    iam.attach_user_policy()
+        .user_name("alice")
+        .policy_arn(&s3_read_arn)
+        .send()
+        .await
+        .unwrap();
+    iam.put_user_policy()
+        .user_name("alice")
+        .policy_name("no-iam")
+        .policy_document(&deny_iam)
+        .send()
+        .await
+        .unwrap();
+    // bob: admin through his group.
+    iam.create_user().user_name("bob").send().await.unwrap();
+    iam.create_group()
+        .group_name("admins")
+        .send()
+        .await
+        .unwrap();
+    iam.attach_group_policy()
+        .group_name("admins")
+        .policy_arn(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    iam.add_user_to_group()
+        .group_name("admins")
+        .user_name("bob")
+        .send()
+        .await
+        .unwrap();
+    // partner-audit: assumable from another account, admin policy capped by an S3 boundary.
+    iam.create_role()
+        .role_name("partner-audit")
+        .assume_role_policy_document(&partner_trust)
+        .permissions_boundary(&boundary_arn)
+        .send()
+        .await
+        .unwrap();
+    iam.attach_role_policy()
+        .role_name("partner-audit")
+        .policy_arn(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    // data-writer: a Lambda role that writes and deletes objects in one bucket.
+    iam.create_role()
+        .role_name("data-writer")
+        .assume_role_policy_document(&lambda_trust)
+        .send()
+        .await
+        .unwrap();
+    iam.put_role_policy()
+        .role_name("data-writer")
+        .policy_name("write")
+        .policy_document(&writer)
+        .send()
+        .await
+        .unwrap();
+    for i in 0..FILLER_ROLES {
+        let name = format!("service-{i:02}");
+        iam.create_role()
+            .role_name(&name)
+            .assume_role_policy_document(&lambda_trust)
+            .send()
+            .await
+            .unwrap();
+        iam.attach_role_policy()
+            .role_name(&name)
+            .policy_arn(&s3_read_arn)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+struct AwsDeployment {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    name_prefix: String,
+}
+
+impl AwsDeployment {
+    fn command(&self, name: &str) -> Command {
+        let mut cmd = Command::new(binary(name));
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args([
+                "--backend",
+                "aws",
+                "--name-prefix",
+                &self.name_prefix,
+                "--visibility-timeout-secs",
+                "3",
+                "--max-receive-count",
+                "5",
+            ]);
+        cmd
+    }
+
+    fn coordinator(&self, args: &[&str]) -> std::process::Output {
+        let out = self.command("coordinator").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "coordinator {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn worker(&self, index: usize) -> Child {
+        let log =
+            std::fs::File::create(self.dir.path().join(format!("worker-{index}.log"))).unwrap();
+        let report = self.dir.path().join(format!("requests-{index}.json"));
+        self.command("worker")
+            .args([
+                "serve",
+                "--concurrency",
+                "2",
+                "--idle-pause-ms",
+                "100",
+                "--request-report",
+                report.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    }
+
+    fn status(&self, run: &str) -> Value {
+        serde_json::from_slice(&self.coordinator(&["status", "--run", run, "--json"]).stdout)
+            .unwrap()
+    }
+}
+
+#[test]
+fn nightly_run_on_moto_survives_a_killed_worker() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = moto::server();
+    let prefix = moto::unique_prefix("e2e");
+    let settings = moto::settings(&prefix);
+    let account = moto::unique_account();
+    let backend = runtime.block_on(async {
+        let backend = AwsBackend::connect(&settings).await.unwrap();
+        backend.provision().await.unwrap();
+        seed(&account).await;
+        backend
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let name_prefix: String = prefix.trim_end_matches('-').chars().take(20).collect();
+    let env = vec![
+        ("AWS_ENDPOINT_URL".into(), server.url.clone()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+        ("ACCESSFLOW_TABLE".into(), settings.table.clone()),
+        ("ACCESSFLOW_BUCKET".into(), settings.bucket.clone()),
+        (
+            "ACCESSFLOW_KMS_ALIAS_PREFIX".into(),
+            settings.kms_alias_prefix.clone(),
+        ),
+    ];
+    let d = AwsDeployment {
+        dir,
+        env,
+        name_prefix,
+    };
+    let tenants = d.dir.path().join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        format!(
+            "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{account}\"\nrole_arn = \"arn:aws:iam::{account}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
+        ),
+    )
+    .unwrap();
+
+    let run = "moto-night";
+    d.coordinator(&[
+        "start",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--run-id",
+        run,
+        "--as-of",
+        "2026-11-26T02:00:00Z",
+    ]);
+    let mut victim = d.worker(0);
+    let mut survivor = d.worker(1);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = d.status(run);
+        if status["totals"]["items_done"].as_u64().unwrap() >= 5 {
+            assert_eq!(
+                status["complete"], false,
+                "the kill must land mid-run: {status:#}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress on moto: {status:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill_hard(&mut victim);
+    let mut replacement = d.worker(2);
+    let status = loop {
+        let status = d.status(run);
+        if status["complete"] == true {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run did not complete on moto: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(terminate(&mut survivor, Duration::from_secs(30)).success());
+    assert!(terminate(&mut replacement, Duration::from_secs(30)).success());
+
+    // Exactly one effect per item in the DynamoDB ledger.
+    let totals = &status["totals"];
+    let principals = 2 + 2 + FILLER_ROLES as u64;
+    assert_eq!(totals["items_expected"], principals, "{status:#}");
+    assert_eq!(totals["items_done"], principals, "{status:#}");
+    assert_eq!(totals["items_failed"], 0, "{status:#}");
+    let outcomes = runtime.block_on(async {
+        Ledger::new(backend.ports().store.clone())
+            .item_outcomes(run, "acme", &account)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        outcomes.len() as u64,
+        principals,
+        "one item record per principal"
+    );
+
+    // The reports are in S3, and say what the seeded IAM data means.
+    let key = |name: &str| format!("acme/reports/{run}/{account}/{name}");
+    let report: Value = runtime.block_on(async {
+        let bytes = backend
+            .ports()
+            .blobs
+            .get(&key("report.json"))
+            .await
+            .unwrap()
+            .expect("report.json in S3");
+        serde_json::from_slice(&bytes).unwrap()
+    });
+    for name in [
+        "principals.csv",
+        "resources.csv",
+        "principal-access-summaries.csv",
+        "resource-access-summaries.csv",
+        "report.html",
+    ] {
+        assert!(
+            runtime
+                .block_on(backend.ports().blobs.exists(&key(name)))
+                .unwrap(),
+            "{name} in S3"
+        );
+    }
+    assert_eq!(report["partial"], false);
+    let arn = |kind: &str, name: &str| format!("arn:aws:iam::{account}:{kind}/{name}");
+    let admins: Vec<&str> = report["admins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["principal_arn"].as_str().unwrap())
+        .collect();
+    assert!(
+        admins.contains(&arn("user", "bob").as_str()),
+        "bob is an admin through his group: {admins:?}"
+    );
+    assert!(
+        !admins.contains(&arn("user", "alice").as_str()),
+        "{admins:?}"
+    );
+    assert!(
+        !admins.contains(&arn("role", "partner-audit").as_str()),
+        "the boundary caps partner-audit: {admins:?}"
+    );
+    let external = report["external_access"].to_string();
+    assert!(
+        external.contains("partner-audit") && external.contains(PARTNER),
+        "{external}"
+    );
+    let access = report["principal_access"].as_array().unwrap();
+    let has = |principal: &str, capability: &str| {
+        access.iter().any(|r| {
+            r["principal_arn"] == principal
+                && r["access_capability"] == capability
+                && r["service_name"] == "Amazon S3"
+        })
+    };
+    assert!(has(&arn("user", "alice"), "read-data"));
+    assert!(!has(&arn("user", "alice"), "write-data"));
+    assert!(has(&arn("role", "data-writer"), "write-data"));
+    assert!(has(&arn("role", "data-writer"), "delete-data"));
+    assert!(!has(&arn("role", "data-writer"), "read-data"));
+
+    // What the run cost in AWS requests, counted by the workers themselves.
+    let mut operations: BTreeMap<String, u64> = BTreeMap::new();
+    for index in 0..3 {
+        let path = d.dir.path().join(format!("requests-{index}.json"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        }; // the killed worker wrote none
+        let report: Value = serde_json::from_slice(&bytes).unwrap();
+        for (op, n) in report["operations"].as_object().unwrap() {
+            *operations.entry(op.clone()).or_default() += n.as_u64().unwrap();
+        }
+    }
+    let items = principals + 2; // + collect + finalize
+    let mut per_service: BTreeMap<String, u64> = BTreeMap::new();
+    for (op, n) in &operations {
+        *per_service
+            .entry(op.split(':').next().unwrap_or_default().to_string())
+            .or_default() += n;
+    }
+    let dollars = cost::estimate(&operations, &cost::Prices::default());
+    eprintln!("AWS requests of the surviving workers for {items} processed messages (incl. idle polling):");
+    for (service, n) in &per_service {
+        eprintln!(
+            "  {service}: {n} ({:.2} per item, ${:.4} per million items)",
+            *n as f64 / items as f64,
+            dollars.get(service).copied().unwrap_or(0.0) / items as f64 * 1e6
+        );
+    }
+    assert!(
+        per_service.get("sqs").copied().unwrap_or(0) > 0,
+        "the workers counted their SQS requests: {operations:?}"
+    );
+}
