@@ -368,13 +368,47 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     assert!(has(&arn("role", "data-writer"), "delete-data"));
     assert!(!has(&arn("role", "data-writer"), "read-data"));
 
-    // What the run cost in AWS requests, counted by the workers themselves.
+    // What a run costs in AWS requests, counted by the workers themselves: a second,
+    // clean run over a freshly seeded account (the killed worker above reported nothing).
+    let second = moto::unique_account();
+    runtime.block_on(seed(&second));
+    std::fs::write(
+        &tenants,
+        format!(
+            "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{second}\"\nrole_arn = \"arn:aws:iam::{second}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
+        ),
+    )
+    .unwrap();
+    d.coordinator(&[
+        "start",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--run-id",
+        "moto-measure",
+        "--as-of",
+        "2026-11-26T02:00:00Z",
+    ]);
+    let mut workers = [d.worker(10), d.worker(11)];
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let status = d.status("moto-measure");
+        if status["complete"] == true {
+            assert_eq!(status["totals"]["items_done"], principals, "{status:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the measured run did not complete: {status:#}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for w in &mut workers {
+        assert!(terminate(w, Duration::from_secs(30)).success());
+    }
     let mut operations: BTreeMap<String, u64> = BTreeMap::new();
-    for index in 0..3 {
-        let path = d.dir.path().join(format!("requests-{index}.json"));
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
-        }; // the killed worker wrote none
+    for index in [10, 11] {
+        let bytes = std::fs::read(d.dir.path().join(format!("requests-{index}.json")))
+            .expect("request report");
         let report: Value = serde_json::from_slice(&bytes).unwrap();
         for (op, n) in report["operations"].as_object().unwrap() {
             *operations.entry(op.clone()).or_default() += n.as_u64().unwrap();
@@ -388,13 +422,16 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
             .or_default() += n;
     }
     let dollars = cost::estimate(&operations, &cost::Prices::default());
-    eprintln!("AWS requests of the surviving workers for {items} processed messages (incl. idle polling):");
+    eprintln!("AWS requests of the workers of a clean run, {items} processed messages (idle polling included):");
     for (service, n) in &per_service {
         eprintln!(
-            "  {service}: {n} ({:.2} per item, ${:.4} per million items)",
+            "  {service}: {n} ({:.2} per item, ${:.2} per million items)",
             *n as f64 / items as f64,
             dollars.get(service).copied().unwrap_or(0.0) / items as f64 * 1e6
         );
+    }
+    for (op, n) in &operations {
+        eprintln!("    {op}: {n}");
     }
     assert!(
         per_service.get("sqs").copied().unwrap_or(0) > 0,
