@@ -59,7 +59,6 @@ const ACTIONS: &[&str] = &[
     "iam:Get*",
     "iam:List*",
     "iam:PassRole",
-    "sts:AssumeRole",
     "cloudformation:Describe*",
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
@@ -73,7 +72,7 @@ const ACTIONS: &[&str] = &[
 
 fn resource_for(rng: &mut Lcg, action: &str) -> String {
     let svc = action.split(':').next().unwrap_or("s3");
-    if rng.chance(40) {
+    if rng.chance(30) {
         return "*".into();
     }
     let n = rng.below(300);
@@ -98,7 +97,16 @@ fn resource_for(rng: &mut Lcg, action: &str) -> String {
 }
 
 fn statement(rng: &mut Lcg) -> Value {
-    let n_actions = 1 + rng.below(5);
+    if rng.chance(2) {
+        // a few principals may assume roles: a pattern of roles, or all of them
+        let r = if rng.chance(20) {
+            "*".to_string()
+        } else {
+            format!("arn:aws:iam::{ACCOUNT}:role/role-{}*", rng.below(50))
+        };
+        return json!({"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": r});
+    }
+    let n_actions = 1 + rng.below(3);
     let actions: Vec<&str> = (0..n_actions)
         .map(|_| ACTIONS[rng.below(ACTIONS.len())])
         .collect();
@@ -147,7 +155,7 @@ pub fn generate(roles: usize, users: usize, policies: usize, seed: u64) -> Value
     let mut policy_arns = Vec::new();
     for i in 0..policies {
         let arn = format!("arn:aws:iam::{ACCOUNT}:policy/generated-{i}");
-        let k = 1 + rng.below(6);
+        let k = 1 + rng.below(4);
         let doc = document(&mut rng, k);
         pols.push(json!({
             "PolicyName": format!("generated-{i}"), "PolicyId": format!("ANPA{i:016}"), "Arn": arn,
@@ -183,7 +191,7 @@ pub fn generate(roles: usize, users: usize, policies: usize, seed: u64) -> Value
         })
         .collect();
     let attach = |rng: &mut Lcg, i: usize| -> Vec<Value> {
-        let mut v: Vec<Value> = (0..1 + rng.below(3))
+        let mut v: Vec<Value> = (0..rng.below(3))
             .map(|_| json!({"PolicyName": "p", "PolicyArn": policy_arns[rng.below(policy_arns.len())]}))
             .collect();
         if i % 1000 == 7 {
@@ -196,7 +204,7 @@ pub fn generate(roles: usize, users: usize, policies: usize, seed: u64) -> Value
             let mut u = json!({
                 "Path": "/", "UserName": format!("user-{i}"), "UserId": format!("AIDA{i:016}"),
                 "Arn": format!("arn:aws:iam::{ACCOUNT}:user/user-{i}"), "CreateDate": "2024-01-01T00:00:00Z",
-                "GroupList": [format!("group-{}", rng.below(50)), format!("group-{}", rng.below(50))],
+                "GroupList": if rng.chance(50) { json!([format!("group-{}", rng.below(50))]) } else { json!([format!("group-{}", rng.below(50)), format!("group-{}", rng.below(50))]) },
                 "AttachedManagedPolicies": attach(&mut rng, i),
                 "Tags": [{"Key": "team", "Value": format!("team-{}", i % 17)}]
             });

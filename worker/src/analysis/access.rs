@@ -344,48 +344,71 @@ impl Engine {
                 allows = limited;
             }
         }
-        // explicit denies: subtract those that cover the whole piece; a conditional deny
-        // turns the overlap conditional; a narrower deny is recorded as an exception
-        let mut out: Vec<Piece> = Vec::with_capacity(allows.len());
-        for mut a in allows {
-            let mut extra: Vec<Piece> = Vec::new();
-            for d in &denies {
+        // explicit denies, one after the other, split the pieces: the actions a deny does
+        // not name stay as they are; the denied actions are removed where the deny covers
+        // the piece's resources, or excepted where it covers only part of them. A
+        // conditional deny leaves the overlap allowed conditionally.
+        let mut out: Vec<Piece> = allows;
+        for d in &denies {
+            let mut next: Vec<Piece> = Vec::with_capacity(out.len());
+            for a in out {
                 if !d.actions.intersects(&a.actions) {
+                    next.push(a);
                     continue;
                 }
-                if d.covers(&a.resource) {
-                    if d.cond == Tri::Maybe && a.cond == Tri::Yes {
-                        let mut overlap = a.actions.clone();
-                        overlap.intersect_with(&d.actions);
-                        extra.push(Piece {
+                let covers = d.covers(&a.resource);
+                let partial = !covers && !d.not_resource && d.touches(&a.resource);
+                if !covers && !partial {
+                    next.push(a);
+                    continue;
+                }
+                let mut overlap = a.actions.clone();
+                overlap.intersect_with(&d.actions);
+                let mut rest = a.actions.clone();
+                rest.subtract(&d.actions);
+                let maybe = a.cond.and(Tri::Maybe);
+                if covers {
+                    if d.cond == Tri::Maybe {
+                        next.push(Piece {
                             actions: overlap,
                             resource: a.resource.clone(),
                             except: a.except.clone(),
-                            cond: Tri::Maybe,
+                            cond: maybe,
                         });
                     }
-                    a.actions.subtract(&d.actions);
-                } else if d.touches(&a.resource) && !d.not_resource {
-                    for r in &d.resources {
-                        if !a.except.contains(r) {
-                            a.except.push(r.clone());
+                } else {
+                    if d.cond == Tri::Maybe {
+                        for r in &d.resources {
+                            if let Some(i) = pattern_intersect(&a.resource, r) {
+                                next.push(Piece {
+                                    actions: overlap.clone(),
+                                    resource: i.to_string(),
+                                    except: a.except.clone(),
+                                    cond: maybe,
+                                });
+                            }
                         }
                     }
-                }
-            }
-            for x in extra.iter_mut() {
-                // a later deny may still remove parts of the overlap
-                for d in &denies {
-                    if d.cond == Tri::Yes && d.covers(&x.resource) {
-                        x.actions.subtract(&d.actions);
+                    let mut except = a.except.clone();
+                    for r in &d.resources {
+                        if !except.contains(r) {
+                            except.push(r.clone());
+                        }
                     }
+                    next.push(Piece {
+                        actions: overlap,
+                        resource: a.resource.clone(),
+                        except,
+                        cond: a.cond,
+                    });
+                }
+                if !rest.is_empty() {
+                    next.push(Piece { actions: rest, ..a });
                 }
             }
-            if !a.actions.is_empty() {
-                out.push(a);
-            }
-            out.extend(extra.into_iter().filter(|x| !x.actions.is_empty()));
+            out = next;
         }
+        out.retain(|p| !p.actions.is_empty());
         Ok(Effective {
             pieces: out,
             denies,
