@@ -231,6 +231,31 @@ impl Effective {
     }
 }
 
+/// The allowed pieces, limited by another policy's allowed pieces (boundary, SCP level).
+fn limit(allows: &[Piece], limits: &[Piece]) -> Vec<Piece> {
+    let mut limited = Vec::new();
+    for a in allows {
+        for b in limits {
+            if !a.actions.intersects(&b.actions) {
+                continue;
+            }
+            if let Some(r) = pattern_intersect(&a.resource, &b.resource) {
+                let mut actions = a.actions.clone();
+                actions.intersect_with(&b.actions);
+                let mut except = a.except.clone();
+                except.extend(b.except.iter().cloned());
+                limited.push(Piece {
+                    actions,
+                    resource: r.to_string(),
+                    except,
+                    cond: a.cond.and(b.cond),
+                });
+            }
+        }
+    }
+    limited
+}
+
 fn resource_service_filter<'c>(cat: &'c Catalog, pattern: &str) -> Option<Option<&'c ActionSet>> {
     if pattern == "*" {
         return None;
@@ -321,27 +346,20 @@ impl Engine {
             if let Some(doc) = self.compiled(model, b) {
                 let mut b_allows = Vec::new();
                 collect(&doc, &mut b_allows, &mut denies);
-                let mut limited = Vec::new();
-                for a in &allows {
-                    for b in &b_allows {
-                        if !a.actions.intersects(&b.actions) {
-                            continue;
-                        }
-                        if let Some(r) = pattern_intersect(&a.resource, &b.resource) {
-                            let mut actions = a.actions.clone();
-                            actions.intersect_with(&b.actions);
-                            let mut except = a.except.clone();
-                            except.extend(b.except.iter().cloned());
-                            limited.push(Piece {
-                                actions,
-                                resource: r.to_string(),
-                                except,
-                                cond: a.cond.and(b.cond),
-                            });
-                        }
+                allows = limit(&allows, &b_allows);
+            }
+        }
+        // service control policies attached to the model: every level (root, OUs, account)
+        // must allow, like a boundary per level; their denies apply like any deny
+        for tree in &model.scps {
+            if let Some(levels) = tree.levels(&account) {
+                for level in levels {
+                    let mut l_allows = Vec::new();
+                    for (_, doc) in level {
+                        collect(&compile(cat, doc), &mut l_allows, &mut denies);
                     }
+                    allows = limit(&allows, &l_allows);
                 }
-                allows = limited;
             }
         }
         // explicit denies, one after the other, split the pieces: the actions a deny does
