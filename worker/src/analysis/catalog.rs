@@ -86,8 +86,6 @@ pub struct ActionInfo {
     pub full_name: String,
     pub level: AccessLevel,
     pub capability: Capability,
-    /// ARN service segments of the resource types the action supports (empty: only `*`).
-    pub arn_services: Vec<String>,
 }
 
 /// A set of catalog actions as a bitset (20k actions = 2.5 KB).
@@ -283,7 +281,6 @@ impl Catalog {
                         full_name: format!("{}:{}", f[1], f[2]),
                         level,
                         capability,
-                        arn_services: Vec::new(),
                     });
                     action_rts.push(f[5]);
                 }
@@ -312,9 +309,10 @@ impl Catalog {
             })
             .collect();
         let mut seg_sets: HashMap<&str, ActionSet> = HashMap::new();
-        for (i, a) in actions.iter_mut().enumerate() {
+        let mut segs: Vec<&str> = Vec::new();
+        for (i, a) in actions.iter().enumerate() {
             let si = a.service as usize;
-            let mut segs: Vec<String> = Vec::new();
+            segs.clear();
             for rt in action_rts[i].split(',').filter(|s| !s.is_empty()) {
                 by_type.entry((a.service, rt)).or_default().push(i as u32);
                 // a resource type without a template of its own service: the service prefix
@@ -322,15 +320,14 @@ impl Catalog {
                     .get(rt)
                     .copied()
                     .unwrap_or(services[si].prefix.as_str());
-                if !segs.iter().any(|x| x == seg) {
+                if !segs.contains(&seg) {
                     seg_sets
                         .entry(seg)
                         .or_insert_with(|| ActionSet::empty(n))
                         .insert(i as u32);
-                    segs.push(seg.to_string());
+                    segs.push(seg);
                 }
             }
-            a.arn_services = segs;
         }
         let by_arn_service: HashMap<String, ActionSet> = seg_sets
             .into_iter()
@@ -500,12 +497,16 @@ mod tests {
         assert!(c.services.len() > 400);
         let get = c.action("S3:getobject").expect("s3:GetObject");
         assert_eq!(c.actions[get as usize].capability, Capability::ReadData);
-        assert_eq!(c.actions[get as usize].arn_services, vec!["s3".to_string()]);
+        assert!(c
+            .actions_for_arn_service("s3")
+            .is_some_and(|s| s.contains(get)));
+        assert!(!c
+            .actions_for_arn_service("iam")
+            .is_some_and(|s| s.contains(get)));
         let assume = c.action("sts:AssumeRole").expect("sts:AssumeRole");
-        assert_eq!(
-            c.actions[assume as usize].arn_services,
-            vec!["iam".to_string()]
-        );
+        assert!(c
+            .actions_for_arn_service("iam")
+            .is_some_and(|s| s.contains(assume)));
         assert_eq!(
             c.expand("s3:*").len(),
             c.service("s3")
