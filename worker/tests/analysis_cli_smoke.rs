@@ -19,6 +19,7 @@ fn analyze(file: &str, out: &std::path::Path, previous: Option<std::path::PathBu
         customer: "acme".into(),
         account: None,
         run_id: "run-1".into(),
+        scp: vec![],
     })
     .expect("analyze");
 }

@@ -657,3 +657,38 @@ fn deciding_statements_are_reported() {
     assert_eq!(r.deciding_statements.len(), 1);
     assert_eq!(r.deciding_statements[0].policy, "block lambda");
 }
+
+#[test]
+fn bulk_analysis_applies_attached_scps() {
+    let engine = &*ENGINE;
+    let lambda_grants = |scp: &str| -> usize {
+        let model = AccountModel::parse(&data("basic-allow.json"))
+            .expect("gaad")
+            .with_scps(vec![Scps::parse(&data(scp)).expect("scp")]);
+        let r = engine
+            .analyze_principal(&model, ROLE, None)
+            .expect("analyze");
+        // the check path sees the attached SCPs too
+        let c = engine
+            .check(
+                &model,
+                ROLE,
+                "lambda:InvokeFunction",
+                LAMBDA_OWN,
+                &[],
+                &CheckInputs::default(),
+            )
+            .expect("check");
+        let n = r.grants.iter().filter(|g| g.service == "lambda").count();
+        assert_eq!(n > 0, c.decision == Decision::Allowed, "{scp}");
+        n
+    };
+    assert!(lambda_grants("scp-basic.json") > 0);
+    assert_eq!(lambda_grants("scp-deny-lambda.json"), 0);
+    assert!(lambda_grants("scp-deny-lambda2.json") > 0); // management account
+    let plain = AccountModel::parse(&data("basic-allow.json")).expect("gaad");
+    let with = AccountModel::parse(&data("basic-allow.json"))
+        .expect("gaad")
+        .with_scps(vec![Scps::parse(&data("scp-basic.json")).expect("scp")]);
+    assert_ne!(plain.principal_digest(ROLE), with.principal_digest(ROLE));
+}

@@ -231,6 +231,31 @@ impl Effective {
     }
 }
 
+/// The allowed pieces, limited by another policy's allowed pieces (boundary, SCP level).
+fn limit(allows: &[Piece], limits: &[Piece]) -> Vec<Piece> {
+    let mut limited = Vec::new();
+    for a in allows {
+        for b in limits {
+            if !a.actions.intersects(&b.actions) {
+                continue;
+            }
+            if let Some(r) = pattern_intersect(&a.resource, &b.resource) {
+                let mut actions = a.actions.clone();
+                actions.intersect_with(&b.actions);
+                let mut except = a.except.clone();
+                except.extend(b.except.iter().cloned());
+                limited.push(Piece {
+                    actions,
+                    resource: r.to_string(),
+                    except,
+                    cond: a.cond.and(b.cond),
+                });
+            }
+        }
+    }
+    limited
+}
+
 fn resource_service_filter<'c>(cat: &'c Catalog, pattern: &str) -> Option<Option<&'c ActionSet>> {
     if pattern == "*" {
         return None;
@@ -321,71 +346,87 @@ impl Engine {
             if let Some(doc) = self.compiled(model, b) {
                 let mut b_allows = Vec::new();
                 collect(&doc, &mut b_allows, &mut denies);
-                let mut limited = Vec::new();
-                for a in &allows {
-                    for b in &b_allows {
-                        if !a.actions.intersects(&b.actions) {
-                            continue;
-                        }
-                        if let Some(r) = pattern_intersect(&a.resource, &b.resource) {
-                            let mut actions = a.actions.clone();
-                            actions.intersect_with(&b.actions);
-                            let mut except = a.except.clone();
-                            except.extend(b.except.iter().cloned());
-                            limited.push(Piece {
-                                actions,
-                                resource: r.to_string(),
-                                except,
-                                cond: a.cond.and(b.cond),
-                            });
-                        }
-                    }
-                }
-                allows = limited;
+                allows = limit(&allows, &b_allows);
             }
         }
-        // explicit denies: subtract those that cover the whole piece; a conditional deny
-        // turns the overlap conditional; a narrower deny is recorded as an exception
-        let mut out: Vec<Piece> = Vec::with_capacity(allows.len());
-        for mut a in allows {
-            let mut extra: Vec<Piece> = Vec::new();
-            for d in &denies {
+        // service control policies attached to the model: every level (root, OUs, account)
+        // must allow, like a boundary per level; their denies apply like any deny
+        for tree in &model.scps {
+            if let Some(levels) = tree.levels(&account) {
+                for level in levels {
+                    let mut l_allows = Vec::new();
+                    for (_, doc) in level {
+                        collect(&compile(cat, doc), &mut l_allows, &mut denies);
+                    }
+                    allows = limit(&allows, &l_allows);
+                }
+            }
+        }
+        // explicit denies, one after the other, split the pieces: the actions a deny does
+        // not name stay as they are; the denied actions are removed where the deny covers
+        // the piece's resources, or excepted where it covers only part of them. A
+        // conditional deny leaves the overlap allowed conditionally.
+        let mut out: Vec<Piece> = allows;
+        for d in &denies {
+            let mut next: Vec<Piece> = Vec::with_capacity(out.len());
+            for a in out {
                 if !d.actions.intersects(&a.actions) {
+                    next.push(a);
                     continue;
                 }
-                if d.covers(&a.resource) {
-                    if d.cond == Tri::Maybe && a.cond == Tri::Yes {
-                        let mut overlap = a.actions.clone();
-                        overlap.intersect_with(&d.actions);
-                        extra.push(Piece {
+                let covers = d.covers(&a.resource);
+                let partial = !covers && !d.not_resource && d.touches(&a.resource);
+                if !covers && !partial {
+                    next.push(a);
+                    continue;
+                }
+                let mut overlap = a.actions.clone();
+                overlap.intersect_with(&d.actions);
+                let mut rest = a.actions.clone();
+                rest.subtract(&d.actions);
+                let maybe = a.cond.and(Tri::Maybe);
+                if covers {
+                    if d.cond == Tri::Maybe {
+                        next.push(Piece {
                             actions: overlap,
                             resource: a.resource.clone(),
                             except: a.except.clone(),
-                            cond: Tri::Maybe,
+                            cond: maybe,
                         });
                     }
-                    a.actions.subtract(&d.actions);
-                } else if d.touches(&a.resource) && !d.not_resource {
-                    for r in &d.resources {
-                        if !a.except.contains(r) {
-                            a.except.push(r.clone());
+                } else {
+                    if d.cond == Tri::Maybe {
+                        for r in &d.resources {
+                            if let Some(i) = pattern_intersect(&a.resource, r) {
+                                next.push(Piece {
+                                    actions: overlap.clone(),
+                                    resource: i.to_string(),
+                                    except: a.except.clone(),
+                                    cond: maybe,
+                                });
+                            }
                         }
                     }
-                }
-            }
-            for x in extra.iter_mut() {
-                // a later deny may still remove parts of the overlap
-                for d in &denies {
-                    if d.cond == Tri::Yes && d.covers(&x.resource) {
-                        x.actions.subtract(&d.actions);
+                    let mut except = a.except.clone();
+                    for r in &d.resources {
+                        if !except.contains(r) {
+                            except.push(r.clone());
+                        }
                     }
+                    next.push(Piece {
+                        actions: overlap,
+                        resource: a.resource.clone(),
+                        except,
+                        cond: a.cond,
+                    });
+                }
+                if !rest.is_empty() {
+                    next.push(Piece { actions: rest, ..a });
                 }
             }
-            if !a.actions.is_empty() {
-                out.push(a);
-            }
-            out.extend(extra.into_iter().filter(|x| !x.actions.is_empty()));
+            out = next;
         }
+        out.retain(|p| !p.actions.is_empty());
         Ok(Effective {
             pieces: out,
             denies,

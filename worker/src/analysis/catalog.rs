@@ -86,8 +86,6 @@ pub struct ActionInfo {
     pub full_name: String,
     pub level: AccessLevel,
     pub capability: Capability,
-    /// ARN service segments of the resource types the action supports (empty: only `*`).
-    pub arn_services: Vec<String>,
 }
 
 /// A set of catalog actions as a bitset (20k actions = 2.5 KB).
@@ -116,11 +114,14 @@ impl ActionSet {
             .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
     }
     pub fn insert_range(&mut self, from: u32, to: u32) {
-        for i in from..to {
-            if i % 64 == 0 && i + 64 <= to {
+        let mut i = from;
+        while i < to {
+            if i.is_multiple_of(64) && i + 64 <= to {
                 self.words[(i / 64) as usize] = u64::MAX;
+                i += 64;
             } else {
                 self.insert(i);
+                i += 1;
             }
         }
     }
@@ -189,7 +190,7 @@ pub struct Catalog {
     by_capability: Vec<ActionSet>,
     /// Resource types: (ARN service segment, wildcard pattern of the ARN template, literal
     /// character count, `prefix:type`, actions that take this resource type).
-    resource_types: Vec<(String, String, usize, String, ActionSet)>,
+    resource_types: Vec<(String, String, usize, String, Vec<u32>)>,
 }
 
 /// `arn:${Partition}:s3:::${BucketName}` -> `arn:*:s3:::*`
@@ -231,7 +232,7 @@ impl Catalog {
     pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
         let mut services: Vec<ServiceInfo> = Vec::new();
         let mut actions: Vec<ActionInfo> = Vec::new();
-        let mut action_rts: Vec<Vec<String>> = Vec::new();
+        let mut action_rts: Vec<&str> = Vec::new();
         let err = |line: usize, m: &str| CatalogError {
             line,
             message: m.to_string(),
@@ -280,14 +281,8 @@ impl Catalog {
                         full_name: format!("{}:{}", f[1], f[2]),
                         level,
                         capability,
-                        arn_services: Vec::new(),
                     });
-                    action_rts.push(
-                        f[5].split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect(),
-                    );
+                    action_rts.push(f[5]);
                 }
                 "R" if f.len() == 4 => {
                     let svc = services
@@ -302,39 +297,42 @@ impl Catalog {
             return Err(err(0, "no actions"));
         }
         let n = actions.len();
-        let mut by_arn_service: HashMap<String, ActionSet> = HashMap::new();
-        let mut by_type: HashMap<(u32, String), ActionSet> = HashMap::new();
-        for (i, a) in actions.iter_mut().enumerate() {
-            let svc = &services[a.service as usize];
-            let mut segs: Vec<String> = Vec::new();
-            for rt in &action_rts[i] {
-                by_type
-                    .entry((a.service, rt.clone()))
-                    .or_insert_with(|| ActionSet::empty(n))
-                    .insert(i as u32);
-                // resource type names may refer to another service's type (rare); use the
-                // own service's templates, falling back to the action's service prefix
-                let tpl = svc
-                    .resources
+        let mut by_type: HashMap<(u32, &str), Vec<u32>> = HashMap::new();
+        // per service: resource type -> ARN service segment of its template
+        let type_segs: Vec<HashMap<&str, &str>> = services
+            .iter()
+            .map(|s| {
+                s.resources
                     .iter()
-                    .find(|(t, _)| t == rt)
-                    .map(|(_, a)| a.as_str());
-                let seg = tpl
-                    .and_then(|t| t.split(':').nth(2))
-                    .unwrap_or(svc.prefix.as_str())
-                    .to_string();
+                    .filter_map(|(t, tpl)| tpl.split(':').nth(2).map(|seg| (t.as_str(), seg)))
+                    .collect()
+            })
+            .collect();
+        let mut seg_sets: HashMap<&str, ActionSet> = HashMap::new();
+        let mut segs: Vec<&str> = Vec::new();
+        for (i, a) in actions.iter().enumerate() {
+            let si = a.service as usize;
+            segs.clear();
+            for rt in action_rts[i].split(',').filter(|s| !s.is_empty()) {
+                by_type.entry((a.service, rt)).or_default().push(i as u32);
+                // a resource type without a template of its own service: the service prefix
+                let seg = type_segs[si]
+                    .get(rt)
+                    .copied()
+                    .unwrap_or(services[si].prefix.as_str());
                 if !segs.contains(&seg) {
+                    seg_sets
+                        .entry(seg)
+                        .or_insert_with(|| ActionSet::empty(n))
+                        .insert(i as u32);
                     segs.push(seg);
                 }
             }
-            for s in &segs {
-                by_arn_service
-                    .entry(s.clone())
-                    .or_insert_with(|| ActionSet::empty(n))
-                    .insert(i as u32);
-            }
-            a.arn_services = segs;
         }
+        let by_arn_service: HashMap<String, ActionSet> = seg_sets
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
         let mut by_capability = vec![ActionSet::empty(n); 6];
         for (i, a) in actions.iter().enumerate() {
             by_capability[a.capability.index()].insert(i as u32);
@@ -347,9 +345,7 @@ impl Catalog {
                 };
                 let pat = template_pattern(tpl);
                 let literal = pat.chars().filter(|c| *c != '*').count();
-                let set = by_type
-                    .remove(&(si as u32, t.clone()))
-                    .unwrap_or_else(|| ActionSet::empty(n));
+                let set = by_type.remove(&(si as u32, t.as_str())).unwrap_or_default();
                 resource_types.push((
                     seg.to_string(),
                     pat,
@@ -430,9 +426,11 @@ impl Catalog {
             }
             if *literal > best || out.is_none() {
                 best = *literal;
-                out = Some((name.clone(), set.clone()));
+                let mut acc = ActionSet::empty(self.len());
+                set.iter().for_each(|i| acc.insert(*i));
+                out = Some((name.clone(), acc));
             } else if let Some((_, acc)) = out.as_mut() {
-                acc.union_with(set);
+                set.iter().for_each(|i| acc.insert(*i));
             }
         }
         out
@@ -499,12 +497,16 @@ mod tests {
         assert!(c.services.len() > 400);
         let get = c.action("S3:getobject").expect("s3:GetObject");
         assert_eq!(c.actions[get as usize].capability, Capability::ReadData);
-        assert_eq!(c.actions[get as usize].arn_services, vec!["s3".to_string()]);
+        assert!(c
+            .actions_for_arn_service("s3")
+            .is_some_and(|s| s.contains(get)));
+        assert!(!c
+            .actions_for_arn_service("iam")
+            .is_some_and(|s| s.contains(get)));
         let assume = c.action("sts:AssumeRole").expect("sts:AssumeRole");
-        assert_eq!(
-            c.actions[assume as usize].arn_services,
-            vec!["iam".to_string()]
-        );
+        assert!(c
+            .actions_for_arn_service("iam")
+            .is_some_and(|s| s.contains(assume)));
         assert_eq!(
             c.expand("s3:*").len(),
             c.service("s3")

@@ -38,6 +38,10 @@ pub struct AnalyzeArgs {
     pub account: Option<String>,
     #[arg(long, default_value = "offline")]
     pub run_id: String,
+    /// Service control policies that apply to the account: an organization tree JSON or a
+    /// single SCP document (repeatable).
+    #[arg(long = "scp", value_name = "FILE")]
+    pub scp: Vec<PathBuf>,
 }
 
 /// One decision: may PRINCIPAL do ACTION on RESOURCE? Prints JSON.
@@ -75,8 +79,14 @@ fn now_rfc3339() -> String {
 pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let model =
-        AccountModel::parse(&bytes).with_context(|| format!("parsing {}", args.file.display()))?;
+    let mut scps = Vec::new();
+    for f in &args.scp {
+        let b = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        scps.push(Scps::parse(&b).with_context(|| format!("parsing SCPs {}", f.display()))?);
+    }
+    let model = AccountModel::parse(&bytes)
+        .with_context(|| format!("parsing {}", args.file.display()))?
+        .with_scps(scps);
     let engine = Engine::new();
     let previous = match &args.previous {
         Some(p) => Some(

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::Digest;
 
 use super::condition::{evaluate_all, RequestContext, Tri};
 use super::error::{AnalysisError, ParseError};
@@ -127,6 +128,8 @@ struct ScpNode {
 /// policies) or a single SCP document (treated as attached directly to the account).
 #[derive(Debug, Clone)]
 pub struct Scps {
+    /// sha256 of the file (part of principal digests when attached to a model)
+    pub(crate) digest: [u8; 32],
     management_account: Option<String>,
     root: ScpNode,
     /// Single documents, not a tree.
@@ -183,6 +186,7 @@ fn parse_scp_node(v: &Value, path: &str) -> Result<ScpNode, ParseError> {
 
 impl Scps {
     pub fn parse(bytes: &[u8]) -> Result<Scps, ParseError> {
+        let digest: [u8; 32] = sha2::Sha256::digest(bytes).into();
         let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::from_json(&e))?;
         let o = v
             .as_object()
@@ -191,6 +195,7 @@ impl Scps {
             let doc = parse_document(&v, "$", DocKind::Scp)
                 .map_err(|e| ParseError::structure(e.path, e.message))?;
             return Ok(Scps {
+                digest,
                 management_account: None,
                 root: ScpNode {
                     id: String::new(),
@@ -207,6 +212,7 @@ impl Scps {
             .filter(|a| !a.is_empty())
             .map(str::to_string);
         Ok(Scps {
+            digest,
             management_account,
             root: parse_scp_node(&v, "$")?,
             flat: false,
@@ -214,7 +220,7 @@ impl Scps {
     }
 
     /// Policies per level from the root to the account; None when SCPs do not apply.
-    fn levels(&self, account: &str) -> Option<Vec<&[(String, PolicyDocument)]>> {
+    pub(crate) fn levels(&self, account: &str) -> Option<Vec<&[(String, PolicyDocument)]>> {
         if self.flat {
             return Some(vec![&self.root.policies]);
         }
@@ -564,7 +570,7 @@ impl Engine {
         // SCPs
         let mut scp_allow = Tri::Yes;
         let mut scp = LayerResult::default();
-        for tree in &inputs.scps {
+        for tree in inputs.scps.iter().chain(model.scps.iter()) {
             if let Some(levels) = tree.levels(&account) {
                 for level in levels {
                     let mut lr = LayerResult::default();

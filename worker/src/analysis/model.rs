@@ -93,6 +93,8 @@ pub struct AccountModel {
     pub(crate) groups: Vec<Group>,
     pub(crate) policies: Vec<ManagedPolicy>,
     pub(crate) docs: Vec<DocEntry>,
+    /// Service control policies that apply to the account (see `with_scps`).
+    pub(crate) scps: Vec<super::eval::Scps>,
     principal_index: HashMap<String, usize>,
     group_index: HashMap<String, usize>,
     policy_index: HashMap<String, usize>,
@@ -436,10 +438,18 @@ impl AccountModel {
             groups,
             policies,
             docs: b.docs,
+            scps: Vec::new(),
             principal_index,
             group_index,
             policy_index,
         })
+    }
+
+    /// Attaches service control policies (organization trees or single SCP documents) that
+    /// `analyze_principal` then applies to every principal. Changes every principal's digest.
+    pub fn with_scps(mut self, scps: Vec<super::eval::Scps>) -> AccountModel {
+        self.scps = scps;
+        self
     }
 
     /// Users and roles (groups are not principals), sorted by ARN.
@@ -551,6 +561,9 @@ impl AccountModel {
         }
         if let Some(t) = p.trust {
             field("trust", &self.docs[t].digest);
+        }
+        for s in &self.scps {
+            field("scp", &s.digest);
         }
         Some(hex::encode(h.finalize()))
     }

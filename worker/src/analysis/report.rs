@@ -288,38 +288,69 @@ pub fn build_report(
     failures.dedup();
     let failed: BTreeSet<&str> = failures.iter().map(|f| f.principal_arn.as_str()).collect();
 
-    // --- who can assume which role, and admins through roles
+    // --- who can assume which role, and admins through roles. Principals whose own
+    // policies allow sts:AssumeRole on every role (`*`, `role/*`) are listed once, with
+    // role `*`, instead of once per role that trusts the account (that list would grow
+    // with roles x principals).
+    let account_id = model.account_id();
+    let all_roles_patterns = ["*".to_string(), format!("arn:aws:iam::{account_id}:role/*")];
+    let mut wildcard_assumers: Vec<(&str, bool)> = Vec::new();
+    let mut specific_patterns: Vec<(&str, &str, bool)> = Vec::new();
+    for p in by_arn.values() {
+        let mut wild: Option<bool> = None;
+        for ap in &p.assume_role_patterns {
+            if all_roles_patterns.contains(&ap.resource) {
+                wild = Some(wild.map_or(ap.conditional, |c| c && ap.conditional));
+            }
+        }
+        if let Some(c) = wild {
+            wildcard_assumers.push((p.principal.arn.as_str(), c));
+        }
+        for ap in &p.assume_role_patterns {
+            if !all_roles_patterns.contains(&ap.resource) && ap.resource.contains(":role/") {
+                specific_patterns.push((
+                    p.principal.arn.as_str(),
+                    ap.resource.as_str(),
+                    ap.conditional,
+                ));
+            }
+        }
+    }
     let mut role_assumers: Vec<RoleAssumer> = Vec::new();
+    // (role, principal, conditional) edges inside the account, for the admin closure
+    let mut edges: Vec<(String, String, bool)> = Vec::new();
+    let mut account_trusting_roles: Vec<(&str, bool)> = Vec::new();
     for r in by_arn
         .values()
         .filter(|r| r.principal.kind == PrincipalKind::Role)
     {
         for t in &r.trust {
+            let trust_cond = !t.conditions.is_empty();
             match t.kind {
-                TrustKind::SameAccountPrincipal => role_assumers.push(RoleAssumer {
-                    role_arn: r.principal.arn.clone(),
-                    principal_arn: t.principal.clone(),
-                    how: "trust-names-principal".into(),
-                    conditional: !t.conditions.is_empty(),
-                }),
+                TrustKind::SameAccountPrincipal => {
+                    role_assumers.push(RoleAssumer {
+                        role_arn: r.principal.arn.clone(),
+                        principal_arn: t.principal.clone(),
+                        how: "trust-names-principal".into(),
+                        conditional: trust_cond,
+                    });
+                    edges.push((r.principal.arn.clone(), t.principal.clone(), trust_cond));
+                }
                 TrustKind::SameAccount => {
-                    for p in by_arn.values() {
-                        if p.principal.arn == r.principal.arn {
-                            continue;
-                        }
-                        let m = p
-                            .assume_role_patterns
-                            .iter()
-                            .filter(|ap| wildcard_match(&ap.resource, &r.principal.arn, false))
-                            .map(|ap| ap.conditional)
-                            .min();
-                        if let Some(cond) = m {
+                    account_trusting_roles.push((r.principal.arn.as_str(), trust_cond));
+                    for (who, pat, cond) in &specific_patterns {
+                        if *who != r.principal.arn && wildcard_match(pat, &r.principal.arn, false) {
                             role_assumers.push(RoleAssumer {
                                 role_arn: r.principal.arn.clone(),
-                                principal_arn: p.principal.arn.clone(),
+                                principal_arn: who.to_string(),
                                 how: "account-trust-and-identity-policy".into(),
-                                conditional: cond || !t.conditions.is_empty(),
+                                conditional: *cond || trust_cond,
                             });
+                            edges.push((
+                                r.principal.arn.clone(),
+                                who.to_string(),
+                                *cond || trust_cond,
+                            ));
                         }
                     }
                 }
@@ -330,9 +361,19 @@ pub fn build_report(
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default(),
-                    conditional: !t.conditions.is_empty(),
+                    conditional: trust_cond,
                 }),
             }
+        }
+    }
+    if !account_trusting_roles.is_empty() {
+        for (who, cond) in &wildcard_assumers {
+            role_assumers.push(RoleAssumer {
+                role_arn: "*".into(),
+                principal_arn: who.to_string(),
+                how: "any-role-trusting-the-account".into(),
+                conditional: *cond,
+            });
         }
     }
     role_assumers.sort();
@@ -342,39 +383,57 @@ pub fn build_report(
     for r in by_arn.values().filter(|r| r.is_admin) {
         admin_reasons.insert(r.principal.arn.clone(), r.admin_reasons.clone());
     }
+    // admin roles that trust the account can be assumed by every wildcard assumer
     let mut escalations: Vec<EscalationRow> = Vec::new();
+    let trusting: BTreeMap<&str, bool> = account_trusting_roles.iter().copied().collect();
+    let mut all_edges = edges.clone();
+    for (role, tcond) in &trusting {
+        for (who, cond) in &wildcard_assumers {
+            if *who != *role && admin_reasons.contains_key(*role) {
+                all_edges.push((role.to_string(), who.to_string(), *cond || *tcond));
+            }
+        }
+    }
     // transitive: an unconditional assumer of an admin role is an admin
     let mut changed = true;
     let mut rounds = 0;
     while changed && rounds < 64 {
         changed = false;
         rounds += 1;
-        for a in &role_assumers {
-            if a.conditional
-                || !admin_reasons.contains_key(&a.role_arn)
-                || !by_arn.contains_key(a.principal_arn.as_str())
-            {
+        let mut newly: Vec<(String, String)> = Vec::new();
+        for (role, who, cond) in &all_edges {
+            if *cond || !admin_reasons.contains_key(role) || !by_arn.contains_key(who.as_str()) {
                 continue;
             }
-            let reason = format!("can assume admin role {}", a.role_arn);
-            let e = admin_reasons.entry(a.principal_arn.clone()).or_default();
-            if !e.contains(&reason) {
-                e.push(reason);
-                changed = true;
+            let reason = format!("can assume admin role {role}");
+            if !admin_reasons.get(who).is_some_and(|v| v.contains(&reason)) {
+                newly.push((who.clone(), reason));
+            }
+        }
+        for (who, reason) in newly {
+            let became_admin = !admin_reasons.contains_key(&who);
+            admin_reasons.entry(who.clone()).or_default().push(reason);
+            changed = true;
+            if became_admin && trusting.contains_key(who.as_str()) {
+                for (w, c) in &wildcard_assumers {
+                    if *w != who {
+                        all_edges.push((who.clone(), w.to_string(), *c || trusting[who.as_str()]));
+                    }
+                }
             }
         }
     }
-    for a in &role_assumers {
-        if admin_reasons.contains_key(&a.role_arn) && a.role_arn != a.principal_arn {
-            if let Some(p) = by_arn.get(a.principal_arn.as_str()) {
+    for (role, who, cond) in &all_edges {
+        if admin_reasons.contains_key(role) && role != who {
+            if let Some(p) = by_arn.get(who.as_str()) {
                 escalations.push(EscalationRow {
                     principal_arn: p.principal.arn.clone(),
                     principal_name: p.principal.name.clone(),
                     principal_type: principal_type(p.principal.kind),
                     path: "assume-admin-role".into(),
-                    description: format!("sts:AssumeRole into admin role {}", a.role_arn),
+                    description: format!("sts:AssumeRole into admin role {role}"),
                     actions: vec!["sts:AssumeRole".into()],
-                    conditional: a.conditional,
+                    conditional: *cond,
                 });
             }
         }
@@ -511,13 +570,14 @@ pub fn build_report(
     }
 
     // --- access rows
-    let mut principal_access: BTreeSet<AccessRow> = BTreeSet::new();
+    let mut principal_access: Vec<AccessRow> = Vec::new();
     for r in by_arn.values() {
+        let ptype = principal_type(r.principal.kind);
         for g in &r.grants {
-            principal_access.insert(AccessRow {
+            principal_access.push(AccessRow {
                 principal_arn: r.principal.arn.clone(),
                 principal_name: r.principal.name.clone(),
-                principal_type: principal_type(r.principal.kind),
+                principal_type: ptype.clone(),
                 service_name: g.service_name.clone(),
                 access_capability: g.capability,
                 resource_arn: g.resource.clone(),
@@ -525,31 +585,17 @@ pub fn build_report(
             });
         }
     }
-    // an unconditional row makes the same conditional row redundant
-    let uncond: BTreeSet<(String, String, Capability, String)> = principal_access
-        .iter()
-        .filter(|a| !a.conditional)
-        .map(|a| {
-            (
-                a.principal_arn.clone(),
-                a.service_name.clone(),
-                a.access_capability,
-                a.resource_arn.clone(),
-            )
-        })
-        .collect();
-    let principal_access: Vec<AccessRow> = principal_access
-        .into_iter()
-        .filter(|a| {
-            !a.conditional
-                || !uncond.contains(&(
-                    a.principal_arn.clone(),
-                    a.service_name.clone(),
-                    a.access_capability,
-                    a.resource_arn.clone(),
-                ))
-        })
-        .collect();
+    principal_access.sort_unstable();
+    principal_access.dedup();
+    // an unconditional row makes the same conditional row redundant (sorted: it comes first)
+    principal_access.dedup_by(|later, earlier| {
+        later.conditional
+            && !earlier.conditional
+            && later.principal_arn == earlier.principal_arn
+            && later.service_name == earlier.service_name
+            && later.access_capability == earlier.access_capability
+            && later.resource_arn == earlier.resource_arn
+    });
 
     // --- resources: IAM inventory + concrete resources named in grants
     let mut resources: BTreeMap<String, ResourceRow> = BTreeMap::new();
@@ -616,39 +662,55 @@ pub fn build_report(
     // --- resource-access: the concrete resources named in policies, and who can do what on
     // them (only actions that take that resource type count)
     let cat = &engine.catalog;
-    let mut by_service_arn: HashMap<&str, Vec<(&PrincipalAnalysis, &super::access::Grant)>> =
-        HashMap::new();
-    let mut segs_of_service: HashMap<&str, Vec<&str>> = HashMap::new();
-    for s in &cat.services {
-        let mut v: Vec<&str> = s
-            .resources
-            .iter()
-            .filter_map(|(_, t)| t.split(':').nth(2))
-            .collect();
-        v.sort_unstable();
-        v.dedup();
-        segs_of_service.insert(s.prefix.as_str(), v);
-    }
+    // index the scoped grants: literal resources by value, wildcard patterns by their
+    // literal prefix (a resource can only match patterns whose prefix it starts with)
+    type Entry<'r> = (&'r PrincipalAnalysis, &'r super::access::Grant);
+    let mut literal: HashMap<&str, Vec<Entry>> = HashMap::new();
+    let mut by_prefix: HashMap<&str, Vec<Entry>> = HashMap::new();
     for r in by_arn.values() {
-        for g in &r.grants {
-            for seg in segs_of_service
-                .get(g.service.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or(&[])
-            {
-                by_service_arn.entry(seg).or_default().push((r, g));
+        for g in r.grants.iter().filter(|g| g.resource != "*") {
+            match g.resource.find(['*', '?']) {
+                None => literal.entry(g.resource.as_str()).or_default().push((r, g)),
+                Some(i) => by_prefix.entry(&g.resource[..i]).or_default().push((r, g)),
             }
         }
     }
-    let mut resource_access: BTreeSet<ResourceAccessRow> = BTreeSet::new();
+    let mut resource_access: Vec<ResourceAccessRow> = Vec::new();
+    // access to every resource of a service is listed once, with resource `*`
+    for r in by_arn.values() {
+        for g in r.grants.iter().filter(|g| g.resource == "*") {
+            resource_access.push(ResourceAccessRow {
+                resource_arn: "*".into(),
+                resource_name: "*".into(),
+                service_name: g.service_name.clone(),
+                access_capability: g.capability,
+                principal_type: principal_type(r.principal.kind),
+                principal_name: r.principal.name.clone(),
+                principal_arn: r.principal.arn.clone(),
+                conditional: g.conditional,
+            });
+        }
+    }
     for arn in &named {
-        let Some(seg) = arn_service(arn) else {
-            continue;
-        };
         let Some((_, takes)) = cat.resource_type_of(arn) else {
             continue;
         };
-        for (p, g) in by_service_arn.get(seg).map(Vec::as_slice).unwrap_or(&[]) {
+        // (service index, capability) pairs of the actions that take this resource type
+        let mut takes_caps: BTreeSet<(u32, Capability)> = BTreeSet::new();
+        for i in takes.iter() {
+            let a = &cat.actions[i as usize];
+            takes_caps.insert((a.service, a.capability));
+        }
+        let mut candidates: Vec<&Entry> = literal
+            .get(arn.as_str())
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        for (i, _) in arn.char_indices().chain(std::iter::once((arn.len(), ' '))) {
+            if let Some(v) = by_prefix.get(&arn[..i]) {
+                candidates.extend(v.iter());
+            }
+        }
+        for (p, g) in candidates {
             if !wildcard_match(&g.resource, arn, false)
                 || g.except.iter().any(|e| wildcard_match(e, arn, false))
             {
@@ -656,9 +718,9 @@ pub fn build_report(
             }
             let applies = if g.actions.is_empty() {
                 cat.service(&g.service).is_some_and(|s| {
-                    (s.first..s.end).any(|i| {
-                        takes.contains(i) && cat.actions[i as usize].capability == g.capability
-                    })
+                    s.first < s.end
+                        && takes_caps
+                            .contains(&(cat.actions[s.first as usize].service, g.capability))
                 })
             } else {
                 g.actions
@@ -669,7 +731,7 @@ pub fn build_report(
             if !applies {
                 continue;
             }
-            resource_access.insert(ResourceAccessRow {
+            resource_access.push(ResourceAccessRow {
                 resource_arn: arn.clone(),
                 resource_name: name_of(arn),
                 service_name: g.service_name.clone(),
@@ -681,18 +743,16 @@ pub fn build_report(
             });
         }
     }
-    // an unconditional row makes the same conditional row redundant
-    let resource_access: Vec<ResourceAccessRow> = resource_access
-        .iter()
-        .filter(|a| {
-            !a.conditional
-                || !resource_access.contains(&ResourceAccessRow {
-                    conditional: false,
-                    ..(*a).clone()
-                })
-        })
-        .cloned()
-        .collect();
+    resource_access.sort_unstable();
+    resource_access.dedup();
+    resource_access.dedup_by(|later, earlier| {
+        later.conditional
+            && !earlier.conditional
+            && later.resource_arn == earlier.resource_arn
+            && later.service_name == earlier.service_name
+            && later.access_capability == earlier.access_capability
+            && later.principal_arn == earlier.principal_arn
+    });
 
     for r in by_arn.values() {
         for w in &r.warnings {
