@@ -112,6 +112,12 @@ impl Settings {
                 ),
             });
         }
+        if !(1..=24 * 365).contains(&self.last_accessed_ttl_hours) {
+            return Err(SettingsError {
+                setting: "--last-accessed-ttl-hours / ACCESSFLOW_LAST_ACCESSED_TTL_HOURS",
+                problem: format!("{} is outside 1..=8760 hours", self.last_accessed_ttl_hours),
+            });
+        }
         Ok(names)
     }
 

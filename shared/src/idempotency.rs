@@ -101,8 +101,8 @@ pub async fn claim(
     lease: Duration,
     retry_failed: bool,
 ) -> PortResult<Claim> {
-    // Two rounds are enough: a failed condition means somebody else wrote in between, and
-    // what they wrote decides the second round.
+    // A failed condition means somebody else wrote in between, and what they wrote decides
+    // the next round; three rounds bound a pathological race.
     for _ in 0..3 {
         let fresh = IdempotencyRecord {
             status: ItemStatus::InProgress,
@@ -146,6 +146,17 @@ pub async fn claim(
         op: "idempotency",
         message: format!("record {key} kept changing while claiming it"),
     })
+}
+
+/// The current record of a step, if any.
+pub async fn record(
+    store: &dyn KeyValueStore,
+    key: &StoreKey,
+) -> PortResult<Option<IdempotencyRecord>> {
+    match store.get(key).await? {
+        Some(existing) => decode(key, existing.value).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Extends the lease of a held claim (the heartbeat). Fails with a condition error when the

@@ -58,6 +58,7 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     let mut queues: Vec<String> = Vec::new();
     let mut refreshed: Option<Instant> = None;
+    let mut idle_sweeps: u32 = 0;
     let ledger = Ledger::new(pipeline.ports().store.clone());
 
     info!(concurrency = options.concurrency, "worker consuming");
@@ -120,14 +121,30 @@ pub async fn run(
                 shutdown.clone(),
             );
             tasks.spawn(async move {
-                work_batch(&pipeline, &queue, messages, &shutdown).await;
+                // In its own task, so that even a panic frees the queue and the permit.
+                let batch = {
+                    let (pipeline, queue) = (pipeline.clone(), queue.clone());
+                    tokio::spawn(async move { work_batch(&pipeline, &queue, messages, &shutdown).await })
+                };
+                if let Err(e) = batch.await {
+                    error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
+                }
                 busy.lock().await.remove(&queue);
                 drop(permit);
             });
         }
+        // Idle sweeps back off (1, 2, 4, then 8 pauses): on AWS every empty receive is a
+        // billed request, and an idle night should not poll hundreds of queues at full
+        // speed. A sweep is not idle while this process is still working on a queue: that
+        // queue's next batch must be picked up as soon as the current one is done.
+        if found || !busy.lock().await.is_empty() {
+            idle_sweeps = 0;
+        }
         if !found {
+            idle_sweeps = (idle_sweeps + 1).min(4);
+            let pause = options.idle_pause * (1 << (idle_sweeps - 1));
             tokio::select! {
-                _ = tokio::time::sleep(options.idle_pause) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = shutdown.triggered() => {}
             }
         }
@@ -181,19 +198,25 @@ async fn work_batch(
         messages.iter().map(|m| m.receipt_handle.clone()).collect(),
     ));
     let current: Arc<Mutex<HeldClaim>> = Arc::default();
-    let heartbeat = spawn_heartbeat(pipeline, queue, held_receipts.clone(), current.clone());
+    let heartbeat = AbortOnDrop(spawn_heartbeat(
+        pipeline,
+        queue,
+        held_receipts.clone(),
+        current.clone(),
+    ));
 
     let mut remaining = messages.into_iter();
     for message in remaining.by_ref() {
-        let claim = HeldClaim::for_message(&message);
+        let claim = HeldClaim::for_message(&message, pipeline.settings().max_receive_count);
         *current.lock().await = claim.clone();
         let outcome = pipeline.handle(queue, &message, &claim).await;
         let retried = matches!(outcome, Outcome::Retry { .. });
-        let settled = apply(pipeline, queue, &message, outcome).await;
+        // Out of the heartbeat first, so a tick cannot undo a retry delay.
         held_receipts
             .lock()
             .await
             .retain(|r| r != &message.receipt_handle);
+        let settled = apply(pipeline, queue, &message, outcome).await;
         // A message that is not finished blocks its group: the ones behind it in this
         // batch must wait for it, so they go back too (FIFO order, and the fan-in of
         // FinalizeAccount, depend on it).
@@ -201,7 +224,7 @@ async fn work_batch(
             break;
         }
     }
-    heartbeat.abort();
+    drop(heartbeat);
     // Give back what was received but not started, so the group's next receiver gets it
     // (after the unfinished message ahead of it, which keeps the group blocked meanwhile).
     for message in remaining {
@@ -213,6 +236,16 @@ async fn work_batch(
         {
             warn!(queue, error = %e, "could not release a message; it returns after its visibility timeout");
         }
+    }
+}
+
+/// Stops the heartbeat however the batch ends (a panic included), so it never keeps
+/// messages invisible for a batch nobody works on.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

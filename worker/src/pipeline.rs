@@ -13,7 +13,7 @@
 //! record's final state in one transaction, so redelivery never doubles an effect.
 //! Handlers return an [`Outcome`]; what that means for the message is the consumer's job.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,7 +101,12 @@ pub struct Pipeline {
     /// Identifies this process in idempotency records.
     owner: String,
     snapshots: Mutex<VecDeque<Arc<LoadedSnapshot>>>,
+    /// Tenant registry entries, briefly cached: one read per account, not per item.
+    locators: Mutex<HashMap<(String, String), (std::time::Instant, AccountLocator)>>,
 }
+
+/// How long a cached tenant registry entry is trusted.
+const LOCATOR_TTL: Duration = Duration::from_secs(60);
 
 impl Pipeline {
     pub fn new(ports: Ports, settings: Settings, names: Names, engine: Arc<Engine>) -> Pipeline {
@@ -113,7 +118,13 @@ impl Pipeline {
             sealer,
             settings.last_accessed_ttl(),
         );
-        let owner = format!("{}:{}", hostname(), std::process::id());
+        // Host and pid, plus a random nonce: containers often all run as pid 1.
+        let owner = format!(
+            "{}:{}:{:08x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u32>()
+        );
         Pipeline {
             ports,
             ledger,
@@ -123,6 +134,7 @@ impl Pipeline {
             settings,
             owner,
             snapshots: Mutex::new(VecDeque::new()),
+            locators: Mutex::new(HashMap::new()),
         }
     }
 
@@ -317,8 +329,20 @@ impl Pipeline {
     }
 
     async fn locator(&self, work: &AccountWork) -> Result<AccountLocator, StepError> {
+        let key = (work.customer.clone(), work.account.clone());
+        if let Some((at, locator)) = self.locators.lock().await.get(&key) {
+            if at.elapsed() < LOCATOR_TTL {
+                return Ok(locator.clone());
+            }
+        }
         match self.ledger.tenant(&work.customer, &work.account).await? {
-            Some(tenant) => Ok(tenant.locator),
+            Some(tenant) => {
+                self.locators
+                    .lock()
+                    .await
+                    .insert(key, (std::time::Instant::now(), tenant.locator.clone()));
+                Ok(tenant.locator)
+            }
             None => Err(StepError::Permanent(format!(
                 "account {} of customer {} is not in the tenant registry (was it removed from the tenants file?)",
                 work.account, work.customer
@@ -339,31 +363,36 @@ impl Pipeline {
     // ---- CollectAccount -------------------------------------------------------------
 
     async fn collect(&self, work: &AccountWork, held: &HeldClaim) -> Result<(), StepError> {
-        let Some(token) = self.claim(work, "collect", held).await? else {
+        if self.claim(work, "collect", held).await?.is_none() {
             return Ok(());
-        };
-        match self.collect_claimed(work, &token).await {
-            Err(StepError::Permanent(reason)) => {
-                // The account cannot be analysed this run: say so in the ledger so the run
-                // still completes, then let the message go to the DLQ.
-                self.fail_account(work, &token, &reason).await?;
-                held.take().await;
-                Err(StepError::Permanent(reason))
-            }
-            other => {
-                if other.is_ok() {
-                    held.take().await;
-                }
-                other
-            }
         }
+        let result = self.collect_claimed(work, held).await;
+        self.fail_account_if_final(work, held, "collecting the account", result)
+            .await
     }
 
-    async fn collect_claimed(
+    /// A collect or finalize that fails for good (permanently, or transiently on its last
+    /// allowed receive) marks the account failed with the reason, so the run still
+    /// completes and says why; the message then goes to the DLQ.
+    async fn fail_account_if_final(
         &self,
         work: &AccountWork,
-        token: &ClaimToken,
+        held: &HeldClaim,
+        what: &str,
+        result: Result<(), StepError>,
     ) -> Result<(), StepError> {
+        let reason = match result {
+            Err(StepError::Permanent(reason)) => format!("{what} failed: {reason}"),
+            Err(StepError::Transient(reason)) if held.last_attempt => {
+                format!("{what} failed on its last allowed attempt: {reason}")
+            }
+            other => return other,
+        };
+        self.fail_account(work, held, &reason).await?;
+        Err(StepError::Permanent(reason))
+    }
+
+    async fn collect_claimed(&self, work: &AccountWork, held: &HeldClaim) -> Result<(), StepError> {
         let locator = self.locator(work).await?;
         let (mut progress, version) = self.progress(work).await?;
         let raw = self.ports.iam.fetch_account(&locator).await?;
@@ -412,33 +441,69 @@ impl Pipeline {
         progress.items = Some(items);
         progress.snapshot = Some(digest.clone());
         progress.snapshot_reused = snapshot_reused;
-        self.ledger
-            .store()
-            .transact(vec![
+        self.commit(held, |token| {
+            vec![
                 idempotency::finish_op(token, ItemStatus::Done, Some(digest), None),
                 Ledger::progress_op(&work.run_id, &progress, version),
-            ])
-            .await?;
-        Ok(())
+            ]
+        })
+        .await
     }
 
     async fn fail_account(
         &self,
         work: &AccountWork,
-        token: &ClaimToken,
+        held: &HeldClaim,
         reason: &str,
     ) -> Result<(), StepError> {
         let (mut progress, version) = self.progress(work).await?;
         progress.status = AccountStatus::Failed;
         progress.reason = Some(reason.to_string());
-        self.ledger
-            .store()
-            .transact(vec![
+        self.commit(held, |token| {
+            vec![
                 idempotency::finish_op(token, ItemStatus::Failed, None, Some(reason.to_string())),
                 Ledger::progress_op(&work.run_id, &progress, version),
-            ])
-            .await?;
-        Ok(())
+            ]
+        })
+        .await
+    }
+
+    /// Writes a step's effects together with its idempotency record's final state, in one
+    /// transaction. The claim is taken away from the heartbeat first, so no lease extension
+    /// can move its version between building the writes and committing them. If the
+    /// commit's condition fails, the record decides: finished by another holder means our
+    /// effect must not land and nothing is lost; otherwise the step is retried.
+    async fn commit(
+        &self,
+        held: &HeldClaim,
+        build: impl FnOnce(&ClaimToken) -> Vec<WriteOp>,
+    ) -> Result<(), StepError> {
+        let Some(token) = held.take().await else {
+            return Err(StepError::Transient(
+                "the step's claim is no longer held; it will be retried".into(),
+            ));
+        };
+        let store = self.ledger.store();
+        let error = match store.transact(build(&token)).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if error.is_condition_failed() {
+            if let Ok(Some(record)) = idempotency::record(store, &token.key).await {
+                if record.status != ItemStatus::InProgress {
+                    warn!(step = %token.key, "finished by another holder; our effect is dropped");
+                    return Ok(());
+                }
+            }
+        }
+        if let Err(e) = idempotency::release(store, &token).await {
+            warn!(step = %token.key, error = %e, "could not release the claim; it expires with its lease");
+        }
+        Err(if error.is_condition_failed() {
+            StepError::Transient(format!("committing {} failed: {error}", token.key))
+        } else {
+            error.into()
+        })
     }
 
     /// The parsed snapshot `digest`, from this process's small cache or from the blob store.
@@ -495,9 +560,9 @@ impl Pipeline {
         held: &HeldClaim,
     ) -> Result<(), StepError> {
         let step = format!("item#{item:06}");
-        let Some(token) = self.claim(work, &step, held).await? else {
+        if self.claim(work, &step, held).await?.is_none() {
             return Ok(());
-        };
+        }
         let loaded = self.load_snapshot(work, snapshot).await?;
 
         let (last_accessed, la_reused) = self.last_accessed(work, principal_arn).await?;
@@ -542,11 +607,9 @@ impl Pipeline {
         if la_reused {
             deltas.insert(COUNTER_LA_REUSED.to_string(), 1);
         }
-        let result = self
-            .ledger
-            .store()
-            .transact(vec![
-                idempotency::finish_op(&token, status, digest, reason),
+        self.commit(held, |token| {
+            vec![
+                idempotency::finish_op(token, status, digest, reason),
                 WriteOp::Add {
                     key: ledger::account_key(&work.run_id, &work.customer, &work.account),
                     deltas,
@@ -558,19 +621,9 @@ impl Pipeline {
                     expires_at: None,
                     condition: Condition::NotExists,
                 },
-            ])
-            .await;
-        held.take().await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_condition_failed() => {
-                // The claim was lost to another receiver, which wrote (or will write) the
-                // effect: ours must not land. Nothing is lost.
-                warn!(item, error = %e, "claim lost before completion; leaving the item to its new holder");
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
+            ]
+        })
+        .await
     }
 
     /// Last-accessed data of a principal: (data, whether it came from the cache).
@@ -675,9 +728,21 @@ impl Pipeline {
             0 => "finalize".to_string(),
             g => format!("finalize#{g}"),
         };
-        let Some(token) = self.claim(work, &step, held).await? else {
+        if self.claim(work, &step, held).await?.is_none() {
             return Ok(());
-        };
+        }
+        let result = self.finalize_claimed(work, snapshot, items, held).await;
+        self.fail_account_if_final(work, held, "building the reports", result)
+            .await
+    }
+
+    async fn finalize_claimed(
+        &self,
+        work: &AccountWork,
+        snapshot: &str,
+        items: u32,
+        held: &HeldClaim,
+    ) -> Result<(), StepError> {
         let loaded = self.load_snapshot(work, snapshot).await?;
         let principals = loaded.model.principals();
         let outcomes = self
@@ -729,24 +794,39 @@ impl Pipeline {
         let header = self.ledger.run(&work.run_id).await?.ok_or_else(|| {
             StepError::Permanent(format!("run {} has no header in the ledger", work.run_id))
         })?;
-        let ctx = analysis::ReportContext {
-            customer: &work.customer,
-            account: &work.account,
-            run_id: &work.run_id,
-            analysis_time: &header.as_of,
-            credential_report: Some(&loaded.credential_report),
-        };
-        let report = analysis::build_report(
-            &self.engine,
-            &loaded.model,
-            &results,
-            &failures,
-            &ctx,
-            previous.as_ref(),
+        // Building and rendering is CPU work (and any panic in it must not take the
+        // consumer down): off the async threads.
+        let engine = self.engine.clone();
+        let (customer, account, run_id) = (
+            work.customer.clone(),
+            work.account.clone(),
+            work.run_id.clone(),
         );
-        let files = report
-            .render_files()
-            .map_err(|e| StepError::Permanent(format!("the report cannot be rendered: {e}")))?;
+        let as_of = header.as_of.clone();
+        let report_failures = failures.clone();
+        let files = tokio::task::spawn_blocking(move || {
+            let ctx = analysis::ReportContext {
+                customer: &customer,
+                account: &account,
+                run_id: &run_id,
+                analysis_time: &as_of,
+                credential_report: Some(&loaded.credential_report),
+            };
+            let report = analysis::build_report(
+                &engine,
+                &loaded.model,
+                &results,
+                &report_failures,
+                &ctx,
+                previous.as_ref(),
+            );
+            report
+                .render_files()
+                .map_err(|e| format!("the report cannot be rendered: {e}"))
+        })
+        .await
+        .map_err(|e| StepError::Permanent(format!("building the report panicked: {e}")))?
+        .map_err(StepError::Permanent)?;
         let prefix = report_prefix(&work.customer, &work.run_id, &work.account);
         for (name, bytes) in files {
             self.ports
@@ -768,10 +848,9 @@ impl Pipeline {
             principals: items as u64,
             partial,
         };
-        self.ledger
-            .store()
-            .transact(vec![
-                idempotency::finish_op(&token, ItemStatus::Done, None, None),
+        self.commit(held, |token| {
+            vec![
+                idempotency::finish_op(token, ItemStatus::Done, None, None),
                 Ledger::progress_op(&work.run_id, &progress, version),
                 WriteOp::Put {
                     key: ledger::report_ref_key(&work.customer, &work.account, &work.run_id),
@@ -779,9 +858,9 @@ impl Pipeline {
                     expires_at: None,
                     condition: Condition::None,
                 },
-            ])
-            .await?;
-        held.take().await;
+            ]
+        })
+        .await?;
         info!(
             items,
             failures = failures.len(),
@@ -847,14 +926,17 @@ pub struct HeldClaim {
     token: Arc<Mutex<Option<ClaimToken>>>,
     /// The message being handled was replayed from a DLQ: a failed step may be retried.
     replayed: bool,
+    /// This is the message's last receive before the queue dead-letters it.
+    last_attempt: bool,
 }
 
 impl HeldClaim {
     /// The claim slot for one message.
-    pub fn for_message(message: &ReceivedMessage) -> HeldClaim {
+    pub fn for_message(message: &ReceivedMessage, max_receive_count: u32) -> HeldClaim {
         HeldClaim {
             token: Arc::default(),
             replayed: message.attributes.contains_key(REPLAY_ATTRIBUTE),
+            last_attempt: message.receive_count >= max_receive_count,
         }
     }
 
