@@ -50,6 +50,9 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Receives before a message is dead-lettered, in every test deployment.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
 /// A scratch deployment: a data directory and the settings flags pointing at it.
 pub struct Deployment {
     pub dir: tempfile::TempDir,
@@ -78,7 +81,7 @@ impl Deployment {
             "--visibility-timeout-secs".into(),
             self.visibility_secs.to_string(),
             "--max-receive-count".into(),
-            "5".into(),
+            MAX_RECEIVE_COUNT.to_string(),
         ]
     }
 
@@ -121,6 +124,40 @@ impl Deployment {
             .stderr(log)
             .spawn()
             .expect("spawn worker")
+    }
+
+    /// The settings the binaries of this deployment use, for talking to its backend directly.
+    pub fn settings(&self) -> accessflow_shared::config::Settings {
+        accessflow_shared::config::Settings {
+            backend: accessflow_shared::config::BackendKind::Embedded,
+            data_dir: self.data_dir(),
+            name_prefix: "accessflow".into(),
+            visibility_timeout_secs: self.visibility_secs,
+            max_receive_count: MAX_RECEIVE_COUNT,
+            last_accessed_ttl_hours: 20,
+        }
+    }
+
+    /// The ports of this deployment's embedded backend.
+    pub async fn ports(&self) -> accessflow_shared::ports::Ports {
+        accessflow_shared::backend::connect(&self.settings())
+            .await
+            .expect("open the backend")
+            .ports
+    }
+
+    /// `coordinator start` for a tenants file, with a fixed run id and as-of time.
+    pub fn start_run(&self, tenants: &Path, run: &str) {
+        let tenants = tenants.to_str().expect("utf-8 path");
+        self.coordinator(&[
+            "start",
+            "--tenants",
+            tenants,
+            "--run-id",
+            run,
+            "--as-of",
+            "2026-11-26T02:00:00Z",
+        ]);
     }
 
     /// `coordinator status --json` for a run.

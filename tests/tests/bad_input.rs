@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use accessflow_shared::config::{BackendKind, Settings};
 use accessflow_shared::naming::Names;
 use accessflow_shared::ports::OutgoingMessage;
 use accessflow_tests::{spec, terminate, Deployment};
@@ -19,34 +18,15 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
         ("initech", broken),
     ]);
     let run = "bad-input";
-    d.coordinator(&[
-        "start",
-        "--tenants",
-        tenants.to_str().unwrap(),
-        "--run-id",
-        run,
-        "--as-of",
-        "2026-11-26T02:00:00Z",
-    ]);
+    d.start_run(&tenants, run);
 
     // A garbage message behind the CollectAccount of the first account, in its group.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let names = Names::new("accessflow").unwrap();
     let queue = names.account_queue("initech", "333300000001");
     let dlq = names.account_dlq("initech", "333300000001");
-    let settings = Settings {
-        backend: BackendKind::Embedded,
-        data_dir: d.data_dir(),
-        name_prefix: "accessflow".into(),
-        visibility_timeout_secs: 2,
-        max_receive_count: 3,
-        last_accessed_ttl_hours: 20,
-    };
     runtime.block_on(async {
-        let ports = accessflow_shared::backend::connect(&settings)
-            .await
-            .unwrap()
-            .ports;
+        let ports = d.ports().await;
         let garbage = OutgoingMessage::new("333300000001", "garbage-1", "{this is not json");
         ports.queues.send_batch(&queue, &[garbage]).await.unwrap();
     });
@@ -104,10 +84,7 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
 
     // The garbage message is in the DLQ, with its reason.
     runtime.block_on(async {
-        let ports = accessflow_shared::backend::connect(&settings)
-            .await
-            .unwrap()
-            .ports;
+        let ports = d.ports().await;
         let held = ports
             .queues
             .receive(&dlq, 10, None, Duration::ZERO)

@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 
 use accessflow_tests::{kill_hard, spec, terminate, Deployment};
 
-const AS_OF: &str = "2026-11-26T02:00:00Z";
-
 fn tenants(d: &Deployment) -> std::path::PathBuf {
     d.write_tenants(&[
         ("acme", spec("111100000001", 260, 11)),
@@ -16,16 +14,7 @@ fn tenants(d: &Deployment) -> std::path::PathBuf {
 }
 
 fn start(d: &Deployment, run: &str) {
-    let tenants = tenants(d);
-    d.coordinator(&[
-        "start",
-        "--tenants",
-        tenants.to_str().unwrap(),
-        "--run-id",
-        run,
-        "--as-of",
-        AS_OF,
-    ]);
+    d.start_run(&tenants(d), run);
 }
 
 fn assert_exact_counts(status: &serde_json::Value) {

@@ -1,25 +1,13 @@
 //! Reconcile follows the tenants file: queues of new accounts are created, the queue of an
 //! account no longer listed is removed once drained — and kept while it still holds work.
 
-use accessflow_shared::config::{BackendKind, Settings};
 use accessflow_shared::naming::Names;
 use accessflow_tests::{spec, Deployment};
 
 fn queues(d: &Deployment) -> Vec<String> {
-    let settings = Settings {
-        backend: BackendKind::Embedded,
-        data_dir: d.data_dir(),
-        name_prefix: "accessflow".into(),
-        visibility_timeout_secs: 30,
-        max_receive_count: 5,
-        last_accessed_ttl_hours: 20,
-    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let ports = accessflow_shared::backend::connect(&settings)
-            .await
-            .unwrap()
-            .ports;
+        let ports = d.ports().await;
         ports
             .queues
             .list_queues(&Names::new("accessflow").unwrap().queue_prefix())
