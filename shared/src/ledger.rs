@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `runs` | `<run>` | the run's header (as-of time, accounts in dispatch order) |
 //! | `run#<run>` | `acct#<customer>#<account>` | account progress; counters `done`, `failed`, `reused` |
-//! | `run#<run>` | `err#<customer>#<account>#<message>` | a message that could not be processed |
+//! | `run#<run>` | `err#<customer>#<account>#<step>` | a message that could not be processed |
 //! | `items#<run>#<customer>#<account>` | `<item, 6 digits>` | one principal's outcome |
 //! | `acct#<customer>#<account>` | `current-run` | the run the account's queue is working on |
 //! | `acct#<customer>#<account>` | `report#<run>` | a finished report (drives the diff and the size hint) |
@@ -99,8 +99,13 @@ pub struct ItemOutcome {
 }
 
 /// A message that could not be processed, recorded against its account's current run.
+/// Keyed by its step (`collect`, `item#000007`, `finalize`) when the message could be
+/// decoded — so a successful replay of the step deletes it — else by the message id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageError {
+    /// The step, or `message <id>` for a message that could not be decoded.
+    #[serde(default)]
+    pub step: String,
     pub message_id: String,
     pub queue: String,
     pub reason: String,
@@ -139,15 +144,10 @@ pub fn account_key(run_id: &str, customer: &str, account: &str) -> StoreKey {
         format!("acct#{customer}#{account}"),
     )
 }
-pub fn message_error_key(
-    run_id: &str,
-    customer: &str,
-    account: &str,
-    message_id: &str,
-) -> StoreKey {
+pub fn message_error_key(run_id: &str, customer: &str, account: &str, step: &str) -> StoreKey {
     StoreKey::new(
         format!("run#{run_id}"),
-        format!("err#{customer}#{account}#{message_id}"),
+        format!("err#{customer}#{account}#{step}"),
     )
 }
 pub fn item_key(run_id: &str, customer: &str, account: &str, item: u32) -> StoreKey {
@@ -332,6 +332,14 @@ impl Ledger {
             .collect()
     }
 
+    /// The write that clears a step's recorded error (its replay succeeded).
+    pub fn clear_error_op(run_id: &str, customer: &str, account: &str, step: &str) -> WriteOp {
+        WriteOp::Delete {
+            key: message_error_key(run_id, customer, account, step),
+            condition: Condition::None,
+        }
+    }
+
     /// The write that replaces an account's progress document if it is still at `version`.
     pub fn progress_op(run_id: &str, progress: &AccountProgress, version: u64) -> WriteOp {
         WriteOp::Put {
@@ -350,7 +358,7 @@ impl Ledger {
         account: &str,
         error: &MessageError,
     ) -> PortResult<()> {
-        let key = message_error_key(run_id, customer, account, &error.message_id);
+        let key = message_error_key(run_id, customer, account, &error.step);
         self.store
             .put(&key, to_value(error), None, Condition::None)
             .await

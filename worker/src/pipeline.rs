@@ -229,6 +229,7 @@ impl Pipeline {
                     &work.run_id,
                     &work.customer,
                     &work.account,
+                    &step_of(&decoded),
                     queue,
                     message,
                     &reason,
@@ -252,31 +253,39 @@ impl Pipeline {
         if let Some((customer, account)) = self.names.parse_account_queue(queue) {
             let run = match run_id {
                 Some(run) => Some(run.to_string()),
-                None => self
-                    .ledger
-                    .current_run(&customer, &account)
-                    .await
-                    .ok()
-                    .flatten(),
+                None => match self.ledger.current_run(&customer, &account).await {
+                    Ok(run) => run,
+                    Err(e) => {
+                        warn!(queue, error = %e, "cannot read the account's current run to record the rejection");
+                        None
+                    }
+                },
             };
-            if let Some(run) = run {
-                self.record_message_error(&run, &customer, &account, queue, message, &reason)
-                    .await;
+            let step = format!("message {}", message.message_id);
+            match run {
+                Some(run) => {
+                    self.record_message_error(&run, &customer, &account, &step, queue, message, &reason)
+                        .await
+                }
+                None => warn!(queue, "no current run for this queue's account: the rejected message is only in the DLQ"),
             }
         }
         Outcome::DeadLetter { reason }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn record_message_error(
         &self,
         run: &str,
         customer: &str,
         account: &str,
+        step: &str,
         queue: &str,
         message: &ReceivedMessage,
         reason: &str,
     ) {
         let error = MessageError {
+            step: step.to_string(),
             message_id: message.message_id.clone(),
             queue: queue.to_string(),
             reason: reason.to_string(),
@@ -441,10 +450,12 @@ impl Pipeline {
         progress.items = Some(items);
         progress.snapshot = Some(digest.clone());
         progress.snapshot_reused = snapshot_reused;
+        progress.reason = None; // a replayed collect clears the failure it had recorded
         self.commit(held, |token| {
             vec![
                 idempotency::finish_op(token, ItemStatus::Done, Some(digest), None),
                 Ledger::progress_op(&work.run_id, &progress, version),
+                Ledger::clear_error_op(&work.run_id, &work.customer, &work.account, "collect"),
             ]
         })
         .await
@@ -621,6 +632,7 @@ impl Pipeline {
                     expires_at: None,
                     condition: Condition::NotExists,
                 },
+                Ledger::clear_error_op(&work.run_id, &work.customer, &work.account, &step),
             ]
         })
         .await
@@ -731,7 +743,9 @@ impl Pipeline {
         if self.claim(work, &step, held).await?.is_none() {
             return Ok(());
         }
-        let result = self.finalize_claimed(work, snapshot, items, held).await;
+        let result = self
+            .finalize_claimed(work, snapshot, items, &step, held)
+            .await;
         self.fail_account_if_final(work, held, "building the reports", result)
             .await
     }
@@ -741,6 +755,7 @@ impl Pipeline {
         work: &AccountWork,
         snapshot: &str,
         items: u32,
+        step: &str,
         held: &HeldClaim,
     ) -> Result<(), StepError> {
         let loaded = self.load_snapshot(work, snapshot).await?;
@@ -750,6 +765,13 @@ impl Pipeline {
             .item_outcomes(&work.run_id, &work.customer, &work.account)
             .await?;
 
+        let mut errors: std::collections::BTreeMap<String, MessageError> = self
+            .ledger
+            .message_errors(&work.run_id, &work.customer, &work.account)
+            .await?
+            .into_iter()
+            .map(|e| (e.step.clone(), e))
+            .collect();
         let mut results: Vec<PrincipalAnalysis> = Vec::with_capacity(items as usize);
         let mut failures: Vec<PrincipalFailure> = Vec::new();
         for item in 0..items {
@@ -770,17 +792,16 @@ impl Pipeline {
                 }),
                 None => failures.push(PrincipalFailure {
                     principal_arn: planned,
-                    reason: format!(
-                        "no result: item {item} was dead-lettered before it finished (it is in the account's DLQ)"
-                    ),
+                    reason: match errors.remove(&format!("item#{item:06}")) {
+                        Some(error) => format!("dead-lettered: {}", error.reason),
+                        None => format!(
+                            "no result: item {item} was dead-lettered after too many attempts (it is in the account's DLQ)"
+                        ),
+                    },
                 }),
             }
         }
-        for error in self
-            .ledger
-            .message_errors(&work.run_id, &work.customer, &work.account)
-            .await?
-        {
+        for error in errors.into_values() {
             failures.push(PrincipalFailure {
                 principal_arn: format!("message {}", error.message_id),
                 reason: format!(
@@ -852,6 +873,7 @@ impl Pipeline {
             vec![
                 idempotency::finish_op(token, ItemStatus::Done, None, None),
                 Ledger::progress_op(&work.run_id, &progress, version),
+                Ledger::clear_error_op(&work.run_id, &work.customer, &work.account, step),
                 WriteOp::Put {
                     key: ledger::report_ref_key(&work.customer, &work.account, &work.run_id),
                     value: serde_json::to_value(&reference).unwrap_or_default(),
@@ -897,6 +919,16 @@ impl Pipeline {
             },
             None => Ok(None),
         }
+    }
+}
+
+/// The idempotency step of a message (also the key of its recorded error).
+fn step_of(message: &WorkMessage) -> String {
+    match message {
+        WorkMessage::CollectAccount { .. } => "collect".to_string(),
+        WorkMessage::AnalyzePrincipal { item, .. } => format!("item#{item:06}"),
+        WorkMessage::FinalizeAccount { generation: 0, .. } => "finalize".to_string(),
+        WorkMessage::FinalizeAccount { generation, .. } => format!("finalize#{generation}"),
     }
 }
 
