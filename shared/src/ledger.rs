@@ -115,6 +115,9 @@ pub struct MessageError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRef {
     pub run_id: String,
+    /// The run's as-of time (RFC 3339, UTC): what orders reports, not the run id.
+    #[serde(default)]
+    pub as_of: String,
     /// Blob key prefix of the report files.
     pub prefix: String,
     pub principals: u64,
@@ -282,15 +285,17 @@ impl Ledger {
         }
     }
 
-    /// All run ids, oldest first (run ids sort by time).
+    /// All run ids, oldest first by their as-of time (then id).
     pub async fn run_ids(&self) -> PortResult<Vec<String>> {
-        Ok(self
+        let mut runs: Vec<RunHeader> = self
             .store
             .query("runs", "")
             .await?
-            .into_iter()
-            .map(|r| r.key.sk)
-            .collect())
+            .iter()
+            .map(from_record)
+            .collect::<PortResult<_>>()?;
+        runs.sort_by(|a, b| (&a.as_of, &a.run_id).cmp(&(&b.as_of, &b.run_id)));
+        Ok(runs.into_iter().map(|r| r.run_id).collect())
     }
 
     pub async fn current_run(&self, customer: &str, account: &str) -> PortResult<Option<String>> {
@@ -404,14 +409,17 @@ impl Ledger {
         Ok(out)
     }
 
-    /// Finished reports of an account, oldest first.
+    /// Finished reports of an account, oldest first by their run's as-of time (then id).
     pub async fn report_refs(&self, customer: &str, account: &str) -> PortResult<Vec<ReportRef>> {
-        self.store
+        let mut refs: Vec<ReportRef> = self
+            .store
             .query(&format!("acct#{customer}#{account}"), "report#")
             .await?
             .iter()
             .map(from_record)
-            .collect()
+            .collect::<PortResult<_>>()?;
+        refs.sort_by(|a, b| (&a.as_of, &a.run_id).cmp(&(&b.as_of, &b.run_id)));
+        Ok(refs)
     }
 }
 

@@ -183,7 +183,7 @@ impl AwsDeployment {
             .args([
                 "serve",
                 "--concurrency",
-                "2",
+                "1",
                 "--idle-pause-ms",
                 "100",
                 "--request-report",
@@ -209,10 +209,14 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     let prefix = moto::unique_prefix("e2e");
     let settings = moto::settings(&prefix);
     let account = moto::unique_account();
+    // A second account, so that both workers (one account at a time each) hold work when
+    // one of them is killed.
+    let sibling = moto::unique_account();
     let backend = runtime.block_on(async {
         let backend = AwsBackend::connect(&settings).await.unwrap();
         backend.provision().await.unwrap();
         seed(&account).await;
+        seed(&sibling).await;
         backend
     });
 
@@ -239,7 +243,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     std::fs::write(
         &tenants,
         format!(
-            "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{account}\"\nrole_arn = \"arn:aws:iam::{account}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
+            "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{account}\"\nrole_arn = \"arn:aws:iam::{account}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n[[customers.accounts]]\nid = \"{sibling}\"\nrole_arn = \"arn:aws:iam::{sibling}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
         ),
     )
     .unwrap();
@@ -259,7 +263,12 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let status = d.status(run);
-        if status["totals"]["items_done"].as_u64().unwrap() >= 5 {
+        let busy = status["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["done"].as_u64().unwrap() >= 3);
+        if busy {
             assert_eq!(
                 status["complete"], false,
                 "the kill must land mid-run: {status:#}"
@@ -288,20 +297,29 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     // Exactly one effect per item in the DynamoDB ledger.
     let totals = &status["totals"];
     let principals = 2 + 2 + FILLER_ROLES as u64;
-    assert_eq!(totals["items_expected"], principals, "{status:#}");
-    assert_eq!(totals["items_done"], principals, "{status:#}");
+    assert_eq!(totals["items_expected"], 2 * principals, "{status:#}");
+    assert_eq!(totals["items_done"], 2 * principals, "{status:#}");
     assert_eq!(totals["items_failed"], 0, "{status:#}");
-    let outcomes = runtime.block_on(async {
-        Ledger::new(backend.ports().store.clone())
-            .item_outcomes(run, "acme", &account)
-            .await
+    for id in [&account, &sibling] {
+        let outcomes = runtime.block_on(async {
+            Ledger::new(backend.ports().store.clone())
+                .item_outcomes(run, "acme", id)
+                .await
+                .unwrap()
+        });
+        assert_eq!(
+            outcomes.len() as u64,
+            principals,
+            "one item record per principal of {id}"
+        );
+        let entry = status["accounts"]
+            .as_array()
             .unwrap()
-    });
-    assert_eq!(
-        outcomes.len() as u64,
-        principals,
-        "one item record per principal"
-    );
+            .iter()
+            .find(|a| a["account"] == id.as_str())
+            .unwrap();
+        assert_eq!(entry["done"].as_u64().unwrap(), principals, "{entry:#}");
+    }
 
     // The reports are in S3, and say what the seeded IAM data means.
     let key = |name: &str| format!("acme/reports/{run}/{account}/{name}");

@@ -69,4 +69,21 @@ fn bundled_sample_runs_end_to_end_and_reruns_from_cache() {
     );
     assert_eq!(totals["snapshots_reused"], totals["accounts"], "{summary}");
     assert!(summary.contains("reused from caches"), "{summary}");
+    // The second night's reports diff against the first: unchanged accounts, empty diffs.
+    let files = d.report_files("night-2");
+    let reports: Vec<serde_json::Value> = files
+        .iter()
+        .filter(|(n, _)| n.ends_with("/report.json"))
+        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(reports.len() as u64, totals["accounts"].as_u64().unwrap());
+    for report in &reports {
+        assert_eq!(report["diff_base_run"], "night-1", "{}", report["account"]);
+        assert_eq!(
+            report["diff"].as_array().map(Vec::len),
+            Some(0),
+            "nothing changed: {}",
+            report["diff"]
+        );
+    }
 }

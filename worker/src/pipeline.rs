@@ -811,10 +811,10 @@ impl Pipeline {
             });
         }
 
-        let previous = self.previous_report(work).await?;
         let header = self.ledger.run(&work.run_id).await?.ok_or_else(|| {
             StepError::Permanent(format!("run {} has no header in the ledger", work.run_id))
         })?;
+        let previous = self.previous_report(work, &header.as_of).await?;
         // Building and rendering is CPU work (and any panic in it must not take the
         // consumer down): off the async threads.
         let engine = self.engine.clone();
@@ -865,6 +865,7 @@ impl Pipeline {
             partial.then(|| format!("{} item(s) failed or were dead-lettered", failures.len()));
         let reference = ReportRef {
             run_id: work.run_id.clone(),
+            as_of: header.as_of.clone(),
             prefix,
             principals: items as u64,
             partial,
@@ -892,20 +893,20 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The latest report of an earlier run, for the diff.
+    /// The latest report of an earlier run (by as-of time), for the diff.
     async fn previous_report(
         &self,
         work: &AccountWork,
+        as_of: &str,
     ) -> Result<Option<AccountReport>, StepError> {
         let refs = self
             .ledger
             .report_refs(&work.customer, &work.account)
             .await?;
-        let Some(previous) = refs
-            .iter()
-            .rev()
-            .find(|r| r.run_id.as_str() < work.run_id.as_str())
-        else {
+        let Some(previous) = refs.iter().rev().find(|r| {
+            r.run_id != work.run_id
+                && (r.as_of.as_str(), r.run_id.as_str()) < (as_of, work.run_id.as_str())
+        }) else {
             return Ok(None);
         };
         let key = format!("{}/report.json", previous.prefix);
