@@ -18,13 +18,42 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of a workspace binary. The first call per test process runs `cargo build` for the
-/// binaries (a no-op when they are fresh), so `cargo test -p accessflow-tests` never tests
-/// stale binaries.
+/// The newest modification time of the sources the binaries are built from.
+fn newest_source() -> Option<std::time::SystemTime> {
+    fn walk(dir: &Path, newest: &mut Option<std::time::SystemTime>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, newest);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(Some(modified));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .to_path_buf();
+    let mut newest = None;
+    for dir in ["shared/src", "worker/src", "worker/data", "coordinator/src"] {
+        walk(&root.join(dir), &mut newest);
+    }
+    newest
+}
+
+/// Path of a workspace binary. When it is missing or older than its sources (only this
+/// package's tests were asked for), the binaries are built first, once per test process;
+/// under `cargo test --workspace` they are fresh and nothing is rebuilt.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     let path = target_dir().join(name);
-    {
+    let stale = match std::fs::metadata(&path).and_then(|m| m.modified()) {
+        Ok(built) => newest_source().is_some_and(|source| source > built),
+        Err(_) => true,
+    };
+    if stale {
         BUILT.get_or_init(|| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut cmd = Command::new(cargo);
