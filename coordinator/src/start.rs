@@ -2,6 +2,8 @@
 //! to its customer's topic, largest expected work first (last run's size when known, else
 //! the tenants file's hint).
 
+use std::collections::HashMap;
+
 use accessflow_shared::ledger::{Ledger, RunHeader};
 use accessflow_shared::message::{AccountWork, WorkMessage};
 use accessflow_shared::naming::{shard_accounts, Names};
@@ -96,18 +98,19 @@ pub async fn start_run(
     })?;
 
     // Publish in dispatch order, batching consecutive messages for the same topic.
+    // Each account's topic shard, computed once per customer (the same assignment reconcile
+    // subscribed the queues with).
+    let mut shards: HashMap<(&str, &str), usize> = HashMap::new();
+    for customer in &tenants.customers {
+        for (account, shard) in shard_accounts(customer.accounts.iter().map(|a| a.id.as_str())) {
+            shards.insert((customer.id.as_str(), account), shard);
+        }
+    }
     let mut pending: Vec<(String, OutgoingMessage)> = Vec::new();
     for (customer, account, _) in &order {
-        let accounts: Vec<&str> = tenants
-            .customers
-            .iter()
-            .filter(|c| &c.id == customer)
-            .flat_map(|c| c.accounts.iter().map(|a| a.id.as_str()))
-            .collect();
-        let shard = shard_accounts(accounts)
-            .into_iter()
-            .find(|(a, _)| a == account)
-            .map(|(_, s)| s)
+        let shard = shards
+            .get(&(customer.as_str(), account.as_str()))
+            .copied()
             .unwrap_or(0);
         let topic = names.customer_topic(customer, shard);
         let message = WorkMessage::CollectAccount {

@@ -111,10 +111,6 @@ impl Caches {
         }
     }
 
-    pub fn sealer(&self) -> &Sealer {
-        &self.sealer
-    }
-
     fn snapshot_blob(customer: &str, account: &str, digest: &str) -> String {
         format!("{customer}/snapshots/{account}/{digest}")
     }

@@ -164,6 +164,28 @@ impl<T> SqlResultExt<T> for rusqlite::Result<T> {
     }
 }
 
+/// Names in `table`'s `name` column that start with `prefix`, sorted (queues, topics).
+pub(crate) fn names_with_prefix(
+    tx: &Transaction<'_>,
+    op: &'static str,
+    table: &'static str,
+    prefix: &str,
+) -> PortResult<Vec<String>> {
+    let names: Vec<String> = tx
+        .prepare_cached(&format!(
+            "SELECT name FROM {table} WHERE name >= ?1 ORDER BY name"
+        ))
+        .op(op)?
+        .query_map([prefix], |r| r.get(0))
+        .op(op)?
+        .collect::<Result<_, _>>()
+        .op(op)?;
+    Ok(names
+        .into_iter()
+        .take_while(|n| n.starts_with(prefix))
+        .collect())
+}
+
 /// A small pool of connections to one database file.
 pub(crate) struct Db {
     path: PathBuf,

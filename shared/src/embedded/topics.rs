@@ -133,17 +133,7 @@ impl Topics for SqliteTopics {
         let prefix = prefix.to_string();
         self.db
             .read(OP, move |tx| {
-                let names: Vec<String> = tx
-                    .prepare_cached("SELECT name FROM topics WHERE name >= ?1 ORDER BY name")
-                    .op(OP)?
-                    .query_map([&prefix], |r| r.get(0))
-                    .op(OP)?
-                    .collect::<Result<_, _>>()
-                    .op(OP)?;
-                Ok(names
-                    .into_iter()
-                    .take_while(|n| n.starts_with(&prefix))
-                    .collect())
+                super::db::names_with_prefix(tx, OP, "topics", &prefix)
             })
             .await
     }
