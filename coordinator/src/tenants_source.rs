@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use accessflow_samples::{bundled_sample, generate_account, write_fixture_dir};
 use accessflow_shared::config::{BackendKind, Settings};
-use accessflow_shared::sample_tenants::{bundled_sample, generate_account, write_fixture_dir};
 use accessflow_shared::tenants::{AccountConfig, CustomerConfig, Reach, TenantsFile};
 use anyhow::Context;
 

@@ -8,8 +8,7 @@
 //! - [`ledger`], [`idempotency`], [`cache`]: run bookkeeping and exactly-once effects,
 //!   built on the key-value port so both backends share one implementation;
 //! - [`crypto`]: per-customer envelope encryption with AES-256-GCM;
-//! - [`tenants`]: the tenant configuration file; [`sample_tenants`]: the generator of the
-//!   bundled sample's fixture accounts.
+//! - [`tenants`]: the tenant configuration file.
 
 pub mod aws;
 pub mod backend;
@@ -23,6 +22,5 @@ pub mod ledger;
 pub mod message;
 pub mod naming;
 pub mod ports;
-pub mod sample_tenants;
 pub mod telemetry;
 pub mod tenants;

@@ -1,7 +1,7 @@
 //! The STS + IAM source against moto: an account's IAM data seeded through the IAM API,
 //! read back through AssumeRole (with an ExternalId) into that account.
 
-mod moto;
+use accessflow_testkit::moto;
 
 use accessflow_shared::ports::{AccountLocator, PortError};
 use serde_json::Value;
@@ -585,7 +585,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         fixture_dir: None,
     };
     let iam = backend.iam().iam_client(&locator).await.unwrap();
-    let summary = accessflow_shared::aws::seed::seed_account(&iam, &account, &fixture)
+    let summary = accessflow_testkit::seed::seed_account(&iam, &account, &fixture)
         .await
         .unwrap();
     assert_eq!(
@@ -598,7 +598,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         (1, 1, 1, 1)
     );
     // Seeding again creates nothing new and fails on nothing.
-    let again = accessflow_shared::aws::seed::seed_account(&iam, &account, &fixture)
+    let again = accessflow_testkit::seed::seed_account(&iam, &account, &fixture)
         .await
         .unwrap();
     assert_eq!(again, Default::default());

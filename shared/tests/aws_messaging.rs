@@ -1,6 +1,6 @@
 //! The SQS and SNS backends against moto.
 
-mod moto;
+use accessflow_testkit::moto;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! The DynamoDB, S3 and KMS backends against moto.
 
-mod moto;
+use accessflow_testkit::moto;
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -353,7 +353,7 @@ async fn blobs_in_s3() {
     assert_eq!(ops["s3:PUT"], 4 + 1, "{ops:?}"); // 4 objects + CreateBucket
     assert_eq!(ops["s3:LIST"], 2, "{ops:?}");
     assert_eq!(ops["s3:HEAD"], 2, "{ops:?}");
-    let cost = accessflow_shared::aws::cost::estimate(&ops, &Default::default());
+    let cost = accessflow_testkit::cost::estimate(&ops, &Default::default());
     assert!(cost["s3"] > 0.0);
 }
 

@@ -4,7 +4,7 @@
 //! tests share one server without resets.
 
 mod conformance;
-mod moto;
+use accessflow_testkit::moto;
 
 use conformance::Fixture;
 

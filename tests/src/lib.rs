@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use accessflow_shared::sample_tenants::{generate_account, write_fixture_dir, SampleAccountSpec};
+use accessflow_samples::{generate_account, write_fixture_dir, SampleAccountSpec};
 
 /// The target directory the test binary runs from (`target/debug` or `target/release`).
 fn target_dir() -> PathBuf {
@@ -37,7 +37,14 @@ fn newest_source() -> Option<std::time::SystemTime> {
         .parent()?
         .to_path_buf();
     let mut newest = None;
-    for dir in ["shared/src", "worker/src", "worker/data", "coordinator/src"] {
+    for dir in [
+        "analysis/src",
+        "analysis/data",
+        "samples/src",
+        "shared/src",
+        "worker/src",
+        "coordinator/src",
+    ] {
         walk(&root.join(dir), &mut newest);
     }
     newest

@@ -7,15 +7,13 @@
 //! It also measures what the issue asks: AWS requests per processed item, counted by the
 //! workers themselves, and the cost that implies (printed; see the README's table).
 
-#[path = "../../shared/tests/moto/mod.rs"]
-mod moto;
-
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use accessflow_shared::aws::{cost, AwsBackend};
+use accessflow_shared::aws::AwsBackend;
 use accessflow_shared::ledger::Ledger;
+use accessflow_testkit::{cost, moto};
 use accessflow_tests::{binary, kill_hard, terminate};
 use serde_json::Value;
 

@@ -1,14 +1,16 @@
 //! Accessflow worker library.
 //!
-//! - [`analysis`]: the access analysis engine — parse authorization details, evaluate
-//!   policies, classify access, build reports. Usable without any queue.
+//! The analysis engine itself is the `accessflow-analysis` crate; this crate runs it over
+//! the work queues.
+//!
 //! - [`pipeline`]: the three message handlers (collect, analyze, finalize) over the ports.
 //! - [`consumer`]: the polling loop with bounded concurrency, heartbeat and shutdown.
+//! - [`offline`]: `worker analyze` and `worker check`, the engine on one file, no queues;
 //! - [`startup`]: wiring a worker process from its settings.
 //! - [`shutdown`]: the one type that tells every task to stop.
 
-pub mod analysis;
 pub mod consumer;
+pub mod offline;
 pub mod pipeline;
 pub mod shutdown;
 pub mod startup;

@@ -5,7 +5,7 @@
 //! - `worker check FILE --principal ARN --action ACTION --resource ARN`: one decision.
 
 use accessflow_shared::config::Settings;
-use accessflow_worker::analysis::cli::{AnalyzeArgs, CheckArgs};
+use accessflow_worker::offline::{AnalyzeArgs, CheckArgs};
 use accessflow_worker::startup::{self, ServeArgs};
 use clap::{Parser, Subcommand};
 
@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(startup::serve(&cli.settings, args))
         }
-        Command::Analyze(args) => accessflow_worker::analysis::cli::run_analyze(args),
-        Command::Check(args) => accessflow_worker::analysis::cli::run_check(args),
+        Command::Analyze(args) => accessflow_worker::offline::run_analyze(args),
+        Command::Check(args) => accessflow_worker::offline::run_check(args),
     }
 }

@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use accessflow_shared::cache::{sha256_hex, CacheError, Caches};
+use accessflow_shared::cache::{CacheError, Caches};
 use accessflow_shared::config::Settings;
 use accessflow_shared::idempotency::{self, Claim, ClaimToken, ItemStatus};
 use accessflow_shared::ledger::{
@@ -33,8 +33,8 @@ use accessflow_shared::ports::{
 use tokio::sync::Mutex;
 use tracing::{info, warn, Instrument};
 
-use crate::analysis::{
-    self, AccountModel, AccountReport, Engine, LastAccessed, PrincipalAnalysis, PrincipalFailure,
+use accessflow_analysis::{
+    AccountModel, AccountReport, Engine, LastAccessed, PrincipalAnalysis, PrincipalFailure,
 };
 
 /// What the consumer should do with a message after its handler ran.
@@ -683,18 +683,6 @@ impl Pipeline {
                 "principal {principal_arn} is not in the account's snapshot"
             )));
         };
-        let digest = sha256_hex(&[
-            analysis::ENGINE_VERSION.as_bytes(),
-            principal_digest.as_bytes(),
-            last_accessed.unwrap_or_default(),
-        ]);
-        if let Some(blob) = self
-            .caches
-            .get_result_blob(&work.customer, &work.account, &digest)
-            .await?
-        {
-            return Ok(Ok((blob, true)));
-        }
         let parsed_last_accessed = match last_accessed.map(LastAccessed::parse).transpose() {
             Ok(parsed) => parsed,
             Err(e) => {
@@ -703,6 +691,16 @@ impl Pipeline {
                 )))
             }
         };
+        let digest = self
+            .engine
+            .result_key(&principal_digest, parsed_last_accessed.as_ref());
+        if let Some(blob) = self
+            .caches
+            .get_result_blob(&work.customer, &work.account, &digest)
+            .await?
+        {
+            return Ok(Ok((blob, true)));
+        }
         let engine = self.engine.clone();
         let loaded = loaded.clone();
         let arn = principal_arn.to_string();
@@ -826,14 +824,14 @@ impl Pipeline {
         let as_of = header.as_of.clone();
         let report_failures = failures.clone();
         let files = tokio::task::spawn_blocking(move || {
-            let ctx = analysis::ReportContext {
+            let ctx = accessflow_analysis::ReportContext {
                 customer: &customer,
                 account: &account,
                 run_id: &run_id,
                 analysis_time: &as_of,
                 credential_report: Some(&loaded.credential_report),
             };
-            let report = analysis::build_report(
+            let report = accessflow_analysis::build_report(
                 &engine,
                 &loaded.model,
                 &results,

@@ -6,10 +6,10 @@ use std::time::Duration;
 use accessflow_shared::config::Settings;
 use anyhow::Context;
 
-use crate::analysis::Engine;
 use crate::consumer::{self, ConsumerOptions};
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
+use accessflow_analysis::Engine;
 
 /// Options of `worker serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -37,7 +37,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
     let backend = accessflow_shared::backend::connect(settings)
         .await
         .context("cannot connect to the backend")?;
-    let engine = Arc::new(Engine::new());
+    let engine = Arc::new(Engine::new().context("the analysis engine cannot start")?);
     let pipeline = Arc::new(Pipeline::new(
         backend.ports.clone(),
         settings.clone(),

@@ -33,10 +33,7 @@ pub(crate) fn code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> 
 
 /// Whether the error code is one of `codes` (also matching `AWS.SimpleQueueService.<code>`
 /// and `com.amazonaws...#<code>` spellings).
-pub(crate) fn has_code<E: ProvideErrorMetadata>(
-    err: &SdkError<E, HttpResponse>,
-    codes: &[&str],
-) -> bool {
+pub fn has_code<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>, codes: &[&str]) -> bool {
     match err.code() {
         Some(c) => {
             let short = c.rsplit(['.', '#']).next().unwrap_or(c);
@@ -52,7 +49,7 @@ pub(crate) fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
 }
 
 /// Classifies any SDK error for `op` (e.g. `"sqs:SendMessageBatch"`).
-pub(crate) fn classify<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> PortError
+pub fn classify<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

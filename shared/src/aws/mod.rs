@@ -9,14 +9,12 @@
 
 mod blobs;
 mod config;
-pub mod cost;
-mod error;
+pub mod error;
 mod iam_source;
 mod keys;
 mod queues;
 mod request_counter;
 mod retry;
-pub mod seed;
 mod store;
 mod topics;
 
@@ -190,6 +188,7 @@ impl AwsBackend {
             blobs: self.blobs.clone(),
             keys: self.keys.clone(),
             iam: self.iam.clone(),
+            clock: crate::clock::Clock::system(),
         }
     }
 

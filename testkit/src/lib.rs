@@ -1,0 +1,12 @@
+//! Test and benchmark support for Accessflow. Nothing here is part of a production build:
+//! only tests, benchmarks and the `queue-bench` binary depend on this crate.
+//!
+//! - [`moto`]: installs moto's server into a virtualenv under `target/` and starts it on a
+//!   free loopback port, once per test process, for the AWS backend's tests;
+//! - [`seed`]: writes an account's IAM data (an authorization-details document) into moto's
+//!   IAM, so the real binaries can collect it through STS and IAM;
+//! - [`cost`]: turns the AWS request counts a run reports into an estimated bill.
+
+pub mod cost;
+pub mod moto;
+pub mod seed;
