@@ -136,6 +136,14 @@ impl TenantsFile {
                         account.id
                     ));
                 }
+                if let Some(role_arn) = &account.role_arn {
+                    check_role_arn(role_arn, &account.id).map_err(|problem| {
+                        format!(
+                            "customer {:?}, account {}: {problem}",
+                            customer.id, account.id
+                        )
+                    })?;
+                }
                 match reach {
                     Reach::Fixtures if account.fixture_dir.is_none() => {
                         return Err(format!(
@@ -178,6 +186,31 @@ impl TenantsFile {
     }
 }
 
+/// A role ARN must name an IAM role in the account it is listed under: a role of another
+/// account (a copy-paste slip in the tenants file) would put that account's data into this
+/// account's report, possibly another customer's.
+fn check_role_arn(role_arn: &str, account: &str) -> Result<(), String> {
+    // arn:<partition>:iam::<account>:role/<path/name>
+    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    let [arn, _partition, service, region, role_account, resource] = parts[..] else {
+        return Err(format!(
+            "`role_arn` {role_arn:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        ));
+    };
+    if arn != "arn" || service != "iam" || !region.is_empty() || !resource.starts_with("role/") {
+        return Err(format!(
+            "`role_arn` {role_arn:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+        ));
+    }
+    if role_account != account {
+        return Err(format!(
+            "`role_arn` {role_arn:?} is a role of account {role_account}, not of account {account}: \
+             a role of another account would report that account's access under this one"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,6 +246,22 @@ size_hint = 20
     }
 
     #[test]
+    fn a_role_of_the_account_itself_is_accepted() {
+        let file: TenantsFile = toml::from_str(
+            r#"
+[[customers]]
+id = "acme"
+[[customers.accounts]]
+id = "111122223333"
+role_arn = "arn:aws:iam::111122223333:role/audit/AccessflowAudit"
+"#,
+        )
+        .unwrap();
+        file.validate(Reach::AssumeRole).unwrap();
+        assert!(check_role_arn("arn:aws-us-gov:iam::111122223333:role/x", "111122223333").is_ok());
+    }
+
+    #[test]
     fn errors_name_the_problem_and_the_place() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
@@ -221,6 +270,8 @@ size_hint = 20
             ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"", "needs `fixture_dir`"),
             ("[[customers]]\nid = \"acme\"\nregion = 3", "unknown field"),
             ("", "no customers"),
+            ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"\nrole_arn=\"arn:aws:iam::444455556666:role/AccessflowAudit\"", "is a role of account 444455556666, not of account 111122223333"),
+            ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"\nrole_arn=\"arn:aws:s3:::111122223333\"", "is not an IAM role ARN"),
         ];
         for (text, expected) in cases {
             let path = write(dir.path(), text);
