@@ -13,9 +13,7 @@ const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 /// (assumable from 210987654321, inline S3 read, capped by the S3Boundary boundary; moto
 /// 5.2 has no PutUserPermissionsBoundary, so boundaries are seeded on a role only).
 async fn seed(account: &str) {
-    let iam = moto::iam_in_account(account).await;
-    let details = seed::load_fixture("iam_source_account.json").expect("fixture");
-    seed::seed_account(&iam, account, &details)
+    seed::seed_fixture(account, "iam_source_account.json")
         .await
         .expect("seed the account");
 }
@@ -526,9 +524,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         fixture_dir: None,
     };
     let iam = backend.iam().iam_client(&locator).await.unwrap();
-    let summary = seed::seed_account(&iam, &account, &fixture)
-        .await
-        .unwrap();
+    let summary = seed::seed_account(&iam, &account, &fixture).await.unwrap();
     assert_eq!(
         (
             summary.policies,
@@ -539,9 +535,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         (1, 1, 1, 1)
     );
     // Seeding again creates nothing new and fails on nothing.
-    let again = seed::seed_account(&iam, &account, &fixture)
-        .await
-        .unwrap();
+    let again = seed::seed_account(&iam, &account, &fixture).await.unwrap();
     assert_eq!(again, Default::default());
 
     let raw = backend.ports().iam.fetch_account(&locator).await.unwrap();

@@ -34,6 +34,16 @@ pub fn load_fixture(name: &str) -> anyhow::Result<Value> {
         .map_err(|e| anyhow::anyhow!("fixture {} is not JSON: {e}", path.display()))
 }
 
+/// Seeds account `account` of the moto server with the fixture `name` (see
+/// [`load_fixture`]), through a client acting in that account.
+pub async fn seed_fixture(account: &str, name: &str) -> anyhow::Result<SeedSummary> {
+    let details = load_fixture(name)?;
+    let iam = crate::moto::iam_in_account(account).await;
+    seed_account(&iam, account, &details)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding {name} into account {account}: {e}"))
+}
+
 /// What was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeedSummary {

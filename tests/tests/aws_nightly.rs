@@ -29,9 +29,7 @@ const FILLER_ROLES: usize = 40;
 /// roles `service-NN` with S3Read, so the run lasts long enough to kill a worker in the
 /// middle of it.
 async fn seed(account: &str) {
-    let iam = moto::iam_in_account(account).await;
-    let details = seed::load_fixture("nightly_account.json").expect("fixture");
-    seed::seed_account(&iam, account, &details)
+    seed::seed_fixture(account, "nightly_account.json")
         .await
         .expect("seed the account");
 }

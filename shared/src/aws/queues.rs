@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 
@@ -206,6 +206,20 @@ impl<'m> OutgoingBatch<'m> {
             sent,
             self.started,
         )
+    }
+}
+
+/// The first entry an SQS batch call (send, delete) reported as failed, as an error.
+fn first_failure(op: &'static str, failed: &[BatchResultErrorEntry]) -> PortResult<()> {
+    match failed.first() {
+        Some(f) => Err(failed_entry(
+            op,
+            f.id(),
+            f.code(),
+            f.message(),
+            f.sender_fault(),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -643,15 +657,7 @@ impl WorkQueues for AwsQueues {
                 .send()
                 .await
                 .map_err(|e| self.sqs.fail(op, queue, e))?;
-            if let Some(f) = out.failed().first() {
-                return Err(failed_entry(
-                    op,
-                    f.id(),
-                    f.code(),
-                    f.message(),
-                    f.sender_fault(),
-                ));
-            }
+            first_failure(op, out.failed())?;
             sent = out
                 .successful()
                 .iter()
@@ -760,15 +766,7 @@ impl WorkQueues for AwsQueues {
                 .send()
                 .await
                 .map_err(|e| self.sqs.fail(op, queue, e))?;
-            if let Some(f) = out.failed().first() {
-                return Err(failed_entry(
-                    op,
-                    f.id(),
-                    f.code(),
-                    f.message(),
-                    f.sender_fault(),
-                ));
-            }
+            first_failure(op, out.failed())?;
             let mut receipts = self.sqs.receipts.lock().unwrap_or_else(|e| e.into_inner());
             for handle in chunk {
                 receipts.deleted(queue, handle);

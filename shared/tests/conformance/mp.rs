@@ -86,6 +86,15 @@ where
     }
 }
 
+/// Sets a received message's remaining visibility (abandon, release), retrying transient
+/// failures.
+async fn set_visibility(ports: &Ports, queue: &str, handle: &str, timeout: Duration) {
+    retry("change visibility", || {
+        ports.queues.change_visibility(queue, handle, timeout)
+    })
+    .await
+}
+
 /// How a consumer behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct Behaviour {
@@ -151,13 +160,12 @@ pub async fn consume(
                 consumer: consumer.clone(),
             };
             if abandoned.contains(&m.group_id) {
-                retry("abandon", || {
-                    ports.queues.change_visibility(
-                        &queue,
-                        &m.receipt_handle,
-                        behaviour.abandon_visibility,
-                    )
-                })
+                set_visibility(
+                    &ports,
+                    &queue,
+                    &m.receipt_handle,
+                    behaviour.abandon_visibility,
+                )
                 .await;
                 event.end_us = now_us();
                 event.outcome = "dropped".into();
@@ -165,12 +173,7 @@ pub async fn consume(
                 continue;
             }
             if released.contains(&m.group_id) {
-                retry("return", || {
-                    ports
-                        .queues
-                        .change_visibility(&queue, &m.receipt_handle, Duration::ZERO)
-                })
-                .await;
+                set_visibility(&ports, &queue, &m.receipt_handle, Duration::ZERO).await;
                 event.end_us = now_us();
                 event.outcome = "returned".into();
                 writeln!(out, "{}", serde_json::to_string(&event).unwrap()).unwrap();
@@ -216,25 +219,19 @@ pub async fn consume(
             }
             if abandon {
                 let before = now_us();
-                retry("abandon", || {
-                    ports.queues.change_visibility(
-                        &queue,
-                        &m.receipt_handle,
-                        behaviour.abandon_visibility,
-                    )
-                })
+                set_visibility(
+                    &ports,
+                    &queue,
+                    &m.receipt_handle,
+                    behaviour.abandon_visibility,
+                )
                 .await;
                 abandoned.insert(m.group_id.clone());
                 event.outcome = "abandoned".into();
                 // Nobody may get the group before the visibility set now has ended.
                 event.end_us = before + behaviour.abandon_visibility.as_micros() as i64 - 10_000;
             } else if release {
-                retry("release", || {
-                    ports
-                        .queues
-                        .change_visibility(&queue, &m.receipt_handle, Duration::ZERO)
-                })
-                .await;
+                set_visibility(&ports, &queue, &m.receipt_handle, Duration::ZERO).await;
                 released.insert(m.group_id.clone());
                 event.outcome = "released".into();
             } else {
