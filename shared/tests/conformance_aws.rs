@@ -69,7 +69,7 @@ async fn aws_multi_process_consumers_never_overlap_a_group() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let (backend, prefix) = moto::backend("mp").await;
-    let env = [
+    let env: [(&str, std::ffi::OsString); 3] = [
         (MP_PREFIX_ENV, prefix.into()),
         (MP_DIR_ENV, dir.clone().into()),
         ("ACCESSFLOW_MOTO_URL", moto::server().url.clone().into()),

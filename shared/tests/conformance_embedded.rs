@@ -65,7 +65,7 @@ async fn multi_process_consumers_never_overlap_a_group() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     let backend = EmbeddedBackend::open(&dir.join("data")).unwrap();
-    let env = [(MP_DIR_ENV, dir.clone().into())];
+    let env: [(&str, std::ffi::OsString); 1] = [(MP_DIR_ENV, dir.clone().into())];
     let summary = MP.parent(&backend.ports(), &dir.join("events"), &env).await;
     assert!(summary.processes >= 3, "{summary:?}");
     assert!(summary.consumers >= 4, "{summary:?}");

@@ -481,7 +481,7 @@ impl Run {
                         "--nocapture",
                         "--test-threads=1",
                     ])
-                    .envs(env.iter().map(|(k, v)| (k, v)))
+                    .envs(env.iter().map(|(k, v)| (*k, v)))
                     .stdout(std::process::Stdio::null())
                     .spawn()
                     .expect("spawn child process")
