@@ -61,10 +61,9 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Backend> {
             })
         }
         BackendKind::Aws => {
-            let mut aws_settings = AwsSettings::from_env()?;
-            // Queue and topic names already carry --name-prefix (see `naming`); the AWS
-            // backend must not add a second one.
-            aws_settings.name_prefix = String::new();
+            // Only the AWS-specific settings come from here; queue and topic names already
+            // carry --name-prefix (see `naming`), which `Settings` alone reads.
+            let aws_settings = AwsSettings::from_env()?;
             let backend = AwsBackend::connect(&aws_settings)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot set up the AWS backend: {e}"))?;

@@ -1,82 +1,21 @@
 //! The STS + IAM source against moto: an account's IAM data seeded through the IAM API,
 //! read back through AssumeRole (with an ExternalId) into that account.
 
-use accessflow_testkit::moto;
+use accessflow_testkit::{moto, seed};
 
 use accessflow_shared::ports::{AccountLocator, PortError};
 use serde_json::Value;
 
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
+/// Seeds `testkit/fixtures/iam_source_account.json`: alice (S3Read attached, an inline
+/// deny on IAM), bob (admin through the group admins), and the role partner-audit
+/// (assumable from 210987654321, inline S3 read, capped by the S3Boundary boundary; moto
+/// 5.2 has no PutUserPermissionsBoundary, so boundaries are seeded on a role only).
 async fn seed(account: &str) {
-    let iam = moto::iam_in_account(account).await;
-    let s3_read = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":"*"}]}"#;
-    let boundary = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
-    let deny = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#;
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::210987654321:root"},"Action":"sts:AssumeRole"}]}"#;
-    let policy = iam
-        .create_policy()
-        .policy_name("S3Read")
-        .policy_document(s3_read)
-        .send()
+    seed::seed_fixture(account, "iam_source_account.json")
         .await
-        .unwrap();
-    let s3_read_arn = policy.policy().unwrap().arn().unwrap().to_string();
-    let b = iam
-        .create_policy()
-        .policy_name("S3Boundary")
-        .policy_document(boundary)
-        .send()
-        .await
-        .unwrap();
-    let boundary_arn = b.policy().unwrap().arn().unwrap().to_string();
-    iam.create_user().user_name("alice").send().await.unwrap();
-    iam.put_user_policy()
-        .user_name("alice")
-        .policy_name("no-iam")
-        .policy_document(deny)
-        .send()
-        .await
-        .unwrap();
-    iam.attach_user_policy()
-        .user_name("alice")
-        .policy_arn(&s3_read_arn)
-        .send()
-        .await
-        .unwrap();
-    // moto 5.2 has no PutUserPermissionsBoundary: boundaries are seeded on a role only.
-    iam.create_user().user_name("bob").send().await.unwrap();
-    iam.create_group()
-        .group_name("admins")
-        .send()
-        .await
-        .unwrap();
-    iam.attach_group_policy()
-        .group_name("admins")
-        .policy_arn(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    iam.add_user_to_group()
-        .group_name("admins")
-        .user_name("bob")
-        .send()
-        .await
-        .unwrap();
-    iam.create_role()
-        .role_name("partner-audit")
-        .assume_role_policy_document(trust)
-        .permissions_boundary(&boundary_arn)
-        .send()
-        .await
-        .unwrap();
-    iam.put_role_policy()
-        .role_name("partner-audit")
-        .policy_name("read")
-        .policy_document(s3_read)
-        .send()
-        .await
-        .unwrap();
+        .expect("seed the account");
 }
 
 fn locator(account: &str) -> AccountLocator {
@@ -585,9 +524,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         fixture_dir: None,
     };
     let iam = backend.iam().iam_client(&locator).await.unwrap();
-    let summary = accessflow_testkit::seed::seed_account(&iam, &account, &fixture)
-        .await
-        .unwrap();
+    let summary = seed::seed_account(&iam, &account, &fixture).await.unwrap();
     assert_eq!(
         (
             summary.policies,
@@ -598,9 +535,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         (1, 1, 1, 1)
     );
     // Seeding again creates nothing new and fails on nothing.
-    let again = accessflow_testkit::seed::seed_account(&iam, &account, &fixture)
-        .await
-        .unwrap();
+    let again = seed::seed_account(&iam, &account, &fixture).await.unwrap();
     assert_eq!(again, Default::default());
 
     let raw = backend.ports().iam.fetch_account(&locator).await.unwrap();

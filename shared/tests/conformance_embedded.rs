@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use accessflow_shared::embedded::EmbeddedBackend;
-use accessflow_shared::ports::{AccountLocator, PortError, QueueSpec};
+use accessflow_shared::ports::{AccountLocator, PortError};
 use conformance::{mp, Fixture};
 
 async fn setup() -> Fixture {
@@ -27,45 +27,23 @@ conformance::conformance_suite!(setup);
 // Multi-process: 2 child processes x 3 consumers + 2 consumers in this process, one queue.
 
 const MP_DIR_ENV: &str = "ACCESSFLOW_MP_DATA_DIR";
-const MP_QUEUE: &str = "mp-work";
-const MP_LOCKS: &str = "mp#locks";
-const MP_GROUPS: u32 = 50;
-const MP_PER_GROUP: u32 = 40;
-const MP_CHILD_CONSUMERS: usize = 3;
-const MP_PARENT_CONSUMERS: usize = 2;
-const MP_RELEASE_ONE_IN: u32 = 25;
-const MP_ABANDON_ONE_IN: u32 = 60;
-const MP_VISIBILITY: Duration = Duration::from_secs(30);
-const MP_ABANDON_VISIBILITY: Duration = Duration::from_secs(1);
-const MP_DEADLINE: Duration = Duration::from_secs(60);
-
-fn mp_consumers(
-    ports: &accessflow_shared::ports::Ports,
-    dir: &Path,
-    tag: &str,
-    n: usize,
-) -> Vec<tokio::task::JoinHandle<usize>> {
-    let deadline = Instant::now() + MP_DEADLINE;
-    (0..n)
-        .map(|i| {
-            let consumer = format!("{tag}-{}-c{i}", std::process::id());
-            let file = dir.join("events").join(format!("{consumer}.jsonl"));
-            tokio::spawn(mp::consume(
-                ports.clone(),
-                MP_QUEUE.to_string(),
-                MP_LOCKS.to_string(),
-                consumer,
-                file,
-                mp::Behaviour {
-                    release_one_in: MP_RELEASE_ONE_IN,
-                    abandon_one_in: MP_ABANDON_ONE_IN,
-                    abandon_visibility: MP_ABANDON_VISIBILITY,
-                },
-                deadline,
-            ))
-        })
-        .collect()
-}
+const MP: mp::Run = mp::Run {
+    queue: "mp-work",
+    locks: "mp#locks",
+    groups: 50,
+    per_group: 40,
+    children: 2,
+    child_consumers: 3,
+    parent_consumers: 2,
+    behaviour: mp::Behaviour {
+        release_one_in: 25,
+        abandon_one_in: 60,
+        abandon_visibility: Duration::from_secs(1),
+    },
+    visibility: Duration::from_secs(30),
+    deadline: Duration::from_secs(60),
+    child_test: "mp_child",
+};
 
 /// The child half of `multi_process_consumers_never_overlap_a_group`: does nothing unless
 /// started by it (with the data directory in `ACCESSFLOW_MP_DATA_DIR`).
@@ -76,19 +54,9 @@ fn mp_child() {
         return;
     };
     let dir = std::path::PathBuf::from(dir);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    mp::child_runtime().block_on(async {
         let backend = EmbeddedBackend::open(&dir.join("data")).expect("child: open backend");
-        let ports = backend.ports();
-        let mut total = 0;
-        for h in mp_consumers(&ports, &dir, "child", MP_CHILD_CONSUMERS) {
-            total += h.await.expect("child consumer");
-        }
-        eprintln!("child {} processed {total} messages", std::process::id());
+        MP.child(&backend.ports(), &dir.join("events")).await;
     });
 }
 
@@ -96,85 +64,9 @@ fn mp_child() {
 async fn multi_process_consumers_never_overlap_a_group() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    std::fs::create_dir_all(dir.join("events")).unwrap();
     let backend = EmbeddedBackend::open(&dir.join("data")).unwrap();
-    let ports = backend.ports();
-    ports
-        .queues
-        .ensure_queue(&QueueSpec {
-            name: MP_QUEUE.into(),
-            dlq_name: format!("{MP_QUEUE}-dlq"),
-            visibility_timeout: MP_VISIBILITY,
-            max_receive_count: 100,
-            retention: Duration::from_secs(3600),
-            tags: Default::default(),
-        })
-        .await
-        .unwrap();
-    mp::seed(&ports, MP_QUEUE, MP_GROUPS, MP_PER_GROUP).await;
-    let started = Instant::now();
-
-    let exe = std::env::current_exe().unwrap();
-    let mut children: Vec<std::process::Child> = (0..2)
-        .map(|_| {
-            std::process::Command::new(&exe)
-                .args([
-                    "mp_child",
-                    "--exact",
-                    "--ignored",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(MP_DIR_ENV, &dir)
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .expect("spawn child process")
-        })
-        .collect();
-
-    let mut local = 0;
-    for h in mp_consumers(&ports, &dir, "parent", MP_PARENT_CONSUMERS) {
-        local += h.await.unwrap();
-    }
-    let statuses = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + MP_DEADLINE;
-        children
-            .iter_mut()
-            .map(|c| loop {
-                if let Some(status) = c.try_wait().unwrap() {
-                    break status;
-                }
-                if Instant::now() > deadline {
-                    let _ = c.kill();
-                    break c.wait().unwrap();
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
-    for s in &statuses {
-        assert!(s.success(), "child process failed: {s}");
-    }
-    let elapsed = started.elapsed();
-
-    let events = mp::read_events(&dir.join("events"));
-    let summary = match mp::verify(&events, MP_GROUPS, MP_PER_GROUP) {
-        Ok(s) => s,
-        Err(problems) => panic!(
-            "{} problems, first ones:\n{}",
-            problems.len(),
-            problems
-                .iter()
-                .take(20)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-    };
-    eprintln!("multi-process: {summary:?}, parent processed {local}, {elapsed:?}");
-    assert_eq!(summary.deleted, (MP_GROUPS * MP_PER_GROUP) as usize);
+    let env: [(&str, std::ffi::OsString); 1] = [(MP_DIR_ENV, dir.clone().into())];
+    let summary = MP.parent(&backend.ports(), &dir.join("events"), &env).await;
     assert!(summary.processes >= 3, "{summary:?}");
     assert!(summary.consumers >= 4, "{summary:?}");
     assert!(summary.released > 0, "{summary:?}");
@@ -183,14 +75,6 @@ async fn multi_process_consumers_never_overlap_a_group() {
         summary.max_consumers_per_group >= 2,
         "groups moved between consumers: {summary:?}"
     );
-    let depth = ports.queues.depth(MP_QUEUE).await.unwrap();
-    assert_eq!(depth.total(), 0);
-    let dlq_depth = ports
-        .queues
-        .depth(&format!("{MP_QUEUE}-dlq"))
-        .await
-        .unwrap();
-    assert_eq!(dlq_depth.total(), 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@
 //! attached as they are (moto has them with `MOTO_IAM_LOAD_MANAGED_POLICIES=true`). Entities
 //! that already exist are left as they are, so seeding twice is harmless.
 //!
+//! The accounts the AWS tests seed are such documents too, in `testkit/fixtures/`
+//! ([`load_fixture`]), so a test's IAM data reads as data rather than as a list of calls.
+//!
 //! moto 5.2 ignores a user's `PermissionsBoundary` (and has no `PutUserPermissionsBoundary`):
 //! user boundaries are lost there; role boundaries are kept.
 
@@ -19,6 +22,27 @@ use serde_json::Value;
 use accessflow_shared::aws::decode_policy_document;
 use accessflow_shared::aws::error::{classify, has_code};
 use accessflow_shared::ports::{PortError, PortResult};
+
+/// Reads an authorization-details document from `testkit/fixtures/<name>`.
+pub fn load_fixture(name: &str) -> anyhow::Result<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read fixture {}: {e}", path.display()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("fixture {} is not JSON: {e}", path.display()))
+}
+
+/// Seeds account `account` of the moto server with the fixture `name` (see
+/// [`load_fixture`]), through a client acting in that account.
+pub async fn seed_fixture(account: &str, name: &str) -> anyhow::Result<SeedSummary> {
+    let details = load_fixture(name)?;
+    let iam = crate::moto::iam_in_account(account).await;
+    seed_account(&iam, account, &details)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding {name} into account {account}: {e}"))
+}
 
 /// What was created.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,8 +85,9 @@ fn rebase(arn: &str, account: &str) -> String {
     parts.join(":")
 }
 
-fn tags(v: &Value) -> Vec<Tag> {
-    list(v, "Tags")
+/// The entity's tags; `None` when it has none (an empty tag list is not sent at all).
+fn tags(v: &Value) -> Option<Vec<Tag>> {
+    let tags: Vec<Tag> = list(v, "Tags")
         .iter()
         .filter_map(|t| {
             Tag::builder()
@@ -71,7 +96,8 @@ fn tags(v: &Value) -> Vec<Tag> {
                 .build()
                 .ok()
         })
-        .collect()
+        .collect();
+    (!tags.is_empty()).then_some(tags)
 }
 
 /// Ignores "already exists" so seeding is idempotent.
@@ -165,7 +191,7 @@ pub async fn seed_account(iam: &Client, account: &str, details: &Value) -> PortR
         let Some(name) = s(u, "UserName") else {
             continue;
         };
-        let mut request = iam.create_user().user_name(name).set_tags(Some(tags(u)));
+        let mut request = iam.create_user().user_name(name).set_tags(tags(u));
         if let Some(path) = s(u, "Path") {
             request = request.path(path);
         }
@@ -221,7 +247,7 @@ pub async fn seed_account(iam: &Client, account: &str, details: &Value) -> PortR
             .create_role()
             .role_name(name)
             .assume_role_policy_document(document(r.get("AssumeRolePolicyDocument")))
-            .set_tags(Some(tags(r)));
+            .set_tags(tags(r));
         if let Some(path) = s(r, "Path") {
             request = request.path(path);
         }

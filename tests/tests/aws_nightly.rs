@@ -13,131 +13,25 @@ use std::time::{Duration, Instant};
 
 use accessflow_shared::aws::AwsBackend;
 use accessflow_shared::ledger::Ledger;
-use accessflow_testkit::{cost, moto};
+use accessflow_testkit::{cost, moto, seed};
 use accessflow_tests::{binary, kill_hard, terminate};
 use serde_json::Value;
 
-const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+/// The account partner-audit trusts, in `nightly_account.json`.
 const PARTNER: &str = "210987654321";
-/// Extra roles so the run lasts long enough to kill a worker in the middle of it.
+/// The filler roles `service-NN` of `nightly_account.json`.
 const FILLER_ROLES: usize = 40;
 
+/// Seeds `testkit/fixtures/nightly_account.json`: alice (S3 read through the managed
+/// policy S3Read, an inline deny on IAM), bob (admin through his group admins),
+/// partner-audit (assumable from another account, admin capped by an S3 boundary),
+/// data-writer (a Lambda role that writes and deletes objects in one bucket), and 40 filler
+/// roles `service-NN` with S3Read, so the run lasts long enough to kill a worker in the
+/// middle of it.
 async fn seed(account: &str) {
-    let iam = moto::iam_in_account(account).await;
-    let doc = |s: &str| s.to_string();
-    let s3_read = doc(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":"*"}]}"#,
-    );
-    let deny_iam = doc(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#,
-    );
-    let boundary = doc(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#,
-    );
-    let writer = doc(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:PutObject","s3:DeleteObject"],"Resource":"arn:aws:s3:::acme-data/*"}]}"#,
-    );
-    let partner_trust = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{PARTNER}:root"}},"Action":"sts:AssumeRole"}}]}}"#
-    );
-    let lambda_trust = doc(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-    );
-
-    let s3_read_arn = iam
-        .create_policy()
-        .policy_name("S3Read")
-        .policy_document(&s3_read)
-        .send()
+    seed::seed_fixture(account, "nightly_account.json")
         .await
-        .unwrap();
-    let s3_read_arn = s3_read_arn.policy().unwrap().arn().unwrap().to_string();
-    let boundary_arn = iam
-        .create_policy()
-        .policy_name("S3Boundary")
-        .policy_document(&boundary)
-        .send()
-        .await
-        .unwrap();
-    let boundary_arn = boundary_arn.policy().unwrap().arn().unwrap().to_string();
-
-    // alice: S3 read through a managed policy, and an inline deny on IAM.
-    iam.create_user().user_name("alice").send().await.unwrap();
-    iam.attach_user_policy()
-        .user_name("alice")
-        .policy_arn(&s3_read_arn)
-        .send()
-        .await
-        .unwrap();
-    iam.put_user_policy()
-        .user_name("alice")
-        .policy_name("no-iam")
-        .policy_document(&deny_iam)
-        .send()
-        .await
-        .unwrap();
-    // bob: admin through his group.
-    iam.create_user().user_name("bob").send().await.unwrap();
-    iam.create_group()
-        .group_name("admins")
-        .send()
-        .await
-        .unwrap();
-    iam.attach_group_policy()
-        .group_name("admins")
-        .policy_arn(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    iam.add_user_to_group()
-        .group_name("admins")
-        .user_name("bob")
-        .send()
-        .await
-        .unwrap();
-    // partner-audit: assumable from another account, admin policy capped by an S3 boundary.
-    iam.create_role()
-        .role_name("partner-audit")
-        .assume_role_policy_document(&partner_trust)
-        .permissions_boundary(&boundary_arn)
-        .send()
-        .await
-        .unwrap();
-    iam.attach_role_policy()
-        .role_name("partner-audit")
-        .policy_arn(ADMIN)
-        .send()
-        .await
-        .unwrap();
-    // data-writer: a Lambda role that writes and deletes objects in one bucket.
-    iam.create_role()
-        .role_name("data-writer")
-        .assume_role_policy_document(&lambda_trust)
-        .send()
-        .await
-        .unwrap();
-    iam.put_role_policy()
-        .role_name("data-writer")
-        .policy_name("write")
-        .policy_document(&writer)
-        .send()
-        .await
-        .unwrap();
-    for i in 0..FILLER_ROLES {
-        let name = format!("service-{i:02}");
-        iam.create_role()
-            .role_name(&name)
-            .assume_role_policy_document(&lambda_trust)
-            .send()
-            .await
-            .unwrap();
-        iam.attach_role_policy()
-            .role_name(&name)
-            .policy_arn(&s3_read_arn)
-            .send()
-            .await
-            .unwrap();
-    }
+        .expect("seed the account");
 }
 
 struct AwsDeployment {

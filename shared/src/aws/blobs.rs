@@ -5,37 +5,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
 use super::error::{classify, has_code, status};
-use crate::ports::{BlobStore, PortError, PortResult};
-
-/// Checks a key (or, with `allow_partial`, a listing prefix) by the same rules as the
-/// embedded backend: relative, `/`-separated, no empty, `.` or `..` segments, no NUL or
-/// backslash. S3 itself would accept such keys, but they would mean something else on disk.
-fn check_key(op: &'static str, key: &str, allow_partial: bool) -> PortResult<()> {
-    let bad = |why: &str| PortError::Invalid {
-        op,
-        message: format!("blob key {key:?} {why}"),
-    };
-    if key.is_empty() && !allow_partial {
-        return Err(bad("is empty"));
-    }
-    if key.starts_with('/') || key.starts_with('\\') {
-        return Err(bad("is absolute"));
-    }
-    if key.contains('\0') || key.contains('\\') {
-        return Err(bad("contains a NUL byte or a backslash"));
-    }
-    let parts: Vec<&str> = key.split('/').collect();
-    let last = parts.len() - 1;
-    for (i, part) in parts.iter().enumerate() {
-        if *part == "." || *part == ".." {
-            return Err(bad("contains a '.' or '..' segment"));
-        }
-        if part.is_empty() && !(allow_partial && i == last) {
-            return Err(bad("contains an empty segment"));
-        }
-    }
-    Ok(())
-}
+use crate::ports::{validate_blob_key, BlobStore, PortError, PortResult};
 
 /// The S3 blob store.
 pub struct AwsBlobs {
@@ -100,7 +70,7 @@ impl AwsBlobs {
 #[async_trait]
 impl BlobStore for AwsBlobs {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> PortResult<()> {
-        check_key("s3:PutObject", key, false)?;
+        validate_blob_key("s3:PutObject", key, false)?;
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -113,7 +83,7 @@ impl BlobStore for AwsBlobs {
     }
 
     async fn get(&self, key: &str) -> PortResult<Option<Vec<u8>>> {
-        check_key("s3:GetObject", key, false)?;
+        validate_blob_key("s3:GetObject", key, false)?;
         let out = match self
             .client
             .get_object()
@@ -134,7 +104,7 @@ impl BlobStore for AwsBlobs {
     }
 
     async fn exists(&self, key: &str) -> PortResult<bool> {
-        check_key("s3:HeadObject", key, false)?;
+        validate_blob_key("s3:HeadObject", key, false)?;
         match self
             .client
             .head_object()
@@ -152,7 +122,7 @@ impl BlobStore for AwsBlobs {
     }
 
     async fn list(&self, prefix: &str) -> PortResult<Vec<String>> {
-        check_key("s3:ListObjectsV2", prefix, true)?;
+        validate_blob_key("s3:ListObjectsV2", prefix, true)?;
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {

@@ -11,11 +11,14 @@
 //! | `ACCESSFLOW_TABLE` | DynamoDB table (keys `pk`, `sk`, TTL attribute `expires_at`) | `accessflow` |
 //! | `ACCESSFLOW_BUCKET` | S3 bucket for snapshots and reports | required |
 //! | `ACCESSFLOW_BUCKET_PREFIX` | key prefix inside the bucket | empty |
-//! | `ACCESSFLOW_NAME_PREFIX` | prefix of every queue and topic name (one environment per prefix) | `accessflow-` |
 //! | `ACCESSFLOW_KMS_ALIAS_PREFIX` | KMS alias of a customer's key is this + customer id | `alias/accessflow/` |
 //! | `ACCESSFLOW_S3_FORCE_PATH_STYLE` | path-style S3 URLs (`true` for moto/LocalStack) | `true` with an endpoint URL |
 //! | `ACCESSFLOW_AWS_RETRY_MAX_SECS` | how long IAM/STS throttling is retried with backoff | `60` |
 //! | `ACCESSFLOW_ROLE_SESSION_NAME` | session name used for AssumeRole into customer accounts | `accessflow` |
+//!
+//! Settings both backends share (`--name-prefix` / `ACCESSFLOW_NAME_PREFIX` among them) are
+//! read once, by [`crate::config::Settings`], and never again here: queue and topic names
+//! reach this backend already carrying the deployment's prefix.
 
 use std::time::Duration;
 
@@ -35,7 +38,10 @@ pub struct AwsSettings {
     pub bucket: String,
     /// Key prefix inside the bucket (empty, or ending with `/`).
     pub bucket_prefix: String,
-    /// Prefix of every SQS queue and SNS topic name this backend creates or lists.
+    /// Extra prefix of every SQS queue and SNS topic name this backend creates or lists, on
+    /// top of the logical names (which already carry `--name-prefix`, see
+    /// [`crate::naming::Names`]). Empty in the binaries; tests that share one emulator set
+    /// it to keep their queues and topics apart. Not read from the environment.
     pub name_prefix: String,
     /// Prefix of the KMS alias of each customer's key (starts with `alias/`).
     pub kms_alias_prefix: String,
@@ -76,7 +82,7 @@ impl AwsSettings {
             table: "accessflow".to_string(),
             bucket: bucket.into(),
             bucket_prefix: String::new(),
-            name_prefix: "accessflow-".to_string(),
+            name_prefix: String::new(),
             kms_alias_prefix: "alias/accessflow/".to_string(),
             s3_force_path_style: false,
             retry_max_elapsed: Duration::from_secs(60),
@@ -113,9 +119,6 @@ impl AwsSettings {
         }
         if let Some(v) = lookup("ACCESSFLOW_BUCKET_PREFIX") {
             s.bucket_prefix = v.trim().to_string();
-        }
-        if let Some(v) = lookup("ACCESSFLOW_NAME_PREFIX") {
-            s.name_prefix = v.trim().to_string();
         }
         if let Some(v) = get("ACCESSFLOW_KMS_ALIAS_PREFIX") {
             s.kms_alias_prefix = v;
@@ -211,7 +214,7 @@ impl AwsSettings {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !prefix_ok {
             return Err(SettingsError::new(
-                "ACCESSFLOW_NAME_PREFIX",
+                "AwsSettings::name_prefix",
                 format!("`{}` cannot start SQS/SNS names", self.name_prefix),
                 "Use at most 40 characters of a-z, A-Z, 0-9, '-', '_'.",
             ));
@@ -291,13 +294,31 @@ mod tests {
     }
 
     #[test]
+    fn the_name_prefix_is_not_read_again() {
+        // `--name-prefix` / ACCESSFLOW_NAME_PREFIX belongs to `config::Settings` alone.
+        let s = AwsSettings::from_lookup(lookup(&[
+            ("ACCESSFLOW_BUCKET", "my-bucket"),
+            ("ACCESSFLOW_NAME_PREFIX", "bad prefix"),
+        ]))
+        .unwrap();
+        assert_eq!(s.name_prefix, "");
+    }
+
+    #[test]
+    fn a_wrong_extra_name_prefix_is_named() {
+        let mut s = AwsSettings::new("my-bucket");
+        s.name_prefix = "bad prefix".to_string();
+        let err = s.validate().unwrap_err();
+        assert_eq!(err.setting, "AwsSettings::name_prefix", "{err}");
+    }
+
+    #[test]
     fn wrong_values_are_named() {
         for (var, value) in [
             ("ACCESSFLOW_BUCKET", "My_Bucket"),
             ("ACCESSFLOW_TABLE", "a"),
             ("AWS_ENDPOINT_URL", "127.0.0.1:5000"),
             ("ACCESSFLOW_KMS_ALIAS_PREFIX", "accessflow/"),
-            ("ACCESSFLOW_NAME_PREFIX", "bad prefix"),
             ("ACCESSFLOW_AWS_RETRY_MAX_SECS", "soon"),
             ("ACCESSFLOW_S3_FORCE_PATH_STYLE", "maybe"),
             ("ACCESSFLOW_BUCKET_PREFIX", "prod"),

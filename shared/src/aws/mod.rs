@@ -199,7 +199,7 @@ impl AwsBackend {
     }
 
     /// AWS requests sent so far, per `service:Operation` (see [`RequestCounter::operations`]);
-    /// [`cost::estimate`] turns them into dollars.
+    /// `accessflow_testkit::cost::estimate` turns them into dollars.
     pub fn operation_counts(&self) -> BTreeMap<String, u64> {
         self.counter.operations()
     }

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 
@@ -80,7 +80,7 @@ impl DedupMemory {
 }
 
 /// What to do with each message of a batch, given the dedup memory.
-pub(crate) enum Plan {
+enum Plan {
     /// Send it.
     Send,
     /// A duplicate of a message sent earlier (its id): not sent again.
@@ -92,11 +92,7 @@ pub(crate) enum Plan {
 /// Splits a batch into messages to send and known duplicates (which the service would drop
 /// anyway, so they are not sent: this also keeps emulators that forget deduplication ids
 /// of consumed messages, like moto, faithful).
-pub(crate) fn plan_batch(
-    memory: &mut DedupMemory,
-    scope: &str,
-    messages: &[OutgoingMessage],
-) -> Vec<Plan> {
+fn plan_batch(memory: &mut DedupMemory, scope: &str, messages: &[OutgoingMessage]) -> Vec<Plan> {
     let mut in_batch: HashMap<&str, usize> = HashMap::new();
     messages
         .iter()
@@ -116,7 +112,7 @@ pub(crate) fn plan_batch(
 
 /// Turns the plan and the ids of the sent entries (by batch index) into outcomes, and
 /// remembers the sent dedup ids.
-pub(crate) fn outcomes(
+fn outcomes(
     op: &'static str,
     memory: &mut DedupMemory,
     scope: &str,
@@ -148,6 +144,100 @@ pub(crate) fn outcomes(
         });
     }
     Ok(out)
+}
+
+/// One batch on its way out to SQS (`SendMessageBatch`) or SNS (`PublishBatch`): which
+/// entries to send, which are known duplicates, and the bookkeeping that turns the
+/// service's answer into one outcome per message. The two services differ only in the
+/// request they build from [`OutgoingBatch::to_send`].
+pub(crate) struct OutgoingBatch<'m> {
+    op: &'static str,
+    scope: String,
+    messages: &'m [OutgoingMessage],
+    plan: Vec<Plan>,
+    started: Instant,
+}
+
+impl<'m> OutgoingBatch<'m> {
+    /// Plans a (checked) batch for `scope` (`queue:<name>` or `topic:<name>`).
+    pub(crate) fn plan(
+        op: &'static str,
+        memory: &Mutex<DedupMemory>,
+        scope: String,
+        messages: &'m [OutgoingMessage],
+    ) -> Self {
+        let plan = plan_batch(
+            &mut memory.lock().unwrap_or_else(|e| e.into_inner()),
+            &scope,
+            messages,
+        );
+        OutgoingBatch {
+            op,
+            scope,
+            messages,
+            plan,
+            started: Instant::now(),
+        }
+    }
+
+    /// The messages to send, each with its batch entry id; empty when all are duplicates.
+    pub(crate) fn to_send(&self) -> Vec<(String, &'m OutgoingMessage)> {
+        self.messages
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| matches!(self.plan[*i], Plan::Send))
+            .map(|(i, m)| (i.to_string(), m))
+            .collect()
+    }
+
+    /// The outcomes, given the message ids the service returned by entry id; remembers the
+    /// sent deduplication ids.
+    pub(crate) fn finish(
+        self,
+        memory: &Mutex<DedupMemory>,
+        sent: &HashMap<String, String>,
+    ) -> PortResult<Vec<SendOutcome>> {
+        outcomes(
+            self.op,
+            &mut memory.lock().unwrap_or_else(|e| e.into_inner()),
+            &self.scope,
+            self.messages,
+            self.plan,
+            sent,
+            self.started,
+        )
+    }
+}
+
+/// The first entry an SQS batch call (send, delete) reported as failed, as an error.
+fn first_failure(op: &'static str, failed: &[BatchResultErrorEntry]) -> PortResult<()> {
+    match failed.first() {
+        Some(f) => Err(failed_entry(
+            op,
+            f.id(),
+            f.code(),
+            f.message(),
+            f.sender_fault(),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The error for an entry a batch call (SQS send or delete, SNS publish) reported as
+/// failed: the sender's fault is `Invalid`, the service's is worth retrying.
+pub(crate) fn failed_entry(
+    op: &'static str,
+    id: &str,
+    code: &str,
+    message: Option<&str>,
+    sender_fault: bool,
+) -> PortError {
+    let message = format!("entry {id}: {code}: {}", message.unwrap_or_default());
+    if sender_fault {
+        PortError::invalid(op, message)
+    } else {
+        PortError::Transient { op, message }
+    }
 }
 
 /// Receipt handles this process received, to refuse a handle that a later receive of the
@@ -379,17 +469,10 @@ fn not_found(name: &str) -> PortError {
     }
 }
 
-fn invalid(op: &'static str, message: impl Into<String>) -> PortError {
-    PortError::Invalid {
-        op,
-        message: message.into(),
-    }
-}
-
 /// Checks a batch for what SQS FIFO cannot do, before anything is sent.
 pub(crate) fn check_batch(op: &'static str, messages: &[OutgoingMessage]) -> PortResult<()> {
     if messages.is_empty() || messages.len() > MAX_BATCH {
-        return Err(invalid(
+        return Err(PortError::invalid(
             op,
             format!(
                 "a batch holds 1 to {MAX_BATCH} messages, not {}",
@@ -398,7 +481,7 @@ pub(crate) fn check_batch(op: &'static str, messages: &[OutgoingMessage]) -> Por
         ));
     }
     if let Some(m) = messages.iter().find(|m| !m.delay.is_zero()) {
-        return Err(invalid(
+        return Err(PortError::invalid(
             op,
             format!(
                 "message {} asks for a {:?} delay; SQS FIFO supports no per-message delay",
@@ -426,20 +509,20 @@ impl WorkQueues for AwsQueues {
         let op = "sqs:CreateQueue";
         let visibility = secs_ceil(spec.visibility_timeout);
         if visibility > MAX_VISIBILITY_SECS {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op,
                 format!("visibility timeout {visibility}s > 12 h"),
             ));
         }
         let retention = secs_ceil(spec.retention);
         if !(60..=DLQ_RETENTION_SECS).contains(&retention) {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op,
                 format!("retention {retention}s is outside SQS's 60 s to 14 days"),
             ));
         }
         if !(1..=1000).contains(&spec.max_receive_count) {
-            return Err(invalid(op, "max_receive_count must be 1..=1000"));
+            return Err(PortError::invalid(op, "max_receive_count must be 1..=1000"));
         }
         for name in [&spec.name, &spec.dlq_name] {
             let physical = self.sqs.physical(name);
@@ -449,7 +532,7 @@ impl WorkQueues for AwsQueues {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             if !ok {
-                return Err(invalid(
+                return Err(PortError::invalid(
                     op,
                     format!("`{physical}` is not a valid SQS queue name"),
                 ));
@@ -545,22 +628,14 @@ impl WorkQueues for AwsQueues {
         let op = "sqs:SendMessageBatch";
         check_batch(op, messages)?;
         let url = self.sqs.url(queue).await?;
-        let scope = format!("queue:{queue}");
-        let plan = plan_batch(
-            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
-            &scope,
-            messages,
-        );
-        let started = Instant::now();
+        let batch = OutgoingBatch::plan(op, &self.sqs.dedup, format!("queue:{queue}"), messages);
         let mut sent: HashMap<String, String> = HashMap::new();
-        if plan.iter().any(|p| matches!(p, Plan::Send)) {
+        let entries = batch.to_send();
+        if !entries.is_empty() {
             let mut request = self.sqs.client.send_message_batch().queue_url(url);
-            for (i, m) in messages.iter().enumerate() {
-                if !matches!(plan[i], Plan::Send) {
-                    continue;
-                }
+            for (id, m) in entries {
                 let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
+                    .id(id)
                     .message_body(&m.body)
                     .message_group_id(&m.group_id)
                     .message_deduplication_id(&m.dedup_id);
@@ -569,43 +644,27 @@ impl WorkQueues for AwsQueues {
                         .data_type("String")
                         .string_value(v)
                         .build()
-                        .map_err(|e| invalid(op, e.to_string()))?;
+                        .map_err(|e| PortError::invalid(op, e.to_string()))?;
                     entry = entry.message_attributes(k, value);
                 }
-                request = request.entries(entry.build().map_err(|e| invalid(op, e.to_string()))?);
+                request = request.entries(
+                    entry
+                        .build()
+                        .map_err(|e| PortError::invalid(op, e.to_string()))?,
+                );
             }
             let out = request
                 .send()
                 .await
                 .map_err(|e| self.sqs.fail(op, queue, e))?;
-            if let Some(failed) = out.failed().first() {
-                let message = format!(
-                    "entry {}: {}: {}",
-                    failed.id(),
-                    failed.code(),
-                    failed.message().unwrap_or_default()
-                );
-                return Err(if failed.sender_fault() {
-                    invalid(op, message)
-                } else {
-                    PortError::Transient { op, message }
-                });
-            }
+            first_failure(op, out.failed())?;
             sent = out
                 .successful()
                 .iter()
                 .map(|s| (s.id().to_string(), s.message_id().to_string()))
                 .collect();
         }
-        outcomes(
-            op,
-            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
-            &scope,
-            messages,
-            plan,
-            &sent,
-            started,
-        )
+        batch.finish(&self.sqs.dedup, &sent)
     }
 
     async fn receive(
@@ -617,7 +676,7 @@ impl WorkQueues for AwsQueues {
     ) -> PortResult<Vec<ReceivedMessage>> {
         let op = "sqs:ReceiveMessage";
         if !(1..=MAX_BATCH).contains(&max) {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op,
                 format!("max must be 1..={MAX_BATCH}, not {max}"),
             ));
@@ -635,7 +694,7 @@ impl WorkQueues for AwsQueues {
         if let Some(v) = visibility {
             let secs = secs_ceil(v);
             if secs > MAX_VISIBILITY_SECS {
-                return Err(invalid(op, format!("visibility {secs}s > 12 h")));
+                return Err(PortError::invalid(op, format!("visibility {secs}s > 12 h")));
             }
             request = request.visibility_timeout(secs as i32);
         }
@@ -700,33 +759,21 @@ impl WorkQueues for AwsQueues {
                         .id(i.to_string())
                         .receipt_handle(handle.as_str())
                         .build()
-                        .map_err(|e| invalid(op, e.to_string()))?,
+                        .map_err(|e| PortError::invalid(op, e.to_string()))?,
                 );
             }
             let out = request
                 .send()
                 .await
                 .map_err(|e| self.sqs.fail(op, queue, e))?;
-            if let Some(failed) = out.failed().first() {
-                let message = format!(
-                    "entry {}: {}: {}",
-                    failed.id(),
-                    failed.code(),
-                    failed.message().unwrap_or_default()
-                );
-                return Err(if failed.sender_fault() {
-                    invalid(op, message)
-                } else {
-                    PortError::Transient { op, message }
-                });
-            }
+            first_failure(op, out.failed())?;
             let mut receipts = self.sqs.receipts.lock().unwrap_or_else(|e| e.into_inner());
             for handle in chunk {
                 receipts.deleted(queue, handle);
             }
         }
         if !stale.is_empty() {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op,
                 format!(
                     "{} receipt handle(s) expired: the message was received again since",
@@ -746,7 +793,7 @@ impl WorkQueues for AwsQueues {
         let op = "sqs:ChangeMessageVisibility";
         let secs = secs_ceil(timeout);
         if secs > MAX_VISIBILITY_SECS {
-            return Err(invalid(op, format!("visibility {secs}s > 12 h")));
+            return Err(PortError::invalid(op, format!("visibility {secs}s > 12 h")));
         }
         if self
             .sqs
@@ -755,7 +802,7 @@ impl WorkQueues for AwsQueues {
             .unwrap_or_else(|e| e.into_inner())
             .is_stale(queue, receipt_handle)
         {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op,
                 "the receipt handle has expired: the message was received again since",
             ));
@@ -771,7 +818,7 @@ impl WorkQueues for AwsQueues {
             .await
             .map_err(|e| {
                 if has_code(&e, &["MessageNotInflight", "ReceiptHandleIsInvalid"]) {
-                    invalid(op, super::error::code(&e).unwrap_or_default())
+                    PortError::invalid(op, super::error::code(&e).unwrap_or_default())
                 } else {
                     self.sqs.fail(op, queue, e)
                 }

@@ -47,13 +47,6 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-fn invalid(op: &'static str, message: impl Into<String>) -> PortError {
-    PortError::Invalid {
-        op,
-        message: message.into(),
-    }
-}
-
 /// Placeholders for attribute names and values, so only the used ones are sent.
 #[derive(Default)]
 struct Expr {
@@ -168,7 +161,7 @@ fn spec(op: &WriteOp, now: i64) -> PortResult<Spec> {
             condition,
         } => {
             let json = serde_json::to_string(value)
-                .map_err(|err| invalid("dynamodb:UpdateItem", err.to_string()))?;
+                .map_err(|err| PortError::invalid("dynamodb:UpdateItem", err.to_string()))?;
             let val = e.name(VALUE);
             let v = e.value(AttributeValue::S(json));
             let ver = e.name(VERSION);
@@ -296,14 +289,14 @@ impl AwsStore {
                 .attribute_name(name)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| invalid("dynamodb:CreateTable", e.to_string()))
+                .map_err(|e| PortError::invalid("dynamodb:CreateTable", e.to_string()))
         };
         let key = |name: &str, t: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)
                 .key_type(t)
                 .build()
-                .map_err(|e| invalid("dynamodb:CreateTable", e.to_string()))
+                .map_err(|e| PortError::invalid("dynamodb:CreateTable", e.to_string()))
         };
         let created = self
             .client
@@ -356,7 +349,9 @@ impl AwsStore {
                         .enabled(true)
                         .attribute_name(EXPIRES)
                         .build()
-                        .map_err(|e| invalid("dynamodb:UpdateTimeToLive", e.to_string()))?,
+                        .map_err(|e| {
+                            PortError::invalid("dynamodb:UpdateTimeToLive", e.to_string())
+                        })?,
                 )
                 .send()
                 .await
@@ -485,7 +480,12 @@ impl AwsStore {
                         Err(e) => return Err(self.fail("dynamodb:DeleteItem", e)),
                     }
                 }
-                Kind::Check => return Err(invalid("dynamodb", "a check alone writes nothing")),
+                Kind::Check => {
+                    return Err(PortError::invalid(
+                        "dynamodb",
+                        "a check alone writes nothing",
+                    ))
+                }
             };
             debug_assert!(failed);
             let cleaned = self.remove_if_expired(&spec.key).await?;
@@ -504,7 +504,7 @@ impl AwsStore {
 
 fn transact_item(spec: Spec, table: &str) -> PortResult<TransactWriteItem> {
     let err = |e: aws_sdk_dynamodb::error::BuildError| {
-        invalid("dynamodb:TransactWriteItems", e.to_string())
+        PortError::invalid("dynamodb:TransactWriteItems", e.to_string())
     };
     let item = match spec.kind {
         Kind::Update(update) => TransactWriteItem::builder().update(
@@ -641,7 +641,7 @@ impl KeyValueStore for AwsStore {
             return Ok(());
         }
         if ops.len() > MAX_TRANSACT {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op_name,
                 format!(
                     "{} operations; a transaction holds at most {MAX_TRANSACT}",
@@ -652,7 +652,10 @@ impl KeyValueStore for AwsStore {
         let mut keys: Vec<&StoreKey> = ops.iter().map(op_key).collect();
         keys.sort();
         if keys.windows(2).any(|w| w[0] == w[1]) {
-            return Err(invalid(op_name, "two operations on the same key"));
+            return Err(PortError::invalid(
+                op_name,
+                "two operations on the same key",
+            ));
         }
         for _ in 0..4 {
             let now = now_secs();

@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
@@ -22,7 +21,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use tokio::sync::OnceCell;
 
 use super::error::{classify, has_code};
-use super::queues::{check_batch, outcomes, plan_batch, Plan, SqsShared};
+use super::queues::{check_batch, failed_entry, OutgoingBatch, SqsShared};
 use crate::ports::{
     FilterPolicy, OutgoingMessage, PortError, PortResult, SendOutcome, Subscription, Topics,
 };
@@ -37,13 +36,6 @@ pub struct AwsTopics {
     region: String,
     arns: Mutex<HashMap<String, String>>,
     account: OnceCell<String>,
-}
-
-fn invalid(op: &'static str, message: impl Into<String>) -> PortError {
-    PortError::Invalid {
-        op,
-        message: message.into(),
-    }
 }
 
 fn topic_not_found(topic: &str) -> PortError {
@@ -416,22 +408,14 @@ impl Topics for AwsTopics {
         let op = "sns:PublishBatch";
         check_batch(op, messages)?;
         let arn = self.arn(topic).await?;
-        let scope = format!("topic:{topic}");
-        let plan = plan_batch(
-            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
-            &scope,
-            messages,
-        );
-        let started = Instant::now();
+        let batch = OutgoingBatch::plan(op, &self.sqs.dedup, format!("topic:{topic}"), messages);
         let mut sent: HashMap<String, String> = HashMap::new();
-        if plan.iter().any(|p| matches!(p, Plan::Send)) {
+        let entries = batch.to_send();
+        if !entries.is_empty() {
             let mut request = self.client.publish_batch().topic_arn(arn);
-            for (i, m) in messages.iter().enumerate() {
-                if !matches!(plan[i], Plan::Send) {
-                    continue;
-                }
+            for (id, m) in entries {
                 let mut entry = PublishBatchRequestEntry::builder()
-                    .id(i.to_string())
+                    .id(id)
                     .message(&m.body)
                     .message_group_id(&m.group_id)
                     .message_deduplication_id(&m.dedup_id);
@@ -440,26 +424,24 @@ impl Topics for AwsTopics {
                         .data_type("String")
                         .string_value(v)
                         .build()
-                        .map_err(|e| invalid(op, e.to_string()))?;
+                        .map_err(|e| PortError::invalid(op, e.to_string()))?;
                     entry = entry.message_attributes(k, value);
                 }
                 request = request.publish_batch_request_entries(
-                    entry.build().map_err(|e| invalid(op, e.to_string()))?,
+                    entry
+                        .build()
+                        .map_err(|e| PortError::invalid(op, e.to_string()))?,
                 );
             }
             let out = request.send().await.map_err(|e| self.fail(op, topic, e))?;
-            if let Some(failed) = out.failed().first() {
-                let message = format!(
-                    "entry {}: {}: {}",
-                    failed.id(),
-                    failed.code(),
-                    failed.message().unwrap_or_default()
-                );
-                return Err(if failed.sender_fault() {
-                    invalid(op, message)
-                } else {
-                    PortError::Transient { op, message }
-                });
+            if let Some(f) = out.failed().first() {
+                return Err(failed_entry(
+                    op,
+                    f.id(),
+                    f.code(),
+                    f.message(),
+                    f.sender_fault(),
+                ));
             }
             sent = out
                 .successful()
@@ -472,15 +454,7 @@ impl Topics for AwsTopics {
                 })
                 .collect();
         }
-        outcomes(
-            op,
-            &mut self.sqs.dedup.lock().unwrap_or_else(|e| e.into_inner()),
-            &scope,
-            messages,
-            plan,
-            &sent,
-            started,
-        )
+        batch.finish(&self.sqs.dedup, &sent)
     }
 }
 

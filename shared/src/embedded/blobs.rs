@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 
 use super::db::random_hex;
-use crate::ports::{BlobStore, PortError, PortResult};
+use crate::ports::{validate_blob_key, BlobStore, PortError, PortResult};
 
 /// The directory-backed [`BlobStore`].
 pub struct DirBlobStore {
@@ -58,39 +58,10 @@ fn io_error(op: &'static str, path: &Path, e: std::io::Error) -> PortError {
     }
 }
 
-/// Checks a key (or, with `allow_partial`, a listing prefix) and returns its segments.
-fn segments<'k>(op: &'static str, key: &'k str, allow_partial: bool) -> PortResult<Vec<&'k str>> {
-    let bad = |why: &str| PortError::Invalid {
-        op,
-        message: format!("blob key {key:?} {why}"),
-    };
-    if key.is_empty() && !allow_partial {
-        return Err(bad("is empty"));
-    }
-    if key.starts_with('/') || key.starts_with('\\') {
-        return Err(bad("is absolute"));
-    }
-    if key.contains('\0') || key.contains('\\') {
-        return Err(bad("contains a NUL byte or a backslash"));
-    }
-    let parts: Vec<&str> = key.split('/').collect();
-    let last = parts.len() - 1;
-    for (i, part) in parts.iter().enumerate() {
-        if *part == "." || *part == ".." {
-            return Err(bad("contains a '.' or '..' segment"));
-        }
-        // The last segment of a prefix may be empty ("acme/") or partial ("acme/rep").
-        if part.is_empty() && !(allow_partial && i == last) {
-            return Err(bad("contains an empty segment"));
-        }
-    }
-    Ok(parts)
-}
-
 impl DirBlobStore {
     fn path_of(&self, op: &'static str, key: &str) -> PortResult<PathBuf> {
         let mut path = self.root.clone();
-        for part in segments(op, key, false)? {
+        for part in validate_blob_key(op, key, false)? {
             path.push(part);
         }
         Ok(path)
@@ -180,7 +151,7 @@ impl BlobStore for DirBlobStore {
 
     async fn list(&self, prefix: &str) -> PortResult<Vec<String>> {
         const OP: &str = "list blobs";
-        let parts = segments(OP, prefix, true)?;
+        let parts = validate_blob_key(OP, prefix, true)?;
         // Walk the deepest directory the prefix fully names, then filter by the prefix.
         let dir_parts = &parts[..parts.len() - 1];
         let mut dir = self.root.clone();

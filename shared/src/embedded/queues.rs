@@ -129,19 +129,12 @@ pub(crate) fn validate_name(
     }
 }
 
-fn invalid(op: &'static str, message: impl Into<String>) -> PortError {
-    PortError::Invalid {
-        op,
-        message: message.into(),
-    }
-}
-
 pub(crate) fn validate_batch_len(op: &'static str, len: usize) -> PortResult<()> {
     if len == 0 {
-        return Err(invalid(op, "empty batch"));
+        return Err(PortError::invalid(op, "empty batch"));
     }
     if len > MAX_BATCH {
-        return Err(invalid(
+        return Err(PortError::invalid(
             op,
             format!("{len} entries in one batch (at most {MAX_BATCH})"),
         ));
@@ -153,20 +146,20 @@ pub(crate) fn validate_batch_len(op: &'static str, len: usize) -> PortResult<()>
 pub(crate) fn validate_message(op: &'static str, m: &OutgoingMessage) -> PortResult<()> {
     for (what, id) in [("group id", &m.group_id), ("deduplication id", &m.dedup_id)] {
         if id.is_empty() || id.chars().count() > MAX_ID_LEN {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op,
                 format!("{what} {id:?} must be 1 to {MAX_ID_LEN} characters"),
             ));
         }
         if !id.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 op,
                 format!("{what} {id:?} may only hold printable ASCII characters"),
             ));
         }
     }
     if m.attributes.len() > MAX_ATTRIBUTES {
-        return Err(invalid(
+        return Err(PortError::invalid(
             op,
             format!(
                 "{} attributes (at most {MAX_ATTRIBUTES})",
@@ -175,10 +168,10 @@ pub(crate) fn validate_message(op: &'static str, m: &OutgoingMessage) -> PortRes
         ));
     }
     if m.attributes.keys().any(|k| k.is_empty()) {
-        return Err(invalid(op, "empty attribute name"));
+        return Err(PortError::invalid(op, "empty attribute name"));
     }
     if m.attributes.values().any(|v| v.is_empty()) {
-        return Err(invalid(op, "empty attribute value"));
+        return Err(PortError::invalid(op, "empty attribute value"));
     }
     let size = m.body.len()
         + m.attributes
@@ -186,16 +179,16 @@ pub(crate) fn validate_message(op: &'static str, m: &OutgoingMessage) -> PortRes
             .map(|(k, v)| k.len() + v.len())
             .sum::<usize>();
     if size > MAX_MESSAGE_BYTES {
-        return Err(invalid(
+        return Err(PortError::invalid(
             op,
             format!("message of {size} bytes (at most {MAX_MESSAGE_BYTES})"),
         ));
     }
     if m.body.is_empty() {
-        return Err(invalid(op, "empty message body"));
+        return Err(PortError::invalid(op, "empty message body"));
     }
     if m.delay > MAX_DELAY {
-        return Err(invalid(
+        return Err(PortError::invalid(
             op,
             format!("delay of {:?} (at most {MAX_DELAY:?})", m.delay),
         ));
@@ -585,7 +578,7 @@ fn lookup_handle(
     let seq: i64 = handle
         .split_once('.')
         .and_then(|(seq, _)| seq.parse().ok())
-        .ok_or_else(|| invalid(op, format!("malformed receipt handle {handle:?}")))?;
+        .ok_or_else(|| PortError::invalid(op, format!("malformed receipt handle {handle:?}")))?;
     conn.prepare_cached(
         "SELECT seq, queue, group_id, receipt, visible_at_ms FROM messages WHERE seq = ?1",
     )
@@ -604,10 +597,13 @@ impl WorkQueues for SqliteQueues {
         validate_queue_name(OP, &spec.name)?;
         validate_queue_name(OP, &spec.dlq_name)?;
         if spec.name == spec.dlq_name {
-            return Err(invalid(OP, "a queue cannot be its own dead-letter queue"));
+            return Err(PortError::invalid(
+                OP,
+                "a queue cannot be its own dead-letter queue",
+            ));
         }
         if spec.visibility_timeout > MAX_VISIBILITY {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 OP,
                 format!(
                     "visibility timeout {:?} (at most 12 h)",
@@ -616,7 +612,7 @@ impl WorkQueues for SqliteQueues {
             ));
         }
         if spec.max_receive_count == 0 || spec.max_receive_count > MAX_RECEIVE_COUNT {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 OP,
                 format!(
                     "max_receive_count {} (1 to {MAX_RECEIVE_COUNT})",
@@ -625,7 +621,7 @@ impl WorkQueues for SqliteQueues {
             ));
         }
         if spec.retention < MIN_RETENTION || spec.retention > MAX_RETENTION {
-            return Err(invalid(
+            return Err(PortError::invalid(
                 OP,
                 format!("retention {:?} (1 minute to 14 days)", spec.retention),
             ));
@@ -739,13 +735,19 @@ impl WorkQueues for SqliteQueues {
     ) -> PortResult<Vec<ReceivedMessage>> {
         const OP: &str = "receive";
         if max == 0 || max > MAX_BATCH {
-            return Err(invalid(OP, format!("max {max} (1 to {MAX_BATCH})")));
+            return Err(PortError::invalid(
+                OP,
+                format!("max {max} (1 to {MAX_BATCH})"),
+            ));
         }
         if wait > MAX_WAIT {
-            return Err(invalid(OP, format!("wait {wait:?} (at most 20 s)")));
+            return Err(PortError::invalid(
+                OP,
+                format!("wait {wait:?} (at most 20 s)"),
+            ));
         }
         if visibility.is_some_and(|v| v > MAX_VISIBILITY) {
-            return Err(invalid(OP, "visibility timeout above 12 h"));
+            return Err(PortError::invalid(OP, "visibility timeout above 12 h"));
         }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -823,7 +825,7 @@ impl WorkQueues for SqliteQueues {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(invalid(OP, problems.join("; ")))
+            Err(PortError::invalid(OP, problems.join("; ")))
         }
     }
 
@@ -835,7 +837,7 @@ impl WorkQueues for SqliteQueues {
     ) -> PortResult<()> {
         const OP: &str = "change_visibility";
         if timeout > MAX_VISIBILITY {
-            return Err(invalid(OP, "visibility timeout above 12 h"));
+            return Err(PortError::invalid(OP, "visibility timeout above 12 h"));
         }
         let queue = queue.to_string();
         let handle = receipt_handle.to_string();
@@ -845,19 +847,19 @@ impl WorkQueues for SqliteQueues {
                 let now = now_ms();
                 let Some((seq, q, group, receipt, visible_at)) = lookup_handle(tx, OP, &handle)?
                 else {
-                    return Err(invalid(
+                    return Err(PortError::invalid(
                         OP,
                         format!("receipt handle {handle}: the message no longer exists"),
                     ));
                 };
                 if q != queue || receipt.as_deref() != Some(handle.as_str()) {
-                    return Err(invalid(
+                    return Err(PortError::invalid(
                         OP,
                         format!("receipt handle {handle} is stale (the message was received again since)"),
                     ));
                 }
                 if visible_at <= now {
-                    return Err(invalid(
+                    return Err(PortError::invalid(
                         OP,
                         format!("receipt handle {handle}: the message is not in flight"),
                     ));

@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use super::PortResult;
+use super::{PortError, PortResult};
 
 #[async_trait]
 pub trait BlobStore: Send + Sync {
@@ -24,4 +24,38 @@ pub trait BlobStore: Send + Sync {
 
     /// Where a user finds a blob: a file path for the embedded backend, `s3://...` on AWS.
     fn locate(&self, key: &str) -> String;
+}
+
+/// Checks a key (or, with `allow_partial`, a listing prefix) and returns its segments.
+///
+/// Both backends apply the same rules: relative, `/`-separated, no empty, `.` or `..`
+/// segments, no NUL or backslash. S3 itself would accept such keys, but they would mean
+/// something else on disk, and a key must mean the same thing on either backend.
+pub fn validate_key<'k>(
+    op: &'static str,
+    key: &'k str,
+    allow_partial: bool,
+) -> PortResult<Vec<&'k str>> {
+    let bad = |why: &str| PortError::invalid(op, format!("blob key {key:?} {why}"));
+    if key.is_empty() && !allow_partial {
+        return Err(bad("is empty"));
+    }
+    if key.starts_with('/') || key.starts_with('\\') {
+        return Err(bad("is absolute"));
+    }
+    if key.contains('\0') || key.contains('\\') {
+        return Err(bad("contains a NUL byte or a backslash"));
+    }
+    let parts: Vec<&str> = key.split('/').collect();
+    let last = parts.len() - 1;
+    for (i, part) in parts.iter().enumerate() {
+        if *part == "." || *part == ".." {
+            return Err(bad("contains a '.' or '..' segment"));
+        }
+        // The last segment of a prefix may be empty ("acme/") or partial ("acme/rep").
+        if part.is_empty() && !(allow_partial && i == last) {
+            return Err(bad("contains an empty segment"));
+        }
+    }
+    Ok(parts)
 }

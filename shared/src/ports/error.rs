@@ -41,6 +41,14 @@ fn describe_reasons(reasons: &[Option<String>]) -> String {
 }
 
 impl PortError {
+    /// A request that is wrong in itself (see [`PortError::Invalid`]).
+    pub fn invalid(op: &'static str, message: impl Into<String>) -> PortError {
+        PortError::Invalid {
+            op,
+            message: message.into(),
+        }
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, PortError::Transient { .. })

@@ -17,7 +17,7 @@ mod queue;
 mod store;
 mod topic;
 
-pub use blob::BlobStore;
+pub use blob::{validate_key as validate_blob_key, BlobStore};
 pub use error::{PortError, PortResult};
 pub use iam_source::{AccountLocator, AccountSnapshotRaw, IamSource};
 pub use keys::{DataKey, KeyProvider};

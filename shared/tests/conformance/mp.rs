@@ -6,14 +6,15 @@
 //! processes); each consumer writes one JSON line per event to its own file; [`verify`]
 //! reads them all back and checks the invariants. On top, each consumer holds a lock item
 //! in the key-value store (conditional put `NotExists`) while it processes a message of a
-//! group: a second holder at the same time is recorded as a violation.
+//! group: a second holder at the same time is recorded as a violation. [`Run`] puts it all
+//! together: the parent and child halves of one multi-process test, for either backend.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use accessflow_shared::ports::{Condition, OutgoingMessage, PortError, Ports, StoreKey};
+use accessflow_shared::ports::{Condition, OutgoingMessage, PortError, Ports, QueueSpec, StoreKey};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +86,15 @@ where
     }
 }
 
+/// Sets a received message's remaining visibility (abandon, release), retrying transient
+/// failures.
+async fn set_visibility(ports: &Ports, queue: &str, handle: &str, timeout: Duration) {
+    retry("change visibility", || {
+        ports.queues.change_visibility(queue, handle, timeout)
+    })
+    .await
+}
+
 /// How a consumer behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct Behaviour {
@@ -150,13 +160,12 @@ pub async fn consume(
                 consumer: consumer.clone(),
             };
             if abandoned.contains(&m.group_id) {
-                retry("abandon", || {
-                    ports.queues.change_visibility(
-                        &queue,
-                        &m.receipt_handle,
-                        behaviour.abandon_visibility,
-                    )
-                })
+                set_visibility(
+                    &ports,
+                    &queue,
+                    &m.receipt_handle,
+                    behaviour.abandon_visibility,
+                )
                 .await;
                 event.end_us = now_us();
                 event.outcome = "dropped".into();
@@ -164,12 +173,7 @@ pub async fn consume(
                 continue;
             }
             if released.contains(&m.group_id) {
-                retry("return", || {
-                    ports
-                        .queues
-                        .change_visibility(&queue, &m.receipt_handle, Duration::ZERO)
-                })
-                .await;
+                set_visibility(&ports, &queue, &m.receipt_handle, Duration::ZERO).await;
                 event.end_us = now_us();
                 event.outcome = "returned".into();
                 writeln!(out, "{}", serde_json::to_string(&event).unwrap()).unwrap();
@@ -215,25 +219,19 @@ pub async fn consume(
             }
             if abandon {
                 let before = now_us();
-                retry("abandon", || {
-                    ports.queues.change_visibility(
-                        &queue,
-                        &m.receipt_handle,
-                        behaviour.abandon_visibility,
-                    )
-                })
+                set_visibility(
+                    &ports,
+                    &queue,
+                    &m.receipt_handle,
+                    behaviour.abandon_visibility,
+                )
                 .await;
                 abandoned.insert(m.group_id.clone());
                 event.outcome = "abandoned".into();
                 // Nobody may get the group before the visibility set now has ended.
                 event.end_us = before + behaviour.abandon_visibility.as_micros() as i64 - 10_000;
             } else if release {
-                retry("release", || {
-                    ports
-                        .queues
-                        .change_visibility(&queue, &m.receipt_handle, Duration::ZERO)
-                })
-                .await;
+                set_visibility(&ports, &queue, &m.receipt_handle, Duration::ZERO).await;
                 released.insert(m.group_id.clone());
                 event.outcome = "released".into();
             } else {
@@ -378,4 +376,172 @@ pub fn verify(events: &[Event], groups: u32, per_group: u32) -> Result<Summary, 
     } else {
         Err(problems)
     }
+}
+
+/// One multi-process run: a queue seeded with `groups` x `per_group` messages, consumed by
+/// `parent_consumers` tasks in the test process and `child_consumers` tasks in each of
+/// `children` child processes. A child process is this test binary again, running the
+/// ignored test `child_test`, which calls [`Run::child`]. Both backends' multi-process tests
+/// are this one harness with other numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct Run {
+    pub queue: &'static str,
+    /// Partition key of the group lock items in the key-value store.
+    pub locks: &'static str,
+    pub groups: u32,
+    pub per_group: u32,
+    pub children: usize,
+    pub child_consumers: usize,
+    pub parent_consumers: usize,
+    pub behaviour: Behaviour,
+    /// The queue's visibility timeout.
+    pub visibility: Duration,
+    /// How long consumers (and then the children) may take.
+    pub deadline: Duration,
+    /// Name of the ignored test that runs [`Run::child`].
+    pub child_test: &'static str,
+}
+
+impl Run {
+    fn dlq(&self) -> String {
+        format!("{}-dlq", self.queue)
+    }
+
+    /// `n` consumers in this process, each writing its events under `events`.
+    fn consumers(
+        &self,
+        ports: &Ports,
+        events: &Path,
+        tag: &str,
+        n: usize,
+    ) -> Vec<tokio::task::JoinHandle<usize>> {
+        let deadline = Instant::now() + self.deadline;
+        (0..n)
+            .map(|i| {
+                let consumer = format!("{tag}-{}-c{i}", std::process::id());
+                let file = events.join(format!("{consumer}.jsonl"));
+                tokio::spawn(consume(
+                    ports.clone(),
+                    self.queue.to_string(),
+                    self.locks.to_string(),
+                    consumer,
+                    file,
+                    self.behaviour,
+                    deadline,
+                ))
+            })
+            .collect()
+    }
+
+    /// The child half: runs this process's consumers to the end; how many messages they
+    /// processed.
+    pub async fn child(&self, ports: &Ports, events: &Path) -> usize {
+        let mut total = 0;
+        for h in self.consumers(ports, events, "child", self.child_consumers) {
+            total += h.await.expect("child consumer");
+        }
+        eprintln!("child {} processed {total} messages", std::process::id());
+        total
+    }
+
+    /// The parent half: creates and seeds the queue, starts the children (with `env` set
+    /// for them), consumes alongside them, waits for them, then checks the events written
+    /// under `events` and that the queue and its DLQ are empty. Panics with the first
+    /// problems found.
+    pub async fn parent(
+        &self,
+        ports: &Ports,
+        events: &Path,
+        env: &[(&str, std::ffi::OsString)],
+    ) -> Summary {
+        std::fs::create_dir_all(events).expect("events dir");
+        ports
+            .queues
+            .ensure_queue(&QueueSpec {
+                name: self.queue.into(),
+                dlq_name: self.dlq(),
+                visibility_timeout: self.visibility,
+                max_receive_count: 100,
+                retention: Duration::from_secs(3600),
+                tags: Default::default(),
+            })
+            .await
+            .expect("create the queue");
+        seed(ports, self.queue, self.groups, self.per_group).await;
+        let started = Instant::now();
+
+        let exe = std::env::current_exe().expect("test binary");
+        let mut children: Vec<std::process::Child> = (0..self.children)
+            .map(|_| {
+                std::process::Command::new(&exe)
+                    .args([
+                        self.child_test,
+                        "--exact",
+                        "--ignored",
+                        "--nocapture",
+                        "--test-threads=1",
+                    ])
+                    .envs(env.iter().map(|(k, v)| (*k, v)))
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("spawn child process")
+            })
+            .collect();
+        let mut local = 0;
+        for h in self.consumers(ports, events, "parent", self.parent_consumers) {
+            local += h.await.expect("parent consumer");
+        }
+        let deadline = Instant::now() + self.deadline;
+        let statuses = tokio::task::spawn_blocking(move || {
+            children
+                .iter_mut()
+                .map(|c| loop {
+                    if let Some(status) = c.try_wait().expect("child status") {
+                        break status;
+                    }
+                    if Instant::now() > deadline {
+                        let _ = c.kill();
+                        break c.wait().expect("child status");
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .expect("wait for the children");
+        for s in &statuses {
+            assert!(s.success(), "child process failed: {s}");
+        }
+        let elapsed = started.elapsed();
+
+        let summary =
+            verify(&read_events(events), self.groups, self.per_group).unwrap_or_else(|problems| {
+                panic!(
+                    "{} problems, first ones:\n{}",
+                    problems.len(),
+                    problems
+                        .iter()
+                        .take(20)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )
+            });
+        eprintln!("multi-process: {summary:?}, parent processed {local}, {elapsed:?}");
+        assert_eq!(summary.deleted, (self.groups * self.per_group) as usize);
+        for queue in [self.queue.to_string(), self.dlq()] {
+            let depth = ports.queues.depth(&queue).await.expect("depth");
+            assert_eq!(depth.total(), 0, "{queue}: {depth:?}");
+        }
+        summary
+    }
+}
+
+/// The runtime a child test process runs its half on.
+pub fn child_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
