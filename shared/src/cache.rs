@@ -353,7 +353,7 @@ mod tests {
         );
         let arn = "arn:aws:iam::111122223333:user/alice";
         caches
-            .put_last_accessed("acme", "111122223333", arn, Some(b"[1]"))
+            .put_last_accessed("acme", "111122223333", arn, Some(&b"[1]"[..]))
             .await
             .unwrap();
         assert!(clock.advance(ttl));
