@@ -9,7 +9,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use accessflow_shared::clock::now_ms;
 use accessflow_shared::ledger::Ledger;
 use accessflow_shared::message::{AccountWork, WorkMessage, REPLAY_ATTRIBUTE};
 use accessflow_shared::naming::Names;
@@ -168,7 +167,7 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
                 println!("replaying{}", describe(&message));
                 let mut copy = OutgoingMessage::new(
                     message.group_id.clone(),
-                    format!("replay.{}.{}", message.message_id, now_ms()),
+                    format!("replay.{}.{}", message.message_id, ports.clock.now_ms()),
                     message.body.clone(),
                 );
                 copy.attributes = message.attributes.clone();
@@ -210,7 +209,7 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
         let (Some(snapshot), Some(items)) = (state.progress.snapshot, state.progress.items) else {
             continue;
         };
-        let generation = (now_ms() / 1000) as u32;
+        let generation = ports.clock.now_secs() as u32;
         let finalize = WorkMessage::FinalizeAccount {
             work: AccountWork {
                 run_id: run_id.clone(),

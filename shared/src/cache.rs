@@ -1,4 +1,4 @@
-//! Caching that makes reruns cheap and deterministic (DESIGN.md §6).
+//! Caching that makes reruns cheap and deterministic.
 //!
 //! - **Snapshots**: an account's raw IAM data, gzip'd and sealed, stored content-addressed
 //!   under its digest; a run references the digest, so every item of the run reads the same
@@ -9,6 +9,7 @@
 //!   plus the engine version; an unchanged principal is not evaluated again.
 //!
 //! Blobs hold the bytes (no 400 KB item limit); the key-value port holds the small index.
+//! Freshness is judged by the [`Clock`] the caches are built with (the ports' clock).
 
 use std::io::{Read, Write};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::crypto::{CryptoError, Sealer};
 use crate::ports::{AccountSnapshotRaw, BlobStore, Condition, KeyValueStore, PortError, StoreKey};
 
@@ -94,6 +95,8 @@ pub struct Caches {
     sealer: Sealer,
     /// How long last-accessed data stays fresh.
     pub last_accessed_ttl: Duration,
+    /// What "now" is when judging freshness.
+    clock: Clock,
 }
 
 impl Caches {
@@ -102,12 +105,14 @@ impl Caches {
         store: Arc<dyn KeyValueStore>,
         sealer: Sealer,
         last_accessed_ttl: Duration,
+        clock: Clock,
     ) -> Caches {
         Caches {
             blobs,
             store,
             sealer,
             last_accessed_ttl,
+            clock,
         }
     }
 
@@ -197,7 +202,7 @@ impl Caches {
                 what: key.to_string(),
                 detail: e.to_string(),
             })?;
-        if now_ms() - entry.fetched_at_ms > self.last_accessed_ttl.as_millis() as i64 {
+        if self.clock.now_ms() - entry.fetched_at_ms > self.last_accessed_ttl.as_millis() as i64 {
             return Ok(None);
         }
         match entry.sealed {
@@ -233,12 +238,11 @@ impl Caches {
             None => None,
         };
         let entry = LastAccessedEntry {
-            fetched_at_ms: now_ms(),
+            fetched_at_ms: self.clock.now_ms(),
             sealed,
         };
         let key = Self::last_accessed_key(customer, account, principal_arn);
-        let expires =
-            Some(crate::clock::now_secs() + self.last_accessed_ttl.as_secs() as i64 + 3600);
+        let expires = Some(self.clock.now_secs() + self.last_accessed_ttl.as_secs() as i64 + 3600);
         self.store
             .put(
                 &key,
@@ -323,5 +327,52 @@ impl Caches {
                 .await?,
             blob,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::EmbeddedBackend;
+
+    #[tokio::test]
+    async fn last_accessed_data_is_fresh_for_its_ttl_of_clock_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Clock::manual(1_800_000_000_000);
+        let ports = EmbeddedBackend::open_with_clock(dir.path(), clock.clone())
+            .expect("open embedded backend")
+            .ports();
+        ports.keys.ensure_customer_key("acme").await.unwrap();
+        let ttl = Duration::from_secs(3600);
+        let caches = Caches::new(
+            ports.blobs.clone(),
+            ports.store.clone(),
+            Sealer::new(ports.keys.clone()),
+            ttl,
+            clock.clone(),
+        );
+        let arn = "arn:aws:iam::111122223333:user/alice";
+        caches
+            .put_last_accessed("acme", "111122223333", arn, Some(&b"[1]"[..]))
+            .await
+            .unwrap();
+        assert!(clock.advance(ttl));
+        assert_eq!(
+            caches
+                .get_last_accessed("acme", "111122223333", arn)
+                .await
+                .unwrap(),
+            Some(Some(b"[1]".to_vec())),
+            "fresh up to the end of its TTL"
+        );
+        assert!(clock.advance(Duration::from_millis(1)));
+        assert_eq!(
+            caches
+                .get_last_accessed("acme", "111122223333", arn)
+                .await
+                .unwrap(),
+            None,
+            "stale after it"
+        );
     }
 }

@@ -72,15 +72,11 @@ fn system_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Milliseconds since the Unix epoch, from the system clock.
-// TODO(issue 7): callers move to `Clock`; these two go away with the last of them.
+/// Milliseconds since the Unix epoch, from the system clock. Deprecated: read the time from
+/// a [`Clock`] (the ports carry one) instead.
+// TODO(issue 7): remove once worker uses ports.clock
 pub fn now_ms() -> i64 {
     system_now_ms()
-}
-
-/// Seconds since the Unix epoch, from the system clock.
-pub fn now_secs() -> i64 {
-    now_ms() / 1000
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Idempotency records: one per work item, so that at-least-once delivery gives an
-//! exactly-once effect (DESIGN.md §5).
+//! exactly-once effect.
 //!
 //! Before doing an item, a worker *claims* its record: it creates it `in_progress` with a
 //! lease, or takes over one whose lease has expired (its previous holder died). When done,
@@ -7,6 +7,9 @@
 //! conditioned on the version it claimed, so a stalled worker that lost its claim can never
 //! write a second effect. A record already `done` or `failed` means: delete the message,
 //! nothing to do.
+//!
+//! Leases and record TTLs are read from the [`Clock`] given to [`claim`]; the claim token
+//! carries it on to [`extend`] and [`finish_op`], so one claim lives on one clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{now_ms, now_secs};
+use crate::clock::Clock;
 use crate::ports::{Condition, KeyValueStore, PortError, PortResult, StoreKey, WriteOp};
 
 /// How long finished records are kept (they guard against very late duplicates).
@@ -58,11 +61,18 @@ pub struct ClaimToken {
     pub key: StoreKey,
     pub owner: String,
     version: Arc<AtomicU64>,
+    /// The clock the claim was made on: its lease extensions and TTLs read it too.
+    clock: Clock,
 }
 
 impl ClaimToken {
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::SeqCst)
+    }
+
+    /// The clock this claim reads the time from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 }
 
@@ -77,8 +87,14 @@ pub enum Claim {
     Held { lease_until_ms: i64, owner: String },
 }
 
-fn ttl() -> Option<i64> {
-    Some(now_secs() + RECORD_TTL.as_secs() as i64)
+/// The expiry (epoch seconds) of a record written now.
+fn ttl(clock: &Clock) -> Option<i64> {
+    Some(clock.now_secs() + RECORD_TTL.as_secs() as i64)
+}
+
+/// The end (epoch millis) of a lease of `lease` taken now.
+fn lease_end(clock: &Clock, lease: Duration) -> i64 {
+    clock.now_ms() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 fn encode(record: &IdempotencyRecord) -> serde_json::Value {
@@ -92,10 +108,12 @@ fn decode(key: &StoreKey, value: serde_json::Value) -> PortResult<IdempotencyRec
     })
 }
 
-/// Claims the item `key` for `owner` with a lease of `lease`. With `retry_failed` (a
-/// replayed message), a step that finished as failed is claimed again.
+/// Claims the item `key` for `owner` with a lease of `lease`, on `clock` (pass the ports'
+/// clock). With `retry_failed` (a replayed message), a step that finished as failed is
+/// claimed again.
 pub async fn claim(
     store: &dyn KeyValueStore,
+    clock: &Clock,
     key: &StoreKey,
     owner: &str,
     lease: Duration,
@@ -106,7 +124,7 @@ pub async fn claim(
     for _ in 0..3 {
         let fresh = IdempotencyRecord {
             status: ItemStatus::InProgress,
-            lease_until_ms: now_ms() + lease.as_millis() as i64,
+            lease_until_ms: lease_end(clock, lease),
             owner: owner.to_string(),
             result_digest: None,
             reason: None,
@@ -119,7 +137,7 @@ pub async fn claim(
                     ItemStatus::Failed if retry_failed => Condition::VersionIs(existing.version),
                     ItemStatus::Done | ItemStatus::Failed => return Ok(Claim::Finished(record)),
                     ItemStatus::InProgress
-                        if record.owner != owner && record.lease_until_ms > now_ms() =>
+                        if record.owner != owner && record.lease_until_ms > clock.now_ms() =>
                     {
                         return Ok(Claim::Held {
                             lease_until_ms: record.lease_until_ms,
@@ -130,12 +148,13 @@ pub async fn claim(
                 }
             }
         };
-        match store.put(key, encode(&fresh), ttl(), condition).await {
+        match store.put(key, encode(&fresh), ttl(clock), condition).await {
             Ok(version) => {
                 return Ok(Claim::Acquired(ClaimToken {
                     key: key.clone(),
                     owner: owner.to_string(),
                     version: Arc::new(AtomicU64::new(version)),
+                    clock: clock.clone(),
                 }))
             }
             Err(e) if e.is_condition_failed() => continue,
@@ -168,7 +187,7 @@ pub async fn extend(
 ) -> PortResult<()> {
     let record = IdempotencyRecord {
         status: ItemStatus::InProgress,
-        lease_until_ms: now_ms() + lease.as_millis() as i64,
+        lease_until_ms: lease_end(&token.clock, lease),
         owner: token.owner.clone(),
         result_digest: None,
         reason: None,
@@ -177,7 +196,7 @@ pub async fn extend(
         .put(
             &token.key,
             encode(&record),
-            ttl(),
+            ttl(&token.clock),
             Condition::VersionIs(token.version()),
         )
         .await?;
@@ -202,7 +221,7 @@ pub fn finish_op(
     WriteOp::Put {
         key: token.key.clone(),
         value: encode(&record),
-        expires_at: ttl(),
+        expires_at: ttl(&token.clock),
         condition: Condition::VersionIs(token.version()),
     }
 }

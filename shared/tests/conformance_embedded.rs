@@ -1,6 +1,9 @@
 //! The conformance suite on the embedded backend (a fresh data directory per test), the
 //! multi-process test, and the checks that only make sense for the embedded backend
 //! (files on disk, fixture directories).
+//!
+//! The suite runs on a manual clock: visibility timeouts, delays and TTLs pass by advancing
+//! it, not by sleeping.
 
 mod conformance;
 
@@ -8,13 +11,18 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use accessflow_shared::clock::Clock;
 use accessflow_shared::embedded::EmbeddedBackend;
 use accessflow_shared::ports::{AccountLocator, PortError};
 use conformance::{mp, Fixture};
 
+/// Where the manual clocks of these tests start (epoch millis, a Tuesday in 2027).
+const CLOCK_START_MS: i64 = 1_800_000_000_000;
+
 async fn setup() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let backend = EmbeddedBackend::open(dir.path()).expect("open embedded backend");
+    let backend = EmbeddedBackend::open_with_clock(dir.path(), Clock::manual(CLOCK_START_MS))
+        .expect("open embedded backend");
     Fixture {
         ports: backend.ports(),
         guard: Box::new((backend, dir)),
@@ -331,14 +339,14 @@ async fn busy_database_is_transient() {
         .unwrap();
 }
 
-/// Time-based expiry that the suite cannot wait for (5 minutes, 1 minute at least), checked
-/// by moving the stored deadlines into the past.
+/// Time-based expiry that the suite cannot wait for on moto (the 5-minute deduplication
+/// window, the queue's 1-hour retention), checked by advancing the clock.
 #[tokio::test]
 async fn dedup_window_and_retention_expire() {
     let tmp = tempfile::tempdir().unwrap();
-    let ports = EmbeddedBackend::open(tmp.path()).unwrap().ports();
-    let raw = rusqlite::Connection::open(tmp.path().join("accessflow.db")).unwrap();
-    raw.busy_timeout(Duration::from_secs(5)).unwrap();
+    let ports = EmbeddedBackend::open_with_clock(tmp.path(), Clock::manual(CLOCK_START_MS))
+        .unwrap()
+        .ports();
     conformance::make_queue(&ports, "q", 30, 3).await;
 
     let first = conformance::send(&ports, "q", &[conformance::msg("g", "d", "one")]).await;
@@ -351,9 +359,16 @@ async fn dedup_window_and_retention_expire() {
         dup[0],
         accessflow_shared::ports::SendOutcome::Duplicate { .. }
     ));
-    // The window ends: the same id is accepted again.
-    raw.execute("UPDATE dedup SET expires_at_ms = 0", [])
-        .unwrap();
+    // Just inside the window it is still a duplicate; when it ends, accepted again.
+    assert!(ports
+        .clock
+        .advance(Duration::from_secs(5 * 60) - Duration::from_millis(1)));
+    let late = conformance::send(&ports, "q", &[conformance::msg("g", "d", "late")]).await;
+    assert!(matches!(
+        late[0],
+        accessflow_shared::ports::SendOutcome::Duplicate { .. }
+    ));
+    assert!(ports.clock.advance(Duration::from_millis(1)));
     let again = conformance::send(&ports, "q", &[conformance::msg("g", "d", "three")]).await;
     assert!(matches!(
         again[0],
@@ -361,12 +376,9 @@ async fn dedup_window_and_retention_expire() {
     ));
     assert_eq!(ports.queues.depth("q").await.unwrap().visible, 2);
 
-    // Retention ends for the first message: it is gone, the group goes on with the next.
-    raw.execute(
-        "UPDATE messages SET expires_at_ms = 0 WHERE body = 'one'",
-        [],
-    )
-    .unwrap();
+    // Retention (1 hour) ends for the first message, sent 5 minutes before the second: it
+    // is gone, the group goes on with the next.
+    assert!(ports.clock.advance(Duration::from_secs(55 * 60)));
     assert_eq!(ports.queues.depth("q").await.unwrap().visible, 1);
     let got = conformance::receive(&ports, "q", 10).await;
     assert_eq!(got.len(), 1);
@@ -456,8 +468,14 @@ fn kill_child() {
 async fn killed_process_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let ports = EmbeddedBackend::open(&dir.join("data")).unwrap().ports();
-    conformance::make_queue(&ports, "held", 1, 5).await;
+    // The child runs on the system clock; this process on a manual one that starts with it
+    // and is advanced past the held messages' visibility timeout instead of waiting for it.
+    let clock = Clock::manual(Clock::system().now_ms());
+    let ports = EmbeddedBackend::open_with_clock(&dir.join("data"), clock.clone())
+        .unwrap()
+        .ports();
+    let held_visibility = Duration::from_secs(600);
+    conformance::make_queue(&ports, "held", held_visibility.as_secs(), 5).await;
     conformance::make_queue(&ports, "busy", 30, 5).await;
     let sent: Vec<_> = (0..6)
         .map(|i| conformance::msg(&format!("g{}", i % 2), &format!("m{i}"), &format!("m{i}")))
@@ -500,7 +518,10 @@ async fn killed_process_loses_nothing() {
         .unwrap();
     assert_eq!(check, "ok");
 
-    // What the dead process held comes back, in order, with its receive count raised.
+    // What the dead process held comes back after the visibility timeout (catch up with the
+    // child's clock first), in order, with its receive count raised.
+    let behind_ms = (Clock::system().now_ms() - clock.now_ms()).max(0) as u64;
+    assert!(clock.advance(Duration::from_millis(behind_ms) + held_visibility));
     let mut back = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while back.len() < 6 && Instant::now() < deadline {

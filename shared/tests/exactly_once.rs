@@ -5,14 +5,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use accessflow_shared::clock::Clock;
 use accessflow_shared::crypto::Sealer;
 use accessflow_shared::embedded::EmbeddedBackend;
 use accessflow_shared::idempotency::{self, Claim, ItemStatus};
 use accessflow_shared::ports::{Condition, Ports, StoreKey, WriteOp};
 
+/// The ports of a fresh embedded backend on a manual clock (`ports.clock`), which the tests
+/// advance instead of sleeping.
 fn ports() -> (tempfile::TempDir, Ports) {
     let dir = tempfile::tempdir().unwrap();
-    let ports = EmbeddedBackend::open(dir.path()).unwrap().ports();
+    let clock = Clock::manual(1_800_000_000_000);
+    let ports = EmbeddedBackend::open_with_clock(dir.path(), clock)
+        .unwrap()
+        .ports();
     (dir, ports)
 }
 
@@ -21,26 +27,37 @@ async fn a_claim_is_exclusive_until_its_lease_runs_out() {
     let (_dir, ports) = ports();
     let store = ports.store.as_ref();
     let key = idempotency::record_key("r1", "acme", "111122223333", "item#000001");
-    let lease = Duration::from_millis(400);
+    let lease = Duration::from_secs(30);
 
-    let Claim::Acquired(first) = idempotency::claim(store, &key, "worker-a", lease, false)
-        .await
-        .unwrap()
+    let Claim::Acquired(first) =
+        idempotency::claim(store, &ports.clock, &key, "worker-a", lease, false)
+            .await
+            .unwrap()
     else {
         panic!("the first claim must succeed")
     };
     assert!(matches!(
-        idempotency::claim(store, &key, "worker-b", lease, false)
+        idempotency::claim(store, &ports.clock, &key, "worker-b", lease, false)
+            .await
+            .unwrap(),
+        Claim::Held { .. }
+    ));
+
+    // Just before the lease runs out it is still held.
+    assert!(ports.clock.advance(lease - Duration::from_millis(1)));
+    assert!(matches!(
+        idempotency::claim(store, &ports.clock, &key, "worker-b", lease, false)
             .await
             .unwrap(),
         Claim::Held { .. }
     ));
 
     // worker-a dies; after the lease worker-b takes over.
-    tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let Claim::Acquired(second) = idempotency::claim(store, &key, "worker-b", lease, false)
-        .await
-        .unwrap()
+    assert!(ports.clock.advance(Duration::from_millis(101)));
+    let Claim::Acquired(second) =
+        idempotency::claim(store, &ports.clock, &key, "worker-b", lease, false)
+            .await
+            .unwrap()
     else {
         panic!("an expired lease must be taken over")
     };
@@ -81,7 +98,7 @@ async fn a_claim_is_exclusive_until_its_lease_runs_out() {
         store.get(&effect).await.unwrap().unwrap().value,
         serde_json::json!("from b")
     );
-    match idempotency::claim(store, &key, "worker-c", lease, false)
+    match idempotency::claim(store, &ports.clock, &key, "worker-c", lease, false)
         .await
         .unwrap()
     {
@@ -90,11 +107,55 @@ async fn a_claim_is_exclusive_until_its_lease_runs_out() {
     }
     // Even a replay does not redo a step that succeeded.
     assert!(matches!(
-        idempotency::claim(store, &key, "worker-c", lease, true)
+        idempotency::claim(store, &ports.clock, &key, "worker-c", lease, true)
             .await
             .unwrap(),
         Claim::Finished(_)
     ));
+}
+
+#[tokio::test]
+async fn an_extended_lease_runs_from_the_extension_and_records_expire_after_their_ttl() {
+    let (_dir, ports) = ports();
+    let store = ports.store.as_ref();
+    let key = idempotency::record_key("r1", "acme", "111122223333", "item#000002");
+    let lease = Duration::from_secs(60);
+    let start = ports.clock.now_ms();
+    let Claim::Acquired(token) = idempotency::claim(store, &ports.clock, &key, "a", lease, false)
+        .await
+        .unwrap()
+    else {
+        panic!("the first claim must succeed")
+    };
+
+    // The heartbeat at 50 s moves the lease to 110 s; at 100 s it is still held.
+    assert!(ports.clock.advance(Duration::from_secs(50)));
+    idempotency::extend(store, &token, lease).await.unwrap();
+    assert!(ports.clock.advance(Duration::from_secs(50)));
+    match idempotency::claim(store, &ports.clock, &key, "b", lease, false)
+        .await
+        .unwrap()
+    {
+        Claim::Held { lease_until_ms, .. } => assert_eq!(lease_until_ms, start + 110_000),
+        other => panic!("expected Held, got {other:?}"),
+    }
+
+    // A finished record guards against duplicates for RECORD_TTL, then is gone.
+    store
+        .transact(vec![idempotency::finish_op(
+            &token,
+            ItemStatus::Done,
+            None,
+            None,
+        )])
+        .await
+        .unwrap();
+    assert!(ports
+        .clock
+        .advance(idempotency::RECORD_TTL - Duration::from_secs(1)));
+    assert!(idempotency::record(store, &key).await.unwrap().is_some());
+    assert!(ports.clock.advance(Duration::from_secs(1)));
+    assert!(idempotency::record(store, &key).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -103,7 +164,7 @@ async fn a_failed_step_is_retried_only_by_a_replay() {
     let store = ports.store.as_ref();
     let key = idempotency::record_key("r1", "acme", "111122223333", "collect");
     let lease = Duration::from_secs(30);
-    let Claim::Acquired(token) = idempotency::claim(store, &key, "a", lease, false)
+    let Claim::Acquired(token) = idempotency::claim(store, &ports.clock, &key, "a", lease, false)
         .await
         .unwrap()
     else {
@@ -118,7 +179,7 @@ async fn a_failed_step_is_retried_only_by_a_replay() {
         )])
         .await
         .unwrap();
-    match idempotency::claim(store, &key, "b", lease, false)
+    match idempotency::claim(store, &ports.clock, &key, "b", lease, false)
         .await
         .unwrap()
     {
@@ -126,7 +187,7 @@ async fn a_failed_step_is_retried_only_by_a_replay() {
         other => panic!("a duplicate must not retry a failed step: {other:?}"),
     }
     assert!(matches!(
-        idempotency::claim(store, &key, "b", lease, true)
+        idempotency::claim(store, &ports.clock, &key, "b", lease, true)
             .await
             .unwrap(),
         Claim::Acquired(_)
@@ -140,10 +201,12 @@ async fn concurrent_claims_have_exactly_one_winner() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let store = ports.store.clone();
+        let clock = ports.clock.clone();
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
             idempotency::claim(
                 store.as_ref(),
+                &clock,
                 &key,
                 &format!("w{i}"),
                 Duration::from_secs(30),

@@ -117,6 +117,7 @@ impl Pipeline {
             ports.store.clone(),
             sealer,
             settings.last_accessed_ttl(),
+            ports.clock.clone(),
         );
         // Host and pid, plus a random nonce: containers often all run as pid 1.
         let owner = format!(
@@ -309,6 +310,7 @@ impl Pipeline {
         let key = idempotency::record_key(&work.run_id, &work.customer, &work.account, step);
         match idempotency::claim(
             self.ledger.store(),
+            &self.ports.clock,
             &key,
             &self.owner,
             self.settings.visibility_timeout(),

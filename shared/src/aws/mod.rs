@@ -34,6 +34,7 @@ pub use retry::{is_throttle, retry_transient, RetryPolicy, RetryStats};
 pub use store::{AwsStore, COUNTER_PREFIX};
 pub use topics::AwsTopics;
 
+use crate::clock::Clock;
 use crate::ports::{PortError, Ports};
 
 /// Every port on AWS, plus the request counters.
@@ -48,6 +49,9 @@ pub struct AwsBackend {
     blobs: Arc<AwsBlobs>,
     keys: Arc<AwsKeys>,
     iam: Arc<AwsIamSource>,
+    /// The system clock: AWS itself decides visibility and delays; the store's expiry
+    /// checks read this.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for AwsBackend {
@@ -147,13 +151,18 @@ impl AwsBackend {
             sqs_client,
             settings.name_prefix.clone(),
         ));
+        let clock = Clock::system();
         Ok(AwsBackend {
             settings: settings.clone(),
             region: region.clone(),
             counter: counter.clone(),
             queues: Arc::new(AwsQueues::new(sqs.clone())),
             topics: Arc::new(AwsTopics::new(sns_client, sts.clone(), sqs, region.clone())),
-            store: Arc::new(AwsStore::new(dynamodb, settings.table.clone())),
+            store: Arc::new(AwsStore::new(
+                dynamodb,
+                settings.table.clone(),
+                clock.clone(),
+            )),
             blobs: Arc::new(AwsBlobs::new(
                 s3,
                 settings.bucket.clone(),
@@ -168,6 +177,7 @@ impl AwsBackend {
                 RetryPolicy::new(settings.retry_max_elapsed),
                 settings.role_session_name.clone(),
             )),
+            clock,
         })
     }
 
@@ -188,7 +198,7 @@ impl AwsBackend {
             blobs: self.blobs.clone(),
             keys: self.keys.clone(),
             iam: self.iam.clone(),
-            clock: crate::clock::Clock::system(),
+            clock: self.clock.clone(),
         }
     }
 

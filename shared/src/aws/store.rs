@@ -17,7 +17,6 @@
 //! so no partition is hot for a whole run.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -28,6 +27,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::error::{classify, has_code};
+use crate::clock::Clock;
 use crate::ports::{Condition, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp};
 
 const PK: &str = "pk";
@@ -39,13 +39,6 @@ const EXPIRES: &str = "expires_at";
 pub const COUNTER_PREFIX: &str = "c_";
 const MAX_TRANSACT: usize = 100;
 const COND_FAILED: &[&str] = &["ConditionalCheckFailedException"];
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// Placeholders for attribute names and values, so only the used ones are sent.
 #[derive(Default)]
@@ -274,11 +267,17 @@ fn expired(item: &HashMap<String, AttributeValue>, now: i64) -> bool {
 pub struct AwsStore {
     client: Client,
     table: String,
+    /// Decides which items count as expired (DynamoDB's own TTL sweep is not relied on).
+    clock: Clock,
 }
 
 impl AwsStore {
-    pub(crate) fn new(client: Client, table: String) -> Self {
-        AwsStore { client, table }
+    pub(crate) fn new(client: Client, table: String, clock: Clock) -> Self {
+        AwsStore {
+            client,
+            table,
+            clock,
+        }
     }
 
     /// Creates the table (on-demand, TTL on `expires_at`) if missing and waits until it is
@@ -398,7 +397,7 @@ impl AwsStore {
     /// After a failed condition: if the item in the way has expired, delete it (only if it
     /// is still that very version) and say so.
     async fn remove_if_expired(&self, key: &StoreKey) -> PortResult<bool> {
-        let now = now_secs();
+        let now = self.clock.now_secs();
         let Some(item) = self.get_raw(key).await? else {
             return Ok(false);
         };
@@ -442,7 +441,7 @@ impl AwsStore {
         returns: ReturnValue,
     ) -> PortResult<Option<HashMap<String, AttributeValue>>> {
         for _ in 0..4 {
-            let spec = spec(op, now_secs())?;
+            let spec = spec(op, self.clock.now_secs())?;
             let failed = match &spec.kind {
                 Kind::Update(update) => {
                     let result = self
@@ -546,7 +545,7 @@ fn transact_item(spec: Spec, table: &str) -> PortResult<TransactWriteItem> {
 impl KeyValueStore for AwsStore {
     async fn get(&self, key: &StoreKey) -> PortResult<Option<Record>> {
         match self.get_raw(key).await? {
-            Some(item) if !expired(&item, now_secs()) => Ok(Some(record_of(&item)?)),
+            Some(item) if !expired(&item, self.clock.now_secs()) => Ok(Some(record_of(&item)?)),
             _ => Ok(None),
         }
     }
@@ -596,7 +595,7 @@ impl KeyValueStore for AwsStore {
     }
 
     async fn query(&self, pk: &str, sk_prefix: &str) -> PortResult<Vec<Record>> {
-        let now = now_secs();
+        let now = self.clock.now_secs();
         let mut e = Expr::default();
         let pk_name = e.name(PK);
         let pk_value = e.value(AttributeValue::S(pk.to_string()));
@@ -658,7 +657,7 @@ impl KeyValueStore for AwsStore {
             ));
         }
         for _ in 0..4 {
-            let now = now_secs();
+            let now = self.clock.now_secs();
             let mut items = Vec::with_capacity(ops.len());
             for op in &ops {
                 items.push(transact_item(spec(op, now)?, &self.table)?);

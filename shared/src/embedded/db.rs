@@ -13,11 +13,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand::RngCore;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::clock::Clock;
 use crate::ports::{PortError, PortResult};
 
 /// How long a writer waits for the database lock before the call fails as transient.
@@ -107,14 +108,6 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_by_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
 "#;
 
-/// Wall-clock time in epoch milliseconds: the one time source every process agrees on.
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// `n` random bytes, hex-encoded.
 pub(crate) fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
@@ -193,6 +186,8 @@ pub(crate) struct Db {
     returned: Condvar,
     /// When this process last deleted expired items and deduplication records.
     last_purge_ms: AtomicI64,
+    /// This process's time: what is visible, expired or due is decided by it alone.
+    clock: Clock,
 }
 
 struct Pool {
@@ -201,8 +196,9 @@ struct Pool {
 }
 
 impl Db {
-    /// Opens (creating if needed) the database and brings its schema up to date.
-    pub(crate) fn open(path: &Path) -> PortResult<Db> {
+    /// Opens (creating if needed) the database and brings its schema up to date; `clock`
+    /// decides visibility, deduplication windows, delays and expiry for this process.
+    pub(crate) fn open(path: &Path, clock: Clock) -> PortResult<Db> {
         let conn = open_connection(path)?;
         init_schema(&conn)?;
         Ok(Db {
@@ -213,7 +209,13 @@ impl Db {
             }),
             returned: Condvar::new(),
             last_purge_ms: AtomicI64::new(0),
+            clock,
         })
+    }
+
+    /// The clock this process reads the time from (cheap to clone into a transaction).
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn checkout(&self) -> PortResult<Pooled<'_>> {
@@ -308,7 +310,7 @@ impl Db {
     /// process (expired rows are already invisible; this only reclaims space).
     pub(crate) async fn purge_if_due(self: &Arc<Self>) -> PortResult<()> {
         const OP: &str = "purge expired rows";
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let last = self.last_purge_ms.load(Ordering::Relaxed);
         if now - last < PURGE_INTERVAL_MS
             || self

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::db::{duration_ms, now_ms, random_hex, random_id, Db, SqlResultExt};
+use super::db::{duration_ms, random_hex, random_id, Db, SqlResultExt};
 use crate::ports::{
     OutgoingMessage, PortError, PortResult, QueueDepth, QueueSpec, ReceivedMessage, SendOutcome,
     WorkQueues, DEDUP_WINDOW, MAX_BATCH,
@@ -414,16 +414,17 @@ fn move_to_dlq(
     Ok(())
 }
 
-/// One receive attempt: takes up to `max` messages, in one transaction.
+/// One receive attempt at `now` (epoch millis): takes up to `max` messages, in one
+/// transaction.
 fn receive_once(
     conn: &Connection,
     op: &'static str,
     queue: &str,
     max: usize,
     visibility: Option<Duration>,
+    now: i64,
 ) -> PortResult<Vec<ReceivedMessage>> {
     let q = require_queue(conn, op, queue)?;
-    let now = now_ms();
     purge_expired(conn, op, queue, now)?;
     let visibility_ms = visibility.map(duration_ms).unwrap_or(q.visibility_ms);
     let dlq = match (&q.dlq_name, q.max_receive_count) {
@@ -627,9 +628,10 @@ impl WorkQueues for SqliteQueues {
             ));
         }
         let spec = spec.clone();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
-                let now = now_ms();
+                let now = clock.now_ms();
                 let tags = serde_json::to_string(&spec.tags).unwrap_or_else(|_| "{}".into());
                 let upsert = "INSERT INTO queues (name, dlq_name, visibility_ms, max_receive_count,
                                                   retention_ms, tags, created_at_ms)
@@ -714,10 +716,11 @@ impl WorkQueues for SqliteQueues {
         self.db.purge_if_due().await?;
         let queue = queue.to_string();
         let messages = messages.to_vec();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
                 let q = require_queue(tx, OP, &queue)?;
-                let now = now_ms();
+                let now = clock.now_ms();
                 messages
                     .iter()
                     .map(|m| enqueue(tx, OP, &q, m, now))
@@ -749,23 +752,28 @@ impl WorkQueues for SqliteQueues {
         if visibility.is_some_and(|v| v > MAX_VISIBILITY) {
             return Err(PortError::invalid(OP, "visibility timeout above 12 h"));
         }
+        // The wait itself is real time (tokio); what is receivable is decided by the clock.
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Look first without the write lock: idle pollers must not queue up behind
             // (and slow down) the writers.
             let q = queue.to_string();
+            let clock = self.db.clock().clone();
             let worth_it = self
                 .db
                 .read(OP, move |tx| {
                     require_queue(tx, OP, &q)?;
-                    anything_to_do(tx, OP, &q, now_ms())
+                    anything_to_do(tx, OP, &q, clock.now_ms())
                 })
                 .await?;
             if worth_it {
                 let q = queue.to_string();
+                let clock = self.db.clock().clone();
                 let got = self
                     .db
-                    .write(OP, move |tx| receive_once(tx, OP, &q, max, visibility))
+                    .write(OP, move |tx| {
+                        receive_once(tx, OP, &q, max, visibility, clock.now_ms())
+                    })
                     .await?;
                 if !got.is_empty() {
                     return Ok(got);
@@ -841,10 +849,11 @@ impl WorkQueues for SqliteQueues {
         }
         let queue = queue.to_string();
         let handle = receipt_handle.to_string();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
                 require_queue(tx, OP, &queue)?;
-                let now = now_ms();
+                let now = clock.now_ms();
                 let Some((seq, q, group, receipt, visible_at)) = lookup_handle(tx, OP, &handle)?
                 else {
                     return Err(PortError::invalid(
@@ -876,10 +885,11 @@ impl WorkQueues for SqliteQueues {
     async fn depth(&self, queue: &str) -> PortResult<QueueDepth> {
         const OP: &str = "depth";
         let queue = queue.to_string();
+        let clock = self.db.clock().clone();
         self.db
             .read(OP, move |tx| {
                 require_queue(tx, OP, &queue)?;
-                let now = now_ms();
+                let now = clock.now_ms();
                 let (visible, in_flight, delayed): (i64, i64, i64) = tx
                     .prepare_cached(
                         "SELECT

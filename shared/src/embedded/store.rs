@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::db::{now_ms, Db, SqlResultExt};
+use super::db::{Db, SqlResultExt};
 use crate::ports::{Condition, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp};
 
 /// DynamoDB: an item is at most 400 KB.
@@ -32,10 +32,6 @@ impl SqliteStore {
     pub(crate) fn new(db: Arc<Db>) -> Self {
         SqliteStore { db }
     }
-}
-
-fn now_secs() -> i64 {
-    now_ms().div_euclid(1000)
 }
 
 fn is_expired(expires_at: Option<i64>, now_s: i64) -> bool {
@@ -218,8 +214,9 @@ impl KeyValueStore for SqliteStore {
         const OP: &str = "get";
         validate_key(OP, key)?;
         let key = key.clone();
+        let clock = self.db.clock().clone();
         self.db
-            .read(OP, move |tx| load(tx, OP, &key, now_secs()))
+            .read(OP, move |tx| load(tx, OP, &key, clock.now_secs()))
             .await
     }
 
@@ -234,9 +231,10 @@ impl KeyValueStore for SqliteStore {
         validate_key(OP, key)?;
         self.db.purge_if_due().await?;
         let key = key.clone();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
-                let current = load(tx, OP, &key, now_secs())?;
+                let current = load(tx, OP, &key, clock.now_secs())?;
                 if !holds(&condition, current.as_ref()) {
                     return Err(PortError::ConditionFailed {
                         key: key.to_string(),
@@ -255,9 +253,10 @@ impl KeyValueStore for SqliteStore {
         self.db.purge_if_due().await?;
         let key = key.clone();
         let deltas = deltas.clone();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
-                let current = load(tx, OP, &key, now_secs())?;
+                let current = load(tx, OP, &key, clock.now_secs())?;
                 let record = add_record(OP, &key, &deltas, current)?;
                 save(tx, OP, &record)?;
                 Ok(record)
@@ -269,9 +268,10 @@ impl KeyValueStore for SqliteStore {
         const OP: &str = "delete";
         validate_key(OP, key)?;
         let key = key.clone();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
-                let current = load(tx, OP, &key, now_secs())?;
+                let current = load(tx, OP, &key, clock.now_secs())?;
                 if !holds(&condition, current.as_ref()) {
                     return Err(PortError::ConditionFailed {
                         key: key.to_string(),
@@ -292,9 +292,10 @@ impl KeyValueStore for SqliteStore {
         }
         let pk = pk.to_string();
         let prefix = sk_prefix.to_string();
+        let clock = self.db.clock().clone();
         self.db
             .read(OP, move |tx| {
-                let now_s = now_secs();
+                let now_s = clock.now_secs();
                 let mut stmt = tx
                     .prepare_cached(
                         "SELECT pk, sk, value, counters, version, expires_at FROM items
@@ -337,9 +338,10 @@ impl KeyValueStore for SqliteStore {
             }
         }
         self.db.purge_if_due().await?;
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
-                let now_s = now_secs();
+                let now_s = clock.now_secs();
                 let mut current = Vec::with_capacity(ops.len());
                 let mut reasons = Vec::with_capacity(ops.len());
                 for op in &ops {

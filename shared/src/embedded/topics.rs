@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::db::{now_ms, random_hex, random_id, Db, SqlResultExt};
+use super::db::{random_hex, random_id, Db, SqlResultExt};
 use super::queues::{
     dedup_lookup, dedup_record, enqueue, load_queue, validate_batch_len, validate_message,
     validate_name, validate_queue_name,
@@ -100,11 +100,12 @@ impl Topics for SqliteTopics {
         const OP: &str = "ensure_topic";
         validate_topic_name(OP, topic)?;
         let topic = topic.to_string();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
                 tx.execute(
                     "INSERT OR IGNORE INTO topics (name, created_at_ms) VALUES (?1, ?2)",
-                    params![topic, now_ms()],
+                    params![topic, clock.now_ms()],
                 )
                 .op(OP)?;
                 Ok(())
@@ -246,10 +247,11 @@ impl Topics for SqliteTopics {
         }
         let topic = topic.to_string();
         let messages = messages.to_vec();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
                 require_topic(tx, OP, &topic)?;
-                let now = now_ms();
+                let now = clock.now_ms();
                 let scope = topic_scope(&topic);
                 let subscriptions = subscriptions_of(tx, OP, &topic)?;
                 // Queues looked up once per batch; a subscription whose queue is gone is

@@ -1,11 +1,14 @@
 //! The conformance suite: the behaviour every backend of the ports must have, written
-//! against the traits only (DESIGN.md §4: a behaviour difference between the backends is a
-//! bug).
+//! against the traits only (a behaviour difference between the backends is a bug).
 //!
 //! Every test is a `pub async fn name(ports: &Ports, prefix: &str)`. `prefix` is unique per
 //! test and run (see [`unique_prefix`]); each test names its queues, topics, keys and blobs
 //! under it, so the tests can share one backend (a moto server, an AWS account) and run in
 //! parallel. Durations are whole seconds, the granularity of SQS.
+//!
+//! Time passes through [`let_time_pass`]: a backend on a manual clock (`ports.clock`) has
+//! its clock advanced, so the embedded run waits for nothing; a backend whose service keeps
+//! its own time (moto, AWS) really waits.
 //!
 //! To run the whole suite against a backend, write a test target with
 //!
@@ -111,6 +114,14 @@ pub fn unique_prefix(test: &str) -> String {
 
 // ---------------------------------------------------------------------------------------
 // helpers
+
+/// Lets `d` pass for the backend: advances its manual clock, or, on the system clock (where
+/// the service decides visibility and delays itself, as moto does), sleeps.
+pub async fn let_time_pass(ports: &Ports, d: Duration) {
+    if !ports.clock.advance(d) {
+        tokio::time::sleep(d).await;
+    }
+}
 
 pub fn spec(name: &str, visibility_secs: u64, max_receive_count: u32) -> QueueSpec {
     let mut tags = BTreeMap::new();
@@ -279,6 +290,7 @@ pub async fn queue_ensure_updates_attributes(ports: &Ports, prefix: &str) {
     make_queue(ports, &name, 1, 5).await;
     let got = receive(ports, &name, 1).await;
     assert_eq!(bodies(&got), vec!["kept"]);
+    let_time_pass(ports, Duration::from_secs(1)).await;
     let again = receive_within(ports, &name, 1, Duration::from_secs(5)).await;
     assert_eq!(
         bodies(&again),
@@ -421,6 +433,7 @@ pub async fn queue_visibility_timeout_redelivers(ports: &Ports, prefix: &str) {
         "invisible while in flight"
     );
 
+    let_time_pass(ports, Duration::from_secs(1)).await;
     let again = receive_within(ports, &name, 1, Duration::from_secs(5)).await;
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].message_id, first[0].message_id);
@@ -453,24 +466,28 @@ pub async fn queue_heartbeat_extends_visibility(ports: &Ports, prefix: &str) {
     send(ports, &name, &[msg("g", "d1", "work")]).await;
     let got = receive(ports, &name, 1).await;
     assert_eq!(got.len(), 1);
-    let started = Instant::now();
     ports
         .queues
         .change_visibility(&name, &got[0].receipt_handle, Duration::from_secs(5))
         .await
         .unwrap();
     // Well past the original 2 s timeout, still invisible.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let_time_pass(ports, Duration::from_secs(3)).await;
     assert!(receive(ports, &name, 1).await.is_empty());
-    // Another heartbeat on the same handle works while in flight.
+    // Another heartbeat on the same handle works while in flight; it counts from now.
     ports
         .queues
         .change_visibility(&name, &got[0].receipt_handle, Duration::from_secs(2))
         .await
         .unwrap();
-    let back = receive_within(ports, &name, 1, Duration::from_secs(6)).await;
+    let_time_pass(ports, Duration::from_secs(1)).await;
+    assert!(
+        receive(ports, &name, 1).await.is_empty(),
+        "invisible until the new timeout ends"
+    );
+    let_time_pass(ports, Duration::from_secs(1)).await;
+    let back = receive_within(ports, &name, 1, Duration::from_secs(5)).await;
     assert_eq!(back.len(), 1);
-    assert!(started.elapsed() >= Duration::from_secs(4));
     assert_eq!(back[0].receive_count, 2);
     delete(ports, &name, &back).await;
 }
@@ -584,7 +601,6 @@ pub async fn queue_delay(ports: &Ports, prefix: &str) {
     make_queue(ports, &name, 30, 5).await;
     let mut m = msg("g", "d1", "later");
     m.delay = Duration::from_secs(2);
-    let sent_at = Instant::now();
     match ports.queues.send_batch(&name, &[m]).await {
         Err(PortError::Invalid { .. }) => return,
         Err(e) => panic!("send with delay: {e:?}"),
@@ -596,9 +612,14 @@ pub async fn queue_delay(ports: &Ports, prefix: &str) {
     delete(ports, &name, &got).await;
     let depth = ports.queues.depth(&name).await.unwrap();
     assert_eq!(depth.delayed, 1);
+    let_time_pass(ports, Duration::from_secs(1)).await;
+    assert!(
+        receive(ports, &name, 10).await.is_empty(),
+        "not before its delay"
+    );
+    let_time_pass(ports, Duration::from_secs(1)).await;
     let got = receive_within(ports, &name, 10, Duration::from_secs(5)).await;
     assert_eq!(bodies(&got), vec!["later"]);
-    assert!(sent_at.elapsed() >= Duration::from_secs(2));
     delete(ports, &name, &got).await;
 }
 
@@ -1035,16 +1056,10 @@ pub async fn store_transactions(ports: &Ports, prefix: &str) {
     assert_eq!(s.get(&totals).await.unwrap().unwrap().counters["done"], 1);
 }
 
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// An expired item is absent for get, query and conditions, and can be created again.
 pub async fn store_ttl(ports: &Ports, prefix: &str) {
     let s = ports.store.as_ref();
+    let now_secs = || ports.clock.now_secs();
     let pk = format!("{prefix}#cache");
     let expired = StoreKey::new(&pk, "a");
     let live = StoreKey::new(&pk, "b");
@@ -1092,8 +1107,8 @@ pub async fn store_ttl(ports: &Ports, prefix: &str) {
     assert!(is_condition_failed(&err), "{err:?}");
     s.delete(&expired, Condition::NotExists).await.unwrap();
 
-    // Wait for `soon` to expire.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Let `soon` expire.
+    let_time_pass(ports, Duration::from_millis(2100)).await;
     assert!(s.get(&soon).await.unwrap().is_none());
     let keys: Vec<String> = s
         .query(&pk, "")
