@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use accessflow_shared::clock::now_ms;
 use accessflow_shared::ledger::Ledger;
-use accessflow_shared::message::{AccountWork, WorkMessage, REPLAY_ATTRIBUTE};
+use accessflow_shared::message::{
+    AccountWork, WorkMessage, ATTRIBUTE_PREFIX, ERROR_ATTRIBUTE, REPLAY_ATTRIBUTE,
+};
 use accessflow_shared::naming::Names;
 use accessflow_shared::ports::{OutgoingMessage, Ports, ReceivedMessage};
 use anyhow::Context;
@@ -68,7 +70,7 @@ fn describe(message: &ReceivedMessage) -> String {
     };
     let reason = message
         .attributes
-        .get("accessflow-error")
+        .get(ERROR_ATTRIBUTE)
         .map(String::as_str)
         .unwrap_or("redriven after too many receives");
     format!("  {} {what}\n    reason: {reason}", message.message_id)
@@ -172,7 +174,8 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
                     message.body.clone(),
                 );
                 copy.attributes = message.attributes.clone();
-                copy.attributes.retain(|k, _| !k.starts_with("accessflow-"));
+                copy.attributes
+                    .retain(|k, _| !k.starts_with(ATTRIBUTE_PREFIX));
                 copy.attributes.insert(REPLAY_ATTRIBUTE.into(), "1".into());
                 ports
                     .queues
