@@ -22,7 +22,6 @@ use accessflow_shared::ledger::{
     self, AccountState, AccountStatus, Ledger, RunHeader, TenantAccount, COUNTER_DONE,
 };
 use accessflow_shared::message::{AccountWork, WorkMessage};
-use accessflow_shared::naming::Names;
 use accessflow_shared::ports::{
     AccountLocator, AccountSnapshotRaw, Condition, IamSource, OutgoingMessage, PortError,
     PortResult, Ports, ReceivedMessage, WriteOp,
