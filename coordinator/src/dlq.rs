@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use accessflow_shared::ledger::Ledger;
-use accessflow_shared::message::{AccountWork, WorkMessage, REPLAY_ATTRIBUTE};
+use accessflow_shared::message::{
+    AccountWork, WorkMessage, ATTRIBUTE_PREFIX, ERROR_ATTRIBUTE, REPLAY_ATTRIBUTE,
+};
 use accessflow_shared::naming::Names;
 use accessflow_shared::ports::{OutgoingMessage, Ports, ReceivedMessage};
 use anyhow::Context;
@@ -67,7 +69,7 @@ fn describe(message: &ReceivedMessage) -> String {
     };
     let reason = message
         .attributes
-        .get("accessflow-error")
+        .get(ERROR_ATTRIBUTE)
         .map(String::as_str)
         .unwrap_or("redriven after too many receives");
     format!("  {} {what}\n    reason: {reason}", message.message_id)
@@ -171,7 +173,8 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
                     message.body.clone(),
                 );
                 copy.attributes = message.attributes.clone();
-                copy.attributes.retain(|k, _| !k.starts_with("accessflow-"));
+                copy.attributes
+                    .retain(|k, _| !k.starts_with(ATTRIBUTE_PREFIX));
                 copy.attributes.insert(REPLAY_ATTRIBUTE.into(), "1".into());
                 ports
                     .queues

@@ -72,13 +72,6 @@ fn system_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Milliseconds since the Unix epoch, from the system clock. Deprecated: read the time from
-/// a [`Clock`] (the ports carry one) instead.
-// TODO(issue 7): remove once worker uses ports.clock
-pub fn now_ms() -> i64 {
-    system_now_ms()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! Everything the coordinator and the workers share lives here:
 //! - [`ports`]: the traits every side effect goes through, and [`embedded`], the
 //!   SQLite/directory backend behind them (the AWS backend sits next to it);
-//! - [`message`]: the work messages and their envelope;
+//! - [`message`]: the work messages and their envelope; [`step`]: the step key each stands for;
 //! - [`naming`]: how queue, topic, key and blob names are derived from customer and account;
 //! - [`ledger`], [`idempotency`], [`cache`]: run bookkeeping and exactly-once effects,
 //!   built on the key-value port so both backends share one implementation;
@@ -22,5 +22,6 @@ pub mod ledger;
 pub mod message;
 pub mod naming;
 pub mod ports;
+pub mod step;
 pub mod telemetry;
 pub mod tenants;

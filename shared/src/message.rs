@@ -61,6 +61,16 @@ fn is_zero(n: &u32) -> bool {
 /// failed before may be tried again.
 pub const REPLAY_ATTRIBUTE: &str = "accessflow-replay";
 
+/// Message attribute a worker sets on a message it dead-letters itself: why.
+pub const ERROR_ATTRIBUTE: &str = "accessflow-error";
+
+/// Message attribute a worker sets on a message it dead-letters itself: the queue it came
+/// from.
+pub const SOURCE_QUEUE_ATTRIBUTE: &str = "accessflow-source-queue";
+
+/// Prefix of every attribute Accessflow sets (a replay strips them all).
+pub const ATTRIBUTE_PREFIX: &str = "accessflow-";
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     version: u32,

@@ -6,8 +6,8 @@
 //! - A receive may return several messages of one group: they are processed in order, by
 //!   one task; a queue is never worked on by two tasks of this process, and SQS FIFO (or the
 //!   embedded backend) never hands the group to another process meanwhile.
-//! - While a task works, a heartbeat extends the visibility of everything it holds and the
-//!   lease of its idempotency claim.
+//! - While a task works, its batch's [`Lease`] extends the visibility of everything it
+//!   holds and the lease of its idempotency claim.
 //! - On shutdown, polling stops; each task finishes the message in hand and releases the
 //!   rest (visibility 0), so nothing waits for a timeout and nothing is lost.
 
@@ -16,11 +16,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accessflow_shared::ledger::Ledger;
-use accessflow_shared::ports::{OutgoingMessage, PortError, ReceivedMessage, MAX_BATCH};
+use accessflow_shared::message::{ERROR_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE};
+use accessflow_shared::naming::Names;
+use accessflow_shared::ports::{
+    OutgoingMessage, PortError, Ports, ReceivedMessage, WorkQueues, MAX_BATCH,
+};
 use tokio::sync::{Mutex, Semaphore};
 use tracing::{debug, error, info, warn};
 
-use crate::pipeline::{HeldClaim, Outcome, Pipeline};
+use crate::lease::Lease;
+use crate::pipeline::{Outcome, Pipeline};
 use crate::shutdown::Shutdown;
 
 /// How the consumer polls.
@@ -47,9 +52,38 @@ impl Default for ConsumerOptions {
     }
 }
 
+/// What the consumer works with, besides the pipeline it hands messages to.
+#[derive(Clone)]
+pub struct Consumer {
+    pipeline: Arc<Pipeline>,
+    /// The queues it receives from and settles on, and the store its leases extend claims in.
+    ports: Ports,
+    names: Names,
+    /// The messages' visibility timeout, which the heartbeat keeps extending.
+    visibility: Duration,
+}
+
+impl Consumer {
+    /// A consumer over `ports`' queues handing messages to `pipeline`; `visibility` is the
+    /// queues' visibility timeout (the settings').
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        ports: Ports,
+        names: Names,
+        visibility: Duration,
+    ) -> Consumer {
+        Consumer {
+            pipeline,
+            ports,
+            names,
+            visibility,
+        }
+    }
+}
+
 /// Runs until `shutdown` is triggered and the in-flight work is finished or released.
 pub async fn run(
-    pipeline: Arc<Pipeline>,
+    consumer: Consumer,
     options: ConsumerOptions,
     shutdown: Shutdown,
 ) -> Result<(), PortError> {
@@ -59,12 +93,12 @@ pub async fn run(
     let mut queues: Vec<String> = Vec::new();
     let mut refreshed: Option<Instant> = None;
     let mut idle_sweeps: u32 = 0;
-    let ledger = Ledger::new(pipeline.ports().store.clone());
+    let ledger = Ledger::new(consumer.ports.store.clone());
 
     info!(concurrency = options.concurrency, "worker consuming");
     while !shutdown.is_triggered() {
         if refreshed.is_none_or(|at| at.elapsed() >= options.refresh_every) {
-            match queue_order(&ledger, &pipeline).await {
+            match queue_order(&ledger, &consumer.names).await {
                 Ok(list) => {
                     if list != queues {
                         debug!(queues = list.len(), "queue list refreshed");
@@ -96,8 +130,8 @@ pub async fn run(
                 permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = shutdown.triggered() => break,
             };
-            let messages = match pipeline
-                .ports()
+            let messages = match consumer
+                .ports
                 .queues
                 .receive(queue, MAX_BATCH, None, Duration::ZERO)
                 .await
@@ -114,8 +148,8 @@ pub async fn run(
             }
             found = true;
             busy.lock().await.insert(queue.clone());
-            let (pipeline, busy, queue, shutdown) = (
-                pipeline.clone(),
+            let (consumer, busy, queue, shutdown) = (
+                consumer.clone(),
                 busy.clone(),
                 queue.clone(),
                 shutdown.clone(),
@@ -123,8 +157,8 @@ pub async fn run(
             tasks.spawn(async move {
                 // In its own task, so that even a panic frees the queue and the permit.
                 let batch = {
-                    let (pipeline, queue) = (pipeline.clone(), queue.clone());
-                    tokio::spawn(async move { work_batch(&pipeline, &queue, messages, &shutdown).await })
+                    let queue = queue.clone();
+                    tokio::spawn(async move { work_batch(&consumer, &queue, messages, &shutdown).await })
                 };
                 if let Err(e) = batch.await {
                     error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
@@ -169,7 +203,7 @@ pub async fn run(
 }
 
 /// Account queues, largest expected work first.
-async fn queue_order(ledger: &Ledger, pipeline: &Pipeline) -> Result<Vec<String>, PortError> {
+async fn queue_order(ledger: &Ledger, names: &Names) -> Result<Vec<String>, PortError> {
     let mut tenants = ledger.tenants().await?;
     tenants.sort_by(|a, b| {
         b.size_hint
@@ -179,44 +213,33 @@ async fn queue_order(ledger: &Ledger, pipeline: &Pipeline) -> Result<Vec<String>
     });
     Ok(tenants
         .iter()
-        .map(|t| {
-            pipeline
-                .names()
-                .account_queue(&t.locator.customer, &t.locator.account)
-        })
+        .map(|t| names.account_queue(&t.locator.customer, &t.locator.account))
         .collect())
 }
 
-/// Processes the messages of one receive, in order, with a heartbeat over what is held.
+/// Processes the messages of one receive, in order, under one lease over what is held.
 async fn work_batch(
-    pipeline: &Pipeline,
+    consumer: &Consumer,
     queue: &str,
     messages: Vec<ReceivedMessage>,
     shutdown: &Shutdown,
 ) {
-    let held_receipts: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
-        messages.iter().map(|m| m.receipt_handle.clone()).collect(),
-    ));
-    let current: Arc<Mutex<HeldClaim>> = Arc::default();
-    let heartbeat = AbortOnDrop(spawn_heartbeat(
-        pipeline,
+    let queues = &consumer.ports.queues;
+    let lease = Lease::start(
+        queues.clone(),
+        consumer.ports.store.clone(),
         queue,
-        held_receipts.clone(),
-        current.clone(),
-    ));
+        messages.iter().map(|m| m.receipt_handle.clone()).collect(),
+        consumer.visibility,
+    );
 
     let mut remaining = messages.into_iter();
     for message in remaining.by_ref() {
-        let claim = HeldClaim::for_message(&message, pipeline.settings().max_receive_count);
-        *current.lock().await = claim.clone();
-        let outcome = pipeline.handle(queue, &message, &claim).await;
+        let outcome = consumer.pipeline.handle(queue, &message, &lease).await;
         let retried = matches!(outcome, Outcome::Retry { .. });
         // Out of the heartbeat first, so a tick cannot undo a retry delay.
-        held_receipts
-            .lock()
-            .await
-            .retain(|r| r != &message.receipt_handle);
-        let settled = apply(pipeline, queue, &message, outcome).await;
+        lease.let_go(&message.receipt_handle).await;
+        let settled = apply(queues.as_ref(), queue, &message, outcome).await;
         // A message that is not finished blocks its group: the ones behind it in this
         // batch must wait for it, so they go back too (FIFO order, and the fan-in of
         // FinalizeAccount, depend on it).
@@ -224,13 +247,12 @@ async fn work_batch(
             break;
         }
     }
-    drop(heartbeat);
+    // The heartbeat stops here (and on a panic, when the lease is dropped with the task).
+    drop(lease);
     // Give back what was received but not started, so the group's next receiver gets it
     // (after the unfinished message ahead of it, which keeps the group blocked meanwhile).
     for message in remaining {
-        if let Err(e) = pipeline
-            .ports()
-            .queues
+        if let Err(e) = queues
             .change_visibility(queue, &message.receipt_handle, Duration::ZERO)
             .await
         {
@@ -239,55 +261,14 @@ async fn work_batch(
     }
 }
 
-/// Stops the heartbeat however the batch ends (a panic included), so it never keeps
-/// messages invisible for a batch nobody works on.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-fn spawn_heartbeat(
-    pipeline: &Pipeline,
-    queue: &str,
-    receipts: Arc<Mutex<Vec<String>>>,
-    claim: Arc<Mutex<HeldClaim>>,
-) -> tokio::task::JoinHandle<()> {
-    let visibility = pipeline.settings().visibility_timeout();
-    let ports = pipeline.ports().clone();
-    let queue = queue.to_string();
-    tokio::spawn(async move {
-        let every = (visibility / 3).max(Duration::from_millis(200));
-        loop {
-            tokio::time::sleep(every).await;
-            for receipt in receipts.lock().await.iter() {
-                if let Err(e) = ports
-                    .queues
-                    .change_visibility(&queue, receipt, visibility)
-                    .await
-                {
-                    warn!(queue, error = %e, "heartbeat could not extend a message's visibility");
-                }
-            }
-            let claim = claim.lock().await.clone();
-            if let Err(e) = claim.extend(ports.store.as_ref(), visibility).await {
-                warn!(queue, error = %e, "heartbeat could not extend the idempotency lease");
-            }
-        }
-    })
-}
-
 /// Carries out a handler's outcome on the message.
 /// Returns whether the message is settled (deleted, dead-lettered, or set to come back).
 async fn apply(
-    pipeline: &Pipeline,
+    queues: &dyn WorkQueues,
     queue: &str,
     message: &ReceivedMessage,
     outcome: Outcome,
 ) -> bool {
-    let queues = &pipeline.ports().queues;
     let result = match outcome {
         Outcome::Delete => {
             queues
@@ -299,7 +280,7 @@ async fn apply(
                 .change_visibility(queue, &message.receipt_handle, after)
                 .await
         }
-        Outcome::DeadLetter { reason } => dead_letter(pipeline, queue, message, &reason).await,
+        Outcome::DeadLetter { reason } => dead_letter(queues, queue, message, &reason).await,
     };
     match result {
         Ok(()) => true,
@@ -313,12 +294,11 @@ async fn apply(
 /// Moves a message to its queue's DLQ now, with the reason as an attribute: sent first,
 /// deleted after, so a crash in between duplicates it in the DLQ rather than losing it.
 async fn dead_letter(
-    pipeline: &Pipeline,
+    queues: &dyn WorkQueues,
     queue: &str,
     message: &ReceivedMessage,
     reason: &str,
 ) -> Result<(), PortError> {
-    let queues = &pipeline.ports().queues;
     let dlq = queues.dlq_of(queue).await?;
     let mut copy = OutgoingMessage::new(
         message.group_id.clone(),
@@ -327,9 +307,9 @@ async fn dead_letter(
     );
     copy.attributes = message.attributes.clone();
     copy.attributes
-        .insert("accessflow-error".into(), truncate(reason, 1000));
+        .insert(ERROR_ATTRIBUTE.into(), truncate(reason, 1000));
     copy.attributes
-        .insert("accessflow-source-queue".into(), queue.to_string());
+        .insert(SOURCE_QUEUE_ATTRIBUTE.into(), queue.to_string());
     queues.send_batch(&dlq, &[copy]).await?;
     queues
         .delete_batch(queue, std::slice::from_ref(&message.receipt_handle))

@@ -4,12 +4,14 @@
 //! the work queues.
 //!
 //! - [`pipeline`]: the three message handlers (collect, analyze, finalize) over the ports.
-//! - [`consumer`]: the polling loop with bounded concurrency, heartbeat and shutdown.
+//! - [`consumer`]: the polling loop with bounded concurrency and shutdown;
+//! - [`lease`]: what a batch holds (message visibility, the step's claim) and its heartbeat;
 //! - [`offline`]: `worker analyze` and `worker check`, the engine on one file, no queues;
 //! - [`startup`]: wiring a worker process from its settings.
 //! - [`shutdown`]: the one type that tells every task to stop.
 
 pub mod consumer;
+pub mod lease;
 pub mod offline;
 pub mod pipeline;
 pub mod shutdown;

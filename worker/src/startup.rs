@@ -1,4 +1,5 @@
 //! Wiring a worker process: settings → backend → pipeline → consumer, until shutdown.
+//! The pipeline and the consumer each get the ports and settings they use, here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,7 +7,7 @@ use std::time::Duration;
 use accessflow_shared::config::Settings;
 use anyhow::Context;
 
-use crate::consumer::{self, ConsumerOptions};
+use crate::consumer::{self, Consumer, ConsumerOptions};
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use accessflow_analysis::Engine;
@@ -41,9 +42,15 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
     let pipeline = Arc::new(Pipeline::new(
         backend.ports.clone(),
         settings.clone(),
-        names,
+        names.clone(),
         engine,
     ));
+    let consumer = Consumer::new(
+        pipeline,
+        backend.ports.clone(),
+        names,
+        settings.visibility_timeout(),
+    );
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let options = ConsumerOptions {
@@ -52,7 +59,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         stop_timeout: Duration::from_secs(args.stop_timeout_secs),
         ..ConsumerOptions::default()
     };
-    consumer::run(pipeline, options, shutdown).await?;
+    consumer::run(consumer, options, shutdown).await?;
     let requests = backend.aws_request_counts();
     if !requests.is_empty() {
         tracing::info!(?requests, throttled = ?backend.aws_throttle_counts(), "AWS requests made by this worker");

@@ -1,0 +1,424 @@
+//! The three steps of an account's analysis, one handler each:
+//!
+//! - [`collect`]: `CollectAccount` snapshots the account's IAM data and plans its items;
+//! - [`analyze`]: `AnalyzePrincipal` evaluates one principal of the snapshot;
+//! - [`finalize`]: `FinalizeAccount` aggregates the items into the account's reports.
+//!
+//! Every step follows the [`claim`] protocol (claim the step's idempotency record, then
+//! commit the effects with the record's final state in one transaction), so redelivery
+//! never doubles an effect. This module decodes a message, checks it arrived where it
+//! belongs, dispatches it by kind and turns the handler's result into an [`Outcome`]; what
+//! that means for the message is the consumer's job.
+
+mod analyze;
+pub mod claim;
+mod collect;
+mod finalize;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use accessflow_shared::cache::Caches;
+use accessflow_shared::config::Settings;
+use accessflow_shared::idempotency::{self, ItemStatus};
+use accessflow_shared::ledger::{AccountProgress, AccountStatus, Ledger, MessageError};
+use accessflow_shared::message::{AccountWork, WorkMessage, REPLAY_ATTRIBUTE};
+use accessflow_shared::naming::Names;
+use accessflow_shared::ports::{AccountLocator, Ports, ReceivedMessage};
+use accessflow_shared::step::Step;
+use tokio::sync::Mutex;
+use tracing::{info, warn, Instrument};
+
+use accessflow_analysis::{AccountModel, Engine};
+
+use crate::lease::Lease;
+use claim::{Claimed, Claims, StepError};
+
+/// What the consumer should do with a message after its handler ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (or already done before): delete it.
+    Delete,
+    /// A transient failure: make it visible again after `after`.
+    Retry { after: Duration, reason: String },
+    /// A permanent failure: move it to the DLQ now, with the reason.
+    DeadLetter { reason: String },
+}
+
+/// A parsed snapshot, shared by the items of a run that land on this process.
+struct LoadedSnapshot {
+    digest: String,
+    model: AccountModel,
+    credential_report: String,
+}
+
+/// How many parsed snapshots a worker keeps (one per account it is working on, roughly).
+const SNAPSHOT_CACHE_SIZE: usize = 4;
+
+/// How long a cached tenant registry entry is trusted.
+const LOCATOR_TTL: Duration = Duration::from_secs(60);
+
+/// One receive of one message, as its handler sees it.
+struct Attempt<'a> {
+    /// Holds (and extends) the step's claim while the handler works.
+    lease: &'a Lease,
+    /// The message was replayed from a DLQ: a failed step may be retried.
+    replayed: bool,
+    /// This is the message's last receive before the queue dead-letters it.
+    last_attempt: bool,
+}
+
+/// Everything the handlers need; one per worker process, shared by its tasks.
+pub struct Pipeline {
+    ports: Ports,
+    ledger: Ledger,
+    caches: Caches,
+    claims: Claims,
+    engine: Arc<Engine>,
+    names: Names,
+    /// Receives before the queue dead-letters a message (the last one is final).
+    max_receive_count: u32,
+    snapshots: Mutex<VecDeque<Arc<LoadedSnapshot>>>,
+    /// Tenant registry entries, briefly cached: one read per account, not per item.
+    locators: Mutex<HashMap<(String, String), (std::time::Instant, AccountLocator)>>,
+}
+
+impl Pipeline {
+    pub fn new(ports: Ports, settings: Settings, names: Names, engine: Arc<Engine>) -> Pipeline {
+        let ledger = Ledger::new(ports.store.clone());
+        let sealer = accessflow_shared::crypto::Sealer::new(ports.keys.clone());
+        let caches = Caches::new(
+            ports.blobs.clone(),
+            ports.store.clone(),
+            sealer,
+            settings.last_accessed_ttl(),
+            ports.clock.clone(),
+        );
+        // Host and pid, plus a random nonce: containers often all run as pid 1.
+        let owner = format!(
+            "{}:{}:{:08x}",
+            hostname(),
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let claims = Claims::new(
+            ports.store.clone(),
+            owner,
+            settings.visibility_timeout(),
+            ports.clock.clone(),
+        );
+        Pipeline {
+            ledger,
+            caches,
+            claims,
+            engine,
+            names,
+            max_receive_count: settings.max_receive_count,
+            snapshots: Mutex::new(VecDeque::new()),
+            locators: Mutex::new(HashMap::new()),
+            ports,
+        }
+    }
+
+    /// Handles one received message from `queue`; `lease` holds the step's claim meanwhile.
+    pub async fn handle(&self, queue: &str, message: &ReceivedMessage, lease: &Lease) -> Outcome {
+        let decoded = match WorkMessage::decode(&message.body) {
+            Ok(decoded) => decoded,
+            Err(e) => return self.reject(queue, message, None, e.to_string()).await,
+        };
+        let work = decoded.work().clone();
+        let expected = self.names.account_queue(&work.customer, &work.account);
+        if queue != expected {
+            let reason = format!(
+                "message for customer {} account {} arrived on queue {queue} (expected {expected})",
+                work.customer, work.account
+            );
+            return self
+                .reject(queue, message, Some(&work.run_id), reason)
+                .await;
+        }
+        let span = tracing::info_span!(
+            "message",
+            run = %work.run_id,
+            customer = %work.customer,
+            account = %work.account,
+            kind = decoded.kind(),
+            receive_count = message.receive_count,
+        );
+        let attempt = Attempt {
+            lease,
+            replayed: message.attributes.contains_key(REPLAY_ATTRIBUTE),
+            last_attempt: message.receive_count >= self.max_receive_count,
+        };
+        let result = async {
+            match &decoded {
+                WorkMessage::CollectAccount { work } => self.collect(work, &attempt).await,
+                WorkMessage::AnalyzePrincipal {
+                    work,
+                    snapshot,
+                    item,
+                    principal_arn,
+                } => {
+                    self.analyze(work, snapshot, *item, principal_arn, &attempt)
+                        .await
+                }
+                WorkMessage::FinalizeAccount {
+                    work,
+                    snapshot,
+                    items,
+                    generation,
+                } => {
+                    self.finalize(work, snapshot, *items, *generation, &attempt)
+                        .await
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        // Whatever happened, a claim still held is given back so the next receiver can take
+        // it at once instead of waiting for the lease.
+        if let Err(e) = self.claims.release(lease).await {
+            warn!(parent: &span, error = %e, "could not release an idempotency claim; it expires with its lease");
+        }
+        match result {
+            Ok(()) => Outcome::Delete,
+            Err(StepError::Busy(after, reason)) => {
+                info!(parent: &span, %reason, "step held elsewhere; retrying after its lease");
+                Outcome::Retry { after, reason }
+            }
+            Err(StepError::Transient(reason)) => {
+                let after = retry_delay(message.receive_count);
+                warn!(parent: &span, %reason, after_secs = after.as_secs(), "transient failure; the message will be retried");
+                Outcome::Retry { after, reason }
+            }
+            Err(StepError::Permanent(reason)) => {
+                warn!(parent: &span, %reason, "permanent failure; the message goes to the DLQ");
+                self.record_message_error(
+                    &work.run_id,
+                    &work.customer,
+                    &work.account,
+                    &Step::of(&decoded).to_string(),
+                    queue,
+                    message,
+                    &reason,
+                )
+                .await;
+                Outcome::DeadLetter { reason }
+            }
+        }
+    }
+
+    /// A message that cannot be handled at all: record why against its account's run, and
+    /// dead-letter it.
+    async fn reject(
+        &self,
+        queue: &str,
+        message: &ReceivedMessage,
+        run_id: Option<&str>,
+        reason: String,
+    ) -> Outcome {
+        warn!(queue, message_id = %message.message_id, %reason, "rejecting malformed message");
+        if let Some((customer, account)) = self.names.parse_account_queue(queue) {
+            let run = match run_id {
+                Some(run) => Some(run.to_string()),
+                None => match self.ledger.current_run(&customer, &account).await {
+                    Ok(run) => run,
+                    Err(e) => {
+                        warn!(queue, error = %e, "cannot read the account's current run to record the rejection");
+                        None
+                    }
+                },
+            };
+            // Not a step: the error is keyed by the message, which no replay can clear.
+            let key = format!("message {}", message.message_id);
+            match run {
+                Some(run) => {
+                    self.record_message_error(&run, &customer, &account, &key, queue, message, &reason)
+                        .await
+                }
+                None => warn!(queue, "no current run for this queue's account: the rejected message is only in the DLQ"),
+            }
+        }
+        Outcome::DeadLetter { reason }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_message_error(
+        &self,
+        run: &str,
+        customer: &str,
+        account: &str,
+        step: &str,
+        queue: &str,
+        message: &ReceivedMessage,
+        reason: &str,
+    ) {
+        let error = MessageError {
+            step: step.to_string(),
+            message_id: message.message_id.clone(),
+            queue: queue.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Err(e) = self
+            .ledger
+            .record_message_error(run, customer, account, &error)
+            .await
+        {
+            warn!(error = %e, "could not record the message error in the ledger; the DLQ still holds the message");
+        }
+    }
+
+    /// Claims `step`; `Ok(false)` means it was already finished (nothing to do).
+    async fn claim(
+        &self,
+        work: &AccountWork,
+        step: Step,
+        attempt: &Attempt<'_>,
+    ) -> Result<bool, StepError> {
+        let claimed = self
+            .claims
+            .claim(work, step, attempt.lease, attempt.replayed)
+            .await?;
+        Ok(claimed == Claimed::Acquired)
+    }
+
+    async fn locator(&self, work: &AccountWork) -> Result<AccountLocator, StepError> {
+        let key = (work.customer.clone(), work.account.clone());
+        if let Some((at, locator)) = self.locators.lock().await.get(&key) {
+            if at.elapsed() < LOCATOR_TTL {
+                return Ok(locator.clone());
+            }
+        }
+        match self.ledger.tenant(&work.customer, &work.account).await? {
+            Some(tenant) => {
+                self.locators
+                    .lock()
+                    .await
+                    .insert(key, (std::time::Instant::now(), tenant.locator.clone()));
+                Ok(tenant.locator)
+            }
+            None => Err(StepError::Permanent(format!(
+                "account {} of customer {} is not in the tenant registry (was it removed from the tenants file?)",
+                work.account, work.customer
+            ))),
+        }
+    }
+
+    async fn progress(&self, work: &AccountWork) -> Result<(AccountProgress, u64), StepError> {
+        match self.ledger.account_state(&work.run_id, &work.customer, &work.account).await? {
+            Some((state, version)) => Ok((state.progress, version)),
+            None => Err(StepError::Permanent(format!(
+                "run {} has no ledger entry for customer {} account {}: the run was not opened by a coordinator",
+                work.run_id, work.customer, work.account
+            ))),
+        }
+    }
+
+    /// A collect or finalize that fails for good (permanently, or transiently on its last
+    /// allowed receive) marks the account failed with the reason, so the run still
+    /// completes and says why; the message then goes to the DLQ.
+    async fn fail_account_if_final(
+        &self,
+        work: &AccountWork,
+        attempt: &Attempt<'_>,
+        what: &str,
+        result: Result<(), StepError>,
+    ) -> Result<(), StepError> {
+        let reason = match result {
+            Err(StepError::Permanent(reason)) => format!("{what} failed: {reason}"),
+            Err(StepError::Transient(reason)) if attempt.last_attempt => {
+                format!("{what} failed on its last allowed attempt: {reason}")
+            }
+            other => return other,
+        };
+        self.fail_account(work, attempt, &reason).await?;
+        Err(StepError::Permanent(reason))
+    }
+
+    async fn fail_account(
+        &self,
+        work: &AccountWork,
+        attempt: &Attempt<'_>,
+        reason: &str,
+    ) -> Result<(), StepError> {
+        let (mut progress, version) = self.progress(work).await?;
+        progress.status = AccountStatus::Failed;
+        progress.reason = Some(reason.to_string());
+        self.claims
+            .commit(attempt.lease, |token| {
+                vec![
+                    idempotency::finish_op(
+                        token,
+                        ItemStatus::Failed,
+                        None,
+                        Some(reason.to_string()),
+                    ),
+                    Ledger::progress_op(&work.run_id, &progress, version),
+                ]
+            })
+            .await
+    }
+
+    /// The parsed snapshot `digest`, from this process's small cache or from the blob store.
+    async fn load_snapshot(
+        &self,
+        work: &AccountWork,
+        digest: &str,
+    ) -> Result<Arc<LoadedSnapshot>, StepError> {
+        if let Some(hit) = self
+            .snapshots
+            .lock()
+            .await
+            .iter()
+            .find(|s| s.digest == digest)
+        {
+            return Ok(hit.clone());
+        }
+        let raw = self
+            .caches
+            .get_snapshot(&work.customer, &work.account, digest)
+            .await?;
+        let model = tokio::task::spawn_blocking(move || {
+            AccountModel::parse(&raw.authorization_details).map(|m| (m, raw))
+        })
+        .await
+        .map_err(|e| StepError::Transient(format!("parsing task failed: {e}")))?
+        .map_err(|e| {
+            StepError::Permanent(format!(
+                "the account's authorization details cannot be parsed: {e}"
+            ))
+        })?;
+        let (model, raw) = model;
+        let loaded = Arc::new(LoadedSnapshot {
+            digest: digest.to_string(),
+            model,
+            credential_report: String::from_utf8_lossy(&raw.credential_report).into_owned(),
+        });
+        let mut cache = self.snapshots.lock().await;
+        if !cache.iter().any(|s| s.digest == digest) {
+            cache.push_front(loaded.clone());
+            cache.truncate(SNAPSHOT_CACHE_SIZE);
+        }
+        Ok(loaded)
+    }
+}
+
+/// Where a run's reports of one account go.
+pub fn report_prefix(customer: &str, run_id: &str, account: &str) -> String {
+    format!("{customer}/reports/{run_id}/{account}")
+}
+
+/// Backoff for transient failures: doubling with the receive count, with jitter, capped.
+fn retry_delay(receive_count: u32) -> Duration {
+    let base = 1u64 << receive_count.min(8);
+    let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..base);
+    Duration::from_secs((base + jitter).min(300))
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".to_string())
+}

@@ -1,0 +1,539 @@
+//! The pipeline in-process, on the embedded backend: messages handed to `Pipeline::handle`
+//! one by one (the consumer's job, done by hand here), and what they leave in the ledger,
+//! the idempotency records and the blob store.
+//!
+//! The tenant registry and the run are set up as the coordinator does (`reconcile`, then
+//! `start`), for one generated sample account. Time the pipeline reads comes from a manual
+//! clock; a lease held by somebody else is written directly into the idempotency record
+//! rather than waited for.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use accessflow_analysis::Engine;
+use accessflow_samples::{generate_account, write_fixture_dir, SampleAccountSpec};
+use accessflow_shared::clock::Clock;
+use accessflow_shared::config::Settings;
+use accessflow_shared::embedded::EmbeddedBackend;
+use accessflow_shared::idempotency::{self, IdempotencyRecord, ItemStatus};
+use accessflow_shared::ledger::{
+    self, AccountState, AccountStatus, Ledger, RunHeader, TenantAccount, COUNTER_DONE,
+};
+use accessflow_shared::message::{AccountWork, WorkMessage};
+use accessflow_shared::ports::{
+    AccountLocator, AccountSnapshotRaw, Condition, IamSource, OutgoingMessage, PortError,
+    PortResult, Ports, ReceivedMessage, WriteOp,
+};
+use accessflow_shared::step::Step;
+use accessflow_worker::lease::Lease;
+use accessflow_worker::pipeline::claim::{Claimed, Claims, StepError};
+use accessflow_worker::pipeline::{report_prefix, Outcome, Pipeline};
+use clap::Parser;
+
+const CUSTOMER: &str = "acme";
+const ACCOUNT: &str = "111122223333";
+const RUN: &str = "n1";
+const VISIBILITY_SECS: u64 = 30;
+const MAX_RECEIVE_COUNT: u32 = 5;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// One account's deployment and opened run, with a pipeline over it.
+struct Night {
+    _dir: tempfile::TempDir,
+    ports: Ports,
+    settings: Settings,
+    ledger: Ledger,
+    pipeline: Pipeline,
+    queue: String,
+    principals: u32,
+}
+
+fn work() -> AccountWork {
+    AccountWork {
+        run_id: RUN.into(),
+        customer: CUSTOMER.into(),
+        account: ACCOUNT.into(),
+    }
+}
+
+fn system_now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Night {
+    /// A deployment in a fresh directory; `iam` replaces the fixture IAM source if given.
+    async fn open(iam: Option<Arc<dyn IamSource>>) -> Night {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let backend = EmbeddedBackend::open(&data).expect("embedded backend");
+        let mut ports = backend.ports();
+        // The time the pipeline reads; started at the wall clock, which the parts of the
+        // backend not yet on `Clock` still read.
+        ports.clock = Clock::manual(system_now_ms());
+        if let Some(iam) = iam {
+            ports.iam = iam;
+        }
+        let settings = Cli::parse_from([
+            "test".to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--visibility-timeout-secs".into(),
+            VISIBILITY_SECS.to_string(),
+            "--max-receive-count".into(),
+            MAX_RECEIVE_COUNT.to_string(),
+        ])
+        .settings;
+        let names = settings.validate().expect("settings");
+
+        let sample = generate_account(&SampleAccountSpec {
+            account_id: ACCOUNT.into(),
+            principals: 12,
+            seed: 7,
+            malformed_policy: false,
+        });
+        let fixtures = dir.path().join("fixtures").join(ACCOUNT);
+        write_fixture_dir(&sample, &fixtures).expect("fixtures");
+        let principals = count_principals(&fixtures);
+
+        // What `coordinator reconcile` and `coordinator start` do for one account.
+        ports
+            .keys
+            .ensure_customer_key(CUSTOMER)
+            .await
+            .expect("customer key");
+        ports
+            .queues
+            .ensure_queue(&settings.queue_spec(&names, CUSTOMER, ACCOUNT))
+            .await
+            .expect("queue");
+        let ledger = Ledger::new(ports.store.clone());
+        ledger
+            .put_tenant(&TenantAccount {
+                locator: AccountLocator {
+                    customer: CUSTOMER.into(),
+                    account: ACCOUNT.into(),
+                    role_arn: None,
+                    external_id: None,
+                    fixture_dir: Some(fixtures.display().to_string()),
+                },
+                size_hint: u64::from(principals),
+            })
+            .await
+            .expect("tenant");
+        ledger
+            .open_run(&RunHeader {
+                run_id: RUN.into(),
+                as_of: "2026-11-25T02:00:00Z".into(),
+                accounts: vec![(CUSTOMER.into(), ACCOUNT.into())],
+            })
+            .await
+            .expect("run");
+
+        let engine = Arc::new(Engine::new().expect("engine"));
+        let queue = names.account_queue(CUSTOMER, ACCOUNT);
+        let pipeline = Pipeline::new(ports.clone(), settings.clone(), names, engine);
+        Night {
+            _dir: dir,
+            ports,
+            settings,
+            ledger,
+            pipeline,
+            queue,
+            principals,
+        }
+    }
+
+    async fn send(&self, message: OutgoingMessage) {
+        self.ports
+            .queues
+            .send_batch(&self.queue, &[message])
+            .await
+            .expect("send");
+    }
+
+    async fn receive(&self) -> Vec<ReceivedMessage> {
+        self.ports
+            .queues
+            .receive(&self.queue, 10, None, Duration::ZERO)
+            .await
+            .expect("receive")
+    }
+
+    fn lease(&self, receipts: Vec<String>) -> Lease {
+        Lease::start(
+            self.ports.queues.clone(),
+            self.ports.store.clone(),
+            &self.queue,
+            receipts,
+            self.settings.visibility_timeout(),
+        )
+    }
+
+    /// Handles one message under its own lease, as the consumer would.
+    async fn handle(&self, message: &ReceivedMessage) -> Outcome {
+        let lease = self.lease(vec![message.receipt_handle.clone()]);
+        self.pipeline.handle(&self.queue, message, &lease).await
+    }
+
+    /// Works the queue until it is empty, deleting what is done; every outcome must be
+    /// `Delete`. Returns how many messages were handled.
+    async fn drain(&self) -> usize {
+        let mut handled = 0;
+        loop {
+            let batch = self.receive().await;
+            if batch.is_empty() {
+                return handled;
+            }
+            for message in batch {
+                let outcome = self.handle(&message).await;
+                assert_eq!(outcome, Outcome::Delete, "message {}", message.body);
+                self.ports
+                    .queues
+                    .delete_batch(&self.queue, std::slice::from_ref(&message.receipt_handle))
+                    .await
+                    .expect("delete");
+                handled += 1;
+            }
+        }
+    }
+
+    async fn state(&self) -> AccountState {
+        self.ledger
+            .account_state(RUN, CUSTOMER, ACCOUNT)
+            .await
+            .expect("ledger")
+            .expect("account state")
+            .0
+    }
+
+    async fn record(&self, step: Step) -> Option<IdempotencyRecord> {
+        idempotency::record(self.ports.store.as_ref(), &record_key(step))
+            .await
+            .expect("record")
+    }
+
+    /// Writes `step`'s idempotency record as another worker holding it until `until_ms`.
+    async fn hold_elsewhere(&self, step: Step, until_ms: i64) {
+        let record = IdempotencyRecord {
+            status: ItemStatus::InProgress,
+            lease_until_ms: until_ms,
+            owner: "other-worker:1:0000beef".into(),
+            result_digest: None,
+            reason: None,
+        };
+        self.ports
+            .store
+            .put(
+                &record_key(step),
+                serde_json::to_value(&record).expect("json"),
+                None,
+                Condition::None,
+            )
+            .await
+            .expect("put record");
+    }
+}
+
+fn record_key(step: Step) -> accessflow_shared::ports::StoreKey {
+    idempotency::record_key(RUN, CUSTOMER, ACCOUNT, &step.to_string())
+}
+
+/// Users + roles in the generated authorization details: the items collect plans.
+fn count_principals(fixtures: &Path) -> u32 {
+    let text = std::fs::read(fixtures.join("authorization-details.json")).expect("fixture");
+    let json: serde_json::Value = serde_json::from_slice(&text).expect("fixture json");
+    let count = |key: &str| json[key].as_array().map_or(0, Vec::len);
+    u32::try_from(count("UserDetailList") + count("RoleDetailList")).expect("count")
+}
+
+fn collect_message() -> OutgoingMessage {
+    WorkMessage::CollectAccount { work: work() }.to_outgoing()
+}
+
+#[tokio::test]
+async fn a_night_collects_analyzes_and_finalizes_into_the_reports() {
+    let night = Night::open(None).await;
+    night.send(collect_message()).await;
+    let handled = night.drain().await;
+
+    let items = night.principals;
+    assert!(items > 0);
+    // collect + one message per item + finalize.
+    assert_eq!(handled, items as usize + 2);
+    let state = night.state().await;
+    assert_eq!(state.progress.status, AccountStatus::Finalized);
+    assert_eq!(state.progress.items, Some(items));
+    assert!(!state.progress.partial, "{:?}", state.progress.reason);
+    assert_eq!(state.done, u64::from(items));
+    assert_eq!(state.failed, 0);
+    let outcomes = night
+        .ledger
+        .item_outcomes(RUN, CUSTOMER, ACCOUNT)
+        .await
+        .expect("items");
+    assert_eq!(outcomes.len(), items as usize);
+    assert!(outcomes.values().all(|o| o.result_key.is_some()));
+    for step in [
+        Step::Collect,
+        Step::Item(0),
+        Step::Item(items - 1),
+        Step::Finalize { generation: 0 },
+    ] {
+        let record = night.record(step).await.expect("idempotency record");
+        assert_eq!(record.status, ItemStatus::Done, "{step}");
+    }
+
+    let prefix = report_prefix(CUSTOMER, RUN, ACCOUNT);
+    let report = night
+        .ports
+        .blobs
+        .get(&format!("{prefix}/report.json"))
+        .await
+        .expect("blobs")
+        .expect("report.json written");
+    let report: serde_json::Value = serde_json::from_slice(&report).expect("report json");
+    assert!(report.is_object());
+    let refs = night
+        .ledger
+        .report_refs(CUSTOMER, ACCOUNT)
+        .await
+        .expect("refs");
+    assert_eq!(refs.len(), 1);
+    assert_eq!(refs[0].principals, u64::from(items));
+
+    // A late duplicate of an item (past the queue's deduplication window) changes nothing.
+    let duplicate = WorkMessage::AnalyzePrincipal {
+        work: work(),
+        snapshot: state.progress.snapshot.clone().unwrap_or_default(),
+        item: 0,
+        principal_arn: outcomes[&0].principal_arn.clone(),
+    };
+    let mut resend = duplicate.to_outgoing();
+    resend.dedup_id = format!("{}.late", resend.dedup_id);
+    night.send(resend).await;
+    assert_eq!(night.drain().await, 1);
+    let after = night.state().await;
+    assert_eq!(after.done, u64::from(items));
+    assert_eq!(after.progress.status, AccountStatus::Finalized);
+}
+
+#[tokio::test]
+async fn a_step_held_by_another_live_owner_is_retried_after_its_lease() {
+    let night = Night::open(None).await;
+    let until = night.ports.clock.now_ms() + 20_000;
+    night.hold_elsewhere(Step::Collect, until).await;
+    night.send(collect_message()).await;
+    let batch = night.receive().await;
+    assert_eq!(batch.len(), 1);
+
+    let outcome = night.handle(&batch[0]).await;
+    match outcome {
+        Outcome::Retry { after, reason } => {
+            // What is left of the other lease, plus a margin.
+            assert_eq!(after, Duration::from_millis(20_100), "{reason}");
+            assert!(reason.contains("other-worker"), "{reason}");
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    // Nothing happened: the account is untouched, nothing was planned, and the other
+    // owner's claim is still there (ours was never taken, so nothing was released).
+    let state = night.state().await;
+    assert_eq!(state.progress.status, AccountStatus::Published);
+    assert_eq!(state.progress.items, None);
+    let record = night.record(Step::Collect).await.expect("record");
+    assert_eq!(record.owner, "other-worker:1:0000beef");
+    assert_eq!(record.lease_until_ms, until);
+    // The collect message itself is still in flight (not visible), and nothing was sent.
+    assert!(night.receive().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_claim_is_taken_over() {
+    let night = Night::open(None).await;
+    // Its holder died an hour ago.
+    let until = night.ports.clock.now_ms() - 3_600_000;
+    night.hold_elsewhere(Step::Collect, until).await;
+    night.send(collect_message()).await;
+    night.drain().await;
+    let state = night.state().await;
+    assert_eq!(state.progress.status, AccountStatus::Finalized);
+    assert_eq!(state.done, u64::from(night.principals));
+}
+
+/// Collects that fail transiently, always.
+struct UnreachableIam;
+
+#[async_trait::async_trait]
+impl IamSource for UnreachableIam {
+    async fn fetch_account(&self, _: &AccountLocator) -> PortResult<AccountSnapshotRaw> {
+        Err(PortError::Transient {
+            op: "fetch_account",
+            message: "throttled by the customer's account".into(),
+        })
+    }
+
+    async fn last_accessed(&self, _: &AccountLocator, _: &str) -> PortResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_transient_collect_failure_on_the_last_receive_fails_the_account_and_dead_letters() {
+    let night = Night::open(Some(Arc::new(UnreachableIam))).await;
+    night.send(collect_message()).await;
+    for receive in 1..=MAX_RECEIVE_COUNT {
+        let batch = night.receive().await;
+        assert_eq!(batch.len(), 1, "receive {receive}");
+        assert_eq!(batch[0].receive_count, receive);
+        let outcome = night.handle(&batch[0]).await;
+        if receive < MAX_RECEIVE_COUNT {
+            assert!(
+                matches!(&outcome, Outcome::Retry { reason, .. } if reason.contains("throttled")),
+                "receive {receive}: {outcome:?}"
+            );
+            // Not failed yet, and the claim was given back for the next receive.
+            assert_eq!(
+                night.state().await.progress.status,
+                AccountStatus::Published
+            );
+            assert!(night.record(Step::Collect).await.is_none());
+            night
+                .ports
+                .queues
+                .change_visibility(&night.queue, &batch[0].receipt_handle, Duration::ZERO)
+                .await
+                .expect("visibility");
+            continue;
+        }
+        let Outcome::DeadLetter { reason } = outcome else {
+            panic!("expected a dead letter on the last receive, got {outcome:?}");
+        };
+        assert!(
+            reason.contains("collecting the account failed on its last allowed attempt")
+                && reason.contains("throttled"),
+            "{reason}"
+        );
+        let state = night.state().await;
+        assert_eq!(state.progress.status, AccountStatus::Failed);
+        assert_eq!(state.progress.reason.as_deref(), Some(reason.as_str()));
+        let record = night.record(Step::Collect).await.expect("record");
+        assert_eq!(record.status, ItemStatus::Failed);
+        assert_eq!(record.reason.as_deref(), Some(reason.as_str()));
+        let errors = night
+            .ledger
+            .message_errors(RUN, CUSTOMER, ACCOUNT)
+            .await
+            .expect("errors");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].step, "collect");
+        assert_eq!(errors[0].reason, reason);
+    }
+}
+
+/// The claim protocol on its own: a holder whose claim moved (another holder took the step
+/// over) cannot land its effect.
+#[tokio::test]
+async fn a_commit_after_the_claim_moved_lands_nothing() {
+    let night = Night::open(None).await;
+    let claims = Claims::new(
+        night.ports.store.clone(),
+        "me:1:00000001",
+        night.settings.visibility_timeout(),
+        night.ports.clock.clone(),
+    );
+    let add_done = |token: &idempotency::ClaimToken| {
+        vec![
+            idempotency::finish_op(token, ItemStatus::Done, None, None),
+            WriteOp::Add {
+                key: ledger::account_key(RUN, CUSTOMER, ACCOUNT),
+                deltas: BTreeMap::from([(COUNTER_DONE.to_string(), 1)]),
+                condition: Condition::Exists,
+            },
+        ]
+    };
+
+    // 1. Another holder took over and is still working: our commit is refused and retried.
+    let lease = night.lease(Vec::new());
+    let claimed = claims
+        .claim(&work(), Step::Item(3), &lease, false)
+        .await
+        .expect("claim");
+    assert_eq!(claimed, Claimed::Acquired);
+    let until = night.ports.clock.now_ms() + 30_000;
+    night.hold_elsewhere(Step::Item(3), until).await;
+    let result = claims.commit(&lease, add_done).await;
+    assert!(
+        matches!(&result, Err(StepError::Transient(reason)) if reason.contains("committing")),
+        "{result:?}"
+    );
+    assert_eq!(night.state().await.done, 0);
+    let record = night.record(Step::Item(3)).await.expect("record");
+    assert_eq!(record.status, ItemStatus::InProgress);
+    assert_eq!(
+        record.owner, "other-worker:1:0000beef",
+        "not released by us"
+    );
+
+    // 2. Another holder took over and finished (its effect landed once): ours is dropped,
+    // and the step counts as done.
+    let lease = night.lease(Vec::new());
+    assert_eq!(
+        claims
+            .claim(&work(), Step::Item(4), &lease, false)
+            .await
+            .expect("claim"),
+        Claimed::Acquired
+    );
+    let other = Claims::new(
+        night.ports.store.clone(),
+        "other-worker:1:0000beef",
+        night.settings.visibility_timeout(),
+        night.ports.clock.clone(),
+    );
+    night
+        .hold_elsewhere(Step::Item(4), night.ports.clock.now_ms() - 1)
+        .await;
+    let other_lease = night.lease(Vec::new());
+    assert_eq!(
+        other
+            .claim(&work(), Step::Item(4), &other_lease, false)
+            .await
+            .expect("take over"),
+        Claimed::Acquired
+    );
+    other
+        .commit(&other_lease, add_done)
+        .await
+        .expect("other commit");
+    assert_eq!(night.state().await.done, 1);
+    claims
+        .commit(&lease, add_done)
+        .await
+        .expect("dropped quietly");
+    assert_eq!(night.state().await.done, 1, "nothing double-counted");
+    assert_eq!(
+        night.record(Step::Item(4)).await.expect("record").status,
+        ItemStatus::Done
+    );
+
+    // And a claim on a finished step finds it finished.
+    let lease = night.lease(Vec::new());
+    assert_eq!(
+        claims
+            .claim(&work(), Step::Item(4), &lease, false)
+            .await
+            .expect("claim"),
+        Claimed::Finished
+    );
+    assert!(!lease.holds_claim().await);
+}
