@@ -1,8 +1,8 @@
 //! Benchmark (not a timed test): `cargo bench -p accessflow-analysis --bench analysis_bench`.
 //!
 //! (a) a sample account from `accessflow-samples` (the one account generator): 6,000
-//!     principals (users and roles), analysed on one thread: parse, every principal,
-//!     report, render;
+//!     principals (users and roles) and about 1,500 customer managed policies, analysed on
+//!     one thread: parse, every principal, report, render;
 //! (b) the largest cloudsplaining test file (3 users, 2 groups, 3 roles, 32 managed policies),
 //!     same steps, averaged over many runs;
 //! (c) in the same run, `cloudsplaining scan` (PyPI) on file (b), from a venv under the
@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use accessflow_analysis::{build_report, AccountModel, Engine, ReportContext};
-use accessflow_samples::{generate_account, SampleAccountSpec};
+use accessflow_samples::{generate_account_with_policies, SampleAccountSpec};
 
 struct Timings {
     parse: Duration,
@@ -137,7 +137,7 @@ fn main() {
         seed: 42,
         malformed_policy: false,
     };
-    let bytes = generate_account(&spec).authorization_details;
+    let bytes = generate_account_with_policies(&spec, extra_policies).authorization_details;
     if let Some(p) = std::env::var_os("ACCESSFLOW_BENCH_DUMP") {
         std::fs::write(p, &bytes).expect("dump generated account");
     }
