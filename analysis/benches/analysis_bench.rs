@@ -130,7 +130,13 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
-    let principals = if quick { 60 } else { (6000.0 * scale) as usize };
+    // the generator makes about 160 customer managed policies for 6,000 principals; the
+    // extra ones bring the account to about 1,500
+    let (principals, extra_policies) = if quick {
+        (60, 15)
+    } else {
+        ((6000.0 * scale) as usize, (1340.0 * scale) as usize)
+    };
     let spec = SampleAccountSpec {
         account_id: "123456789012".into(),
         principals,
