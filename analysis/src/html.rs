@@ -1,7 +1,8 @@
 //! Self-contained HTML report: no external resource (a Content-Security-Policy forbids any
 //! network request), tables rendered server-side (readable without JavaScript), with a
 //! small inline script for sorting (click a header) and filtering (type in the box).
-//! Admins and external access come first.
+//! Admins and external access come first. Each table shows columns of its rows' cells
+//! (`table::TableRow::cells`, shared with the CSV files) under its own labels.
 
 use super::report::AccountReport;
 use super::table::{projection, Cell, TableRow};

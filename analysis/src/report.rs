@@ -1,5 +1,8 @@
-//! The account report: aggregation of all principals' results, k9-style CSVs, JSON, HTML
-//! and the diff against the previous run. Everything is sorted: same inputs, same bytes.
+//! The account report: aggregation of all principals' results into its sections (one
+//! function each: role assumers, admins, escalation paths, external access, unused access,
+//! principals, access by principal, resources, access by resource, warnings, the diff
+//! against the previous run), written as JSON and k9-style CSVs (cells from `table`) and
+//! HTML (`html`). Everything is sorted: same inputs, same bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
