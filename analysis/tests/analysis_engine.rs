@@ -6,8 +6,8 @@
 use std::sync::LazyLock;
 
 use accessflow_analysis::{
-    build_report, AccountModel, AccountReport, Capability, CheckInputs, Decision, Engine,
-    LastAccessed, PrincipalAnalysis, PrincipalFailure, ReportContext, TrustKind,
+    build_report, AccountModel, AccountReport, Capability, CheckInputs, Decision, DiffChange,
+    Engine, IamAdmin, LastAccessed, PrincipalAnalysis, PrincipalFailure, ReportContext, TrustKind,
 };
 use serde_json::{json, Value};
 
@@ -370,12 +370,12 @@ fn partial_report_credential_report_and_diff() {
     let m2 = model(v2);
     let r2 = report(&m2, &analyse_all(&m2), Some(&r1));
     let has = |change: &str, kind: &str, who: &str| {
-        r2.diff
-            .iter()
-            .any(|d| d.change == change && d.kind == kind && d.principal_arn == arn_u(who))
+        r2.diff.iter().any(|d| {
+            d.change.as_str() == change && d.kind.as_str() == kind && d.principal_arn == arn_u(who)
+        })
     };
     assert!(has("added", "access", "a"), "{:#?}", r2.diff);
-    assert!(r2.diff.iter().any(|d| d.change == "added"
+    assert!(r2.diff.iter().any(|d| d.change == DiffChange::Added
         && d.access_capability == "write-data"
         && d.resource_arn == "arn:aws:s3:::b/*"));
     assert!(has("removed", "admin", "b"));
@@ -423,7 +423,7 @@ fn partial_report_credential_report_and_diff() {
         .iter()
         .find(|p| p.principal_name == "b")
         .expect("b");
-    assert_eq!(row_b.principal_is_iam_admin, "unknown");
+    assert_eq!(row_b.principal_is_iam_admin, IamAdmin::Unknown);
     let csv = r3.render_files().expect("render");
     let principals_csv = String::from_utf8(
         csv.iter()

@@ -259,7 +259,7 @@ fn service_trust(service: &str) -> J {
     ])
 }
 
-pub(crate) fn build(spec: &SampleAccountSpec) -> Model {
+pub(crate) fn build(spec: &SampleAccountSpec, extra_customer_policies: usize) -> Model {
     let n = spec.principals.max(MIN_PRINCIPALS);
     let mut rng = Rng::derive(spec.seed, "accessflow-sample-account");
     let ids = Rng::derive(spec.seed, "ids");
@@ -337,6 +337,8 @@ pub(crate) fn build(spec: &SampleAccountSpec) -> Model {
     } else {
         None
     };
+    // Drawn last, so an account without them is the same as before.
+    extra_policies(&mut b, extra_customer_policies);
     Model {
         account_id: b.acct,
         seed: spec.seed,
@@ -349,6 +351,51 @@ pub(crate) fn build(spec: &SampleAccountSpec) -> Model {
         groups: b.groups,
         users: b.users,
         roles: b.roles,
+    }
+}
+
+/// `count` more customer managed policies (for load tests), each scoped to one service's
+/// team resources and attached to one or two existing roles.
+fn extra_policies(b: &mut B, count: usize) {
+    const SERVICES: &[(&str, &[&str], &str)] = &[
+        (
+            "s3",
+            &["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+            "arn:aws:s3:::",
+        ),
+        (
+            "dynamodb",
+            &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"],
+            "table/",
+        ),
+        ("sqs", &["sqs:SendMessage", "sqs:ReceiveMessage"], ""),
+        ("kms", &["kms:Decrypt", "kms:GenerateDataKey"], "key/"),
+        (
+            "lambda",
+            &["lambda:InvokeFunction", "lambda:GetFunction"],
+            "function:",
+        ),
+    ];
+    if b.roles.is_empty() {
+        return;
+    }
+    for i in 0..count {
+        let (svc, actions, kind) = SERVICES[b.rng.below(SERVICES.len() as u64) as usize];
+        let name = format!("{svc}-access-{i:05}");
+        let resource = match svc {
+            "s3" => format!("{kind}data-{i:05}-{}/*", b.acct),
+            "sqs" => format!("arn:aws:sqs:{}:{}:queue-{i:05}", b.region, b.acct),
+            _ => format!("arn:aws:{svc}:{}:{}:{kind}res-{i:05}", b.region, b.acct),
+        };
+        let n_actions = 1 + b.rng.below(actions.len() as u64) as usize;
+        let document = doc(vec![S::allow(&actions[..n_actions]).on(&[resource])]);
+        let policy = b.customer_policy(&name, "/load/", document);
+        for _ in 0..1 + b.rng.below(2) {
+            let r = b.rng.below(b.roles.len() as u64) as usize;
+            if !b.roles[r].attached.contains(&policy) {
+                b.roles[r].attached.push(policy);
+            }
+        }
     }
 }
 

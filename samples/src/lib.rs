@@ -1,5 +1,7 @@
 //! Sample tenants: a deterministic generator of AWS accounts' IAM data, in AWS's own
 //! formats, and the bundled sample of customers the nightly run works on out of the box.
+//! This is the workspace's only account generator: the analysis crate's tests and benchmark,
+//! the test kit and the end-to-end tests all take their accounts from here.
 //!
 //! [`generate_account`] turns a [`SampleAccountSpec`] (account id, number of principals,
 //! seed) into the three inputs the IAM source reads for an account:
@@ -8,6 +10,13 @@
 //!   (users, groups, roles, managed policies with every version, documents as JSON objects);
 //! - `credential-report.csv`: the decoded `Content` of `aws iam get-credential-report`;
 //! - `last-accessed.json`: per principal ARN, the `GetServiceLastAccessedDetails` result.
+//!
+//! [`generate_account_with_policies`] adds customer managed policies for load tests;
+//! [`write_fixture_dir`] writes the three files; [`bundled_sample`] is the bundled sample.
+//!
+//! Modules: `gen` builds the account model (`model`) from the spec with the PRNG (`rng`)
+//! and the catalog of names, AWS managed policies and statement shapes (`catalog`);
+//! `emit` writes it out in AWS's formats with a fixed key order (`json`).
 //!
 //! The same spec always gives the same bytes: a hand-written PRNG (splitmix64) seeded from
 //! the spec drives every choice, every date is derived from it (all in 2026, before the
@@ -68,7 +77,17 @@ pub struct GeneratedAccount {
 
 /// Generates one account. Pure and deterministic: the same spec gives identical bytes.
 pub fn generate_account(spec: &SampleAccountSpec) -> GeneratedAccount {
-    let model = gen::build(spec);
+    generate_account_with_policies(spec, 0)
+}
+
+/// [`generate_account`] plus `extra_customer_policies` more customer managed policies (each
+/// on one service's resources, attached to one or two roles), for load tests and benchmarks
+/// that need many policies. With 0 it is exactly [`generate_account`].
+pub fn generate_account_with_policies(
+    spec: &SampleAccountSpec,
+    extra_customer_policies: usize,
+) -> GeneratedAccount {
+    let model = gen::build(spec, extra_customer_policies);
     let malformed = if spec.malformed_policy {
         malformed_target(&model)
     } else {

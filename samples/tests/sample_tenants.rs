@@ -4,7 +4,8 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use accessflow_samples::{
-    bundled_sample, generate_account, write_fixture_dir, GeneratedAccount, SampleAccountSpec,
+    bundled_sample, generate_account, generate_account_with_policies, write_fixture_dir,
+    GeneratedAccount, SampleAccountSpec,
 };
 use serde_json::Value;
 
@@ -487,4 +488,47 @@ fn largest_bundled_account_generates_quickly() {
         took
     );
     assert!(took.as_secs_f64() < 10.0, "took {took:?}");
+}
+
+#[test]
+fn extra_policies_add_valid_attached_customer_policies_and_zero_changes_nothing() {
+    let s = spec(120, 99);
+    assert_eq!(
+        generate_account_with_policies(&s, 0),
+        generate_account(&s),
+        "no extra policies: the same bytes as generate_account"
+    );
+    let customer = |d: &Value| {
+        list(d, "Policies")
+            .iter()
+            .filter(|p| {
+                p["Arn"]
+                    .as_str()
+                    .is_some_and(|a| !a.contains(":aws:policy/"))
+            })
+            .count()
+    };
+    let base = details(&generate_account(&s));
+    let more = details(&generate_account_with_policies(&s, 40));
+    assert_eq!(customer(&more), customer(&base) + 40);
+    assert_eq!(count_principals(&more), count_principals(&base));
+    assert_eq!(bad_documents(&more), Vec::<String>::new());
+    let attached: usize = list(&more, "RoleDetailList")
+        .iter()
+        .flat_map(|r| {
+            r["AttachedManagedPolicies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+        })
+        .filter(|p| {
+            p["PolicyArn"]
+                .as_str()
+                .is_some_and(|a| a.contains(":policy/load/"))
+        })
+        .count();
+    assert!(
+        attached >= 40,
+        "every extra policy is attached to a role ({attached})"
+    );
 }
