@@ -119,7 +119,7 @@ impl Claims {
             self.lease,
             replayed,
         )
-            .await?
+        .await?
         {
             Claim::Acquired(token) => {
                 lease.hold_claim(token).await;
