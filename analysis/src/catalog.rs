@@ -210,7 +210,7 @@ fn template_pattern(tpl: &str) -> String {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("catalog line {line}: {message}")]
+#[error("the action catalog cannot be loaded (line {line}): {message}")]
 pub struct CatalogError {
     pub line: usize,
     pub message: String,
@@ -219,12 +219,17 @@ pub struct CatalogError {
 impl Catalog {
     /// The embedded catalog. Validated by the test `embedded_catalog_loads`.
     pub fn embedded() -> Result<Catalog, CatalogError> {
+        Catalog::from_gz(CATALOG_GZ)
+    }
+
+    /// A catalog from the gzip'd TSV form of `data/catalog.tsv.gz`.
+    pub fn from_gz(gz: &[u8]) -> Result<Catalog, CatalogError> {
         let mut text = String::new();
-        flate2::read::GzDecoder::new(CATALOG_GZ)
+        flate2::read::GzDecoder::new(gz)
             .read_to_string(&mut text)
             .map_err(|e| CatalogError {
                 line: 0,
-                message: e.to_string(),
+                message: format!("not a gzip'd catalog: {e}"),
             })?;
         Catalog::parse(&text)
     }

@@ -94,6 +94,14 @@ impl Engine {
             .map(|catalog| Engine { catalog })
     }
 
+    /// An engine over another catalog than the embedded one (the gzip'd TSV form of
+    /// `data/catalog.tsv.gz`); fails, like [`Engine::new`], when it cannot be loaded.
+    pub fn with_catalog_gz(gz: &[u8]) -> Result<Engine, CatalogError> {
+        Catalog::from_gz(gz).map(|catalog| Engine {
+            catalog: std::sync::Arc::new(catalog),
+        })
+    }
+
     /// The cache key of one principal's result: a hex sha256 over everything that
     /// determines it — [`ENGINE_VERSION`], the principal's [`AccountModel::principal_digest`]
     /// and, when last-accessed data is given, its [`LastAccessed::digest`] (it decides the
@@ -124,6 +132,23 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn an_engine_without_a_loadable_catalog_refuses_to_start() {
+        let err = super::Engine::with_catalog_gz(b"not a catalog").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the action catalog cannot be loaded"),
+            "{err}"
+        );
+        // A gzip'd text that is not a catalog fails too, naming the line.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"X\tnot a record").unwrap();
+        let err = super::Engine::with_catalog_gz(&gz.finish().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("(line 1)"), "{err}");
+        // The embedded one loads.
+        assert!(super::Engine::new().unwrap().catalog().len() > 10_000);
+    }
+
     #[test]
     fn engine_is_send_sync() {
         assert_send_sync::<super::Engine>();

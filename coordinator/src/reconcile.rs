@@ -1,6 +1,6 @@
 //! Reconcile: make the queues, DLQs, topics, subscriptions, customer keys and the tenant
 //! registry match the tenants file, before any work is published (an SNS filter policy can
-//! take minutes to apply, so queues come first — DESIGN.md §9).
+//! take minutes to apply, so queues come first — docs/ARCHITECTURE.md §9).
 //!
 //! Accounts no longer listed are removed only once drained: while their queue still holds
 //! messages, it stays registered so workers finish it; a non-empty DLQ is never deleted.

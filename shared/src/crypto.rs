@@ -1,4 +1,4 @@
-//! Per-customer envelope encryption (DESIGN.md §5, tenancy).
+//! Per-customer envelope encryption (docs/ARCHITECTURE.md §5, tenancy).
 //!
 //! Everything stored for a customer (snapshots, last-accessed data, per-principal results)
 //! is sealed with AES-256-GCM under a data key of that customer, with the customer, the

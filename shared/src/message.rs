@@ -3,7 +3,7 @@
 //! Bodies are JSON with a `type` tag and a format `version`, so a worker can tell a message
 //! it does not understand (wrong version, unknown type, not JSON at all) from a bug of its
 //! own and send it to the DLQ with that reason. Message group = account id, so every
-//! message of one account goes through one FIFO group (DESIGN.md §2).
+//! message of one account goes through one FIFO group (docs/ARCHITECTURE.md §2).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,6 +1,6 @@
 //! How names are derived from customer and account ids: queues, DLQs, topic shards.
 //!
-//! Every name carries the customer id (DESIGN.md §5, tenancy), and all of them start with a
+//! Every name carries the customer id (docs/ARCHITECTURE.md §5, tenancy), and all of them start with a
 //! deployment prefix so several deployments can share one AWS account or one data directory.
 //! SQS and SNS allow 80 characters of `[A-Za-z0-9_-]` (the AWS backend appends `.fifo`).
 

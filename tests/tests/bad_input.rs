@@ -96,6 +96,9 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
             "exactly the garbage message is dead-lettered: {held:?}"
         );
         assert_eq!(held[0].body, "{this is not json");
-        assert!(held[0].attributes["accessflow-error"].contains("not a valid work message"));
+        assert!(
+            held[0].attributes[accessflow_shared::message::ERROR_ATTRIBUTE]
+                .contains("not a valid work message")
+        );
     });
 }

@@ -2,7 +2,7 @@
 //! message to the pipeline, one at a time per queue.
 //!
 //! - Queues come from the tenant registry, polled largest account first, so the biggest
-//!   work starts first (DESIGN.md §9).
+//!   work starts first (docs/ARCHITECTURE.md §9).
 //! - A receive may return several messages of one group: they are processed in order, by
 //!   one task; a queue is never worked on by two tasks of this process, and SQS FIFO (or the
 //!   embedded backend) never hands the group to another process meanwhile.

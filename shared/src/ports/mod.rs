@@ -1,6 +1,6 @@
 //! The ports: every side effect Accessflow has goes through one of these small traits.
 //!
-//! Each port has two backends with the *same* semantics (DESIGN.md §4): the embedded one
+//! Each port has two backends with the *same* semantics (docs/ARCHITECTURE.md §4): the embedded one
 //! (SQLite and a directory, one machine, the default) and the AWS one (SQS, SNS, DynamoDB,
 //! S3, KMS, STS + IAM). The conformance suite in `shared/tests/conformance/` is written
 //! against these traits only, so that a behaviour difference between the backends shows up
