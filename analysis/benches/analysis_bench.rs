@@ -50,14 +50,7 @@ fn run_once(engine: &Engine, bytes: &[u8]) -> Timings {
             results.len()
         );
     }
-    let ctx = ReportContext {
-        customer: "bench",
-        account: model.account_id(),
-        run_id: "bench",
-        analysis_time: "2026-11-26T02:00:00.000000+00:00",
-        credential_report: None,
-    };
-    let report = build_report(engine, &model, &results, &[], &ctx, None);
+    let report = bench_report(engine, &model, &results);
     let t3 = Instant::now();
     if std::env::var_os("ACCESSFLOW_BENCH_VERBOSE").is_some() && t_verbose_once() {
         eprintln!(
@@ -288,6 +281,22 @@ fn t_verbose_once() -> bool {
     N.fetch_add(1, Ordering::SeqCst) < 2
 }
 
+/// The account report the bench builds, with fixed names and time.
+fn bench_report(
+    engine: &Engine,
+    model: &AccountModel,
+    results: &[accessflow_analysis::PrincipalAnalysis],
+) -> accessflow_analysis::AccountReport {
+    let ctx = ReportContext {
+        customer: "bench",
+        account: model.account_id(),
+        run_id: "bench",
+        analysis_time: "2026-11-26T02:00:00.000000+00:00",
+        credential_report: None,
+    };
+    build_report(engine, model, results, &[], &ctx, None)
+}
+
 /// What `worker analyze FILE --out DIR` does, in process: read, parse, analyse every
 /// principal, build the report and write its files.
 fn write_reports(engine: &Engine, file: &std::path::Path, out_dir: &std::path::Path) {
@@ -302,14 +311,7 @@ fn write_reports(engine: &Engine, file: &std::path::Path, out_dir: &std::path::P
                 .expect("analyze")
         })
         .collect();
-    let ctx = ReportContext {
-        customer: "bench",
-        account: model.account_id(),
-        run_id: "bench",
-        analysis_time: "2026-11-26T02:00:00.000000+00:00",
-        credential_report: None,
-    };
-    let report = build_report(engine, &model, &results, &[], &ctx, None);
+    let report = bench_report(engine, &model, &results);
     std::fs::create_dir_all(out_dir).expect("create the output directory");
     for (name, body) in report.render_files().expect("render") {
         std::fs::write(out_dir.join(name), body).expect("write a report file");

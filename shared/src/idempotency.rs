@@ -69,11 +69,6 @@ impl ClaimToken {
     pub fn version(&self) -> u64 {
         self.version.load(Ordering::SeqCst)
     }
-
-    /// The clock this claim reads the time from.
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
 }
 
 /// The outcome of a claim.

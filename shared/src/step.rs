@@ -3,10 +3,9 @@
 //!
 //! The text form (`collect`, `item#000007`, `finalize`, `finalize#2`) is stored in the
 //! ledger and the idempotency records, so it must never change; it is written in one place,
-//! [`Step`]'s `Display`, and read back by its `FromStr`.
+//! [`Step`]'s `Display`.
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::message::WorkMessage;
 
@@ -45,39 +44,12 @@ impl fmt::Display for Step {
     }
 }
 
-/// A text that is not a step key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a step (expected collect, item#NNNNNN, finalize or finalize#N)")]
-pub struct ParseStepError(pub String);
-
-impl FromStr for Step {
-    type Err = ParseStepError;
-
-    fn from_str(text: &str) -> Result<Step, ParseStepError> {
-        let invalid = || ParseStepError(text.to_string());
-        match text.split_once('#') {
-            None if text == "collect" => Ok(Step::Collect),
-            None if text == "finalize" => Ok(Step::Finalize { generation: 0 }),
-            Some(("item", n)) if n.len() >= 6 && n.bytes().all(|b| b.is_ascii_digit()) => {
-                n.parse().map(Step::Item).map_err(|_| invalid())
-            }
-            Some(("finalize", n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-                match n.parse() {
-                    Ok(0) | Err(_) => Err(invalid()),
-                    Ok(generation) => Ok(Step::Finalize { generation }),
-                }
-            }
-            _ => Err(invalid()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn keys_are_the_stored_ones_and_parse_back() {
+    fn keys_are_the_stored_ones() {
         let cases = [
             (Step::Collect, "collect"),
             (Step::Item(7), "item#000007"),
@@ -87,22 +59,6 @@ mod tests {
         ];
         for (step, key) in cases {
             assert_eq!(step.to_string(), key);
-            assert_eq!(key.parse::<Step>(), Ok(step));
-        }
-    }
-
-    #[test]
-    fn rejects_what_is_not_a_step() {
-        for text in [
-            "",
-            "item#7",
-            "item#",
-            "finalize#0",
-            "finalize#x",
-            "message 12",
-            "Collect",
-        ] {
-            assert!(text.parse::<Step>().is_err(), "{text}");
         }
     }
 }
