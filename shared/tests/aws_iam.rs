@@ -109,23 +109,6 @@ async fn fetches_authorization_details_and_credential_report() {
 }
 
 #[tokio::test]
-async fn last_accessed_is_none_where_the_emulator_lacks_it() {
-    let (backend, _) = moto::backend("iamla").await;
-    let account = moto::unique_account();
-    seed(&account).await;
-    let iam = backend.ports().iam;
-    let got = iam
-        .last_accessed(
-            &locator(&account),
-            &format!("arn:aws:iam::{account}:user/alice"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(got, None);
-    assert_eq!(backend.iam_retry_stats().retries(), 0);
-}
-
-#[tokio::test]
 async fn a_locator_without_a_role_is_invalid() {
     let (backend, _) = moto::backend("iamnorole").await;
     let mut l = locator("123456789012");
@@ -155,6 +138,9 @@ mod fake {
     pub struct State {
         pub calls: Mutex<HashMap<String, u32>>,
         pub throttles_left: AtomicU32,
+        /// Answer GenerateServiceLastAccessedDetails with a bare HTTP 500 (no error code),
+        /// as an AWS outage (and moto) does.
+        pub last_accessed_500: std::sync::atomic::AtomicBool,
     }
 
     fn ok(action: &str, ns: &str, result: &str) -> (u16, String) {
@@ -253,6 +239,9 @@ mod fake {
                  <ReportFormat>text/csv</ReportFormat><GeneratedTime>2020-01-01T00:00:00Z</GeneratedTime>",
             ),
             "GenerateServiceLastAccessedDetails" => {
+                if state.last_accessed_500.load(Ordering::SeqCst) {
+                    return (500, String::new());
+                }
                 ok(&action, IAM_NS, "<JobId>job-1</JobId>")
             }
             "GetServiceLastAccessedDetails" => {
@@ -349,12 +338,20 @@ mod fake {
 }
 
 async fn fake_backend(state: std::sync::Arc<fake::State>) -> accessflow_shared::aws::AwsBackend {
+    fake_backend_with(state, |_| {}).await
+}
+
+async fn fake_backend_with(
+    state: std::sync::Arc<fake::State>,
+    adjust: impl FnOnce(&mut accessflow_shared::aws::AwsSettings),
+) -> accessflow_shared::aws::AwsBackend {
     let url = fake::start(state).await;
     let mut settings = accessflow_shared::aws::AwsSettings::new("unused-bucket");
     settings.region = Some("us-east-1".into());
     settings.endpoint_url = Some(url);
     settings.static_credentials = Some(("testing".into(), "testing".into()));
     settings.retry_max_elapsed = std::time::Duration::from_secs(20);
+    adjust(&mut settings);
     accessflow_shared::aws::AwsBackend::connect(&settings)
         .await
         .unwrap()
@@ -460,6 +457,85 @@ async fn last_accessed_jobs_are_polled_to_completion() {
         state.calls.lock().unwrap()["GetServiceLastAccessedDetails"],
         2
     );
+}
+
+/// A bare 500 is an outage, not "not implemented": it is retried and then fails the
+/// call, so no "no usage data" answer is cached and the unused-access findings are not
+/// silently dropped.
+#[tokio::test]
+async fn a_500_without_an_error_code_is_an_outage_not_a_missing_api() {
+    let state = std::sync::Arc::new(fake::State::default());
+    state
+        .last_accessed_500
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let backend = fake_backend_with(state.clone(), |s| {
+        s.retry_max_elapsed = std::time::Duration::from_secs(2)
+    })
+    .await;
+    let err = backend
+        .ports()
+        .iam
+        .last_accessed(
+            &fake_locator("reader"),
+            "arn:aws:iam::111122223333:user/alice",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Transient { .. }), "{err:?}");
+    assert!(
+        state.calls.lock().unwrap()["GenerateServiceLastAccessedDetails"] >= 2,
+        "retried"
+    );
+}
+
+/// `ACCESSFLOW_IAM_LAST_ACCESSED=off` (emulators): no usage data, and no IAM call for it.
+#[tokio::test]
+async fn last_accessed_turned_off_makes_no_call() {
+    let state = std::sync::Arc::new(fake::State::default());
+    let backend = fake_backend_with(state.clone(), |s| s.last_accessed = false).await;
+    let got = backend
+        .ports()
+        .iam
+        .last_accessed(
+            &fake_locator("reader"),
+            "arn:aws:iam::111122223333:user/alice",
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, None);
+    assert!(state.calls.lock().unwrap().is_empty());
+}
+
+/// The role's account matches the locator's, yet the identity STS hands back is in
+/// another account (here the fake always answers 111122223333): nothing is collected.
+#[tokio::test]
+async fn an_assumed_identity_in_another_account_is_refused() {
+    let state = std::sync::Arc::new(fake::State::default());
+    let backend = fake_backend(state.clone()).await;
+    let mut locator = fake_locator("reader");
+    locator.account = "444455556666".into();
+    locator.role_arn = Some("arn:aws:iam::444455556666:role/reader".into());
+    let err = backend
+        .ports()
+        .iam
+        .fetch_account(&locator)
+        .await
+        .unwrap_err();
+    let PortError::Invalid { message, .. } = &err else {
+        panic!("expected Invalid, got {err:?}");
+    };
+    assert!(message.contains("not in account 444455556666"), "{message}");
+    assert!(message.contains("tenants file"), "{message}");
+    let calls = state.calls.lock().unwrap().clone();
+    assert_eq!(calls.get("GetAccountAuthorizationDetails"), None);
+
+    // The right account still works through the same backend (sessions are per account).
+    backend
+        .ports()
+        .iam
+        .fetch_account(&fake_locator("reader"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

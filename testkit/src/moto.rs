@@ -285,6 +285,8 @@ pub fn settings(prefix: &str) -> AwsSettings {
     s.kms_alias_prefix = format!("alias/{prefix}");
     s.s3_force_path_style = true;
     s.retry_max_elapsed = Duration::from_secs(10);
+    // moto 5.2 answers the service-last-accessed jobs with a bare HTTP 500.
+    s.last_accessed = false;
     s
 }
 
@@ -310,6 +312,7 @@ pub async fn iam_in_account(account: &str) -> aws_sdk_iam::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&server.url)
+        .http_client(accessflow_shared::aws::https_client())
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .build();
     let sts = aws_sdk_sts::Client::from_conf(base);
@@ -325,6 +328,7 @@ pub async fn iam_in_account(account: &str) -> aws_sdk_iam::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&server.url)
+        .http_client(accessflow_shared::aws::https_client())
         .credentials_provider(Credentials::new(
             c.access_key_id(),
             c.secret_access_key(),

@@ -121,6 +121,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
         ("ACCESSFLOW_TABLE".into(), settings.table.clone()),
         ("ACCESSFLOW_BUCKET".into(), settings.bucket.clone()),
+        ("ACCESSFLOW_IAM_LAST_ACCESSED".into(), "off".into()),
         (
             "ACCESSFLOW_KMS_ALIAS_PREFIX".into(),
             settings.kms_alias_prefix.clone(),

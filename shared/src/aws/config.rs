@@ -15,6 +15,9 @@
 //! | `ACCESSFLOW_S3_FORCE_PATH_STYLE` | path-style S3 URLs (`true` for moto/LocalStack) | `true` with an endpoint URL |
 //! | `ACCESSFLOW_AWS_RETRY_MAX_SECS` | how long IAM/STS throttling is retried with backoff | `60` |
 //! | `ACCESSFLOW_ROLE_SESSION_NAME` | session name used for AssumeRole into customer accounts | `accessflow` |
+//! | `ACCESSFLOW_IAM_LAST_ACCESSED` | fetch IAM service-last-accessed data (`off` only for emulators without it, e.g. moto: unused-access findings are then skipped) | `on` |
+//! | `ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS` | longest single attempt of any AWS call (above SQS's 20 s long poll) | `60` |
+//! | `ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS` | longest AWS call, all its retries included | `300` |
 //!
 //! Settings both backends share (`--name-prefix` / `ACCESSFLOW_NAME_PREFIX` among them) are
 //! read once, by [`crate::config::Settings`], and never again here: queue and topic names
@@ -51,6 +54,14 @@ pub struct AwsSettings {
     pub retry_max_elapsed: Duration,
     /// The RoleSessionName used when assuming a customer's role.
     pub role_session_name: String,
+    /// Longest single attempt of any AWS call: a hung connection fails and is retried
+    /// instead of holding a message (and its lease) forever.
+    pub attempt_timeout: Duration,
+    /// Longest AWS call, all its attempts included.
+    pub operation_timeout: Duration,
+    /// Whether IAM service-last-accessed jobs are run. `false` only for emulators that lack
+    /// the API (moto): the unused-access findings are then skipped.
+    pub last_accessed: bool,
 }
 
 /// A setting that is missing or wrong: which one, and what to do about it.
@@ -87,6 +98,9 @@ impl AwsSettings {
             s3_force_path_style: false,
             retry_max_elapsed: Duration::from_secs(60),
             role_session_name: "accessflow".to_string(),
+            attempt_timeout: Duration::from_secs(60),
+            operation_timeout: Duration::from_secs(300),
+            last_accessed: true,
         }
     }
 
@@ -133,15 +147,39 @@ impl AwsSettings {
                 )
             })?,
         };
-        if let Some(v) = get("ACCESSFLOW_AWS_RETRY_MAX_SECS") {
-            let secs: u64 = v.parse().map_err(|_| {
+        let seconds =
+            |name: &'static str, example: &str| -> Result<Option<Duration>, SettingsError> {
+                match get(name) {
+                    None => Ok(None),
+                    Some(v) => v
+                        .parse::<u64>()
+                        .map(|n| Some(Duration::from_secs(n)))
+                        .map_err(|_| {
+                            SettingsError::new(
+                                name,
+                                format!("`{v}` is not a whole number of seconds"),
+                                format!("Use e.g. {example}."),
+                            )
+                        }),
+                }
+            };
+        if let Some(d) = seconds("ACCESSFLOW_AWS_RETRY_MAX_SECS", "60")? {
+            s.retry_max_elapsed = d;
+        }
+        if let Some(d) = seconds("ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS", "60")? {
+            s.attempt_timeout = d;
+        }
+        if let Some(d) = seconds("ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS", "300")? {
+            s.operation_timeout = d;
+        }
+        if let Some(v) = get("ACCESSFLOW_IAM_LAST_ACCESSED") {
+            s.last_accessed = parse_bool(&v).ok_or_else(|| {
                 SettingsError::new(
-                    "ACCESSFLOW_AWS_RETRY_MAX_SECS",
-                    format!("`{v}` is not a whole number of seconds"),
-                    "Use e.g. 60.",
+                    "ACCESSFLOW_IAM_LAST_ACCESSED",
+                    format!("`{v}` is not on or off"),
+                    "Use on (AWS) or off (an emulator without service-last-accessed jobs).",
                 )
             })?;
-            s.retry_max_elapsed = Duration::from_secs(secs);
         }
         if let Some(v) = get("ACCESSFLOW_ROLE_SESSION_NAME") {
             s.role_session_name = v;
@@ -247,6 +285,29 @@ impl AwsSettings {
                 "Use 2-64 characters of a-z, A-Z, 0-9 and =,.@-_.",
             ));
         }
+        // A receive long-polls for up to 20 s: a shorter attempt timeout would fail every
+        // empty poll.
+        if self.attempt_timeout <= Duration::from_secs(20) {
+            return Err(SettingsError::new(
+                "ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS",
+                format!(
+                    "{} s is not longer than SQS's 20 s long poll",
+                    self.attempt_timeout.as_secs()
+                ),
+                "Use more than 20, e.g. 60.",
+            ));
+        }
+        if self.operation_timeout < self.attempt_timeout {
+            return Err(SettingsError::new(
+                "ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS",
+                format!(
+                    "{} s is shorter than one attempt ({} s)",
+                    self.operation_timeout.as_secs(),
+                    self.attempt_timeout.as_secs()
+                ),
+                "Make it at least ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS, e.g. 300.",
+            ));
+        }
         Ok(())
     }
 }
@@ -291,6 +352,43 @@ mod tests {
         assert_eq!(s.region.as_deref(), Some("eu-west-1"));
         assert!(s.s3_force_path_style);
         assert_eq!(s.kms_alias_prefix, "alias/accessflow/");
+    }
+
+    #[test]
+    fn call_timeouts_are_read_and_checked() {
+        let s = AwsSettings::from_lookup(lookup(&[
+            ("ACCESSFLOW_BUCKET", "my-bucket"),
+            ("ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS", "45"),
+            ("ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS", "90"),
+        ]))
+        .unwrap();
+        assert_eq!(s.attempt_timeout, Duration::from_secs(45));
+        assert_eq!(s.operation_timeout, Duration::from_secs(90));
+        assert!(s.last_accessed, "on unless turned off");
+        let off = AwsSettings::from_lookup(lookup(&[
+            ("ACCESSFLOW_BUCKET", "my-bucket"),
+            ("ACCESSFLOW_IAM_LAST_ACCESSED", "off"),
+        ]))
+        .unwrap();
+        assert!(!off.last_accessed);
+        let err = AwsSettings::from_lookup(lookup(&[
+            ("ACCESSFLOW_BUCKET", "my-bucket"),
+            ("ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS", "10"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.setting, "ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS");
+        let err = AwsSettings::from_lookup(lookup(&[
+            ("ACCESSFLOW_BUCKET", "my-bucket"),
+            ("ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS", "30"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.setting, "ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS");
+        let err = AwsSettings::from_lookup(lookup(&[
+            ("ACCESSFLOW_BUCKET", "my-bucket"),
+            ("ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS", "soon"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("`soon` is not a whole number"));
     }
 
     #[test]

@@ -17,9 +17,17 @@
 //! - policy documents come back URL-encoded (as on AWS) or as raw JSON
 //!   (`AssumeRolePolicyDocument`, policy versions): both are decoded;
 //! - `Policies` entries lack `PolicyName`/`PolicyId`: the name is taken from the ARN;
-//! - the service-last-accessed jobs are not implemented (HTTP 500 without an AWS error
-//!   code, or 501/`NotImplemented` on other emulators): `last_accessed` returns `Ok(None)`,
-//!   which the worker treats as "no usage data" (unused-access findings are then skipped).
+//! - the service-last-accessed jobs are not implemented: moto answers HTTP 500 without an
+//!   AWS error code. That answer is indistinguishable from a real AWS outage, so it is
+//!   treated as one (transient, retried, then an error): guessing "not implemented" there
+//!   would silently drop the unused-access findings of a real night. Emulators that lack
+//!   the API are run with `ACCESSFLOW_IAM_LAST_ACCESSED=off` instead, and `last_accessed`
+//!   then returns `Ok(None)` ("no usage data") without calling IAM. Only an explicit 501 or
+//!   `NotImplemented` error code also means "no usage data".
+//!
+//! After `AssumeRole`, the assumed identity's account must be the account being
+//! collected: a tenants file that pairs one customer's account id with a role in another
+//! account can never put that other account's IAM data into the report.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -55,7 +63,11 @@ pub struct AwsIamSource {
     policy: RetryPolicy,
     stats: RetryStats,
     session_name: String,
-    sessions: Mutex<HashMap<(String, Option<String>), CachedSession>>,
+    /// `false` (`ACCESSFLOW_IAM_LAST_ACCESSED=off`): no service-last-accessed jobs.
+    last_accessed_enabled: bool,
+    /// Keyed by (account, role ARN, ExternalId): a session checked for one account is never
+    /// reused for another.
+    sessions: Mutex<HashMap<(String, String, Option<String>), CachedSession>>,
 }
 
 fn permanent(op: &'static str, message: impl Into<String>) -> PortError {
@@ -374,7 +386,11 @@ fn not_implemented<E: aws_sdk_iam::error::ProvideErrorMetadata>(
             code.as_deref(),
             Some("NotImplemented") | Some("NotImplementedException")
         )
-        || (status(err) == Some(500) && code.is_none())
+}
+
+/// The account id in an ARN (`arn:partition:service:region:account:resource`).
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
 }
 
 impl AwsIamSource {
@@ -384,6 +400,7 @@ impl AwsIamSource {
         counter: RequestCounter,
         policy: RetryPolicy,
         session_name: String,
+        last_accessed_enabled: bool,
     ) -> Self {
         AwsIamSource {
             sdk,
@@ -392,6 +409,7 @@ impl AwsIamSource {
             policy,
             stats: RetryStats::default(),
             session_name,
+            last_accessed_enabled,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -417,7 +435,11 @@ impl AwsIamSource {
                 account.account, account.customer
             ),
         })?;
-        let cache_key = (role_arn.clone(), account.external_id.clone());
+        let cache_key = (
+            account.account.clone(),
+            role_arn.clone(),
+            account.external_id.clone(),
+        );
         if let Some(s) = self
             .sessions
             .lock()
@@ -445,6 +467,18 @@ impl AwsIamSource {
                 .map_err(|e| classify(op, e))
         })
         .await?;
+        let assumed = out.assumed_role_user().map(|u| u.arn()).unwrap_or_default();
+        if arn_account(assumed) != Some(account.account.as_str()) {
+            return Err(PortError::Invalid {
+                op,
+                message: format!(
+                    "assuming {role_arn} for account {} of customer {} gave the identity \
+                     `{assumed}`, which is not in account {}: refusing to collect another \
+                     account's data; fix role_arn in the tenants file",
+                    account.account, account.customer, account.account
+                ),
+            });
+        }
         let creds = out
             .credentials()
             .ok_or_else(|| permanent(op, "AssumeRole returned no credentials"))?;
@@ -564,6 +598,9 @@ impl IamSource for AwsIamSource {
         account: &AccountLocator,
         principal_arn: &str,
     ) -> PortResult<Option<Vec<u8>>> {
+        if !self.last_accessed_enabled {
+            return Ok(None);
+        }
         let iam = self.session(account).await?;
         let op = "iam:GenerateServiceLastAccessedDetails";
         let generated = retry_transient(&self.policy, &self.stats, || async {

@@ -21,8 +21,10 @@ mod topics;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::{Credentials, ProvideCredentials, Region};
+use aws_smithy_http_client::tls;
 
 pub use blobs::AwsBlobs;
 pub use config::{AwsSettings, SettingsError};
@@ -70,6 +72,19 @@ fn setup_error(message: impl Into<String>) -> PortError {
     }
 }
 
+/// How long opening a TCP/TLS connection to AWS may take before the attempt fails.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The HTTPS client of every AWS client Accessflow makes: hyper with rustls on `ring`
+/// (see the workspace manifest for why not the SDK's default, aws-lc).
+pub fn https_client() -> aws_smithy_http_client::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 impl AwsBackend {
     /// Loads the SDK configuration, checks that a region and credentials can be found (so a
     /// misconfigured process stops at start with a message saying what to set), and builds
@@ -79,7 +94,15 @@ impl AwsBackend {
             op: "aws:connect",
             message: e.to_string(),
         })?;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(settings.attempt_timeout)
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            );
         if let Some(region) = &settings.region {
             loader = loader.region(Region::new(region.clone()));
         }
@@ -176,6 +199,7 @@ impl AwsBackend {
                 counter,
                 RetryPolicy::new(settings.retry_max_elapsed),
                 settings.role_session_name.clone(),
+                settings.last_accessed,
             )),
             clock,
         })
