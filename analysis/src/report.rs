@@ -1091,9 +1091,24 @@ fn diff_keys(r: &AccountReport) -> BTreeSet<DiffKey> {
 }
 
 /// Access, admins, external access, escalation paths and principals added and removed.
+///
+/// A principal whose analysis failed in either report has unknown access there: its rows
+/// are neither "added" nor "removed" (the report's `failures` list says it is unknown).
+/// Only its existence, which the snapshot itself shows, is still compared.
 pub fn diff(previous: &AccountReport, current: &AccountReport) -> Vec<DiffRow> {
-    let old = diff_keys(previous);
-    let new = diff_keys(current);
+    let unknown: BTreeSet<&str> = previous
+        .failures
+        .iter()
+        .chain(&current.failures)
+        .map(|f| f.principal_arn.as_str())
+        .collect();
+    let known = |keys: BTreeSet<DiffKey>| -> BTreeSet<DiffKey> {
+        keys.into_iter()
+            .filter(|k| k.0 == DiffKind::Principal || !unknown.contains(k.1.as_str()))
+            .collect()
+    };
+    let old = known(diff_keys(previous));
+    let new = known(diff_keys(current));
     let row = |change: DiffChange, k: &DiffKey| DiffRow {
         change,
         kind: k.0,

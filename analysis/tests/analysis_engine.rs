@@ -435,3 +435,54 @@ fn partial_report_credential_report_and_diff() {
     .expect("utf8");
     assert!(principals_csv.starts_with("analysis_time,principal_name,principal_arn,principal_type,principal_is_iam_admin,principal_last_used,"));
 }
+
+/// A principal that could not be analysed tonight has unknown access, not removed access:
+/// the diff against last night says nothing about it, while the others' changes still show.
+#[test]
+fn the_diff_never_reports_a_failed_principals_access_as_removed() {
+    let v1 = json!({"UserDetailList": [
+        user("a", json!([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}])),
+        user("b", json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]))]});
+    let m1 = model(v1);
+    let r1 = report(&m1, &analyse_all(&m1), None);
+    assert!(r1.admins.iter().any(|a| a.principal_arn == arn_u("b")));
+
+    let v2 = json!({"UserDetailList": [
+        user("a", json!([{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::b/*"}])),
+        user("b", json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]))]});
+    let m2 = model(v2);
+    let only_a: Vec<_> = analyse_all(&m2)
+        .into_iter()
+        .filter(|r| r.principal.name == "a")
+        .collect();
+    let failures = vec![PrincipalFailure {
+        principal_arn: arn_u("b"),
+        reason: "dead-lettered: throttled".into(),
+    }];
+    let ctx = ReportContext {
+        customer: "acme",
+        account: ACCT,
+        run_id: "run-2",
+        analysis_time: "2026-11-26T02:00:00.000000+00:00",
+        credential_report: None,
+    };
+    let r2 = build_report(&ENGINE, &m2, &only_a, &failures, &ctx, Some(&r1));
+    assert!(
+        !r2.diff.iter().any(|d| d.principal_arn == arn_u("b")),
+        "nothing about b, whose access is unknown tonight: {:#?}",
+        r2.diff
+    );
+    assert!(r2
+        .diff
+        .iter()
+        .any(|d| d.change == DiffChange::Added && d.principal_arn == arn_u("a")));
+
+    // The next night b is analysed again: compared with the partial night, b's access is
+    // not "added" either (it was unknown then), and nothing is lost against the full night.
+    let r3 = report(&m2, &analyse_all(&m2), Some(&r2));
+    assert!(
+        !r3.diff.iter().any(|d| d.principal_arn == arn_u("b")),
+        "{:#?}",
+        r3.diff
+    );
+}

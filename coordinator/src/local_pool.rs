@@ -160,12 +160,14 @@ impl WorkerPool {
     }
 }
 
-/// Watches the run in the ledger until every account is finished, with a progress bar.
+/// Watches the run in the ledger until every account is finished (or `deadline` passes),
+/// with a progress bar; returns the run's totals then.
 pub async fn watch(
     ledger: &Ledger,
     run_id: &str,
     mut pool: Option<&mut WorkerPool>,
     show_bar: bool,
+    deadline: Option<Instant>,
 ) -> anyhow::Result<RunTotals> {
     let bar = if show_bar {
         ProgressBar::new(0)
@@ -194,6 +196,16 @@ pub async fn watch(
                 run = run_id,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "run complete"
+            );
+            return Ok(totals);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            bar.finish_and_clear();
+            warn!(
+                run = run_id,
+                finished = totals.accounts_finished,
+                accounts = totals.accounts,
+                "gave up waiting: the run is not finished"
             );
             return Ok(totals);
         }

@@ -10,6 +10,7 @@
 //! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts.
 
 mod dlq;
+mod exit_code;
 mod local_pool;
 mod reconcile;
 mod start;
@@ -17,6 +18,7 @@ mod status;
 mod tenants_source;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use accessflow_shared::config::Settings;
@@ -25,13 +27,17 @@ use accessflow_shared::ports::Ports;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
+use crate::exit_code::RunOutcome;
 use crate::start::RunIdentity;
 
 #[derive(Parser)]
 #[command(
     name = "coordinator",
     version,
-    about = "Accessflow coordinator: nightly runs of the IAM access analysis"
+    about = "Accessflow coordinator: nightly runs of the IAM access analysis",
+    after_help = "Exit codes of `run` and `status --wait`: 0 every account complete; \
+1 the coordinator failed (see the error); 2 wrong command line; 3 finished, some reports \
+partial; 4 finished, some accounts failed; 5 --timeout passed before the run finished."
 )]
 struct Cli {
     #[command(flatten)]
@@ -79,9 +85,13 @@ enum Command {
         /// Run id (default: the latest run).
         #[arg(long)]
         run: Option<String>,
-        /// Wait until every account of the run is finished.
+        /// Wait until every account of the run is finished; the exit code then says how
+        /// the run went (see below).
         #[arg(long)]
         wait: bool,
+        /// With --wait: give up after this many seconds (exit code 5; the run goes on).
+        #[arg(long, requires = "wait")]
+        timeout: Option<u64>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -119,11 +129,19 @@ enum DlqCommand {
     Replay(dlq::ReplayArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     accessflow_shared::telemetry::init("info");
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(dispatch(cli))
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(dispatch(cli)));
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::from(exit_code::ERROR)
+        }
+    }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_shared::naming::Names)> {
@@ -134,7 +152,8 @@ async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_share
     Ok((backend.ports, names))
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; the exit code says how the run went (`exit_code`), errors are code 1.
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command {
         Command::Run {
@@ -159,8 +178,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 &log_dir,
             )?;
             let ledger = Ledger::new(ports.store.clone());
-            let watched =
-                local_pool::watch(&ledger, &identity.run_id, Some(&mut pool), !no_progress).await;
+            let watched = local_pool::watch(
+                &ledger,
+                &identity.run_id,
+                Some(&mut pool),
+                !no_progress,
+                None,
+            )
+            .await;
             pool.stop(Duration::from_secs(30)).await?;
             let totals = watched?;
             print_summary(
@@ -171,7 +196,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 started.elapsed(),
                 &log_dir,
             );
-            Ok(())
+            Ok(RunOutcome::of(&totals).exit_code())
         }
         Command::Start { run } => {
             let (ports, names) = connect(&settings).await?;
@@ -180,14 +205,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let identity = RunIdentity::new(run.run_id, run.as_of)?;
             start::start_run(&ports, &names, &tenants, &identity).await?;
             println!("{}", identity.run_id);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Status { run, wait, json } => {
+        Command::Status {
+            run,
+            wait,
+            timeout,
+            json,
+        } => {
             let (ports, _) = connect(&settings).await?;
             let ledger = Ledger::new(ports.store.clone());
             let run_id = status::resolve_run(&ledger, run.as_deref()).await?;
             if wait {
-                local_pool::watch(&ledger, &run_id, None, false).await?;
+                let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs(secs));
+                local_pool::watch(&ledger, &run_id, None, false, deadline).await?;
             }
             let states = ledger.account_states(&run_id).await?;
             if json {
@@ -198,7 +229,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", status::to_table(&run_id, &states));
             }
-            Ok(())
+            if wait {
+                Ok(RunOutcome::of(&accessflow_shared::ledger::RunTotals::of(&states)).exit_code())
+            } else {
+                Ok(ExitCode::SUCCESS)
+            }
         }
         Command::Reconcile { tenants } => {
             let (ports, names) = connect(&settings).await?;
@@ -211,18 +246,20 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 report.queues_draining.len(),
                 report.dlqs_kept.len()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { command } => {
             let (ports, names) = connect(&settings).await?;
             match command {
-                DlqCommand::List { filter } => dlq::list(&ports, &names, &filter, false).await,
-                DlqCommand::Show { filter } => dlq::list(&ports, &names, &filter, true).await,
-                DlqCommand::Replay(args) => dlq::replay(&ports, &names, &args).await,
+                DlqCommand::List { filter } => dlq::list(&ports, &names, &filter, false).await?,
+                DlqCommand::Show { filter } => dlq::list(&ports, &names, &filter, true).await?,
+                DlqCommand::Replay(args) => dlq::replay(&ports, &names, &args).await?,
             }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Samples { out } => {
-            let tenants = tenants_source::bundled(&out)?;
+            let mut tenants = tenants_source::bundled(&out)?;
+            tenants_source::relative_to(&mut tenants, &out);
             let path = out.join("tenants.toml");
             let text = toml::to_string_pretty(&tenants).context("serializing the tenants file")?;
             std::fs::write(&path, text)
@@ -232,7 +269,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 out.display(),
                 path.display()
             );
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

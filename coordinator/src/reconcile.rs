@@ -67,12 +67,9 @@ pub async fn reconcile(
             desired_queues.insert(spec.name);
             report.queues_ensured += 1;
         }
-        // Subscriptions that no longer belong on a topic of this customer.
-        for topic in ports
-            .topics
-            .list_topics(&names.topic_prefix(customer))
-            .await?
-        {
+        // Subscriptions that no longer belong on a topic of this customer (exactly this
+        // customer's: `acme`'s prefix also lists `acme-eu`'s topics).
+        for topic in customer_topics(ports, names, customer).await? {
             let keep = wanted.get(&topic);
             for sub in ports.topics.list_subscriptions(&topic).await? {
                 if !keep.is_some_and(|k| k.contains(&sub.queue)) {
@@ -113,11 +110,7 @@ pub async fn reconcile(
             continue;
         }
         let dlq = ports.queues.dlq_of(&queue).await.ok();
-        for topic in ports
-            .topics
-            .list_topics(&names.topic_prefix(&customer))
-            .await?
-        {
+        for topic in customer_topics(ports, names, &customer).await? {
             for sub in ports.topics.list_subscriptions(&topic).await? {
                 if sub.queue == queue {
                     ports.topics.unsubscribe(&sub.id).await?;
@@ -138,4 +131,19 @@ pub async fn reconcile(
         }
     }
     Ok(report)
+}
+
+/// The topics of exactly one customer.
+async fn customer_topics(
+    ports: &Ports,
+    names: &Names,
+    customer: &str,
+) -> anyhow::Result<Vec<String>> {
+    Ok(ports
+        .topics
+        .list_topics(&names.topic_prefix(customer))
+        .await?
+        .into_iter()
+        .filter(|topic| names.is_customer_topic(customer, topic))
+        .collect())
 }

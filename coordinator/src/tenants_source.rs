@@ -54,3 +54,35 @@ pub fn bundled(root: &Path) -> anyhow::Result<TenantsFile> {
         .map_err(|e| anyhow::anyhow!("the bundled sample is invalid: {e}"))?;
     Ok(file)
 }
+
+/// Rewrites the fixture directories under `base` relative to it: a tenants file written
+/// into `base` then reads them back from where they are, wherever it is run from (relative
+/// fixture directories are resolved against the tenants file's own directory).
+pub fn relative_to(file: &mut TenantsFile, base: &Path) {
+    for customer in &mut file.customers {
+        for account in &mut customer.accounts {
+            if let Some(dir) = &account.fixture_dir {
+                if let Ok(relative) = dir.strip_prefix(base) {
+                    account.fixture_dir = Some(relative.to_path_buf());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_dirs_become_relative_to_the_tenants_file() {
+        let out = tempfile::tempdir().unwrap();
+        let base = out.path().join("sub").join("dir");
+        let mut file = bundled(&base).unwrap();
+        relative_to(&mut file, &base);
+        let account = &file.customers[0].accounts[0];
+        let dir = account.fixture_dir.as_ref().unwrap();
+        assert!(dir.is_relative(), "{}", dir.display());
+        assert!(base.join(dir).join("authorization-details.json").exists());
+    }
+}

@@ -221,13 +221,33 @@ pub fn finish_op(
     }
 }
 
-/// Gives a claim back without finishing it (shutdown): the next receiver takes it at once.
+/// Gives a claim back without finishing it (shutdown, a failed commit): the next receiver
+/// takes it at once. The record is not deleted but marked released (in progress, with a
+/// lease that has already ended), so its version keeps counting up: a deleted record would
+/// start again at version 1 on the next claim, where a stalled holder's old token could
+/// match it.
 pub async fn release(store: &dyn KeyValueStore, token: &ClaimToken) -> PortResult<()> {
+    let released = IdempotencyRecord {
+        status: ItemStatus::InProgress,
+        lease_until_ms: 0,
+        owner: format!("released by {}", token.owner),
+        result_digest: None,
+        reason: None,
+    };
     match store
-        .delete(&token.key, Condition::VersionIs(token.version()))
+        .put(
+            &token.key,
+            encode(&released),
+            ttl(&token.clock),
+            Condition::VersionIs(token.version()),
+        )
         .await
     {
+        Ok(version) => {
+            token.version.store(version, Ordering::SeqCst);
+            Ok(())
+        }
         Err(e) if e.is_condition_failed() => Ok(()),
-        other => other,
+        Err(e) => Err(e),
     }
 }

@@ -12,6 +12,18 @@ use crate::ports::OutgoingMessage;
 /// Version of the message format; bumped on an incompatible change.
 pub const MESSAGE_VERSION: u32 = 1;
 
+/// Largest body a worker decodes: SQS's own limit (256 KiB). A work message is a few hundred
+/// bytes; anything near this is forged or corrupt.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Most items (principals) one account's run may plan. IAM's own quotas stop at 5,000 users
+/// and 5,000 roles per account; this leaves room for raised quotas, and bounds what a
+/// forged `items` can make a worker allocate.
+pub const MAX_ITEMS_PER_ACCOUNT: u32 = 100_000;
+
+/// Longest principal ARN (IAM's limit is 2,048 characters).
+pub const MAX_ARN_LEN: usize = 2048;
+
 /// The identity of one account's work within one run, carried by every message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountWork {
@@ -85,6 +97,20 @@ pub enum DecodeError {
     Malformed(#[from] serde_json::Error),
     #[error("message format version {found} is not supported (this build reads version {MESSAGE_VERSION})")]
     Version { found: u32 },
+    #[error("message body is {0} bytes, more than the {MAX_BODY_BYTES} a work message can be")]
+    TooLarge(usize),
+    #[error("message field `{field}` is out of bounds: {problem}")]
+    OutOfBounds {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+fn out_of_bounds(field: &'static str, problem: impl Into<String>) -> DecodeError {
+    DecodeError::OutOfBounds {
+        field,
+        problem: problem.into(),
+    }
 }
 
 impl WorkMessage {
@@ -132,7 +158,13 @@ impl WorkMessage {
         serde_json::to_string(&envelope).unwrap_or_default()
     }
 
+    /// Decodes a body and checks every id, count and size in it before anything uses them:
+    /// a forged message is refused here, with the field named, instead of crashing or
+    /// misleading a worker.
     pub fn decode(body: &str) -> Result<WorkMessage, DecodeError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(DecodeError::TooLarge(body.len()));
+        }
         #[derive(Deserialize)]
         struct VersionOnly {
             version: u32,
@@ -144,7 +176,80 @@ impl WorkMessage {
             });
         }
         let envelope: Envelope = serde_json::from_str(body)?;
+        envelope.message.check_bounds()?;
         Ok(envelope.message)
+    }
+
+    /// Every field within the bounds the pipeline relies on.
+    fn check_bounds(&self) -> Result<(), DecodeError> {
+        let w = self.work();
+        let run_ok = !w.run_id.is_empty()
+            && w.run_id.len() <= 64
+            && w.run_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !run_ok {
+            return Err(out_of_bounds(
+                "run_id",
+                "not 1 to 64 characters of A-Z, a-z, 0-9, '-' and '_'",
+            ));
+        }
+        crate::naming::validate_customer(&w.customer)
+            .map_err(|e| out_of_bounds("customer", e.to_string()))?;
+        crate::naming::validate_account(&w.account)
+            .map_err(|e| out_of_bounds("account", e.to_string()))?;
+        let check_snapshot = |snapshot: &str| {
+            let ok = !snapshot.is_empty()
+                && snapshot.len() <= 128
+                && snapshot
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if ok {
+                Ok(())
+            } else {
+                Err(out_of_bounds(
+                    "snapshot",
+                    "not a content digest (1 to 128 lowercase hex digits)",
+                ))
+            }
+        };
+        match self {
+            WorkMessage::CollectAccount { .. } => Ok(()),
+            WorkMessage::AnalyzePrincipal {
+                snapshot,
+                item,
+                principal_arn,
+                ..
+            } => {
+                check_snapshot(snapshot)?;
+                if *item >= MAX_ITEMS_PER_ACCOUNT {
+                    return Err(out_of_bounds(
+                        "item",
+                        format!("{item} is not below {MAX_ITEMS_PER_ACCOUNT}"),
+                    ));
+                }
+                if !principal_arn.starts_with("arn:") || principal_arn.len() > MAX_ARN_LEN {
+                    return Err(out_of_bounds(
+                        "principal_arn",
+                        format!("not an ARN of at most {MAX_ARN_LEN} characters"),
+                    ));
+                }
+                Ok(())
+            }
+            // `generation` is any u32 (replay uses the time); nothing is sized by it.
+            WorkMessage::FinalizeAccount {
+                snapshot, items, ..
+            } => {
+                check_snapshot(snapshot)?;
+                if *items > MAX_ITEMS_PER_ACCOUNT {
+                    return Err(out_of_bounds(
+                        "items",
+                        format!("{items} is more than {MAX_ITEMS_PER_ACCOUNT}"),
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The message ready to send: group = account, attributes `customer`, `account`, `type`.
@@ -215,5 +320,52 @@ mod tests {
         assert!(err.to_string().contains("customer"), "{err}");
         let err = WorkMessage::decode(r#"{"version":1,"type":"explode"}"#).unwrap_err();
         assert!(err.to_string().contains("explode"), "{err}");
+    }
+
+    /// Every count and size is checked at decode time, naming the field.
+    #[test]
+    fn refuses_out_of_bounds_fields() {
+        let finalize = |items: u32, generation: u32| WorkMessage::FinalizeAccount {
+            work: work(),
+            snapshot: "abc".into(),
+            items,
+            generation,
+        };
+        let field = |m: &WorkMessage| match WorkMessage::decode(&m.encode()) {
+            Err(DecodeError::OutOfBounds { field, .. }) => field,
+            other => panic!("expected out of bounds, got {other:?}"),
+        };
+        assert_eq!(field(&finalize(u32::MAX, 0)), "items");
+        assert_eq!(field(&finalize(MAX_ITEMS_PER_ACCOUNT + 1, 0)), "items");
+        assert!(WorkMessage::decode(&finalize(MAX_ITEMS_PER_ACCOUNT, 0).encode()).is_ok());
+        assert!(WorkMessage::decode(&finalize(3, u32::MAX).encode()).is_ok());
+        let analyze = |item: u32, arn: &str, snapshot: &str| WorkMessage::AnalyzePrincipal {
+            work: work(),
+            snapshot: snapshot.into(),
+            item,
+            principal_arn: arn.into(),
+        };
+        let arn = "arn:aws:iam::111122223333:role/x";
+        assert_eq!(field(&analyze(u32::MAX, arn, "abc")), "item");
+        assert_eq!(field(&analyze(1, "role/x", "abc")), "principal_arn");
+        assert_eq!(field(&analyze(1, &"arn:".repeat(1000), "abc")), "principal_arn");
+        assert_eq!(field(&analyze(1, arn, "../../etc")), "snapshot");
+        let mut bad_work = work();
+        bad_work.account = "1".repeat(400);
+        assert_eq!(field(&WorkMessage::CollectAccount { work: bad_work }), "account");
+        let mut bad_work = work();
+        bad_work.customer = "Acme Corp".into();
+        assert_eq!(field(&WorkMessage::CollectAccount { work: bad_work }), "customer");
+        let mut bad_work = work();
+        bad_work.run_id = "r/../1".into();
+        assert_eq!(field(&WorkMessage::CollectAccount { work: bad_work }), "run_id");
+        let huge = format!(
+            r#"{{"version":1,"type":"collect_account","run_id":"{}"}}"#,
+            "r".repeat(MAX_BODY_BYTES)
+        );
+        assert!(matches!(
+            WorkMessage::decode(&huge),
+            Err(DecodeError::TooLarge(_))
+        ));
     }
 }

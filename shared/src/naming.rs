@@ -111,6 +111,15 @@ impl Names {
     pub fn customer_topic(&self, customer: &str, shard: usize) -> String {
         format!("{}{shard}", self.topic_prefix(customer))
     }
+
+    /// Whether `topic` is a shard of exactly this customer's. A listing by
+    /// [`Names::topic_prefix`] is not enough: customer `acme`'s prefix also matches
+    /// `acme-eu`'s topics, so what follows the prefix must be a shard number.
+    pub fn is_customer_topic(&self, customer: &str, topic: &str) -> bool {
+        topic
+            .strip_prefix(&self.topic_prefix(customer))
+            .is_some_and(|shard| !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
 
 /// Assigns accounts to topic shards: the customer's accounts, sorted, in chunks of
@@ -129,6 +138,19 @@ pub fn shard_accounts<'a>(accounts: impl IntoIterator<Item = &'a str>) -> Vec<(&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_customer_topic_is_matched_exactly() {
+        let n = Names::new("accessflow").unwrap();
+        let acme = n.customer_topic("acme", 0);
+        let acme_eu = n.customer_topic("acme-eu", 12);
+        assert!(n.is_customer_topic("acme", &acme));
+        assert!(n.is_customer_topic("acme-eu", &acme_eu));
+        assert!(acme_eu.starts_with(&n.topic_prefix("acme")), "the trap");
+        assert!(!n.is_customer_topic("acme", &acme_eu));
+        assert!(!n.is_customer_topic("acme-eu", &acme));
+        assert!(!n.is_customer_topic("acme", "accessflow-t-acme-"));
+    }
 
     #[test]
     fn queue_names_round_trip() {

@@ -321,6 +321,7 @@ async fn transactions_are_all_or_nothing() {
 #[tokio::test]
 async fn blobs_in_s3() {
     let (backend, prefix) = moto::backend("blobs").await;
+    backend.ports().keys.ensure_customer_key("acme").await.unwrap();
     let b = backend.ports().blobs;
     b.put("acme/reports/r1/111/report.json", b"{}".to_vec())
         .await
@@ -355,6 +356,37 @@ async fn blobs_in_s3() {
     assert_eq!(ops["s3:HEAD"], 2, "{ops:?}");
     let cost = accessflow_testkit::cost::estimate(&ops, &Default::default());
     assert!(cost["s3"] > 0.0);
+}
+
+/// Item 7 of "never lose a night": a customer's reports are encrypted at rest with that
+/// customer's own KMS key (SSE-KMS with a bucket key), like everything else of theirs.
+#[tokio::test]
+async fn reports_are_encrypted_with_their_customers_key() {
+    let (backend, _) = moto::backend("sse").await;
+    let keys = backend.ports().keys;
+    keys.ensure_customer_key("acme").await.unwrap();
+    keys.ensure_customer_key("globex").await.unwrap();
+    let b = backend.ports().blobs;
+    b.put("acme/reports/r1/111122223333/report.json", b"{}".to_vec())
+        .await
+        .unwrap();
+    b.put("globex/reports/r1/444455556666/report.csv", b"a".to_vec())
+        .await
+        .unwrap();
+    let alias = &backend.settings().kms_alias_prefix;
+    for (key, customer) in [
+        ("acme/reports/r1/111122223333/report.json", "acme"),
+        ("globex/reports/r1/444455556666/report.csv", "globex"),
+    ] {
+        let e = backend.blobs().encryption(key).await.unwrap();
+        assert_eq!(e.server_side_encryption.as_deref(), Some("aws:kms"), "{key}");
+        assert_eq!(
+            e.kms_key_id.as_deref(),
+            Some(format!("{alias}{customer}").as_str()),
+            "{key}: {e:?}"
+        );
+        assert_eq!(e.bucket_key_enabled, Some(true), "{key}");
+    }
 }
 
 #[tokio::test]

@@ -323,3 +323,72 @@ async fn ledger_counters_add_up_under_concurrency() {
         "counters leave the document alone"
     );
 }
+
+/// Item 11 of "never lose a night": claim versions never repeat. Releasing used to delete
+/// the record, so the next claim started again at version 1, which a stalled holder's
+/// token from before could match.
+#[tokio::test]
+async fn a_released_claim_never_gives_a_stale_holder_its_version_back() {
+    let (_dir, ports) = ports();
+    let store = ports.store.as_ref();
+    let key = idempotency::record_key("r1", "acme", "111122223333", "item#000002");
+    let lease = Duration::from_secs(30);
+    let claim = |owner: &'static str| {
+        let clock = ports.clock.clone();
+        let key = key.clone();
+        async move {
+            match idempotency::claim(store, &clock, &key, owner, lease, false)
+                .await
+                .unwrap()
+            {
+                Claim::Acquired(token) => token,
+                other => panic!("{owner} could not claim: {other:?}"),
+            }
+        }
+    };
+
+    // worker-a claims and stalls past its lease; worker-b takes over, then gives the step
+    // back (say it is shutting down); worker-c claims it.
+    let stalled = claim("worker-a").await;
+    assert!(ports.clock.advance(lease + Duration::from_millis(1)));
+    let taken_over = claim("worker-b").await;
+    idempotency::release(store, &taken_over).await.unwrap();
+    let current = claim("worker-c").await;
+    assert!(
+        current.version() > taken_over.version() && taken_over.version() > stalled.version(),
+        "versions only go up: {} {} {}",
+        stalled.version(),
+        taken_over.version(),
+        current.version()
+    );
+
+    // worker-a wakes up and commits with its old token: nothing lands.
+    let effect = StoreKey::new("effects", "item-2");
+    let stale = store
+        .transact(vec![
+            idempotency::finish_op(&stalled, ItemStatus::Done, None, None),
+            WriteOp::Put {
+                key: effect.clone(),
+                value: serde_json::json!("from a"),
+                expires_at: None,
+                condition: Condition::None,
+            },
+        ])
+        .await;
+    assert!(stale.unwrap_err().is_condition_failed());
+    assert!(store.get(&effect).await.unwrap().is_none());
+
+    // worker-c's commit lands.
+    store
+        .transact(vec![idempotency::finish_op(
+            &current,
+            ItemStatus::Done,
+            None,
+            None,
+        )])
+        .await
+        .unwrap();
+    let record = idempotency::record(store, &key).await.unwrap().unwrap();
+    assert_eq!(record.status, ItemStatus::Done);
+    assert_eq!(record.owner, "worker-c");
+}

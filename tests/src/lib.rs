@@ -277,6 +277,37 @@ fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
+/// Every subscription of the customers' topics, by topic: (subscription id, queue), sorted.
+/// Listing by each customer's topic prefix on purpose: it also lists the topics of
+/// customers whose id extends another's, which is what reconcile must not be fooled by.
+pub async fn subscriptions(
+    ports: &accessflow_shared::ports::Ports,
+    names: &accessflow_shared::naming::Names,
+    customers: &[&str],
+) -> std::collections::BTreeMap<String, Vec<(String, String)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for customer in customers {
+        let topics = ports
+            .topics
+            .list_topics(&names.topic_prefix(customer))
+            .await
+            .expect("list topics");
+        for topic in topics {
+            let mut subs: Vec<(String, String)> = ports
+                .topics
+                .list_subscriptions(&topic)
+                .await
+                .expect("list subscriptions")
+                .into_iter()
+                .map(|s| (s.id, s.queue))
+                .collect();
+            subs.sort();
+            out.insert(topic, subs);
+        }
+    }
+    out
+}
+
 /// A small sample account spec.
 pub fn spec(account_id: &str, principals: usize, seed: u64) -> SampleAccountSpec {
     SampleAccountSpec {

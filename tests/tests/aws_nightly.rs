@@ -41,6 +41,41 @@ struct AwsDeployment {
 }
 
 impl AwsDeployment {
+    /// A deployment on the moto server for the harness's `prefix` and its settings: the
+    /// binaries get the table, bucket and key aliases through the environment and a
+    /// `--name-prefix` derived from `prefix`.
+    fn new(prefix: &str, settings: &accessflow_shared::aws::AwsSettings) -> AwsDeployment {
+        let server = moto::server();
+        let name_prefix: String = prefix.trim_end_matches('-').chars().take(20).collect();
+        let env = vec![
+            ("AWS_ENDPOINT_URL".into(), server.url.clone()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("ACCESSFLOW_TABLE".into(), settings.table.clone()),
+            ("ACCESSFLOW_BUCKET".into(), settings.bucket.clone()),
+            // moto 5.2 answers the service-last-accessed jobs with a bare HTTP 500.
+            ("ACCESSFLOW_IAM_LAST_ACCESSED".into(), "off".into()),
+            (
+                "ACCESSFLOW_KMS_ALIAS_PREFIX".into(),
+                settings.kms_alias_prefix.clone(),
+            ),
+        ];
+        AwsDeployment {
+            dir: tempfile::tempdir().unwrap(),
+            env,
+            name_prefix,
+        }
+    }
+
+    /// A backend that sees the binaries' queues and topics (no extra test prefix: the
+    /// binaries name them after `--name-prefix` alone).
+    async fn backend(&self, settings: &accessflow_shared::aws::AwsSettings) -> AwsBackend {
+        let mut plain = settings.clone();
+        plain.name_prefix = String::new();
+        AwsBackend::connect(&plain).await.unwrap()
+    }
+
     fn command(&self, name: &str) -> Command {
         let mut cmd = Command::new(binary(name));
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -97,7 +132,6 @@ impl AwsDeployment {
 #[test]
 fn nightly_run_on_moto_survives_a_killed_worker() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = moto::server();
     let prefix = moto::unique_prefix("e2e");
     let settings = moto::settings(&prefix);
     let account = moto::unique_account();
@@ -112,26 +146,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         backend
     });
 
-    let dir = tempfile::tempdir().unwrap();
-    let name_prefix: String = prefix.trim_end_matches('-').chars().take(20).collect();
-    let env = vec![
-        ("AWS_ENDPOINT_URL".into(), server.url.clone()),
-        ("AWS_REGION".into(), "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-        ("ACCESSFLOW_TABLE".into(), settings.table.clone()),
-        ("ACCESSFLOW_BUCKET".into(), settings.bucket.clone()),
-        ("ACCESSFLOW_IAM_LAST_ACCESSED".into(), "off".into()),
-        (
-            "ACCESSFLOW_KMS_ALIAS_PREFIX".into(),
-            settings.kms_alias_prefix.clone(),
-        ),
-    ];
-    let d = AwsDeployment {
-        dir,
-        env,
-        name_prefix,
-    };
+    let d = AwsDeployment::new(&prefix, &settings);
     let tenants = d.dir.path().join("tenants.toml");
     std::fs::write(
         &tenants,
@@ -348,4 +363,49 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         per_service.get("sqs").copied().unwrap_or(0) > 0,
         "the workers counted their SQS requests: {operations:?}"
     );
+}
+
+/// Item 2 of "never lose a night", on AWS: customer `acme`'s topic prefix also matches
+/// `acme-eu`'s topics. Reconciling `acme` must leave `acme-eu`'s subscriptions alone (it
+/// used to delete and recreate them, seconds before publishing, where a new filter policy
+/// can take minutes to apply).
+#[test]
+fn reconcile_on_moto_leaves_a_prefixed_customers_subscriptions_alone() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let prefix = moto::unique_prefix("rec");
+    let settings = moto::settings(&prefix);
+    let d = AwsDeployment::new(&prefix, &settings);
+    let backend = runtime.block_on(async {
+        let provisioned = AwsBackend::connect(&settings).await.unwrap();
+        provisioned.provision().await.unwrap();
+        d.backend(&settings).await
+    });
+    let (a, b) = (moto::unique_account(), moto::unique_account());
+    let tenants = d.dir.path().join("tenants.toml");
+    std::fs::write(
+        &tenants,
+        format!(
+            "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{a}\"\nrole_arn = \"arn:aws:iam::{a}:role/r\"\n\
+             [[customers]]\nid = \"acme-eu\"\n[[customers.accounts]]\nid = \"{b}\"\nrole_arn = \"arn:aws:iam::{b}:role/r\"\n"
+        ),
+    )
+    .unwrap();
+    let names = accessflow_shared::naming::Names::new(&d.name_prefix).unwrap();
+    let ports = backend.ports();
+    let reconcile = || d.coordinator(&["reconcile", "--tenants", tenants.to_str().unwrap()]);
+    reconcile();
+    let before = runtime.block_on(accessflow_tests::subscriptions(
+        &ports,
+        &names,
+        &["acme", "acme-eu"],
+    ));
+    reconcile();
+    let after = runtime.block_on(accessflow_tests::subscriptions(
+        &ports,
+        &names,
+        &["acme", "acme-eu"],
+    ));
+    assert_eq!(before.len(), 2, "one topic per customer: {before:#?}");
+    assert!(before.values().all(|subs| subs.len() == 1), "{before:#?}");
+    assert_eq!(before, after, "the second reconcile changed nothing");
 }

@@ -68,3 +68,30 @@ fn removed_accounts_lose_their_queues_only_once_drained() {
     assert!(!left.contains(&q2) && !left.contains(&dlq2), "{left:?}");
     assert!(left.contains(&names.account_queue("acme", "111100000001")));
 }
+
+/// Item 2 of "never lose a night", on the embedded backend: customer `acme`'s topic prefix
+/// also matches `acme-eu`'s topics. Reconciling `acme` must leave `acme-eu`'s
+/// subscriptions alone instead of deleting and recreating them every night.
+#[test]
+fn a_customer_whose_id_extends_another_keeps_its_subscriptions() {
+    let d = Deployment::new(30);
+    let tenants = d.write_tenants(&[
+        ("acme", spec("111100000001", 5, 1)),
+        ("acme-eu", spec("222200000001", 5, 2)),
+    ]);
+    let names = Names::new("accessflow").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let subscriptions = || {
+        runtime.block_on(async {
+            let ports = d.ports().await;
+            accessflow_tests::subscriptions(&ports, &names, &["acme", "acme-eu"]).await
+        })
+    };
+    d.coordinator(&["reconcile", "--tenants", tenants.to_str().unwrap()]);
+    let before = subscriptions();
+    d.coordinator(&["reconcile", "--tenants", tenants.to_str().unwrap()]);
+    let after = subscriptions();
+    assert_eq!(before.len(), 2, "one topic per customer: {before:#?}");
+    assert!(before.values().all(|subs| subs.len() == 1), "{before:#?}");
+    assert_eq!(before, after, "the second reconcile changed nothing");
+}

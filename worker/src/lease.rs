@@ -25,6 +25,8 @@ pub struct Lease {
 /// What the heartbeat extends.
 struct Held {
     queue: String,
+    store: Arc<dyn KeyValueStore>,
+    visibility: Duration,
     /// Receipt handles of the batch's messages not yet settled.
     receipts: Mutex<Vec<String>>,
     /// The idempotency claim of the step being handled, if one is held.
@@ -44,6 +46,8 @@ impl Lease {
     ) -> Lease {
         let held = Arc::new(Held {
             queue: queue.to_string(),
+            store: store.clone(),
+            visibility,
             receipts: Mutex::new(receipts),
             claim: Mutex::new(None),
         });
@@ -66,6 +70,24 @@ impl Lease {
     /// extension can move its version meanwhile.
     pub async fn take_claim(&self) -> Option<ClaimToken> {
         self.held.claim.lock().await.take()
+    }
+
+    /// Extends the held claim now, conditioned on its version: `Ok(true)` while the claim
+    /// is still ours, `Ok(false)` once somebody else took the step over (the claim is then
+    /// dropped). The fence before effects that cannot join the commit's transaction.
+    pub async fn confirm_claim(&self) -> Result<bool, accessflow_shared::ports::PortError> {
+        let mut claim = self.held.claim.lock().await;
+        let Some(token) = claim.as_ref() else {
+            return Ok(false);
+        };
+        match idempotency::extend(self.held.store.as_ref(), token, self.held.visibility).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_condition_failed() => {
+                *claim = None;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether a claim is held.

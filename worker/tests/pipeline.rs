@@ -388,15 +388,16 @@ impl IamSource for UnreachableIam {
 }
 
 #[tokio::test]
-async fn a_transient_collect_failure_on_the_last_receive_fails_the_account_and_dead_letters() {
+async fn a_transient_collect_failure_on_the_workers_last_try_fails_the_account_and_dead_letters() {
     let night = Night::open(Some(Arc::new(UnreachableIam))).await;
     night.send(collect_message()).await;
-    for receive in 1..=MAX_RECEIVE_COUNT {
+    // The poison guard: the worker's last try is the receive before the queue's last.
+    for receive in 1..MAX_RECEIVE_COUNT {
         let batch = night.receive().await;
         assert_eq!(batch.len(), 1, "receive {receive}");
         assert_eq!(batch[0].receive_count, receive);
         let outcome = night.handle(&batch[0]).await;
-        if receive < MAX_RECEIVE_COUNT {
+        if receive < MAX_RECEIVE_COUNT - 1 {
             assert!(
                 matches!(&outcome, Outcome::Retry { reason, .. } if reason.contains("throttled")),
                 "receive {receive}: {outcome:?}"
@@ -406,7 +407,12 @@ async fn a_transient_collect_failure_on_the_last_receive_fails_the_account_and_d
                 night.state().await.progress.status,
                 AccountStatus::Published
             );
-            assert!(night.record(Step::Collect).await.is_none());
+            let record = night.record(Step::Collect).await.expect("record");
+            assert_eq!(
+                (record.status, record.lease_until_ms),
+                (ItemStatus::InProgress, 0),
+                "released, its version kept"
+            );
             night
                 .ports
                 .queues
@@ -536,4 +542,214 @@ async fn a_commit_after_the_claim_moved_lands_nothing() {
         Claimed::Finished
     );
     assert!(!lease.holds_claim().await);
+}
+
+/// Handles every message in the queue; the bodies in `forged` must be dead-lettered (their
+/// reasons are returned), every other message must be `Delete`.
+async fn drain_with_forgeries(night: &Night, forged: &[String]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    loop {
+        let batch = night.receive().await;
+        if batch.is_empty() {
+            return reasons;
+        }
+        for message in batch {
+            let outcome = night.handle(&message).await;
+            if forged.contains(&message.body) {
+                match outcome {
+                    Outcome::DeadLetter { reason } => reasons.push(reason),
+                    other => panic!("forged {} was not dead-lettered: {other:?}", message.body),
+                }
+            } else {
+                assert_eq!(outcome, Outcome::Delete, "message {}", message.body);
+            }
+            night
+                .ports
+                .queues
+                .delete_batch(&night.queue, std::slice::from_ref(&message.receipt_handle))
+                .await
+                .expect("delete");
+        }
+    }
+}
+
+/// Item 12 of "never lose a night": counts in a forged message are checked before use.
+/// `items = u32::MAX` used to abort the worker in `Vec::with_capacity`; a finalize whose
+/// count disagrees with collect's plan must neither build a report nor take the real
+/// finalize's idempotency record.
+#[tokio::test]
+async fn forged_counts_are_dead_lettered_with_their_reason_and_the_night_completes() {
+    let night = Night::open(None).await;
+    let snapshot = "ab".repeat(32);
+    let huge = WorkMessage::FinalizeAccount {
+        work: work(),
+        snapshot: snapshot.clone(),
+        items: u32::MAX,
+        generation: 0,
+    }
+    .encode();
+    night
+        .send(OutgoingMessage::new(ACCOUNT, "forged-huge", huge.clone()))
+        .await;
+    let reasons = drain_with_forgeries(&night, std::slice::from_ref(&huge)).await;
+    assert_eq!(reasons.len(), 1);
+    assert!(reasons[0].contains("`items`"), "{}", reasons[0]);
+
+    // Collect, then a finalize that claims one item more than collect planned, queued
+    // behind the real finalize in the account's group.
+    night.send(collect_message()).await;
+    let batch = night.receive().await;
+    assert_eq!(batch.len(), 1);
+    assert_eq!(night.handle(&batch[0]).await, Outcome::Delete);
+    night
+        .ports
+        .queues
+        .delete_batch(&night.queue, std::slice::from_ref(&batch[0].receipt_handle))
+        .await
+        .expect("delete");
+    let planned = night.state().await.progress;
+    let real_snapshot = planned.snapshot.clone().expect("snapshot planned");
+    let wrong = WorkMessage::FinalizeAccount {
+        work: work(),
+        snapshot: real_snapshot,
+        items: night.principals + 1,
+        generation: 0,
+    }
+    .encode();
+    night
+        .send(OutgoingMessage::new(ACCOUNT, "forged-wrong", wrong.clone()))
+        .await;
+    let reasons = drain_with_forgeries(&night, std::slice::from_ref(&wrong)).await;
+    assert_eq!(reasons.len(), 1);
+    assert!(
+        reasons[0].contains("collect planned"),
+        "the reason says what disagrees: {}",
+        reasons[0]
+    );
+
+    let state = night.state().await;
+    assert_eq!(state.progress.status, AccountStatus::Finalized);
+    assert_eq!(state.done, u64::from(night.principals));
+    let record = night
+        .record(Step::Finalize { generation: 0 })
+        .await
+        .expect("finalize record");
+    assert_eq!(record.status, ItemStatus::Done);
+}
+
+/// Reads the fixture account, but while it does, another worker takes the collect step
+/// over (this one stalled past its lease).
+struct TakenOverWhileCollecting {
+    store: std::sync::OnceLock<Arc<dyn accessflow_shared::ports::KeyValueStore>>,
+    clock: std::sync::OnceLock<Clock>,
+}
+
+#[async_trait::async_trait]
+impl IamSource for TakenOverWhileCollecting {
+    async fn fetch_account(&self, locator: &AccountLocator) -> PortResult<AccountSnapshotRaw> {
+        let (Some(store), Some(clock)) = (self.store.get(), self.clock.get()) else {
+            panic!("the test wires the store and clock in first");
+        };
+        let record = IdempotencyRecord {
+            status: ItemStatus::InProgress,
+            lease_until_ms: clock.now_ms() + 60_000,
+            owner: "other-worker:1:0000beef".into(),
+            result_digest: None,
+            reason: None,
+        };
+        let key = record_key(Step::Collect);
+        let current = store.get(&key).await?.expect("our claim");
+        store
+            .put(
+                &key,
+                serde_json::to_value(&record).expect("json"),
+                None,
+                Condition::VersionIs(current.version),
+            )
+            .await?;
+        let dir = Path::new(locator.fixture_dir.as_deref().expect("fixture dir"));
+        Ok(AccountSnapshotRaw {
+            authorization_details: std::fs::read(dir.join("authorization-details.json"))
+                .expect("fixture"),
+            credential_report: Vec::new(),
+        })
+    }
+
+    async fn last_accessed(&self, _: &AccountLocator, _: &str) -> PortResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
+}
+
+/// Item 11 of "never lose a night": collect's sends are fenced. A collect whose claim was
+/// taken over while it worked sends no item, and leaves the account to the new holder.
+#[tokio::test]
+async fn a_collect_that_lost_its_claim_sends_nothing() {
+    let source = Arc::new(TakenOverWhileCollecting {
+        store: Default::default(),
+        clock: Default::default(),
+    });
+    let night = Night::open(Some(source.clone())).await;
+    assert!(source.store.set(night.ports.store.clone()).is_ok());
+    assert!(source.clock.set(night.ports.clock.clone()).is_ok());
+    night.send(collect_message()).await;
+    let batch = night.receive().await;
+    assert_eq!(batch.len(), 1);
+    let outcome = night.handle(&batch[0]).await;
+    assert!(
+        matches!(&outcome, Outcome::Retry { reason, .. } if reason.contains("another holder")),
+        "{outcome:?}"
+    );
+    night
+        .ports
+        .queues
+        .delete_batch(&night.queue, std::slice::from_ref(&batch[0].receipt_handle))
+        .await
+        .expect("delete");
+    let depth = night.ports.queues.depth(&night.queue).await.expect("depth");
+    assert_eq!(depth.total(), 0, "no item was sent: {depth:?}");
+    let state = night.state().await;
+    assert_eq!(state.progress.status, AccountStatus::Published);
+    let record = night.record(Step::Collect).await.expect("record");
+    assert_eq!(record.owner, "other-worker:1:0000beef", "the new holder's claim stands");
+}
+
+/// Item 3 of "never lose a night": the poison guard. Every earlier receive of a collect
+/// died without a word (workers killed mid-step); on the queue's last receive, where one
+/// more death would dead-letter the message unrecorded, the worker does not try again: it
+/// marks the account failed with the reason and dead-letters the message itself, so the
+/// run completes.
+#[tokio::test]
+async fn a_collect_whose_every_receive_died_is_failed_before_the_queue_drops_it() {
+    let night = Night::open(None).await;
+    night.send(collect_message()).await;
+    for receive in 1..MAX_RECEIVE_COUNT {
+        // A worker receives it and dies: the message comes back after its visibility.
+        let batch = night.receive().await;
+        assert_eq!(batch[0].receive_count, receive);
+        night
+            .ports
+            .queues
+            .change_visibility(&night.queue, &batch[0].receipt_handle, Duration::ZERO)
+            .await
+            .expect("visibility");
+    }
+    let batch = night.receive().await;
+    assert_eq!(batch[0].receive_count, MAX_RECEIVE_COUNT);
+    let Outcome::DeadLetter { reason } = night.handle(&batch[0]).await else {
+        panic!("the queue's last receive must be settled by the worker");
+    };
+    assert!(
+        reason.contains(&format!("received {MAX_RECEIVE_COUNT} times without finishing")),
+        "{reason}"
+    );
+    let state = night.state().await;
+    assert_eq!(state.progress.status, AccountStatus::Failed);
+    assert_eq!(state.progress.items, None, "nothing was collected");
+    let errors = night
+        .ledger
+        .message_errors(RUN, CUSTOMER, ACCOUNT)
+        .await
+        .expect("errors");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].step, "collect");
 }

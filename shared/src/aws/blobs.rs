@@ -1,7 +1,15 @@
 //! Blobs in S3: one bucket, every key under an optional prefix.
+//!
+//! Every object of a customer (keys start with the customer id: snapshots, results,
+//! reports) is written with SSE-KMS under that customer's own KMS key, with an S3 bucket
+//! key (one KMS request per bucket key's lifetime instead of one per object). Snapshots
+//! and results are also sealed by the worker before they get here; reports are not, so
+//! this is what keeps one customer's reports under their key at rest. Objects outside a
+//! customer (none today) fall back to SSE-S3.
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
 
 use super::error::{classify, has_code, status};
@@ -13,16 +21,60 @@ pub struct AwsBlobs {
     bucket: String,
     prefix: String,
     region: String,
+    /// `alias/accessflow/`: a customer's key is this + the customer id (see `AwsKeys`).
+    kms_alias_prefix: String,
+}
+
+/// How an object is encrypted at rest, as S3 reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEncryption {
+    /// `aws:kms` or `AES256`.
+    pub server_side_encryption: Option<String>,
+    /// The KMS key (as given when written: the customer's alias).
+    pub kms_key_id: Option<String>,
+    pub bucket_key_enabled: Option<bool>,
 }
 
 impl AwsBlobs {
-    pub(crate) fn new(client: Client, bucket: String, prefix: String, region: String) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        bucket: String,
+        prefix: String,
+        region: String,
+        kms_alias_prefix: String,
+    ) -> Self {
         AwsBlobs {
             client,
             bucket,
             prefix,
             region,
+            kms_alias_prefix,
         }
+    }
+
+    /// The KMS key alias of the customer that owns `key` (its first path segment).
+    fn customer_key_alias(&self, key: &str) -> Option<String> {
+        let customer = key.split('/').next()?;
+        crate::naming::validate_customer(customer).ok()?;
+        Some(format!("{}{customer}", self.kms_alias_prefix))
+    }
+
+    /// How the object `key` is encrypted at rest (for audits and tests).
+    pub async fn encryption(&self, key: &str) -> PortResult<ObjectEncryption> {
+        validate_blob_key("s3:HeadObject", key, false)?;
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map_err(|e| self.fail("s3:HeadObject", e))?;
+        Ok(ObjectEncryption {
+            server_side_encryption: out.server_side_encryption().map(|s| s.as_str().to_string()),
+            kms_key_id: out.ssekms_key_id().map(str::to_string),
+            bucket_key_enabled: out.bucket_key_enabled(),
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -71,11 +123,20 @@ impl AwsBlobs {
 impl BlobStore for AwsBlobs {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> PortResult<()> {
         validate_blob_key("s3:PutObject", key, false)?;
-        self.client
+        let request = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(self.key(key))
-            .body(ByteStream::from(bytes))
+            .body(ByteStream::from(bytes));
+        let request = match self.customer_key_alias(key) {
+            Some(alias) => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(alias)
+                .bucket_key_enabled(true),
+            None => request.server_side_encryption(ServerSideEncryption::Aes256),
+        };
+        request
             .send()
             .await
             .map_err(|e| self.fail("s3:PutObject", e))?;

@@ -26,7 +26,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::{Credentials, ProvideCredentials, Region};
 use aws_smithy_http_client::tls;
 
-pub use blobs::AwsBlobs;
+pub use blobs::{AwsBlobs, ObjectEncryption};
 pub use config::{AwsSettings, SettingsError};
 pub use iam_source::{decode_policy_document, percent_decode, AwsIamSource};
 pub use keys::AwsKeys;
@@ -77,7 +77,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The HTTPS client of every AWS client Accessflow makes: hyper with rustls on `ring`
 /// (see the workspace manifest for why not the SDK's default, aws-lc).
-pub fn https_client() -> aws_smithy_http_client::SharedHttpClient {
+pub fn https_client() -> aws_sdk_sqs::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
@@ -191,6 +191,7 @@ impl AwsBackend {
                 settings.bucket.clone(),
                 settings.bucket_prefix.clone(),
                 region,
+                settings.kms_alias_prefix.clone(),
             )),
             keys: Arc::new(AwsKeys::new(kms, settings.kms_alias_prefix.clone())),
             iam: Arc::new(AwsIamSource::new(

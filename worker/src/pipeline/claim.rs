@@ -181,6 +181,21 @@ impl Claims {
         })
     }
 
+    /// Fails unless the step's claim is still ours, extending it: called right before
+    /// effects that cannot be part of the commit's transaction (collect's sends), so a
+    /// holder that stalled and lost its claim sends nothing. Queues have no conditional
+    /// send, so a stall between this check and the send can still duplicate messages;
+    /// their deduplication ids and the items' own claims make such duplicates harmless.
+    pub async fn fence(&self, lease: &Lease) -> Result<(), StepError> {
+        if lease.confirm_claim().await? {
+            Ok(())
+        } else {
+            Err(StepError::Transient(
+                "the step's claim moved to another holder; nothing is sent".into(),
+            ))
+        }
+    }
+
     /// Gives back a claim the lease still holds (the step did not commit), so the next
     /// receiver can take the step at once.
     pub async fn release(&self, lease: &Lease) -> Result<(), PortError> {

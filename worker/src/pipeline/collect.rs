@@ -9,7 +9,7 @@
 
 use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{AccountStatus, Ledger};
-use accessflow_shared::message::{AccountWork, WorkMessage};
+use accessflow_shared::message::{AccountWork, WorkMessage, MAX_ITEMS_PER_ACCOUNT};
 use accessflow_shared::ports::{OutgoingMessage, MAX_BATCH};
 use accessflow_shared::step::Step;
 use tracing::info;
@@ -26,7 +26,11 @@ impl Pipeline {
         if !self.claim(work, Step::Collect, attempt).await? {
             return Ok(());
         }
-        let result = self.collect_claimed(work, attempt).await;
+        let result = if attempt.exhausted {
+            Err(attempt.exhausted_error())
+        } else {
+            self.collect_claimed(work, attempt).await
+        };
         self.fail_account_if_final(work, attempt, "collecting the account", result)
             .await
     }
@@ -45,12 +49,15 @@ impl Pipeline {
             .await?;
         let loaded = self.load_snapshot(work, &digest).await?;
         let principals = loaded.model.principals();
-        let items = u32::try_from(principals.len()).map_err(|_| {
-            StepError::Permanent(format!(
-                "{} principals is more than one run can plan",
-                principals.len()
-            ))
-        })?;
+        let items = u32::try_from(principals.len())
+            .ok()
+            .filter(|n| *n <= MAX_ITEMS_PER_ACCOUNT)
+            .ok_or_else(|| {
+                StepError::Permanent(format!(
+                    "{} principals is more than one run can plan ({MAX_ITEMS_PER_ACCOUNT})",
+                    principals.len()
+                ))
+            })?;
         info!(principals = items, snapshot = %digest, snapshot_reused, "collected; sending items");
 
         let mut messages: Vec<OutgoingMessage> = principals
@@ -76,6 +83,8 @@ impl Pipeline {
             .to_outgoing(),
         );
         let queue = self.names.account_queue(&work.customer, &work.account);
+        // Fenced: a holder that lost its claim (it stalled past its lease) sends nothing.
+        self.claims.fence(attempt.lease).await?;
         for batch in messages.chunks(MAX_BATCH) {
             self.ports.queues.send_batch(&queue, batch).await?;
         }

@@ -36,9 +36,12 @@ impl Pipeline {
         if !self.claim(work, step, attempt).await? {
             return Ok(());
         }
-        let result = self
-            .finalize_claimed(work, snapshot, items, step, attempt)
-            .await;
+        let result = if attempt.exhausted {
+            Err(attempt.exhausted_error())
+        } else {
+            self.finalize_claimed(work, snapshot, items, step, attempt)
+                .await
+        };
         self.fail_account_if_final(work, attempt, "building the reports", result)
             .await
     }

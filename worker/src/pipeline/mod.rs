@@ -65,8 +65,26 @@ struct Attempt<'a> {
     lease: &'a Lease,
     /// The message was replayed from a DLQ: a failed step may be retried.
     replayed: bool,
-    /// This is the message's last receive before the queue dead-letters it.
+    /// The last receive on which the worker still tries the step: a failure now is final
+    /// (the account is marked failed, the message dead-lettered with its reason). It is the
+    /// receive *before* the queue's last, so that a worker killed mid-step here still
+    /// leaves one receive for the next worker to record the failure (the poison guard).
     last_attempt: bool,
+    /// The queue's last receive: whoever dies now loses the message to the DLQ unrecorded,
+    /// so the step is not tried again; its failure is recorded at once.
+    exhausted: bool,
+    receive_count: u32,
+}
+
+impl Attempt<'_> {
+    /// The failure of a step whose every earlier receive died without finishing.
+    fn exhausted_error(&self) -> StepError {
+        StepError::Permanent(format!(
+            "the message was received {} times without finishing (a worker died or hung on every \
+             attempt); given up before the queue dead-letters it unrecorded",
+            self.receive_count
+        ))
+    }
 }
 
 /// Everything the handlers need; one per worker process, shared by its tasks.
@@ -138,6 +156,26 @@ impl Pipeline {
                 .reject(queue, message, Some(&work.run_id), reason)
                 .await;
         }
+        if let WorkMessage::FinalizeAccount {
+            snapshot, items, ..
+        } = &decoded
+        {
+            match self.finalize_mismatch(&work, snapshot, *items).await {
+                Ok(None) => {}
+                Ok(Some(reason)) => {
+                    return self
+                        .reject(queue, message, Some(&work.run_id), reason)
+                        .await
+                }
+                Err(e) => {
+                    let after = retry_delay(message.receive_count);
+                    return Outcome::Retry {
+                        after,
+                        reason: format!("cannot read the account's plan: {e}"),
+                    };
+                }
+            }
+        }
         let span = tracing::info_span!(
             "message",
             run = %work.run_id,
@@ -149,7 +187,9 @@ impl Pipeline {
         let attempt = Attempt {
             lease,
             replayed: message.attributes.contains_key(REPLAY_ATTRIBUTE),
-            last_attempt: message.receive_count >= self.max_receive_count,
+            last_attempt: message.receive_count + 1 >= self.max_receive_count,
+            exhausted: message.receive_count >= self.max_receive_count,
+            receive_count: message.receive_count,
         };
         let result = async {
             match &decoded {
@@ -241,6 +281,37 @@ impl Pipeline {
             }
         }
         Outcome::DeadLetter { reason }
+    }
+
+    /// Why a FinalizeAccount does not match what collect planned (and recorded in the
+    /// ledger) for its run and account, if it does not. Checked before the step is claimed,
+    /// so a forged or stale finalize can neither allocate what it claims nor take the
+    /// real finalize's idempotency record.
+    async fn finalize_mismatch(
+        &self,
+        work: &AccountWork,
+        snapshot: &str,
+        items: u32,
+    ) -> Result<Option<String>, accessflow_shared::ports::PortError> {
+        let state = self
+            .ledger
+            .account_state(&work.run_id, &work.customer, &work.account)
+            .await?;
+        let Some((state, _)) = state else {
+            return Ok(Some(format!(
+                "run {} has no account {} of customer {}",
+                work.run_id, work.account, work.customer
+            )));
+        };
+        let planned = (state.progress.items, state.progress.snapshot.as_deref());
+        if planned != (Some(items), Some(snapshot)) {
+            return Ok(Some(format!(
+                "FinalizeAccount names {items} items of snapshot {snapshot}, but collect planned {} of {}",
+                planned.0.map_or("no".to_string(), |n| n.to_string()),
+                planned.1.unwrap_or("no snapshot"),
+            )));
+        }
+        Ok(None)
     }
 
     #[allow(clippy::too_many_arguments)]
