@@ -77,7 +77,7 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The HTTPS client of every AWS client Accessflow makes: hyper with rustls on `ring`
 /// (see the workspace manifest for why not the SDK's default, aws-lc).
-pub fn https_client() -> aws_smithy_http_client::SharedHttpClient {
+pub fn https_client() -> aws_sdk_sqs::config::SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
