@@ -1,7 +1,10 @@
 //! Golden hashes of the report files: generated sample accounts (with credential reports,
 //! last-accessed data, a malformed policy, a failed principal and a previous report so the
 //! diff and the partial path are exercised) are analysed and rendered, and every file's
-//! sha256 must equal the value recorded from the code before the report refactoring.
+//! sha256 must equal the value recorded from the code before the report refactoring, except
+//! the second runs' diffs (`*-r2/diff.csv`, and the diff inside `report.json`/`report.html`),
+//! re-recorded when the diff stopped reporting the access of principals that failed as
+//! added or removed (their access is unknown).
 //! Guards byte-for-byte determinism of `build_report` and `render_files`.
 
 use std::collections::BTreeMap;
@@ -148,7 +151,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "a-r2/diff.csv",
-        "f9d7215cb34b6435b37e096cf59688549c7fec09e96b4ac1ddf064d0f24acb0e",
+        "0eedc88068ca2373f413aec757e04827a4e1962084bc911a19711ad29ed7faf2",
     ),
     (
         "a-r2/principal-access-summaries.csv",
@@ -160,11 +163,11 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "a-r2/report.html",
-        "ff347a4e62026405307474f1e36e9162300876c9caf9f7e491e782a49faeacb8",
+        "9906f9daec5ec2de45058ba754c8db4c9ac123b8ebafeab9079cfd6ebcf776a6",
     ),
     (
         "a-r2/report.json",
-        "3d514db493995db4ed9a49590bcd4ccf2f53fd3cfca477ac97c7741a19b758bf",
+        "34cc9a8c08dca6e6408849e39a286a4b214645276099f38ff5037a9ea9908706",
     ),
     (
         "a-r2/resource-access-summaries.csv",
@@ -204,7 +207,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "b-r2/diff.csv",
-        "f61a9b80d831a74a9e5140cc0c4f6fcca555b5522f82c8bff6299d49e2120fca",
+        "72dc3171d0002d1afdaf45484eb66cdf58f9334a59fbb4c196d95376230b49d9",
     ),
     (
         "b-r2/principal-access-summaries.csv",
@@ -216,11 +219,11 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "b-r2/report.html",
-        "d02faa377d6b6193e5071dd32ae4fc663ef3da06560d7038905852d1d1cd3b22",
+        "c98dc93d34a557e3cecc5e6c81ad6057d4f69b2fdbe7dfc521d030aab24e6b0a",
     ),
     (
         "b-r2/report.json",
-        "8e995412ca70844cf7bfa3c9cc000d93b2819a5ea75efa7169e2dce0f8e75803",
+        "b2e1b6a4cdf0752c50db78b1a2738f17f184e84b08759eb50a1c4bfdf5084bb9",
     ),
     (
         "b-r2/resource-access-summaries.csv",

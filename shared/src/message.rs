@@ -348,17 +348,29 @@ mod tests {
         let arn = "arn:aws:iam::111122223333:role/x";
         assert_eq!(field(&analyze(u32::MAX, arn, "abc")), "item");
         assert_eq!(field(&analyze(1, "role/x", "abc")), "principal_arn");
-        assert_eq!(field(&analyze(1, &"arn:".repeat(1000), "abc")), "principal_arn");
+        assert_eq!(
+            field(&analyze(1, &"arn:".repeat(1000), "abc")),
+            "principal_arn"
+        );
         assert_eq!(field(&analyze(1, arn, "../../etc")), "snapshot");
         let mut bad_work = work();
         bad_work.account = "1".repeat(400);
-        assert_eq!(field(&WorkMessage::CollectAccount { work: bad_work }), "account");
+        assert_eq!(
+            field(&WorkMessage::CollectAccount { work: bad_work }),
+            "account"
+        );
         let mut bad_work = work();
         bad_work.customer = "Acme Corp".into();
-        assert_eq!(field(&WorkMessage::CollectAccount { work: bad_work }), "customer");
+        assert_eq!(
+            field(&WorkMessage::CollectAccount { work: bad_work }),
+            "customer"
+        );
         let mut bad_work = work();
         bad_work.run_id = "r/../1".into();
-        assert_eq!(field(&WorkMessage::CollectAccount { work: bad_work }), "run_id");
+        assert_eq!(
+            field(&WorkMessage::CollectAccount { work: bad_work }),
+            "run_id"
+        );
         let huge = format!(
             r#"{{"version":1,"type":"collect_account","run_id":"{}"}}"#,
             "r".repeat(MAX_BODY_BYTES)

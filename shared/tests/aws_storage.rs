@@ -321,7 +321,12 @@ async fn transactions_are_all_or_nothing() {
 #[tokio::test]
 async fn blobs_in_s3() {
     let (backend, prefix) = moto::backend("blobs").await;
-    backend.ports().keys.ensure_customer_key("acme").await.unwrap();
+    backend
+        .ports()
+        .keys
+        .ensure_customer_key("acme")
+        .await
+        .unwrap();
     let b = backend.ports().blobs;
     b.put("acme/reports/r1/111/report.json", b"{}".to_vec())
         .await
@@ -379,7 +384,11 @@ async fn reports_are_encrypted_with_their_customers_key() {
         ("globex/reports/r1/444455556666/report.csv", "globex"),
     ] {
         let e = backend.blobs().encryption(key).await.unwrap();
-        assert_eq!(e.server_side_encryption.as_deref(), Some("aws:kms"), "{key}");
+        assert_eq!(
+            e.server_side_encryption.as_deref(),
+            Some("aws:kms"),
+            "{key}"
+        );
         assert_eq!(
             e.kms_key_id.as_deref(),
             Some(format!("{alias}{customer}").as_str()),

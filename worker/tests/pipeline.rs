@@ -710,7 +710,10 @@ async fn a_collect_that_lost_its_claim_sends_nothing() {
     let state = night.state().await;
     assert_eq!(state.progress.status, AccountStatus::Published);
     let record = night.record(Step::Collect).await.expect("record");
-    assert_eq!(record.owner, "other-worker:1:0000beef", "the new holder's claim stands");
+    assert_eq!(
+        record.owner, "other-worker:1:0000beef",
+        "the new holder's claim stands"
+    );
 }
 
 /// Item 3 of "never lose a night": the poison guard. Every earlier receive of a collect
@@ -739,7 +742,9 @@ async fn a_collect_whose_every_receive_died_is_failed_before_the_queue_drops_it(
         panic!("the queue's last receive must be settled by the worker");
     };
     assert!(
-        reason.contains(&format!("received {MAX_RECEIVE_COUNT} times without finishing")),
+        reason.contains(&format!(
+            "received {MAX_RECEIVE_COUNT} times without finishing"
+        )),
         "{reason}"
     );
     let state = night.state().await;
