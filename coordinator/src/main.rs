@@ -169,7 +169,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
             reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
             let identity = RunIdentity::new(run.run_id, run.as_of)?;
-            start::start_run(&ports, &names, &tenants, &identity).await?;
+            start::start_run(
+                &ports,
+                &names,
+                &tenants,
+                &identity,
+                settings.filter_propagation(),
+            )
+            .await?;
             let log_dir = settings.data_dir.join("logs");
             let mut pool = local_pool::WorkerPool::start(
                 binary,
@@ -203,7 +210,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
             reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
             let identity = RunIdentity::new(run.run_id, run.as_of)?;
-            start::start_run(&ports, &names, &tenants, &identity).await?;
+            start::start_run(
+                &ports,
+                &names,
+                &tenants,
+                &identity,
+                settings.filter_propagation(),
+            )
+            .await?;
             println!("{}", identity.run_id);
             Ok(ExitCode::SUCCESS)
         }
@@ -213,7 +227,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             json,
         } => {
-            let (ports, _) = connect(&settings).await?;
+            let (ports, names) = connect(&settings).await?;
             let ledger = Ledger::new(ports.store.clone());
             let run_id = status::resolve_run(&ledger, run.as_deref()).await?;
             if wait {
@@ -221,13 +235,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 local_pool::watch(&ledger, &run_id, None, false, deadline).await?;
             }
             let states = ledger.account_states(&run_id).await?;
+            let dlq = status::dlq_depths(&ports, &names, &states).await;
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&status::to_json(&run_id, &states))?
+                    serde_json::to_string_pretty(&status::to_json(&run_id, &states, &dlq))?
                 );
             } else {
-                print!("{}", status::to_table(&run_id, &states));
+                print!("{}", status::to_table(&run_id, &states, &dlq));
             }
             if wait {
                 Ok(RunOutcome::of(&accessflow_shared::ledger::RunTotals::of(&states)).exit_code())

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use accessflow_shared::config::Settings;
 use accessflow_shared::ledger::{Ledger, TenantAccount};
 use accessflow_shared::naming::{shard_accounts, Names};
-use accessflow_shared::ports::{FilterPolicy, Ports};
+use accessflow_shared::ports::{FilterPolicy, Ports, Subscription};
 use accessflow_shared::tenants::TenantsFile;
 use tracing::{info, warn};
 
@@ -44,25 +44,35 @@ pub async fn reconcile(
 
     // Desired state: keys, topics, queues, subscriptions.
     let mut desired_queues = BTreeSet::new();
+    // (customer, account) whose subscription was created or changed now.
+    let mut fresh: BTreeSet<(String, String)> = BTreeSet::new();
     for (customer, customer_accounts) in &by_customer {
         ports.keys.ensure_customer_key(customer).await?;
         let shards = shard_accounts(customer_accounts.iter().copied());
         let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        // The subscriptions each topic had before: a new or changed one is recorded, since
+        // its filter policy may take minutes to apply.
+        let mut existing: BTreeMap<String, Vec<Subscription>> = BTreeMap::new();
         for (account, shard) in shards {
             let topic = names.customer_topic(customer, shard);
             let spec = settings.queue_spec(names, customer, account);
             ports.queues.ensure_queue(&spec).await?;
             if !wanted.contains_key(&topic) {
                 ports.topics.ensure_topic(&topic).await?;
+                existing.insert(
+                    topic.clone(),
+                    ports.topics.list_subscriptions(&topic).await?,
+                );
             }
-            ports
-                .topics
-                .subscribe(
-                    &topic,
-                    &spec.name,
-                    &FilterPolicy::on("account", vec![account.to_string()]),
-                )
-                .await?;
+            let filter = FilterPolicy::on("account", vec![account.to_string()]);
+            let unchanged = existing.get(&topic).is_some_and(|subs| {
+                subs.iter()
+                    .any(|s| s.queue == spec.name && s.filter == filter)
+            });
+            if !unchanged {
+                fresh.insert((customer.to_string(), account.to_string()));
+            }
+            ports.topics.subscribe(&topic, &spec.name, &filter).await?;
             wanted.entry(topic).or_default().insert(spec.name.clone());
             desired_queues.insert(spec.name);
             report.queues_ensured += 1;
@@ -82,11 +92,22 @@ pub async fn reconcile(
             }
         }
     }
+    let now_ms = ports.clock.now_ms();
     for (locator, size_hint) in &accounts {
+        let key = (locator.customer.clone(), locator.account.clone());
+        let subscribed_at_ms = if fresh.contains(&key) {
+            Some(now_ms)
+        } else {
+            ledger
+                .tenant(&locator.customer, &locator.account)
+                .await?
+                .and_then(|t| t.subscribed_at_ms)
+        };
         ledger
             .put_tenant(&TenantAccount {
                 locator: locator.clone(),
                 size_hint: *size_hint,
+                subscribed_at_ms,
             })
             .await?;
     }

@@ -3,8 +3,9 @@
 //! the tenants file's hint).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
-use accessflow_shared::ledger::{Ledger, RunHeader};
+use accessflow_shared::ledger::{AccountStatus, Ledger, RunHeader};
 use accessflow_shared::message::{AccountWork, WorkMessage};
 use accessflow_shared::naming::{shard_accounts, Names};
 use accessflow_shared::ports::{OutgoingMessage, Ports, SendOutcome, MAX_BATCH};
@@ -19,11 +20,14 @@ use tracing::info;
 pub struct RunIdentity {
     pub run_id: String,
     pub as_of: String,
+    /// Whether `as_of` was given (else it is now, and a resumed run keeps its own).
+    pub as_of_given: bool,
 }
 
 impl RunIdentity {
     /// From the flags, defaulting to now. A given `as_of` must be RFC 3339.
     pub fn new(run_id: Option<String>, as_of: Option<String>) -> anyhow::Result<RunIdentity> {
+        let as_of_given = as_of.is_some();
         let time = match &as_of {
             Some(text) => OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
                 format!("--as-of {text:?} is not an RFC 3339 time such as 2026-11-26T02:00:00Z")
@@ -56,16 +60,27 @@ impl RunIdentity {
                 time.second()
             ),
         };
-        Ok(RunIdentity { run_id, as_of })
+        Ok(RunIdentity {
+            run_id,
+            as_of,
+            as_of_given,
+        })
     }
 }
 
-/// Opens the run in the ledger and publishes its work. Returns the dispatch order.
+/// Opens the run in the ledger (or resumes it: the same run id again, after a coordinator
+/// that died mid-publish or a publish that failed) and publishes its work; accounts
+/// already past `published` are not published again, and a republished CollectAccount
+/// keeps its deduplication id (the queue and the collect's idempotency record drop any
+/// duplicate). An account whose subscription is younger than `propagation` (its filter
+/// policy may not apply yet) gets its work sent straight to its queue instead. Returns the
+/// dispatch order.
 pub async fn start_run(
     ports: &Ports,
     names: &Names,
     tenants: &TenantsFile,
     identity: &RunIdentity,
+    propagation: Duration,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let ledger = Ledger::new(ports.store.clone());
     let mut order: Vec<(String, String, u64)> = Vec::new();
@@ -86,16 +101,13 @@ pub async fn start_run(
             .map(|(c, a, _)| (c.clone(), a.clone()))
             .collect(),
     };
-    ledger.open_run(&header).await.map_err(|e| {
-        if e.is_condition_failed() {
-            anyhow::anyhow!(
-                "run {} already exists: pick another --run-id (or none, to use the time)",
-                identity.run_id
-            )
-        } else {
-            anyhow::Error::new(e).context("cannot open the run in the ledger")
-        }
-    })?;
+    let header = match ledger.open_run(&header).await {
+        Ok(()) => header,
+        Err(e) if e.is_condition_failed() => resume(&ledger, &header, identity).await?,
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot open the run in the ledger")),
+    };
+    // A resumed run keeps its own dispatch order.
+    let order = header.accounts.clone();
 
     // Publish in dispatch order, batching consecutive messages for the same topic.
     // Each account's topic shard, computed once per customer (the same assignment reconcile
@@ -107,7 +119,22 @@ pub async fn start_run(
         }
     }
     let mut pending: Vec<(String, OutgoingMessage)> = Vec::new();
-    for (customer, account, _) in &order {
+    let now_ms = ports.clock.now_ms();
+    let propagation_ms = i64::try_from(propagation.as_millis()).unwrap_or(i64::MAX);
+    let mut direct = 0usize;
+    for (customer, account) in &order {
+        let published_only = ledger
+            .account_state(&header.run_id, customer, account)
+            .await?
+            .is_none_or(|(state, _)| state.progress.status == AccountStatus::Published);
+        if !published_only {
+            continue;
+        }
+        let young = ledger
+            .tenant(customer, account)
+            .await?
+            .and_then(|t| t.subscribed_at_ms)
+            .is_some_and(|at| now_ms.saturating_sub(at) < propagation_ms);
         let shard = shards
             .get(&(customer.as_str(), account.as_str()))
             .copied()
@@ -120,6 +147,18 @@ pub async fn start_run(
                 account: account.clone(),
             },
         };
+        if young {
+            // The subscription's filter policy may not apply yet: a publish could be lost.
+            // Straight to the queue instead, with the same deduplication id.
+            let queue = names.account_queue(customer, account);
+            ports
+                .queues
+                .send_batch(&queue, &[message.to_outgoing()])
+                .await
+                .with_context(|| format!("sending to {queue}"))?;
+            direct += 1;
+            continue;
+        }
         pending.push((topic, message.to_outgoing()));
     }
     let mut published = 0usize;
@@ -147,7 +186,43 @@ pub async fn start_run(
         run = identity.run_id,
         accounts = order.len(),
         published,
+        sent_to_young_subscriptions = direct,
         "run opened and published"
     );
     Ok(header.accounts)
+}
+
+/// The run `wanted` already exists: resume it when it is the same run (same accounts, and
+/// the same as-of time if one was given), filling in any account record a dead coordinator
+/// did not get to write.
+async fn resume(
+    ledger: &Ledger,
+    wanted: &RunHeader,
+    identity: &RunIdentity,
+) -> anyhow::Result<RunHeader> {
+    let existing = ledger
+        .run(&wanted.run_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("run {} vanished while opening it", wanted.run_id))?;
+    let same_accounts = {
+        let mut a = existing.accounts.clone();
+        let mut b = wanted.accounts.clone();
+        a.sort();
+        b.sort();
+        a == b
+    };
+    anyhow::ensure!(
+        same_accounts,
+        "run {} already exists with other accounts: pick another --run-id (or none, to use the time)",
+        wanted.run_id
+    );
+    anyhow::ensure!(
+        !identity.as_of_given || existing.as_of == wanted.as_of,
+        "run {} already exists with --as-of {}: resume it with that time (or without --as-of)",
+        wanted.run_id,
+        existing.as_of
+    );
+    ledger.open_missing_accounts(&existing).await?;
+    info!(run = existing.run_id, "resuming an existing run");
+    Ok(existing)
 }

@@ -49,7 +49,12 @@ impl Backend {
 pub async fn connect(settings: &Settings) -> anyhow::Result<Backend> {
     match settings.backend {
         BackendKind::Embedded => {
-            let backend = EmbeddedBackend::open(&settings.data_dir).map_err(|e| {
+            let backend = EmbeddedBackend::open_with(
+                &settings.data_dir,
+                crate::clock::Clock::system(),
+                settings.filter_propagation(),
+            )
+            .map_err(|e| {
                 anyhow::anyhow!(
                     "cannot open the embedded backend in {} ({e}); check --data-dir / ACCESSFLOW_DATA_DIR",
                     settings.data_dir.display()

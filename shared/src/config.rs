@@ -77,6 +77,14 @@ pub struct Settings {
         global = true
     )]
     pub last_accessed_ttl_hours: u64,
+
+    /// How long a new or changed SNS filter policy may take to apply, in seconds (default:
+    /// 900 on AWS, SNS's documented worst case; 0 embedded). While an account's
+    /// subscription is younger than this, `start` sends its work straight to its queue.
+    /// The embedded backend applies new filter policies only after this long too, so tests
+    /// can reproduce the propagation delay.
+    #[arg(long, env = "ACCESSFLOW_FILTER_PROPAGATION_SECS", global = true)]
+    pub filter_propagation_secs: Option<u64>,
 }
 
 /// A setting that cannot work, with what to do about it.
@@ -123,6 +131,15 @@ impl Settings {
 
     pub fn visibility_timeout(&self) -> Duration {
         Duration::from_secs(self.visibility_timeout_secs)
+    }
+
+    /// How long a new subscription's filter policy may take to apply on this backend.
+    pub fn filter_propagation(&self) -> Duration {
+        let default = match self.backend {
+            BackendKind::Aws => 900,
+            BackendKind::Embedded => 0,
+        };
+        Duration::from_secs(self.filter_propagation_secs.unwrap_or(default))
     }
 
     pub fn last_accessed_ttl(&self) -> Duration {

@@ -131,6 +131,11 @@ pub struct TenantAccount {
     /// Expected work when no earlier run measured it (e.g. the sample's size).
     #[serde(default)]
     pub size_hint: u64,
+    /// When reconcile last created or changed the account's subscription (epoch millis):
+    /// its filter policy may not apply yet, so `start` sends straight to the queue until
+    /// the backend's propagation delay has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribed_at_ms: Option<i64>,
 }
 
 pub const COUNTER_DONE: &str = "done";
@@ -247,6 +252,13 @@ impl Ledger {
                 Condition::NotExists,
             )
             .await?;
+        self.open_missing_accounts(header).await
+    }
+
+    /// Writes the `Published` progress item of every account of the run that has none yet
+    /// (all of them for a new run; what a coordinator that died while opening the run did
+    /// not get to, when it is resumed), and points each such account at the run.
+    pub async fn open_missing_accounts(&self, header: &RunHeader) -> PortResult<()> {
         for (customer, account) in &header.accounts {
             let progress = AccountProgress {
                 customer: customer.clone(),
@@ -273,7 +285,11 @@ impl Ledger {
                     condition: Condition::None,
                 },
             ];
-            self.store.transact(ops).await?;
+            match self.store.transact(ops).await {
+                Ok(()) => {}
+                Err(e) if e.is_condition_failed() => {} // opened before
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

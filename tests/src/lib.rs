@@ -95,6 +95,8 @@ pub struct Deployment {
     tenants_files: std::sync::atomic::AtomicUsize,
     /// Visibility timeout in seconds (short, so crash tests recover quickly).
     pub visibility_secs: u64,
+    /// Extra environment of every process started for this deployment.
+    env: Vec<(String, String)>,
 }
 
 impl Deployment {
@@ -103,7 +105,14 @@ impl Deployment {
             dir: tempfile::tempdir().expect("tempdir"),
             tenants_files: Default::default(),
             visibility_secs,
+            env: Vec::new(),
         }
+    }
+
+    /// The same deployment with `name=value` in the environment of its processes.
+    pub fn with_env(mut self, name: &str, value: &str) -> Deployment {
+        self.env.push((name.to_string(), value.to_string()));
+        self
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -138,6 +147,7 @@ impl Deployment {
             .args(self.settings_args())
             .args(args)
             .env("ACCESSFLOW_WORKER_BIN", binary("worker"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run coordinator")
     }
@@ -155,6 +165,7 @@ impl Deployment {
                 "--idle-pause-ms",
                 "50",
             ])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -171,12 +182,24 @@ impl Deployment {
             visibility_timeout_secs: self.visibility_secs,
             max_receive_count: MAX_RECEIVE_COUNT,
             last_accessed_ttl_hours: 20,
+            filter_propagation_secs: None,
         }
     }
 
     /// The ports of this deployment's embedded backend.
     pub async fn ports(&self) -> accessflow_shared::ports::Ports {
         accessflow_shared::backend::connect(&self.settings())
+            .await
+            .expect("open the backend")
+            .ports
+    }
+
+    /// The ports of this deployment's embedded backend, with a filter-policy propagation
+    /// delay like the one its processes were given.
+    pub async fn ports_with_propagation(&self, secs: u64) -> accessflow_shared::ports::Ports {
+        let mut settings = self.settings();
+        settings.filter_propagation_secs = Some(secs);
+        accessflow_shared::backend::connect(&settings)
             .await
             .expect("open the backend")
             .ports

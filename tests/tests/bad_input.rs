@@ -39,6 +39,17 @@ fn malformed_message_and_malformed_policy_make_partial_reports() {
 
     let accounts = status["accounts"].as_array().unwrap();
     assert_eq!(accounts.len(), 2);
+    // Status knows about the DLQs: the garbage message is there, and counted.
+    let garbage_account = accounts
+        .iter()
+        .find(|a| a["account"] == "333300000001")
+        .unwrap();
+    assert_eq!(garbage_account["dead_lettered"], 1, "{garbage_account:#}");
+    assert_eq!(status["totals"]["dead_lettered"], 1, "{status:#}");
+    // Partial reports: `status --wait` exits 3.
+    let waited = d.coordinator_unchecked(&["status", "--run", run, "--wait"]);
+    assert_eq!(waited.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&waited.stdout).contains("1 dead-lettered message(s)"));
     for account in accounts {
         assert_eq!(
             account["status"], "finalized",

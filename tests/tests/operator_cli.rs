@@ -1,12 +1,17 @@
 //! What an operator's scripts see of the coordinator: exit codes that tell a failed or
-//! unfinished night from a good one, `status --wait --timeout`, and `samples --out` with a
-//! relative directory.
+//! unfinished night from a good one, `status --wait --timeout`, `samples --out` with a
+//! relative directory, a run resumed after the coordinator died mid-publish, and a new
+//! account's first night while its SNS filter policy is still propagating.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use accessflow_shared::ledger::{Ledger, RunHeader};
+use accessflow_shared::message::{AccountWork, WorkMessage};
+use accessflow_shared::naming::Names;
+use accessflow_shared::ports::{Condition, StoreKey};
 use accessflow_shared::tenants::{Reach, TenantsFile};
-use accessflow_tests::{binary, spec, Deployment};
+use accessflow_tests::{binary, spec, terminate, Deployment};
 
 /// Item 13 of "never lose a night": a night where every account failed used to exit 0.
 #[test]
@@ -116,5 +121,122 @@ fn samples_with_a_relative_out_dir_write_a_tenants_file_that_finds_its_fixtures(
                 .exists(),
             "{dir} does not hold the account's fixtures"
         );
+    }
+}
+
+/// Item 1 of "never lose a night": a new subscription's filter policy can take up to 15
+/// minutes to apply, so the first CollectAccount of a new account, published right after
+/// reconcile, could be lost and the run never finish. The embedded backend reproduces the
+/// delay (an hour here); `start` sends a young subscription's work straight to its queue.
+#[test]
+fn a_new_accounts_first_night_completes_while_its_filter_policy_propagates() {
+    let d = Deployment::new(30).with_env("ACCESSFLOW_FILTER_PROPAGATION_SECS", "3600");
+    let tenants = d.write_tenants(&[("initech", spec("333300000011", 5, 11))]);
+    d.start_run(&tenants, "first-night");
+    let mut worker = d.spawn_worker(0, 1);
+    let waited = d.coordinator_unchecked(&[
+        "status",
+        "--run",
+        "first-night",
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    assert!(terminate(&mut worker, Duration::from_secs(30)).success());
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&waited.stdout)
+    );
+
+    // The delay is real: a publish to the topic does not reach the young subscription.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ports = d.ports_with_propagation(3600).await;
+        let names = Names::new("accessflow").unwrap();
+        let probe = WorkMessage::CollectAccount {
+            work: AccountWork {
+                run_id: "probe".into(),
+                customer: "initech".into(),
+                account: "333300000011".into(),
+            },
+        };
+        ports
+            .topics
+            .publish_batch(&names.customer_topic("initech", 0), &[probe.to_outgoing()])
+            .await
+            .unwrap();
+        let queue = names.account_queue("initech", "333300000011");
+        assert_eq!(ports.queues.depth(&queue).await.unwrap().total(), 0);
+    });
+}
+
+/// Item 3: the coordinator killed mid-publish (here: after writing the run's header, before
+/// any account) leaves an orphan run; `start` again with the same run id resumes it, and
+/// the run completes. Another `--as-of` for the same id is refused.
+#[test]
+fn start_with_the_same_run_id_resumes_a_half_opened_run() {
+    let d = Deployment::new(30);
+    let tenants = d.write_tenants(&[
+        ("initech", spec("333300000021", 5, 21)),
+        ("initech", spec("333300000022", 5, 22)),
+    ]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ports = d.ports().await;
+        let header = RunHeader {
+            run_id: "orphan".into(),
+            as_of: "2026-11-26T02:00:00Z".into(),
+            accounts: vec![
+                ("initech".into(), "333300000021".into()),
+                ("initech".into(), "333300000022".into()),
+            ],
+        };
+        ports
+            .store
+            .put(
+                &StoreKey::new("runs", "orphan"),
+                serde_json::to_value(&header).unwrap(),
+                None,
+                Condition::NotExists,
+            )
+            .await
+            .unwrap();
+        let ledger = Ledger::new(ports.store.clone());
+        assert!(ledger.account_states("orphan").await.unwrap().is_empty());
+    });
+    let other_time = d.coordinator_unchecked(&[
+        "start",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--run-id",
+        "orphan",
+        "--as-of",
+        "2026-11-27T02:00:00Z",
+    ]);
+    assert_eq!(other_time.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&other_time.stderr).contains("already exists with --as-of"));
+
+    // Resumed twice (a retry of the retry changes nothing), then worked.
+    for _ in 0..2 {
+        d.coordinator(&[
+            "start",
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--run-id",
+            "orphan",
+        ]);
+    }
+    let mut worker = d.spawn_worker(0, 2);
+    let status = d.wait_for_run("orphan", Duration::from_secs(60));
+    assert!(terminate(&mut worker, Duration::from_secs(30)).success());
+    assert_eq!(status["totals"]["accounts_failed"], 0, "{status:#}");
+    assert_eq!(
+        status["totals"]["items_done"],
+        status["totals"]["items_expected"]
+    );
+    for account in status["accounts"].as_array().unwrap() {
+        assert_eq!(account["status"], "finalized", "{account:#}");
     }
 }

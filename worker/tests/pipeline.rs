@@ -127,6 +127,7 @@ impl Night {
                     fixture_dir: Some(fixtures.display().to_string()),
                 },
                 size_hint: u64::from(principals),
+                subscribed_at_ms: None,
             })
             .await
             .expect("tenant");

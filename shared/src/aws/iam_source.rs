@@ -50,6 +50,9 @@ use crate::ports::{AccountLocator, AccountSnapshotRaw, IamSource, PortError, Por
 /// How long to wait for a credential report or a last-accessed job.
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// (account, role ARN, ExternalId) of a cached session.
+type SessionKey = (String, String, Option<String>);
+
 struct CachedSession {
     client: IamClient,
     expires: SystemTime,
@@ -67,7 +70,7 @@ pub struct AwsIamSource {
     last_accessed_enabled: bool,
     /// Keyed by (account, role ARN, ExternalId): a session checked for one account is never
     /// reused for another.
-    sessions: Mutex<HashMap<(String, String, Option<String>), CachedSession>>,
+    sessions: Mutex<HashMap<SessionKey, CachedSession>>,
 }
 
 fn permanent(op: &'static str, message: impl Into<String>) -> PortError {

@@ -31,7 +31,11 @@ const POOL_SIZE: usize = 4;
 const PURGE_INTERVAL_MS: i64 = 60_000;
 
 /// Schema version stored in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// What turns a version-1 database into the current schema.
+const MIGRATE_FROM_1: &str =
+    "ALTER TABLE subscriptions ADD COLUMN filter_since_ms INTEGER NOT NULL DEFAULT 0;";
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS queues (
@@ -89,10 +93,12 @@ CREATE TABLE IF NOT EXISTS topics (
 );
 
 CREATE TABLE IF NOT EXISTS subscriptions (
-    id     TEXT PRIMARY KEY,
-    topic  TEXT NOT NULL,
-    queue  TEXT NOT NULL,
-    filter TEXT NOT NULL,
+    id              TEXT PRIMARY KEY,
+    topic           TEXT NOT NULL,
+    queue           TEXT NOT NULL,
+    filter          TEXT NOT NULL,
+    -- When the filter policy was set: it applies only after the propagation delay.
+    filter_since_ms INTEGER NOT NULL DEFAULT 0,
     UNIQUE (topic, queue)
 );
 
@@ -438,11 +444,23 @@ fn init_schema(conn: &Connection) -> PortResult<()> {
             ),
         });
     }
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-    ))
-    .map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        sql_error(OP, e)
-    })
+    // A version-1 database gets the new column; a new one the whole schema.
+    let migrate = if version == 1 { MIGRATE_FROM_1 } else { SCHEMA };
+    match conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE; {migrate} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+    )) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            // Another process may have migrated it first, while this one waited.
+            let now: i64 = conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .op(OP)?;
+            if now == SCHEMA_VERSION {
+                Ok(())
+            } else {
+                Err(sql_error(OP, e))
+            }
+        }
+    }
 }

@@ -68,6 +68,17 @@ impl EmbeddedBackend {
     /// Opens (creating as needed) the backend in `data_dir`; every port reads the time from
     /// `clock`, and [`EmbeddedBackend::ports`] hands the same clock on.
     pub fn open_with_clock(data_dir: &Path, clock: Clock) -> Result<EmbeddedBackend, PortError> {
+        EmbeddedBackend::open_with(data_dir, clock, std::time::Duration::ZERO)
+    }
+
+    /// Like [`EmbeddedBackend::open_with_clock`]; a new or changed subscription's filter
+    /// policy applies only `filter_propagation` after it was set (as SNS's can take up to
+    /// 15 minutes): until then, publishes do not reach that subscription's queue.
+    pub fn open_with(
+        data_dir: &Path,
+        clock: Clock,
+        filter_propagation: std::time::Duration,
+    ) -> Result<EmbeddedBackend, PortError> {
         std::fs::create_dir_all(data_dir).map_err(|e| PortError::Permanent {
             op: "open embedded backend",
             message: format!("{}: {e}", data_dir.display()),
@@ -76,7 +87,7 @@ impl EmbeddedBackend {
         Ok(EmbeddedBackend {
             data_dir: data_dir.to_path_buf(),
             queues: Arc::new(SqliteQueues::new(Arc::clone(&db))),
-            topics: Arc::new(SqliteTopics::new(Arc::clone(&db))),
+            topics: Arc::new(SqliteTopics::new(Arc::clone(&db), filter_propagation)),
             store: Arc::new(SqliteStore::new(Arc::clone(&db))),
             blobs: Arc::new(DirBlobStore::new(
                 data_dir.join(BLOBS_DIR),

@@ -26,11 +26,18 @@ pub(crate) const MAX_SUBSCRIPTIONS: usize = 100;
 /// The SQLite-backed [`Topics`].
 pub struct SqliteTopics {
     db: Arc<Db>,
+    /// How long a new or changed filter policy takes to apply (SNS: up to 15 minutes);
+    /// until then a publish does not reach that subscription's queue.
+    filter_propagation_ms: i64,
 }
 
 impl SqliteTopics {
-    pub(crate) fn new(db: Arc<Db>) -> Self {
-        SqliteTopics { db }
+    pub(crate) fn new(db: Arc<Db>, filter_propagation: std::time::Duration) -> Self {
+        SqliteTopics {
+            db,
+            filter_propagation_ms: i64::try_from(filter_propagation.as_millis())
+                .unwrap_or(i64::MAX),
+        }
     }
 }
 
@@ -150,6 +157,7 @@ impl Topics for SqliteTopics {
         let topic = topic.to_string();
         let queue = queue.to_string();
         let filter = filter.clone();
+        let clock = self.db.clock().clone();
         self.db
             .write(OP, move |tx| {
                 require_topic(tx, OP, &topic)?;
@@ -167,11 +175,15 @@ impl Topics for SqliteTopics {
                     )
                     .optional()
                     .op(OP)?;
+                let now = clock.now_ms();
                 let id = match existing {
                     Some(id) => {
+                        // A changed filter policy takes time to apply again; an unchanged
+                        // one keeps its age.
                         tx.execute(
-                            "UPDATE subscriptions SET filter = ?1 WHERE id = ?2",
-                            params![filter.to_json(), id],
+                            "UPDATE subscriptions SET filter_since_ms = CASE WHEN filter = ?1
+                                 THEN filter_since_ms ELSE ?2 END, filter = ?1 WHERE id = ?3",
+                            params![filter.to_json(), now, id],
                         )
                         .op(OP)?;
                         id
@@ -194,9 +206,9 @@ impl Topics for SqliteTopics {
                         }
                         let id = format!("{topic}:{}", random_hex(16));
                         tx.execute(
-                            "INSERT INTO subscriptions (id, topic, queue, filter)
-                             VALUES (?1, ?2, ?3, ?4)",
-                            params![id, topic, queue, filter.to_json()],
+                            "INSERT INTO subscriptions (id, topic, queue, filter, filter_since_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![id, topic, queue, filter.to_json(), now],
                         )
                         .op(OP)?;
                         id
@@ -248,12 +260,30 @@ impl Topics for SqliteTopics {
         let topic = topic.to_string();
         let messages = messages.to_vec();
         let clock = self.db.clock().clone();
+        let propagation = self.filter_propagation_ms;
         self.db
             .write(OP, move |tx| {
                 require_topic(tx, OP, &topic)?;
                 let now = clock.now_ms();
                 let scope = topic_scope(&topic);
                 let subscriptions = subscriptions_of(tx, OP, &topic)?;
+                let since: BTreeMap<String, i64> = tx
+                    .prepare_cached(
+                        "SELECT queue, filter_since_ms FROM subscriptions WHERE topic = ?1",
+                    )
+                    .op(OP)?
+                    .query_map([&topic], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .op(OP)?
+                    .collect::<Result<_, _>>()
+                    .op(OP)?;
+                // Subscriptions whose filter policy has not applied yet receive nothing.
+                let subscriptions: Vec<Subscription> = subscriptions
+                    .into_iter()
+                    .filter(|s| {
+                        let set_at = since.get(&s.queue).copied().unwrap_or(0);
+                        now.saturating_sub(set_at) >= propagation
+                    })
+                    .collect();
                 // Queues looked up once per batch; a subscription whose queue is gone is
                 // skipped, as SNS would fail that delivery.
                 let mut queues = Vec::new();
