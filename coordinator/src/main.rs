@@ -6,7 +6,8 @@
 //!   elsewhere: ECS, or `worker serve` by hand);
 //! - `coordinator status [--run ID] [--wait] [--json]`: a run's progress from the ledger;
 //! - `coordinator reconcile`: make queues and topics match the tenants file;
-//! - `coordinator dlq list|replay`: inspect and replay dead-lettered messages;
+//! - `coordinator dlq list|show|replay|purge`: inspect, replay or purge dead-lettered
+//!   messages;
 //! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts.
 
 mod dlq;
@@ -127,6 +128,8 @@ enum DlqCommand {
     },
     /// Send dead-lettered messages back to their queues (then rebuild the reports).
     Replay(dlq::ReplayArgs),
+    /// Delete every message of one account's DLQ, on purpose (e.g. a removed account's).
+    Purge(dlq::PurgeArgs),
 }
 
 fn main() -> ExitCode {
@@ -269,6 +272,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 DlqCommand::List { filter } => dlq::list(&ports, &names, &filter, false).await?,
                 DlqCommand::Show { filter } => dlq::list(&ports, &names, &filter, true).await?,
                 DlqCommand::Replay(args) => dlq::replay(&ports, &names, &args).await?,
+                DlqCommand::Purge(args) => dlq::purge(&ports, &names, &args).await?,
             }
             Ok(ExitCode::SUCCESS)
         }
