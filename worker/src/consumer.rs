@@ -39,6 +39,10 @@ pub struct ConsumerOptions {
     pub refresh_every: Duration,
     /// How long to wait for tasks to finish after shutdown is triggered.
     pub stop_timeout: Duration,
+    /// Longest a message is worked on: past it, the step is abandoned, its claim and the
+    /// message are released for another worker, and why is recorded, instead of a hung
+    /// call extending the message's visibility forever.
+    pub max_hold: Duration,
 }
 
 impl Default for ConsumerOptions {
@@ -48,6 +52,7 @@ impl Default for ConsumerOptions {
             idle_pause: Duration::from_millis(200),
             refresh_every: Duration::from_secs(5),
             stop_timeout: Duration::from_secs(25),
+            max_hold: Duration::from_secs(1800),
         }
     }
 }
@@ -154,11 +159,14 @@ pub async fn run(
                 queue.clone(),
                 shutdown.clone(),
             );
+            let max_hold = options.max_hold;
             tasks.spawn(async move {
                 // In its own task, so that even a panic frees the queue and the permit.
                 let batch = {
                     let queue = queue.clone();
-                    tokio::spawn(async move { work_batch(&consumer, &queue, messages, &shutdown).await })
+                    tokio::spawn(async move {
+                        work_batch(&consumer, &queue, messages, &shutdown, max_hold).await
+                    })
                 };
                 if let Err(e) = batch.await {
                     error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
@@ -223,6 +231,7 @@ async fn work_batch(
     queue: &str,
     messages: Vec<ReceivedMessage>,
     shutdown: &Shutdown,
+    max_hold: Duration,
 ) {
     let queues = &consumer.ports.queues;
     let lease = Lease::start(
@@ -235,7 +244,17 @@ async fn work_batch(
 
     let mut remaining = messages.into_iter();
     for message in remaining.by_ref() {
-        let outcome = consumer.pipeline.handle(queue, &message, &lease).await;
+        let handled =
+            tokio::time::timeout(max_hold, consumer.pipeline.handle(queue, &message, &lease));
+        let outcome = match handled.await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                consumer
+                    .pipeline
+                    .held_too_long(queue, &message, &lease, max_hold)
+                    .await
+            }
+        };
         let retried = matches!(outcome, Outcome::Retry { .. });
         // Out of the heartbeat first, so a tick cannot undo a retry delay.
         lease.let_go(&message.receipt_handle).await;

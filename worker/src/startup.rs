@@ -23,6 +23,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCESSFLOW_STOP_TIMEOUT", default_value_t = 25)]
     pub stop_timeout_secs: u64,
 
+    /// Longest one message is worked on, in seconds: past it the step is abandoned and the
+    /// message released for another worker, with the reason recorded in the run.
+    #[arg(long, env = "ACCESSFLOW_MAX_HOLD_SECS", default_value_t = 1800)]
+    pub max_hold_secs: u64,
+
     /// Milliseconds to pause after a sweep over all queues found nothing.
     #[arg(long, default_value_t = 200)]
     pub idle_pause_ms: u64,
@@ -57,6 +62,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         concurrency: args.concurrency,
         idle_pause: Duration::from_millis(args.idle_pause_ms),
         stop_timeout: Duration::from_secs(args.stop_timeout_secs),
+        max_hold: Duration::from_secs(args.max_hold_secs.max(1)),
         ..ConsumerOptions::default()
     };
     consumer::run(consumer, options, shutdown).await?;

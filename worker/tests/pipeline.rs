@@ -759,3 +759,82 @@ async fn a_collect_whose_every_receive_died_is_failed_before_the_queue_drops_it(
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].step, "collect");
 }
+
+/// A customer account whose IAM calls never answer.
+struct HangingIam;
+
+#[async_trait::async_trait]
+impl IamSource for HangingIam {
+    async fn fetch_account(&self, _: &AccountLocator) -> PortResult<AccountSnapshotRaw> {
+        std::future::pending().await
+    }
+
+    async fn last_accessed(&self, _: &AccountLocator, _: &str) -> PortResult<Option<Vec<u8>>> {
+        std::future::pending().await
+    }
+}
+
+/// Item 4 of "never lose a night": a message has a maximum hold time. A collect stuck in a
+/// call that never returns is abandoned after it: the consumer records why against the
+/// step, gives the claim back and releases the message, instead of extending its
+/// visibility forever.
+#[tokio::test]
+async fn a_message_held_past_its_maximum_is_released_with_the_reason_recorded() {
+    use accessflow_worker::consumer::{self, Consumer, ConsumerOptions};
+    use accessflow_worker::shutdown::Shutdown;
+
+    let night = Night::open(Some(Arc::new(HangingIam))).await;
+    let names = night.settings.validate().expect("names");
+    let engine = Arc::new(Engine::new().expect("engine"));
+    let pipeline = Arc::new(Pipeline::new(
+        night.ports.clone(),
+        night.settings.clone(),
+        names.clone(),
+        engine,
+    ));
+    let consumer = Consumer::new(
+        pipeline,
+        night.ports.clone(),
+        names,
+        night.settings.visibility_timeout(),
+    );
+    night.send(collect_message()).await;
+    let shutdown = Shutdown::new();
+    let options = ConsumerOptions {
+        concurrency: 1,
+        idle_pause: Duration::from_millis(20),
+        max_hold: Duration::from_millis(500),
+        stop_timeout: Duration::from_secs(2),
+        ..ConsumerOptions::default()
+    };
+    let running = tokio::spawn(consumer::run(consumer, options, shutdown.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let errors = loop {
+        let errors = night
+            .ledger
+            .message_errors(RUN, CUSTOMER, ACCOUNT)
+            .await
+            .expect("errors");
+        if !errors.is_empty() {
+            break errors;
+        }
+        assert!(std::time::Instant::now() < deadline, "nothing was recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    shutdown.trigger();
+    running.await.expect("consumer task").expect("consumer");
+    assert_eq!(errors[0].step, "collect");
+    assert!(
+        errors[0].reason.contains("held for more than") && errors[0].reason.contains("released"),
+        "{}",
+        errors[0].reason
+    );
+    // Released, not held: the step's claim is not held by a live lease (a receive after
+    // shutdown was triggered is abandoned the same way, within the stop timeout).
+    let record = night.record(Step::Collect).await.expect("record");
+    assert_eq!(record.status, ItemStatus::InProgress);
+    assert!(
+        record.lease_until_ms <= night.ports.clock.now_ms() + 1,
+        "the claim was given back: {record:?}"
+    );
+}

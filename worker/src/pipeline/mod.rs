@@ -249,6 +249,43 @@ impl Pipeline {
         }
     }
 
+    /// A message whose handling took longer than `max_hold` (the consumer gave up on it):
+    /// its claim is given back, why is recorded against its step (a later success of the
+    /// step clears it), and the message is released for another worker at once.
+    pub async fn held_too_long(
+        &self,
+        queue: &str,
+        message: &ReceivedMessage,
+        lease: &Lease,
+        max_hold: Duration,
+    ) -> Outcome {
+        let reason = format!(
+            "held for more than {} s without finishing (a hung call?); released for another worker",
+            max_hold.as_secs()
+        );
+        warn!(queue, message_id = %message.message_id, %reason, "giving up on a message");
+        if let Err(e) = self.claims.release(lease).await {
+            warn!(queue, error = %e, "could not release the step's claim; it expires with its lease");
+        }
+        if let Ok(decoded) = WorkMessage::decode(&message.body) {
+            let work = decoded.work();
+            self.record_message_error(
+                &work.run_id,
+                &work.customer,
+                &work.account,
+                &Step::of(&decoded).to_string(),
+                queue,
+                message,
+                &reason,
+            )
+            .await;
+        }
+        Outcome::Retry {
+            after: Duration::ZERO,
+            reason,
+        }
+    }
+
     /// A message that cannot be handled at all: record why against its account's run, and
     /// dead-letter it.
     async fn reject(
