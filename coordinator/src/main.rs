@@ -8,10 +8,12 @@
 //! - `coordinator reconcile`: make queues and topics match the tenants file;
 //! - `coordinator dlq list|show|replay|purge`: inspect, replay or purge dead-lettered
 //!   messages;
+//! - `coordinator gc --keep-days N`: retention of runs, reports, snapshots and results;
 //! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts.
 
 mod dlq;
 mod exit_code;
+mod gc;
 mod local_pool;
 mod reconcile;
 mod start;
@@ -107,6 +109,9 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Delete runs older than N days (reports, ledger records) and the snapshots and
+    /// results no kept run uses.
+    Gc(gc::GcArgs),
     /// Write the bundled sample's fixture accounts and a tenants file to a directory.
     Samples {
         #[arg(long)]
@@ -274,6 +279,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 DlqCommand::Replay(args) => dlq::replay(&ports, &names, &args).await?,
                 DlqCommand::Purge(args) => dlq::purge(&ports, &names, &args).await?,
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gc(args) => {
+            let (ports, _) = connect(&settings).await?;
+            let report = gc::gc(&ports, &args).await?;
+            println!(
+                "{} {} run(s), {} report file(s), {} snapshot(s), {} result(s)",
+                if args.dry_run {
+                    "would delete"
+                } else {
+                    "deleted"
+                },
+                report.runs,
+                report.report_files,
+                report.snapshots,
+                report.results
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Samples { out } => {

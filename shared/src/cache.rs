@@ -258,6 +258,16 @@ impl Caches {
         StoreKey::new(format!("result#{customer}#{account}"), digest)
     }
 
+    /// The store record that points at the result blob `blob` (`<customer>/results/
+    /// <account>/<digest>`), for retention: deleting a result deletes both.
+    pub fn result_index_key(blob: &str) -> Option<StoreKey> {
+        let mut parts = blob.split('/');
+        let (customer, kind, account, digest) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        (kind == "results" && parts.next().is_none())
+            .then(|| Self::result_key(customer, account, digest))
+    }
+
     /// The blob key of a cached result for `digest`, if any.
     pub async fn get_result_blob(
         &self,
@@ -298,7 +308,7 @@ impl Caches {
             .put(
                 &Self::result_key(customer, account, digest),
                 crate::ledger::to_value(&entry),
-                None,
+                Some(self.clock.now_secs() + crate::ledger::RUN_RECORD_TTL.as_secs() as i64),
                 Condition::None,
             )
             .await?;

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::ports::{
     AccountLocator, Condition, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp,
 };
@@ -192,15 +193,33 @@ fn counter(record: &Record, name: &str) -> u64 {
     record.counters.get(name).copied().unwrap_or(0).max(0) as u64
 }
 
+/// How long a run's records (header, accounts, items, errors, report references) live
+/// before the store expires them: the backstop behind `coordinator gc --keep-days`, which
+/// deletes old runs (and their reports and blobs) on purpose.
+pub const RUN_RECORD_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
 /// Typed access to the ledger over any key-value backend.
 #[derive(Clone)]
 pub struct Ledger {
     store: std::sync::Arc<dyn KeyValueStore>,
+    /// What record expiry times are counted from.
+    clock: Clock,
 }
 
 impl Ledger {
+    /// The ledger on `store`, its records' expiry counted on the system clock.
     pub fn new(store: std::sync::Arc<dyn KeyValueStore>) -> Ledger {
-        Ledger { store }
+        Ledger::with_clock(store, Clock::system())
+    }
+
+    /// The ledger on `store`, its records' expiry counted on `clock`.
+    pub fn with_clock(store: std::sync::Arc<dyn KeyValueStore>, clock: Clock) -> Ledger {
+        Ledger { store, clock }
+    }
+
+    /// The expiry (epoch seconds) of a run record written now.
+    pub fn expiry(&self) -> Option<i64> {
+        Some(self.clock.now_secs() + RUN_RECORD_TTL.as_secs() as i64)
     }
 
     pub fn store(&self) -> &dyn KeyValueStore {
@@ -248,7 +267,7 @@ impl Ledger {
             .put(
                 &runs_key(&header.run_id),
                 to_value(header),
-                None,
+                self.expiry(),
                 Condition::NotExists,
             )
             .await?;
@@ -275,7 +294,7 @@ impl Ledger {
                 WriteOp::Put {
                     key: account_key(&header.run_id, customer, account),
                     value: to_value(&progress),
-                    expires_at: None,
+                    expires_at: self.expiry(),
                     condition: Condition::NotExists,
                 },
                 WriteOp::Put {
@@ -294,6 +313,41 @@ impl Ledger {
         Ok(())
     }
 
+    /// Every record of a run: its header, accounts, errors, items, idempotency records and
+    /// report references (`coordinator gc`; the report files are the caller's).
+    pub async fn delete_run(&self, header: &RunHeader) -> PortResult<()> {
+        let run = &header.run_id;
+        let mut partitions = vec![format!("run#{run}")];
+        for (customer, account) in &header.accounts {
+            partitions.push(format!("items#{run}#{customer}#{account}"));
+            partitions.push(format!("idem#{run}#{customer}#{account}"));
+        }
+        for pk in partitions {
+            for record in self.store.query(&pk, "").await? {
+                self.store.delete(&record.key, Condition::None).await?;
+            }
+        }
+        for (customer, account) in &header.accounts {
+            self.store
+                .delete(&report_ref_key(customer, account, run), Condition::None)
+                .await?;
+        }
+        self.store.delete(&runs_key(run), Condition::None).await
+    }
+
+    /// Every run header, oldest first by as-of time (then id).
+    pub async fn runs(&self) -> PortResult<Vec<RunHeader>> {
+        let mut runs: Vec<RunHeader> = self
+            .store
+            .query("runs", "")
+            .await?
+            .iter()
+            .map(from_record)
+            .collect::<PortResult<_>>()?;
+        runs.sort_by(|a, b| (&a.as_of, &a.run_id).cmp(&(&b.as_of, &b.run_id)));
+        Ok(runs)
+    }
+
     pub async fn run(&self, run_id: &str) -> PortResult<Option<RunHeader>> {
         match self.store.get(&runs_key(run_id)).await? {
             Some(record) => from_record(&record).map(Some),
@@ -303,15 +357,7 @@ impl Ledger {
 
     /// All run ids, oldest first by their as-of time (then id).
     pub async fn run_ids(&self) -> PortResult<Vec<String>> {
-        let mut runs: Vec<RunHeader> = self
-            .store
-            .query("runs", "")
-            .await?
-            .iter()
-            .map(from_record)
-            .collect::<PortResult<_>>()?;
-        runs.sort_by(|a, b| (&a.as_of, &a.run_id).cmp(&(&b.as_of, &b.run_id)));
-        Ok(runs.into_iter().map(|r| r.run_id).collect())
+        Ok(self.runs().await?.into_iter().map(|r| r.run_id).collect())
     }
 
     pub async fn current_run(&self, customer: &str, account: &str) -> PortResult<Option<String>> {
@@ -362,11 +408,11 @@ impl Ledger {
     }
 
     /// The write that replaces an account's progress document if it is still at `version`.
-    pub fn progress_op(run_id: &str, progress: &AccountProgress, version: u64) -> WriteOp {
+    pub fn progress_op(&self, run_id: &str, progress: &AccountProgress, version: u64) -> WriteOp {
         WriteOp::Put {
             key: account_key(run_id, &progress.customer, &progress.account),
             value: to_value(progress),
-            expires_at: None,
+            expires_at: self.expiry(),
             condition: Condition::VersionIs(version),
         }
     }
@@ -381,7 +427,7 @@ impl Ledger {
     ) -> PortResult<()> {
         let key = message_error_key(run_id, customer, account, &error.step);
         self.store
-            .put(&key, to_value(error), None, Condition::None)
+            .put(&key, to_value(error), self.expiry(), Condition::None)
             .await
             .map(|_| ())
     }

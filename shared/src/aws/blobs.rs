@@ -182,6 +182,18 @@ impl BlobStore for AwsBlobs {
         }
     }
 
+    async fn delete(&self, key: &str) -> PortResult<()> {
+        validate_blob_key("s3:DeleteObject", key, false)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map_err(|e| self.fail("s3:DeleteObject", e))?;
+        Ok(())
+    }
+
     async fn list(&self, prefix: &str) -> PortResult<Vec<String>> {
         validate_blob_key("s3:ListObjectsV2", prefix, true)?;
         let mut keys = Vec::new();

@@ -149,6 +149,28 @@ impl BlobStore for DirBlobStore {
         blocking("blob exists", move || Ok(path.is_file())).await
     }
 
+    async fn delete(&self, key: &str) -> PortResult<()> {
+        const OP: &str = "delete blob";
+        let path = self.path_of(OP, key)?;
+        let root = self.root.clone();
+        blocking(OP, move || match std::fs::remove_file(&path) {
+            Ok(()) => {
+                // Empty directories left behind go too (a run's report folder).
+                let mut dir = path.parent().map(std::path::Path::to_path_buf);
+                while let Some(d) = dir {
+                    if d == root || std::fs::remove_dir(&d).is_err() {
+                        break;
+                    }
+                    dir = d.parent().map(std::path::Path::to_path_buf);
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(OP, &path, e)),
+        })
+        .await
+    }
+
     async fn list(&self, prefix: &str) -> PortResult<Vec<String>> {
         const OP: &str = "list blobs";
         let parts = validate_blob_key(OP, prefix, true)?;

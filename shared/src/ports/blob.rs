@@ -22,6 +22,9 @@ pub trait BlobStore: Send + Sync {
     /// Keys under a prefix, sorted.
     async fn list(&self, prefix: &str) -> PortResult<Vec<String>>;
 
+    /// Deletes a blob; deleting a missing one is not an error (retention, `coordinator gc`).
+    async fn delete(&self, key: &str) -> PortResult<()>;
+
     /// Where a user finds a blob: a file path for the embedded backend, `s3://...` on AWS.
     fn locate(&self, key: &str) -> String;
 }

@@ -91,7 +91,7 @@ impl Pipeline {
                     WriteOp::Put {
                         key: ledger::item_key(&work.run_id, &work.customer, &work.account, item),
                         value: serde_json::to_value(&outcome).unwrap_or_default(),
-                        expires_at: None,
+                        expires_at: self.ledger.expiry(),
                         condition: Condition::NotExists,
                     },
                     Ledger::clear_error_op(

@@ -98,7 +98,7 @@ impl Pipeline {
             .commit(attempt.lease, |token| {
                 vec![
                     idempotency::finish_op(token, ItemStatus::Done, Some(digest), None),
-                    Ledger::progress_op(&work.run_id, &progress, version),
+                    self.ledger.progress_op(&work.run_id, &progress, version),
                     Ledger::clear_error_op(
                         &work.run_id,
                         &work.customer,

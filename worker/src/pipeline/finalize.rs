@@ -170,7 +170,7 @@ impl Pipeline {
             .commit(attempt.lease, |token| {
                 vec![
                     idempotency::finish_op(token, ItemStatus::Done, None, None),
-                    Ledger::progress_op(&work.run_id, &progress, version),
+                    self.ledger.progress_op(&work.run_id, &progress, version),
                     Ledger::clear_error_op(
                         &work.run_id,
                         &work.customer,
@@ -180,7 +180,7 @@ impl Pipeline {
                     WriteOp::Put {
                         key: ledger::report_ref_key(&work.customer, &work.account, &work.run_id),
                         value: serde_json::to_value(&reference).unwrap_or_default(),
-                        expires_at: None,
+                        expires_at: self.ledger.expiry(),
                         condition: Condition::None,
                     },
                 ]

@@ -104,7 +104,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(ports: Ports, settings: Settings, names: Names, engine: Arc<Engine>) -> Pipeline {
-        let ledger = Ledger::new(ports.store.clone());
+        let ledger = Ledger::with_clock(ports.store.clone(), ports.clock.clone());
         let sealer = accessflow_shared::crypto::Sealer::new(ports.keys.clone());
         let caches = Caches::new(
             ports.blobs.clone(),
@@ -462,7 +462,7 @@ impl Pipeline {
                         None,
                         Some(reason.to_string()),
                     ),
-                    Ledger::progress_op(&work.run_id, &progress, version),
+                    self.ledger.progress_op(&work.run_id, &progress, version),
                 ]
             })
             .await
