@@ -182,6 +182,7 @@ pub async fn watch(
     );
     let started = Instant::now();
     loop {
+        enforce_deadline(ledger, run_id).await?;
         let states = ledger.account_states(run_id).await?;
         let totals = RunTotals::of(&states);
         bar.set_length(totals.items_expected.max(1));
@@ -214,4 +215,27 @@ pub async fn watch(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Once the run's deadline has passed, marks its unfinished accounts failed, so the run
+/// ends (and says why) even when no worker will ever finish them.
+pub async fn enforce_deadline(ledger: &Ledger, run_id: &str) -> anyhow::Result<()> {
+    let Some(deadline) = ledger.run(run_id).await?.and_then(|h| h.deadline) else {
+        return Ok(());
+    };
+    let at = time::OffsetDateTime::parse(&deadline, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("run {run_id} has an unreadable deadline {deadline:?}"))?;
+    if time::OffsetDateTime::now_utc() < at {
+        return Ok(());
+    }
+    let marked = ledger
+        .fail_unfinished(
+            run_id,
+            &format!("the run's deadline {deadline} passed before this account finished"),
+        )
+        .await?;
+    if marked > 0 {
+        warn!(run = run_id, accounts = marked, %deadline, "deadline passed: unfinished accounts marked failed");
+    }
+    Ok(())
 }

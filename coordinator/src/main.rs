@@ -60,6 +60,10 @@ struct RunArgs {
     /// The time the run's reports carry, RFC 3339 (default: now).
     #[arg(long)]
     as_of: Option<String>,
+    /// Seconds from the start by which the run must be finished: accounts unfinished then
+    /// are marked failed by `run`, `status` or `status --wait` (default 12 hours).
+    #[arg(long, env = "ACCESSFLOW_RUN_DEADLINE_SECS", default_value_t = 12 * 3600)]
+    deadline_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -176,7 +180,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let (ports, names) = connect(&settings).await?;
             let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
             reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
-            let identity = RunIdentity::new(run.run_id, run.as_of)?;
+            let identity = RunIdentity::new(run.run_id, run.as_of, run.deadline_secs)?;
             start::start_run(
                 &ports,
                 &names,
@@ -217,7 +221,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let (ports, names) = connect(&settings).await?;
             let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
             reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
-            let identity = RunIdentity::new(run.run_id, run.as_of)?;
+            let identity = RunIdentity::new(run.run_id, run.as_of, run.deadline_secs)?;
             start::start_run(
                 &ports,
                 &names,
@@ -242,6 +246,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs(secs));
                 local_pool::watch(&ledger, &run_id, None, false, deadline).await?;
             }
+            local_pool::enforce_deadline(&ledger, &run_id).await?;
             let states = ledger.account_states(&run_id).await?;
             let dlq = status::dlq_depths(&ports, &names, &states).await;
             if json {

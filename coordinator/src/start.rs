@@ -22,12 +22,29 @@ pub struct RunIdentity {
     pub as_of: String,
     /// Whether `as_of` was given (else it is now, and a resumed run keeps its own).
     pub as_of_given: bool,
+    /// RFC 3339 wall-clock time by which the run must be finished.
+    pub deadline: String,
 }
 
 impl RunIdentity {
     /// From the flags, defaulting to now. A given `as_of` must be RFC 3339.
-    pub fn new(run_id: Option<String>, as_of: Option<String>) -> anyhow::Result<RunIdentity> {
+    pub fn new(
+        run_id: Option<String>,
+        as_of: Option<String>,
+        deadline_secs: u64,
+    ) -> anyhow::Result<RunIdentity> {
         let as_of_given = as_of.is_some();
+        let deadline = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc())
+            + time::Duration::seconds(
+                i64::try_from(deadline_secs)
+                    .unwrap_or(i64::MAX / 2)
+                    .min(366 * 24 * 3600),
+            );
+        let deadline = deadline
+            .format(&Rfc3339)
+            .context("formatting the run's deadline")?;
         let time = match &as_of {
             Some(text) => OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
                 format!("--as-of {text:?} is not an RFC 3339 time such as 2026-11-26T02:00:00Z")
@@ -64,6 +81,7 @@ impl RunIdentity {
             run_id,
             as_of,
             as_of_given,
+            deadline,
         })
     }
 }
@@ -96,6 +114,7 @@ pub async fn start_run(
     let header = RunHeader {
         run_id: identity.run_id.clone(),
         as_of: identity.as_of.clone(),
+        deadline: Some(identity.deadline.clone()),
         accounts: order
             .iter()
             .map(|(c, a, _)| (c.clone(), a.clone()))
@@ -205,6 +224,7 @@ async fn resume(
         .await?
         .ok_or_else(|| anyhow::anyhow!("run {} vanished while opening it", wanted.run_id))?;
     let same_accounts = {
+        // (the deadline is the existing run's own: a resume does not extend it)
         let mut a = existing.accounts.clone();
         let mut b = wanted.accounts.clone();
         a.sort();

@@ -30,6 +30,11 @@ pub struct RunHeader {
     pub as_of: String,
     /// (customer, account) in dispatch order: largest expected work first.
     pub accounts: Vec<(String, String)>,
+    /// RFC 3339 wall-clock time by which the run must be finished: accounts still
+    /// unfinished then are marked failed (see [`Ledger::fail_unfinished`]), so a run whose
+    /// workers are gone still ends, and says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -311,6 +316,43 @@ impl Ledger {
             }
         }
         Ok(())
+    }
+
+    /// Marks every unfinished account of a run failed with `reason` (the run's deadline
+    /// passed). An account that moved on meanwhile is left alone; returns how many were
+    /// marked.
+    pub async fn fail_unfinished(&self, run_id: &str, reason: &str) -> PortResult<usize> {
+        let mut marked = 0;
+        for (customer, account) in self
+            .run(run_id)
+            .await?
+            .map(|h| h.accounts)
+            .unwrap_or_default()
+        {
+            let Some((state, version)) = self.account_state(run_id, &customer, &account).await?
+            else {
+                continue;
+            };
+            if state.progress.status.is_finished() {
+                continue;
+            }
+            let mut progress = state.progress;
+            progress.reason = Some(format!(
+                "{reason} (it was {})",
+                format!("{:?}", progress.status).to_lowercase()
+            ));
+            progress.status = AccountStatus::Failed;
+            match self
+                .store
+                .transact(vec![self.progress_op(run_id, &progress, version)])
+                .await
+            {
+                Ok(()) => marked += 1,
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(marked)
     }
 
     /// Every record of a run: its header, accounts, errors, items, idempotency records and

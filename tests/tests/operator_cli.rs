@@ -192,6 +192,7 @@ fn start_with_the_same_run_id_resumes_a_half_opened_run() {
                 ("initech".into(), "333300000021".into()),
                 ("initech".into(), "333300000022".into()),
             ],
+            deadline: None,
         };
         ports
             .store
@@ -239,4 +240,40 @@ fn start_with_the_same_run_id_resumes_a_half_opened_run() {
     for account in status["accounts"].as_array().unwrap() {
         assert_eq!(account["status"], "finalized", "{account:#}");
     }
+}
+
+/// Item 3: a run deadline. A run whose work nobody does (here: no worker at all) ends at
+/// its deadline: its unfinished accounts are marked failed with the reason, and
+/// `status --wait` returns with code 4 instead of waiting forever.
+#[test]
+fn a_run_past_its_deadline_ends_with_its_unfinished_accounts_failed() {
+    let d = Deployment::new(30);
+    let tenants = d.write_tenants(&[("initech", spec("333300000051", 5, 51))]);
+    d.coordinator(&[
+        "start",
+        "--tenants",
+        tenants.to_str().unwrap(),
+        "--run-id",
+        "abandoned",
+        "--deadline-secs",
+        "1",
+    ]);
+    let started = Instant::now();
+    let waited =
+        d.coordinator_unchecked(&["status", "--run", "abandoned", "--wait", "--timeout", "60"]);
+    assert_eq!(
+        waited.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&waited.stdout)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let status = d.status("abandoned");
+    let account = &status["accounts"][0];
+    assert_eq!(account["status"], "failed", "{status:#}");
+    let reason = account["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("deadline") && reason.contains("it was published"),
+        "{reason}"
+    );
 }

@@ -136,6 +136,7 @@ impl Night {
                 run_id: RUN.into(),
                 as_of: "2026-11-25T02:00:00Z".into(),
                 accounts: vec![(CUSTOMER.into(), ACCOUNT.into())],
+                deadline: None,
             })
             .await
             .expect("run");
