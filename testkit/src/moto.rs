@@ -351,3 +351,77 @@ pub fn unique_account() -> String {
         .collect();
     format!("9{}", &digits[digits.len() - 11..])
 }
+
+/// A fault-injecting proxy in front of the moto server (`fault_proxy.py`): a fraction
+/// `rate` of the requests, drawn from a generator seeded with `seed`, get a throttling
+/// error or a 5xx in the format of their service instead of reaching moto. Stopped when
+/// dropped.
+pub struct FaultProxy {
+    pub url: String,
+    child: Child,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const FAULT_PROXY: &str = include_str!("fault_proxy.py");
+
+impl FaultProxy {
+    pub fn start(rate: f64, seed: u64) -> FaultProxy {
+        let upstream = server().url.clone();
+        let python = ensure_venv();
+        let port = free_port();
+        let child = Command::new(python)
+            .args([
+                "-c",
+                FAULT_PROXY,
+                &port.to_string(),
+                &upstream,
+                &rate.to_string(),
+                &seed.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn the fault proxy");
+        let proxy = FaultProxy {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        let started = Instant::now();
+        while !answers(port) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the fault proxy did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        proxy
+    }
+
+    /// Faults injected so far, by `service:kind` (`throttle` or `5xx`).
+    pub fn faults(&self) -> std::collections::BTreeMap<String, u64> {
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok());
+        let Some(port) = port else {
+            return Default::default();
+        };
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return Default::default();
+        };
+        use std::io::{Read, Write};
+        let _ = stream.write_all(
+            b"GET /__faults HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+        );
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("{}");
+        serde_json::from_str(body).unwrap_or_default()
+    }
+}

@@ -1,0 +1,122 @@
+"""A fault-injecting HTTP proxy in front of moto: `python fault_proxy.py PORT UPSTREAM RATE SEED`.
+
+Forwards every request to UPSTREAM (moto's URL) unchanged, except a fraction RATE of them,
+chosen by a seeded random generator, which get an error instead, half of them throttling
+and half a 5xx, each in the format of the service the request was signed for (read from
+the SigV4 credential scope): JSON for DynamoDB, SQS and KMS, XML for SNS, IAM, STS and
+S3. The injected faults are counted per service and kind; `GET /__faults` (not proxied)
+returns the counts as JSON. Exits when its stdin reaches end of file, like moto_server.py.
+"""
+import http.client
+import json
+import os
+import random
+import re
+import sys
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PORT, UPSTREAM, RATE, SEED = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+UP = urllib.parse.urlparse(UPSTREAM)
+LOCK = threading.Lock()
+RNG = random.Random(SEED)
+COUNTS = {}
+
+
+def watch():
+    try:
+        sys.stdin.buffer.read()
+    finally:
+        os._exit(0)
+
+
+threading.Thread(target=watch, daemon=True).start()
+
+JSON_SERVICES = {"dynamodb", "sqs", "kms"}
+HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+       "proxy-authorization", "proxy-authenticate"}
+
+
+def service_of(headers):
+    m = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", headers.get("Authorization", ""))
+    return m.group(1) if m else "unknown"
+
+
+def fault(service, kind):
+    """(status, content type, body) of an injected error."""
+    if service in JSON_SERVICES:
+        if kind == "throttle":
+            name = {"dynamodb": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
+                    "sqs": "com.amazonaws.sqs#ThrottlingException",
+                    "kms": "ThrottlingException"}[service]
+            return 400, "application/x-amz-json-1.0", json.dumps(
+                {"__type": name, "message": "Rate exceeded (injected)"})
+        return 503, "application/x-amz-json-1.0", json.dumps(
+            {"__type": "ServiceUnavailable", "message": "injected 5xx"})
+    if service == "s3":
+        code = "SlowDown" if kind == "throttle" else "InternalError"
+        status = 503 if kind == "throttle" else 500
+        return status, "application/xml", (
+            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
+            f"<Message>injected</Message><RequestId>f</RequestId></Error>")
+    code, status = ("Throttling", 400) if kind == "throttle" else ("ServiceUnavailable", 503)
+    return status, "text/xml", (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+        f"<Message>injected</Message></Error><RequestId>f</RequestId></ErrorResponse>")
+
+
+class Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def handle_any(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        if self.path == "/__faults":
+            out = json.dumps(COUNTS).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
+        service = service_of(self.headers)
+        with LOCK:
+            draw = RNG.random()
+        # Unsigned requests (the harness's own health checks) are never faulted.
+        if service != "unknown" and draw < RATE:
+            kind = "throttle" if draw < RATE / 2 else "5xx"
+            with LOCK:
+                key = f"{service}:{kind}"
+                COUNTS[key] = COUNTS.get(key, 0) + 1
+            status, ctype, text = fault(service, kind)
+            out = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+            return
+        conn = http.client.HTTPConnection(UP.hostname, UP.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        self.send_response(resp.status, resp.reason)
+        for k, v in resp.getheaders():
+            if k.lower() not in HOP and k.lower() != "content-length":
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        conn.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+
+
+ThreadingHTTPServer.daemon_threads = True
+ThreadingHTTPServer(("127.0.0.1", PORT), Proxy).serve_forever()
