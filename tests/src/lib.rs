@@ -119,7 +119,8 @@ impl Deployment {
         self.dir.path().join("data")
     }
 
-    fn settings_args(&self) -> Vec<String> {
+    /// The settings flags every process of this deployment gets.
+    pub fn settings_args(&self) -> Vec<String> {
         vec![
             "--data-dir".into(),
             self.data_dir().display().to_string(),

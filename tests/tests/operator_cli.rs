@@ -277,3 +277,46 @@ fn a_run_past_its_deadline_ends_with_its_unfinished_accounts_failed() {
         "{reason}"
     );
 }
+
+/// Issue 8's fault test "the coordinator killed mid-publish": `coordinator start` is killed
+/// with SIGKILL at a point of its own (wherever it is after 5 to 300 ms: reconciling,
+/// opening the run, publishing, or done); `start` again with the same run id completes
+/// the run, with every account analysed once.
+#[test]
+fn a_coordinator_killed_mid_start_is_resumed_by_starting_again() {
+    let d = Deployment::new(30);
+    let specs: Vec<_> = (0..8)
+        .map(|i| ("initech", spec(&format!("33330000007{i}"), 6, 70 + i)))
+        .collect();
+    let tenants = d.write_tenants(&specs);
+    for (attempt, delay_ms) in [5u64, 60, 300].into_iter().enumerate() {
+        let run = format!("killed-{attempt}");
+        let mut start = Command::new(binary("coordinator"))
+            .args(d.settings_args())
+            .args([
+                "start",
+                "--tenants",
+                tenants.to_str().unwrap(),
+                "--run-id",
+                &run,
+                "--as-of",
+                "2026-11-26T02:00:00Z",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the coordinator");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        accessflow_tests::kill_hard(&mut start);
+        d.start_run(&tenants, &run);
+        let mut worker = d.spawn_worker(0, 2);
+        let status = d.wait_for_run(&run, Duration::from_secs(60));
+        assert!(terminate(&mut worker, Duration::from_secs(30)).success());
+        assert_eq!(status["totals"]["accounts"], 8, "{status:#}");
+        assert_eq!(status["totals"]["accounts_failed"], 0, "{status:#}");
+        assert_eq!(
+            status["totals"]["items_done"], status["totals"]["items_expected"],
+            "killed after {delay_ms} ms: {status:#}"
+        );
+    }
+}
