@@ -12,6 +12,7 @@
 
 pub mod consumer;
 pub mod lease;
+pub mod memory;
 pub mod offline;
 pub mod pipeline;
 pub mod shutdown;

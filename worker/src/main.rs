@@ -33,6 +33,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    accessflow_worker::memory::cap_malloc_arenas();
     let cli = Cli::parse();
     accessflow_shared::telemetry::init("info");
     match &cli.command {
