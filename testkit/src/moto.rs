@@ -184,10 +184,14 @@ fn free_port() -> u16 {
 }
 
 fn answers(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(
-        &format!("127.0.0.1:{port}").parse().expect("addr"),
-        Duration::from_millis(500),
-    ) else {
+    answers_at("127.0.0.1", port)
+}
+
+fn answers_at(host: &str, port: u16) -> bool {
+    let Ok(addr) = format!("{host}:{port}").parse() else {
+        return false;
+    };
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
@@ -220,6 +224,18 @@ fn prune_logs(dir: &Path) {
 }
 
 fn start(python: &Path) -> Result<MotoServer, String> {
+    start_on(python, "127.0.0.1")
+}
+
+/// A moto server of its own listening on `host` (an address of this machine, e.g. the
+/// host side of a test's network namespace), installed if needed; stopped when dropped.
+/// Point [`server`] at it with `ACCESSFLOW_MOTO_URL` before anything else uses moto.
+pub fn start_server_on(host: &str) -> MotoServer {
+    let python = ensure_venv();
+    start_on(&python, host).unwrap_or_else(|e| panic!("could not start moto on {host}: {e}"))
+}
+
+fn start_on(python: &Path, host: &str) -> Result<MotoServer, String> {
     let port = free_port();
     let log_dir = target_dir().join("moto-logs");
     let _ = std::fs::create_dir_all(&log_dir);
@@ -227,7 +243,7 @@ fn start(python: &Path) -> Result<MotoServer, String> {
     let log_path = log_dir.join(format!("moto-{port}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     let mut child = Command::new(python)
-        .args(["-c", WATCHDOG, &port.to_string()])
+        .args(["-c", WATCHDOG, &port.to_string(), host])
         .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         .stdin(Stdio::piped())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -242,9 +258,9 @@ fn start(python: &Path) -> Result<MotoServer, String> {
                 log_path.display()
             ));
         }
-        if answers(port) {
+        if answers_at(host, port) {
             return Ok(MotoServer {
-                url: format!("http://127.0.0.1:{port}"),
+                url: format!("http://{host}:{port}"),
                 child: Mutex::new(Some(child)),
             });
         }

@@ -1,6 +1,6 @@
-"""moto's server for Accessflow's tests: `python moto_server.py PORT`.
+"""moto's server for Accessflow's tests: `python moto_server.py PORT [HOST]`.
 
-Listens on 127.0.0.1:PORT and exits as soon as its stdin reaches end of file, so it
+Listens on HOST:PORT (127.0.0.1 by default) and exits as soon as its stdin reaches end of file, so it
 dies with the process that started it (keep stdin open: a pipe). Patches moto 5.x where
 its threaded server breaks guarantees that AWS gives and the tests rely on (see below).
 """
@@ -57,4 +57,4 @@ def _locked(name):
 for _name in ("delete_message", "change_message_visibility", "send_message", "purge_queue"):
     _locked(_name)
 from moto.server import main
-main(["-H", "127.0.0.1", "-p", sys.argv[1]])
+main(["-H", sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1", "-p", sys.argv[1]])

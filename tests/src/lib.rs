@@ -6,6 +6,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod aws;
+
 use accessflow_samples::{generate_account, write_fixture_dir, SampleAccountSpec};
 
 /// The target directory the test binary runs from (`target/debug` or `target/release`).
