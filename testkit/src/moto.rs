@@ -183,11 +183,12 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn answers(port: u16) -> bool {
-    answers_at("127.0.0.1", port)
+fn answers_at(host: &str, port: u16) -> bool {
+    answers_on(host, port, "/moto-api/data.json")
 }
 
-fn answers_at(host: &str, port: u16) -> bool {
+/// Whether `GET path` on `host:port` answers 200 within a few seconds.
+fn answers_on(host: &str, port: u16, path: &str) -> bool {
     let Ok(addr) = format!("{host}:{port}").parse() else {
         return false;
     };
@@ -196,7 +197,7 @@ fn answers_at(host: &str, port: u16) -> bool {
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     if stream
-        .write_all(b"GET /moto-api/data.json HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
         .is_err()
     {
         return false;
@@ -408,7 +409,8 @@ impl FaultProxy {
             child,
         };
         let started = Instant::now();
-        while !answers(port) {
+        // Its own endpoint: a health check proxied to a busy moto could take long.
+        while !answers_on("127.0.0.1", port, "/__faults") {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
                 "the fault proxy did not answer"
