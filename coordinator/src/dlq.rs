@@ -110,12 +110,7 @@ async fn cycle_all(ports: &Ports, dlq: &str) -> anyhow::Result<Vec<ReceivedMessa
                     .await?;
                 continue;
             }
-            let mut copy = OutgoingMessage::new(
-                message.group_id.clone(),
-                format!("cycle.{}.{}", message.message_id, ports.clock.now_ms()),
-                message.body.clone(),
-            );
-            copy.attributes = message.attributes.clone();
+            let copy = resend_of(&message, "cycle", ports);
             ports
                 .queues
                 .send_batch(dlq, &[copy])
@@ -130,6 +125,18 @@ async fn cycle_all(ports: &Ports, dlq: &str) -> anyhow::Result<Vec<ReceivedMessa
         }
     }
     Ok(seen)
+}
+
+/// A message to send `message` again: same group, body and attributes, and a fresh
+/// deduplication id (`<why>.<message id>.<now>`) so the queue does not drop it.
+fn resend_of(message: &ReceivedMessage, why: &str, ports: &Ports) -> OutgoingMessage {
+    let mut copy = OutgoingMessage::new(
+        message.group_id.clone(),
+        format!("{why}.{}.{}", message.message_id, ports.clock.now_ms()),
+        message.body.clone(),
+    );
+    copy.attributes = message.attributes.clone();
+    copy
 }
 
 /// One line describing a dead-lettered message.
@@ -371,12 +378,7 @@ async fn replay_account(
             }
             budget -= 1;
             println!("replaying{}", describe(&message));
-            let mut copy = OutgoingMessage::new(
-                message.group_id.clone(),
-                format!("replay.{}.{}", message.message_id, ports.clock.now_ms()),
-                message.body.clone(),
-            );
-            copy.attributes = message.attributes.clone();
+            let mut copy = resend_of(&message, "replay", ports);
             copy.attributes
                 .retain(|k, _| !k.starts_with(ATTRIBUTE_PREFIX));
             copy.attributes.insert(REPLAY_ATTRIBUTE.into(), "1".into());

@@ -164,6 +164,27 @@ async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_share
     Ok((backend.ports, names))
 }
 
+/// What `run` and `start` share: connect, load the tenants, reconcile, open (or resume) the
+/// run and publish its work.
+async fn open_night(
+    settings: &Settings,
+    run: RunArgs,
+) -> anyhow::Result<(Ports, accessflow_shared::tenants::TenantsFile, RunIdentity)> {
+    let (ports, names) = connect(settings).await?;
+    let tenants = tenants_source::load(settings, run.tenants.as_deref())?;
+    reconcile::reconcile(&ports, settings, &names, &tenants).await?;
+    let identity = RunIdentity::new(run.run_id, run.as_of, run.deadline_secs)?;
+    start::start_run(
+        &ports,
+        &names,
+        &tenants,
+        &identity,
+        settings.filter_propagation(),
+    )
+    .await?;
+    Ok((ports, tenants, identity))
+}
+
 /// Runs the command; the exit code says how the run went (`exit_code`), errors are code 1.
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
@@ -177,18 +198,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             anyhow::ensure!(workers >= 1, "--workers must be at least 1");
             let started = Instant::now();
             let binary = local_pool::worker_binary()?;
-            let (ports, names) = connect(&settings).await?;
-            let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
-            reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
-            let identity = RunIdentity::new(run.run_id, run.as_of, run.deadline_secs)?;
-            start::start_run(
-                &ports,
-                &names,
-                &tenants,
-                &identity,
-                settings.filter_propagation(),
-            )
-            .await?;
+            let (ports, tenants, identity) = open_night(&settings, run).await?;
             let log_dir = settings.data_dir.join("logs");
             let mut pool = local_pool::WorkerPool::start(
                 binary,
@@ -218,18 +228,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(RunOutcome::of(&totals).exit_code())
         }
         Command::Start { run } => {
-            let (ports, names) = connect(&settings).await?;
-            let tenants = tenants_source::load(&settings, run.tenants.as_deref())?;
-            reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
-            let identity = RunIdentity::new(run.run_id, run.as_of, run.deadline_secs)?;
-            start::start_run(
-                &ports,
-                &names,
-                &tenants,
-                &identity,
-                settings.filter_propagation(),
-            )
-            .await?;
+            let (_, _, identity) = open_night(&settings, run).await?;
             println!("{}", identity.run_id);
             Ok(ExitCode::SUCCESS)
         }

@@ -141,6 +141,35 @@ impl AwsDeployment {
     }
 }
 
+/// A seeded account in one customer's tenants file, as the AWS tests write it: the role
+/// `accessflow-reader` with the ExternalId `acme-external-id`.
+pub fn tenants_for(account: &str) -> String {
+    format!(
+        "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{account}\"\nrole_arn = \"arn:aws:iam::{account}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
+    )
+}
+
+/// A fresh deployment on the moto server (a prefix of its own: table, bucket, queues,
+/// topics), provisioned, with `tenants_text` as its tenants file; with a backend that sees
+/// what its binaries write. Returns (deployment, backend, tenants file).
+pub fn provisioned(
+    runtime: &tokio::runtime::Runtime,
+    label: &str,
+    tenants_text: &str,
+) -> (AwsDeployment, AwsBackend, std::path::PathBuf) {
+    let prefix = moto::unique_prefix(label);
+    let settings = moto::settings(&prefix);
+    let d = AwsDeployment::new(&prefix, &settings);
+    let backend = runtime.block_on(async {
+        let provisioned = AwsBackend::connect(&settings).await.unwrap();
+        provisioned.provision().await.unwrap();
+        d.backend(&settings).await
+    });
+    let tenants = d.dir.path().join("tenants.toml");
+    std::fs::write(&tenants, tenants_text).unwrap();
+    (d, backend, tenants)
+}
+
 /// The report files of a run in a deployment's bucket, as (key, bytes), sorted.
 pub fn report_files(backend: &AwsBackend, run: &str) -> Vec<(String, Vec<u8>)> {
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -334,6 +334,24 @@ pub async fn subscriptions(
     out
 }
 
+/// Bytes under `dir` (a data directory), the worker logs left out: they are the operator's
+/// to rotate, not retention's.
+pub fn data_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "logs") {
+            continue;
+        }
+        if path.is_dir() {
+            total += data_size(&path);
+        } else {
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}
+
 /// A small sample account spec.
 pub fn spec(account_id: &str, principals: usize, seed: u64) -> SampleAccountSpec {
     SampleAccountSpec {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use accessflow_shared::aws::AwsBackend;
 use accessflow_shared::ledger::Ledger;
 use accessflow_testkit::{cost, moto, seed};
-use accessflow_tests::aws::{night, report_files, AwsDeployment};
+use accessflow_tests::aws::{night, provisioned, report_files, tenants_for, AwsDeployment};
 use accessflow_tests::{kill_hard, terminate};
 use serde_json::Value;
 
@@ -331,9 +331,7 @@ fn a_night_with_30_percent_of_aws_calls_failing_completes_with_identical_reports
             .await
             .expect("seed the account")
     });
-    let tenants_text = format!(
-        "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{account}\"\nrole_arn = \"arn:aws:iam::{account}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
-    );
+    let tenants_text = tenants_for(&account);
     let run = "faults";
 
     // Two deployments of their own (tables, buckets, queues) over the same account.
@@ -341,17 +339,9 @@ fn a_night_with_30_percent_of_aws_calls_failing_completes_with_identical_reports
     let mut faults = BTreeMap::new();
     let mut throttled: BTreeMap<String, u64> = BTreeMap::new();
     for faulty in [false, true] {
-        let prefix = moto::unique_prefix(if faulty { "flt" } else { "cln" });
-        let settings = moto::settings(&prefix);
-        let mut direct = AwsDeployment::new(&prefix, &settings);
+        let label = if faulty { "flt" } else { "cln" };
+        let (mut direct, backend, tenants) = provisioned(&runtime, label, &tenants_text);
         direct.max_receive_count = 10;
-        let backend = runtime.block_on(async {
-            let provisioned = AwsBackend::connect(&settings).await.unwrap();
-            provisioned.provision().await.unwrap();
-            direct.backend(&settings).await
-        });
-        let tenants = direct.dir.path().join("tenants.toml");
-        std::fs::write(&tenants, &tenants_text).unwrap();
         if faulty {
             let proxy = moto::FaultProxy::start(0.3, 8);
             let mut through = direct.through(&proxy.url);

@@ -10,10 +10,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use accessflow_shared::aws::AwsBackend;
 use accessflow_shared::ledger::Ledger;
 use accessflow_testkit::{moto, seed};
-use accessflow_tests::aws::{night, report_files, AwsDeployment};
+use accessflow_tests::aws::{night, provisioned, report_files, tenants_for};
 use accessflow_tests::terminate;
 
 fn ip(args: &[&str]) {
@@ -94,23 +93,9 @@ fn a_worker_partitioned_mid_item_longer_than_the_visibility_timeout_changes_noth
             .await
             .expect("seed the account")
     });
-    let tenants_text = format!(
-        "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{account}\"\nrole_arn = \"arn:aws:iam::{account}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
-    );
+    let tenants_text = tenants_for(&account);
     let run = "partition";
-    let deploy = |label: &str| {
-        let prefix = moto::unique_prefix(label);
-        let settings = moto::settings(&prefix);
-        let d = AwsDeployment::new(&prefix, &settings);
-        let backend = runtime.block_on(async {
-            let provisioned = AwsBackend::connect(&settings).await.unwrap();
-            provisioned.provision().await.unwrap();
-            d.backend(&settings).await
-        });
-        let tenants = d.dir.path().join("tenants.toml");
-        std::fs::write(&tenants, &tenants_text).unwrap();
-        (d, backend, tenants)
-    };
+    let deploy = |label: &str| provisioned(&runtime, label, &tenants_text);
 
     // The clean night.
     let (clean, clean_backend, tenants) = deploy("cln");

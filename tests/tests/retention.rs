@@ -2,27 +2,8 @@
 //! night, each followed by `coordinator gc --keep-days 3`, keep the data directory flat,
 //! and the reports still diff against the night before.
 
-use std::path::Path;
-
 use accessflow_shared::ledger::Ledger;
-use accessflow_tests::{spec, Deployment};
-
-/// Bytes under `dir`, the worker logs left out (they are the operator's to rotate).
-fn size_of(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "logs") {
-            continue;
-        }
-        if path.is_dir() {
-            total += size_of(&path);
-        } else {
-            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
-        }
-    }
-    total
-}
+use accessflow_tests::{data_size, spec, Deployment};
 
 #[test]
 fn thirty_nights_with_gc_keep_the_data_directory_flat() {
@@ -56,7 +37,7 @@ fn thirty_nights_with_gc_keep_the_data_directory_flat() {
                 String::from_utf8_lossy(&gc.stdout)
             );
         }
-        sizes.push(size_of(&d.data_dir()));
+        sizes.push(data_size(&d.data_dir()));
     }
     eprintln!("data directory by night (bytes): {sizes:?}");
     // Four nights are kept (the newest and three days before it); from then on the size

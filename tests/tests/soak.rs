@@ -8,24 +8,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use accessflow_tests::{kill_hard, spec, terminate, Deployment};
-
-/// Bytes under `dir`, the worker logs left out.
-fn size_of(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.file_name().is_some_and(|n| n == "logs") {
-            continue;
-        }
-        if path.is_dir() {
-            total += size_of(&path);
-        } else {
-            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
-        }
-    }
-    total
-}
+use accessflow_tests::{data_size, kill_hard, spec, terminate, Deployment};
 
 /// Resident memory of a process, in KiB (Linux).
 fn rss_kib(child: &Child) -> u64 {
@@ -104,7 +87,7 @@ fn thirty_nights_with_random_kills_match_clean_nights_with_flat_memory_and_disk(
         );
         soaked.coordinator(&["gc", "--keep-days", "3"]);
         rss.push(rss_kib(&steady));
-        disk.push(size_of(&soaked.data_dir()));
+        disk.push(data_size(&soaked.data_dir()));
     }
     assert!(terminate(&mut steady, Duration::from_secs(30)).success());
     eprintln!("{kills} workers killed; steady worker RSS by night (KiB): {rss:?}; data directory (bytes): {disk:?}");
