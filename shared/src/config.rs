@@ -111,11 +111,13 @@ impl Settings {
                 ),
             });
         }
-        if !(1..=1000).contains(&self.max_receive_count) {
+        // At least 2: a worker keeps the queue's last receive to record a failure (the
+        // poison guard), so it needs one receive before that to try the step at all.
+        if !(2..=1000).contains(&self.max_receive_count) {
             return Err(SettingsError {
                 setting: "--max-receive-count / ACCESSFLOW_MAX_RECEIVE_COUNT",
                 problem: format!(
-                    "{} is outside 1..=1000 (the SQS redrive policy's range)",
+                    "{} is outside 2..=1000 (the SQS redrive policy allows 1..=1000; the worker keeps the last receive to record a failure, so it needs at least 2)",
                     self.max_receive_count
                 ),
             });
@@ -159,5 +161,43 @@ impl Settings {
             retention: Duration::from_secs(4 * 24 * 3600),
             tags,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        Cli::parse_from(std::iter::once("test").chain(args.iter().copied())).settings
+    }
+
+    #[test]
+    fn one_receive_is_too_few_for_the_poison_guard() {
+        let err = settings(&["--max-receive-count", "1"])
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("at least 2"), "{err}");
+        assert!(settings(&["--max-receive-count", "2"]).validate().is_ok());
+    }
+
+    #[test]
+    fn filter_propagation_defaults_by_backend() {
+        assert_eq!(settings(&[]).filter_propagation(), Duration::ZERO);
+        assert_eq!(
+            settings(&["--backend", "aws"]).filter_propagation(),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            settings(&["--filter-propagation-secs", "5"]).filter_propagation(),
+            Duration::from_secs(5)
+        );
     }
 }

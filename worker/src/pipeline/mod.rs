@@ -269,11 +269,25 @@ impl Pipeline {
         }
         if let Ok(decoded) = WorkMessage::decode(&message.body) {
             let work = decoded.work();
+            let step = Step::of(&decoded).to_string();
+            // A step whose commit landed just before the timeout is finished: no error to
+            // record (a later duplicate would not clear it).
+            let key = idempotency::record_key(&work.run_id, &work.customer, &work.account, &step);
+            let finished = matches!(
+                idempotency::record(self.ports.store.as_ref(), &key).await,
+                Ok(Some(record)) if record.status != ItemStatus::InProgress
+            );
+            if finished {
+                return Outcome::Retry {
+                    after: Duration::ZERO,
+                    reason,
+                };
+            }
             self.record_message_error(
                 &work.run_id,
                 &work.customer,
                 &work.account,
-                &Step::of(&decoded).to_string(),
+                &step,
                 queue,
                 message,
                 &reason,
