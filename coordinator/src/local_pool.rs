@@ -181,8 +181,12 @@ pub async fn watch(
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
+    // Read once: a run's deadline does not change.
+    let deadline_at = run_deadline(ledger, run_id).await?;
     loop {
-        enforce_deadline(ledger, run_id).await?;
+        if let Some(at) = deadline_at {
+            enforce_deadline_at(ledger, run_id, at).await?;
+        }
         let states = ledger.account_states(run_id).await?;
         let totals = RunTotals::of(&states);
         bar.set_length(totals.items_expected.max(1));
@@ -217,17 +221,39 @@ pub async fn watch(
     }
 }
 
-/// Once the run's deadline has passed, marks its unfinished accounts failed, so the run
-/// ends (and says why) even when no worker will ever finish them.
-pub async fn enforce_deadline(ledger: &Ledger, run_id: &str) -> anyhow::Result<()> {
+/// The run's deadline, if it has one.
+async fn run_deadline(
+    ledger: &Ledger,
+    run_id: &str,
+) -> anyhow::Result<Option<time::OffsetDateTime>> {
     let Some(deadline) = ledger.run(run_id).await?.and_then(|h| h.deadline) else {
-        return Ok(());
+        return Ok(None);
     };
     let at = time::OffsetDateTime::parse(&deadline, &time::format_description::well_known::Rfc3339)
         .with_context(|| format!("run {run_id} has an unreadable deadline {deadline:?}"))?;
+    Ok(Some(at))
+}
+
+/// Once the run's deadline has passed, marks its unfinished accounts failed, so the run
+/// ends (and says why) even when no worker will ever finish them.
+pub async fn enforce_deadline(ledger: &Ledger, run_id: &str) -> anyhow::Result<()> {
+    match run_deadline(ledger, run_id).await? {
+        Some(at) => enforce_deadline_at(ledger, run_id, at).await,
+        None => Ok(()),
+    }
+}
+
+async fn enforce_deadline_at(
+    ledger: &Ledger,
+    run_id: &str,
+    at: time::OffsetDateTime,
+) -> anyhow::Result<()> {
     if time::OffsetDateTime::now_utc() < at {
         return Ok(());
     }
+    let deadline = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let marked = ledger
         .fail_unfinished(
             run_id,

@@ -120,9 +120,9 @@ pub async fn start_run(
             .map(|(c, a, _)| (c.clone(), a.clone()))
             .collect(),
     };
-    let header = match ledger.open_run(&header).await {
-        Ok(()) => header,
-        Err(e) if e.is_condition_failed() => resume(&ledger, &header, identity).await?,
+    let (header, resumed) = match ledger.open_run(&header).await {
+        Ok(()) => (header, false),
+        Err(e) if e.is_condition_failed() => (resume(&ledger, &header, identity).await?, true),
         Err(e) => return Err(anyhow::Error::new(e).context("cannot open the run in the ledger")),
     };
     // A resumed run keeps its own dispatch order.
@@ -142,12 +142,16 @@ pub async fn start_run(
     let propagation_ms = i64::try_from(propagation.as_millis()).unwrap_or(i64::MAX);
     let mut direct = 0usize;
     for (customer, account) in &order {
-        let published_only = ledger
-            .account_state(&header.run_id, customer, account)
-            .await?
-            .is_none_or(|(state, _)| state.progress.status == AccountStatus::Published);
-        if !published_only {
-            continue;
+        // A fresh run's accounts were all just opened as published; a resumed run's may
+        // have moved on, and those are not sent again.
+        if resumed {
+            let published_only = ledger
+                .account_state(&header.run_id, customer, account)
+                .await?
+                .is_none_or(|(state, _)| state.progress.status == AccountStatus::Published);
+            if !published_only {
+                continue;
+            }
         }
         let young = ledger
             .tenant(customer, account)
