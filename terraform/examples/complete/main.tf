@@ -1,0 +1,68 @@
+# A complete Accessflow deployment: core storage, the worker service, the nightly
+# coordinator schedule and the alarms. The customer_role module is applied by customers in
+# their own accounts (see ../../modules/customer_role and customer-role.tf.example here).
+
+locals {
+  kms_alias_prefix = "alias/${var.name_prefix}/"
+}
+
+module "core" {
+  source       = "../../modules/core"
+  name_prefix  = var.name_prefix
+  customers    = var.customers
+  gc_keep_days = var.gc_keep_days
+}
+
+module "worker_service" {
+  source                  = "../../modules/worker_service"
+  name_prefix             = var.name_prefix
+  image                   = var.image
+  table_name              = module.core.table_name
+  table_arn               = module.core.table_arn
+  bucket_name             = module.core.bucket_name
+  bucket_arn              = module.core.bucket_arn
+  bucket_prefix           = module.core.bucket_prefix
+  kms_key_arn             = module.core.kms_key_arn
+  kms_alias_prefix        = local.kms_alias_prefix
+  log_group_prefix        = module.core.log_group_prefix
+  customer_role_name      = var.customer_role_name
+  vpc_id                  = var.vpc_id
+  subnet_ids              = var.subnet_ids
+  max_tasks               = var.max_tasks
+  worker_concurrency      = var.worker_concurrency
+  max_receive_count       = var.max_receive_count
+  visibility_timeout_secs = var.visibility_timeout_secs
+}
+
+module "coordinator_schedule" {
+  source                       = "../../modules/coordinator_schedule"
+  name_prefix                  = var.name_prefix
+  image                        = var.image
+  cluster_arn                  = module.worker_service.cluster_arn
+  subnet_ids                   = var.subnet_ids
+  security_group_ids           = [module.worker_service.security_group_id]
+  table_name                   = module.core.table_name
+  table_arn                    = module.core.table_arn
+  bucket_name                  = module.core.bucket_name
+  bucket_arn                   = module.core.bucket_arn
+  bucket_prefix                = module.core.bucket_prefix
+  kms_key_arn                  = module.core.kms_key_arn
+  kms_alias_prefix             = local.kms_alias_prefix
+  log_group_prefix             = module.core.log_group_prefix
+  schedule_expression          = var.schedule_expression
+  schedule_expression_timezone = var.schedule_expression_timezone
+  max_receive_count            = var.max_receive_count
+  visibility_timeout_secs      = var.visibility_timeout_secs
+}
+
+module "alarms" {
+  source                     = "../../modules/alarms"
+  name_prefix                = var.name_prefix
+  alarm_emails               = var.alarm_emails
+  cluster_name               = module.worker_service.cluster_name
+  cluster_arn                = module.worker_service.cluster_arn
+  worker_service_name        = module.worker_service.service_name
+  coordinator_task_family    = module.coordinator_schedule.task_definition_family
+  worker_log_group_name      = module.worker_service.log_group_name
+  coordinator_log_group_name = module.coordinator_schedule.log_group_name
+}

@@ -1,0 +1,64 @@
+variable "name_prefix" {
+  description = "Deployment prefix; names the topic and the alarms."
+  type        = string
+}
+
+variable "alarm_emails" {
+  description = "E-mail addresses subscribed to the alarm topic (each must confirm the subscription e-mail)."
+  type        = list(string)
+  default     = []
+}
+
+variable "cluster_name" {
+  description = "ECS cluster of the deployment (worker_service module output)."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ECS cluster ARN (worker_service module output)."
+  type        = string
+}
+
+variable "worker_service_name" {
+  description = "Worker ECS service name (worker_service module output)."
+  type        = string
+}
+
+variable "coordinator_task_family" {
+  description = "Coordinator task definition family (coordinator_schedule module output)."
+  type        = string
+}
+
+variable "worker_log_group_name" {
+  description = "Worker log group (worker_service module output)."
+  type        = string
+}
+
+variable "coordinator_log_group_name" {
+  description = "Coordinator log group (coordinator_schedule module output)."
+  type        = string
+}
+
+variable "error_lines_threshold" {
+  description = "ERROR log lines per hour (workers and coordinator together) that raise the alarm."
+  type        = number
+  default     = 1
+}
+
+variable "no_worker_minutes" {
+  description = "Minutes the coordinator may wait on a run while no worker task runs before the alarm fires (autoscaling needs a few minutes to start tasks)."
+  type        = number
+  default     = 20
+}
+
+variable "kms_deletion_window_days" {
+  description = "Waiting period before the alarm topic's KMS key is deleted after a destroy."
+  type        = number
+  default     = 30
+}
+
+variable "tags" {
+  description = "Tags for every resource of this module."
+  type        = map(string)
+  default     = {}
+}
