@@ -7,8 +7,9 @@
 # Secrets Manager secret (it holds the customers' ExternalIds; up to 64 KB, roughly 300
 # accounts), which ECS injects into a small init container; that container writes it to a
 # task-scoped volume and exits, and the coordinator container starts after it with
-# ACCESSFLOW_TENANTS pointing at the file. The task role gets no access to the secret; the
-# execution role reads it.
+# ACCESSFLOW_TENANTS pointing at the file. The init container uses the Accessflow image
+# itself (deploy/Dockerfile is Debian slim: it has sh and printf). The task role gets no
+# access to the secret; the execution role reads it.
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -77,24 +78,25 @@ resource "aws_ecs_task_definition" "coordinator" {
     cpu_architecture        = var.cpu_architecture
   }
 
+  # Task-scoped storage for the tenants file. Nothing else is written: with the AWS backend
+  # neither binary writes files, so both root file systems are read-only.
   volume {
     name = "tenants"
-  }
-
-  volume {
-    name = "tmp"
   }
 
   container_definitions = jsonencode([
     {
       name                   = "tenants"
-      image                  = var.tenants_init_image
+      image                  = coalesce(var.tenants_init_image, var.image)
       essential              = false
       readonlyRootFilesystem = true
-      entryPoint             = ["sh", "-c"]
-      command                = ["printf '%s\\n' \"$TENANTS_TOML\" > ${local.tenants_path}"]
-      secrets                = [{ name = "TENANTS_TOML", valueFrom = aws_secretsmanager_secret.tenants.arn }]
-      mountPoints            = [{ sourceVolume = "tenants", containerPath = local.tenants_dir, readOnly = false }]
+      # Fargate creates task volumes owned by root; the init step writes the file as root
+      # (it runs nothing but printf), the coordinator (UID 10001) only reads it.
+      user        = "0"
+      entryPoint  = ["sh", "-c"]
+      command     = ["printf '%s\\n' \"$TENANTS_TOML\" > ${local.tenants_path}"]
+      secrets     = [{ name = "TENANTS_TOML", valueFrom = aws_secretsmanager_secret.tenants.arn }]
+      mountPoints = [{ sourceVolume = "tenants", containerPath = local.tenants_dir, readOnly = false }]
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -112,10 +114,7 @@ resource "aws_ecs_task_definition" "coordinator" {
       readonlyRootFilesystem = true
       dependsOn              = [{ containerName = "tenants", condition = "SUCCESS" }]
       environment            = [for k in sort(keys(local.coordinator_environment)) : { name = k, value = local.coordinator_environment[k] }]
-      mountPoints = [
-        { sourceVolume = "tenants", containerPath = local.tenants_dir, readOnly = true },
-        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
-      ]
+      mountPoints            = [{ sourceVolume = "tenants", containerPath = local.tenants_dir, readOnly = true }]
       logConfiguration = {
         logDriver = "awslogs"
         options = {

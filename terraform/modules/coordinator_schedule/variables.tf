@@ -145,9 +145,9 @@ variable "metric_namespace" {
 }
 
 variable "tenants_init_image" {
-  description = "Small image with a POSIX shell that writes the tenants secret into the task's shared volume before the coordinator starts."
+  description = "Image of the init container that writes the tenants secret into the task's volume (needs sh and printf). Default: var.image (deploy/Dockerfile, Debian slim)."
   type        = string
-  default     = "public.ecr.aws/docker/library/busybox:1.36"
+  default     = null
 }
 
 variable "tenants_toml" {

@@ -84,23 +84,18 @@ resource "aws_ecs_task_definition" "worker" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  # A writable /tmp on task storage; the root file system is read-only.
-  volume {
-    name = "tmp"
-  }
-
   container_definitions = jsonencode([
     {
-      name                   = "worker"
-      image                  = var.image
-      command                = var.command
-      essential              = true
+      name      = "worker"
+      image     = var.image
+      command   = var.command
+      essential = true
+      # With the AWS backend the worker writes no files.
       readonlyRootFilesystem = true
       # SIGTERM: the worker stops receiving, finishes the message in hand, releases the
       # rest and exits 0 within ACCESSFLOW_STOP_TIMEOUT; ECS waits 5 s more.
       stopTimeout = var.stop_timeout_secs + 5
       environment = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
-      mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       logConfiguration = {
         logDriver = "awslogs"
         options = {

@@ -1,0 +1,88 @@
+#!/bin/sh
+# Static checks of the deployment files (terraform/, deploy/Dockerfile), for .ci/run.
+#
+#   deploy/checks/run.sh
+#
+# 1. a virtualenv under target/deploy-venv with deploy/checks/requirements.txt (made once,
+#    remade when requirements.txt changes);
+# 2. `terraform fmt -check -recursive terraform`, only if a terraform binary is on PATH;
+# 3. every .tf file parsed with python-hcl2 (any parse error fails);
+# 4. the IAM policies of the worker, coordinator and customer audit roles rendered from the
+#    .tf files (render_policies.py) and, if target/release/worker exists, a table of
+#    expected decisions checked with `worker check` (decisions.py);
+# 5. checkov on terraform/ (0 failed checks; skips are written next to the resource with
+#    their reason) and on deploy/Dockerfile if it exists.
+#
+# Not run: `terraform init/validate/plan`, which need the AWS provider downloaded from the
+# Terraform registry (not reachable here).
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+CHECKS=deploy/checks
+VENV=${DEPLOY_VENV:-target/deploy-venv}
+OUT=target/deploy-checks
+start=$(date +%s)
+
+# 1. The virtualenv.
+stamp="$VENV/.requirements"
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s "$CHECKS/requirements.txt" "$stamp"; then
+    echo "deploy checks: creating $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$CHECKS/requirements.txt"
+    cp "$CHECKS/requirements.txt" "$stamp"
+fi
+PY="$VENV/bin/python"
+
+# 2. terraform fmt.
+if command -v terraform >/dev/null 2>&1; then
+    echo "deploy checks: terraform fmt -check -recursive terraform ($(command -v terraform))"
+    if ! terraform fmt -check -recursive terraform 2>/dev/null; then
+        echo "deploy checks: FAILED: the files above are not formatted (terraform fmt -recursive terraform)" >&2
+        exit 1
+    fi
+else
+    echo "deploy checks: terraform not on PATH: terraform fmt skipped"
+fi
+
+# 3. Every .tf file parses.
+"$PY" - <<'PYEOF'
+import sys
+from pathlib import Path
+import hcl2
+files = sorted(Path("terraform").rglob("*.tf"))
+bad = 0
+for f in files:
+    try:
+        with f.open() as fh:
+            hcl2.load(fh)
+    except Exception as e:
+        bad += 1
+        print(f"deploy checks: {f}: parse error: {e}", file=sys.stderr)
+if not files:
+    sys.exit("deploy checks: no .tf files under terraform/")
+print(f"deploy checks: python-hcl2 parsed {len(files) - bad}/{len(files)} .tf files")
+sys.exit(1 if bad else 0)
+PYEOF
+
+# 4. The roles' policies, rendered; decided by the engine when the binary exists.
+rm -rf "$OUT"
+"$PY" "$CHECKS/render_policies.py" --out "$OUT/rendered"
+if [ -x target/release/worker ]; then
+    "$PY" "$CHECKS/decisions.py" --rendered "$OUT/rendered" --worker target/release/worker
+else
+    echo "deploy checks: target/release/worker not built: decisions.py skipped"
+fi
+
+# 5. checkov (--skip-download: no call to Prisma Cloud for guidelines; the checks are local).
+echo "deploy checks: checkov -d terraform"
+"$VENV/bin/checkov" -d terraform --quiet --compact --skip-download
+if [ -f deploy/Dockerfile ]; then
+    echo "deploy checks: checkov -f deploy/Dockerfile"
+    "$VENV/bin/checkov" -f deploy/Dockerfile --framework dockerfile --quiet --compact --skip-download
+else
+    echo "deploy checks: deploy/Dockerfile does not exist: its checkov run skipped"
+fi
+
+echo "deploy checks: all passed in $(( $(date +%s) - start )) s"
