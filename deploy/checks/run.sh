@@ -10,11 +10,15 @@
 # 4. the IAM policies of the worker, coordinator and customer audit roles rendered from the
 #    .tf files (render_policies.py) and, if target/release/worker exists, a table of
 #    expected decisions checked with `worker check` (decisions.py);
-# 5. checkov on terraform/ (0 failed checks; skips are written next to the resource with
+# 5. with a terraform binary AND the hashicorp/aws provider in a local plugin directory
+#    (TF_PLUGIN_DIR, default /opt/tf-plugins; nothing is downloaded): `terraform init
+#    -plugin-dir`, `validate` and `plan` of the example and of the customer role in a
+#    scratch copy, and the rendered policies compared with the provider's (plan_check.py);
+# 6. checkov on terraform/ (0 failed checks; skips are written next to the resource with
 #    their reason) and on deploy/Dockerfile if it exists.
 #
-# Not run: `terraform init/validate/plan`, which need the AWS provider downloaded from the
-# Terraform registry (not reachable here).
+# Without a local provider, `terraform init/validate/plan` are not run: the provider would
+# have to be downloaded from the Terraform registry.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -75,7 +79,16 @@ else
     echo "deploy checks: target/release/worker not built: decisions.py skipped"
 fi
 
-# 5. checkov (--skip-download: no call to Prisma Cloud for guidelines; the checks are local).
+# 5. terraform validate + plan against a local provider mirror.
+PLUGIN_DIR=${TF_PLUGIN_DIR:-/opt/tf-plugins}
+if command -v terraform >/dev/null 2>&1 && [ -d "$PLUGIN_DIR/registry.terraform.io/hashicorp/aws" ]; then
+    echo "deploy checks: terraform validate + plan with the provider in $PLUGIN_DIR"
+    "$PY" "$CHECKS/plan_check.py" --rendered "$OUT/rendered" --plugin-dir "$PLUGIN_DIR"
+else
+    echo "deploy checks: no terraform binary or no hashicorp/aws provider in $PLUGIN_DIR: terraform validate/plan skipped"
+fi
+
+# 6. checkov (--skip-download: no call to Prisma Cloud for guidelines; the checks are local).
 echo "deploy checks: checkov -d terraform"
 "$VENV/bin/checkov" -d terraform --quiet --compact --skip-download
 if [ -f deploy/Dockerfile ]; then

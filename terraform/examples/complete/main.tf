@@ -53,6 +53,7 @@ module "coordinator_schedule" {
   schedule_expression_timezone = var.schedule_expression_timezone
   max_receive_count            = var.max_receive_count
   visibility_timeout_secs      = var.visibility_timeout_secs
+  gc_keep_days                 = var.gc_keep_days
 }
 
 module "alarms" {
@@ -63,6 +64,7 @@ module "alarms" {
   cluster_arn                = module.worker_service.cluster_arn
   worker_service_name        = module.worker_service.service_name
   coordinator_task_family    = module.coordinator_schedule.task_definition_family
+  gc_task_family             = module.coordinator_schedule.gc_task_definition_family
   worker_log_group_name      = module.worker_service.log_group_name
   coordinator_log_group_name = module.coordinator_schedule.log_group_name
 }

@@ -3,7 +3,8 @@
 #
 # 1. the nightly coordinator task stopped with a non-zero exit code (3 partial reports,
 #    4 failed accounts, 5 timeout, 1 error: coordinator/src/exit_code.rs) or failed to
-#    start at all (image pull, tenants secret) -- EventBridge rule on ECS task state;
+#    start at all (image pull, tenants secret), or the daily gc task failed -- EventBridge
+#    rule on ECS task state;
 # 2. the schedule dropped an invocation (it could not start the task at all);
 # 3. a run is in progress (the coordinator task is waiting on it) but the worker service
 #    has run no task for no_worker_minutes;
@@ -129,7 +130,7 @@ resource "aws_cloudwatch_event_rule" "coordinator_failed" {
     "detail-type" = ["ECS Task State Change"]
     detail = {
       clusterArn = [var.cluster_arn]
-      group      = ["family:${var.coordinator_task_family}"]
+      group      = [for f in compact([var.coordinator_task_family, var.gc_task_family]) : "family:${f}"]
       lastStatus = ["STOPPED"]
       "$or" = [
         { containers = { name = ["coordinator"], exitCode = [{ "anything-but" = 0 }] } },
@@ -146,12 +147,11 @@ resource "aws_cloudwatch_event_target" "coordinator_failed" {
 
   input_transformer {
     input_paths = {
-      task       = "$.detail.taskArn"
-      stopCode   = "$.detail.stopCode"
-      reason     = "$.detail.stoppedReason"
-      containers = "$.detail.containers"
+      task     = "$.detail.taskArn"
+      stopCode = "$.detail.stopCode"
+      reason   = "$.detail.stoppedReason"
     }
-    input_template = "\"Accessflow nightly coordinator task <task> stopped (<stopCode>: <reason>). Exit codes: 1 coordinator error, 3 some reports partial, 4 some accounts failed, 5 timeout. Containers: <containers>. Check `coordinator status` and the coordinator log group ${var.coordinator_log_group_name}.\""
+    input_template = "\"Accessflow nightly coordinator task <task> stopped (<stopCode>: <reason>). Exit codes: 1 coordinator error, 3 some reports partial, 4 some accounts failed, 5 timeout. Check `coordinator status` and the coordinator log group ${var.coordinator_log_group_name}.\""
   }
 }
 
@@ -174,7 +174,7 @@ resource "aws_cloudwatch_metric_alarm" "schedule_dropped" {
 # 3. A run is waiting on workers that do not run (Container Insights metrics).
 resource "aws_cloudwatch_metric_alarm" "no_worker_running" {
   alarm_name          = "${var.name_prefix}-no-worker-running"
-  alarm_description   = "The worker service runs no task."
+  alarm_description   = "The worker service runs no task (no datapoint at all also means none: ECS reports nothing for a service without running tasks)."
   namespace           = "ECS/ContainerInsights"
   metric_name         = "RunningTaskCount"
   dimensions          = { ClusterName = var.cluster_name, ServiceName = var.worker_service_name }
@@ -188,16 +188,18 @@ resource "aws_cloudwatch_metric_alarm" "no_worker_running" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "coordinator_waiting" {
-  alarm_name          = "${var.name_prefix}-coordinator-waiting"
-  alarm_description   = "The coordinator task is running (`start --wait` watches a run)."
+  alarm_name        = "${var.name_prefix}-coordinator-waiting"
+  alarm_description = "The coordinator task is running (`start --wait` watches a run): memory is reserved by its task family."
+  # Container Insights has no task count per family (TaskCount is per cluster only); a
+  # running task of the family reserves memory, so MemoryReserved > 0 means "running".
   namespace           = "ECS/ContainerInsights"
-  metric_name         = "TaskCount"
+  metric_name         = "MemoryReserved"
   dimensions          = { ClusterName = var.cluster_name, TaskDefinitionFamily = var.coordinator_task_family }
   statistic           = "Maximum"
   period              = 300
   evaluation_periods  = ceil(var.no_worker_minutes / 5)
-  threshold           = 1
-  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   tags                = var.tags
 }

@@ -29,6 +29,12 @@ variable "coordinator_task_family" {
   type        = string
 }
 
+variable "gc_task_family" {
+  description = "Daily gc task definition family (coordinator_schedule module output); its failures are reported like the coordinator's. null: none."
+  type        = string
+  default     = null
+}
+
 variable "worker_log_group_name" {
   description = "Worker log group (worker_service module output)."
   type        = string

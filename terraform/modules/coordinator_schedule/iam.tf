@@ -240,8 +240,8 @@ resource "aws_iam_role_policy" "execution" {
   policy = data.aws_iam_policy_document.execution.json
 }
 
-# The scheduler's role: run the coordinator task definition in the cluster, and pass it
-# its two roles.
+# The scheduler's role: run the coordinator (and gc) task definitions in the cluster, and
+# pass them their two roles.
 data "aws_iam_policy_document" "scheduler_assume" {
   statement {
     actions = ["sts:AssumeRole"]
@@ -259,9 +259,12 @@ data "aws_iam_policy_document" "scheduler_assume" {
 
 data "aws_iam_policy_document" "scheduler" {
   statement {
-    sid       = "RunTheCoordinatorTask"
-    actions   = ["ecs:RunTask"]
-    resources = ["${aws_ecs_task_definition.coordinator.arn_without_revision}:*"]
+    sid     = "RunTheCoordinatorTasks"
+    actions = ["ecs:RunTask"]
+    resources = concat(
+      ["${aws_ecs_task_definition.coordinator.arn_without_revision}:*"],
+      [for gc in aws_ecs_task_definition.gc : "${gc.arn_without_revision}:*"],
+    )
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"

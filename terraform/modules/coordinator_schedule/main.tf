@@ -40,6 +40,10 @@ locals {
     RUST_LOG                      = var.rust_log
     NO_COLOR                      = "1"
   }
+
+  # gc reads no tenants file.
+  gc_environment = { for k, v in local.coordinator_environment : k => v if k != "ACCESSFLOW_TENANTS" }
+  gc_enabled     = var.gc_keep_days != null
 }
 
 resource "aws_cloudwatch_log_group" "coordinator" {
@@ -147,6 +151,82 @@ resource "aws_scheduler_schedule" "nightly" {
 
     ecs_parameters {
       task_definition_arn = aws_ecs_task_definition.coordinator.arn_without_revision
+      launch_type         = "FARGATE"
+      platform_version    = "LATEST"
+      task_count          = 1
+
+      network_configuration {
+        subnets          = var.subnet_ids
+        security_groups  = var.security_group_ids
+        assign_public_ip = var.assign_public_ip
+      }
+    }
+
+    retry_policy {
+      maximum_event_age_in_seconds = 3600
+      maximum_retry_attempts       = 3
+    }
+  }
+}
+
+# Retention: `coordinator gc --keep-days N` once a day, in its own task definition (no
+# tenants file needed). The S3 lifecycle rules of the core module are only its backstop.
+resource "aws_ecs_task_definition" "gc" {
+  count                    = local.gc_enabled ? 1 : 0
+  family                   = "${var.name_prefix}-gc"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = tostring(var.cpu)
+  memory                   = tostring(var.memory)
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = var.cpu_architecture
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "coordinator"
+      image                  = var.image
+      command                = ["coordinator", "gc", "--keep-days", tostring(var.gc_keep_days)]
+      essential              = true
+      readonlyRootFilesystem = true
+      environment            = [for k in sort(keys(local.gc_environment)) : { name = k, value = local.gc_environment[k] }]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.coordinator.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "gc"
+        }
+      }
+    }
+  ])
+
+  tags = var.tags
+}
+
+resource "aws_scheduler_schedule" "gc" {
+  #checkov:skip=CKV_AWS_297:The schedule's target input holds no secret (task definition, subnets, security group); the AWS-owned key is enough.
+  count                        = local.gc_enabled ? 1 : 0
+  name                         = "${var.name_prefix}-gc"
+  description                  = "Accessflow: run `coordinator gc --keep-days ${var.gc_keep_days}` once a day"
+  state                        = var.schedule_enabled ? "ENABLED" : "DISABLED"
+  schedule_expression          = var.gc_schedule_expression
+  schedule_expression_timezone = var.schedule_expression_timezone
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = var.cluster_arn
+    role_arn = aws_iam_role.scheduler.arn
+
+    ecs_parameters {
+      task_definition_arn = aws_ecs_task_definition.gc[0].arn_without_revision
       launch_type         = "FARGATE"
       platform_version    = "LATEST"
       task_count          = 1

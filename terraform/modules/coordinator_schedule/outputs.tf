@@ -32,3 +32,8 @@ output "environment_names" {
   description = "Names of the environment variables the coordinator container gets."
   value       = sort(keys(local.coordinator_environment))
 }
+
+output "gc_task_definition_family" {
+  description = "Family of the daily gc task definition (null without gc schedule)."
+  value       = local.gc_enabled ? aws_ecs_task_definition.gc[0].family : null
+}

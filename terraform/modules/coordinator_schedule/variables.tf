@@ -102,6 +102,18 @@ variable "schedule_enabled" {
   default     = true
 }
 
+variable "gc_keep_days" {
+  description = "Run `coordinator gc --keep-days N` on gc_schedule_expression with this N (runs more than N days older than the newest are deleted with their reports, and snapshots and results no kept run uses). null: no gc schedule."
+  type        = number
+  default     = 30
+}
+
+variable "gc_schedule_expression" {
+  description = "When gc runs (EventBridge Scheduler expression): well after the nightly run's deadline, so gc never runs beside a night."
+  type        = string
+  default     = "cron(0 15 * * ? *)"
+}
+
 variable "cpu" {
   description = "Task CPU units of the coordinator."
   type        = number

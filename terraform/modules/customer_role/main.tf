@@ -9,6 +9,12 @@
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
+locals {
+  # The role's ARN as IAM will give it (path "/"), known before apply, so the tenants
+  # snippet can be reviewed in `terraform plan`.
+  role_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${var.role_name}"
+}
+
 data "aws_iam_policy_document" "trust" {
   statement {
     actions = ["sts:AssumeRole"]

@@ -17,7 +17,7 @@ output "tenants_snippet" {
 
     [[customers.accounts]]
     id = "${data.aws_caller_identity.current.account_id}"
-    role_arn = "${aws_iam_role.audit.arn}"
+    role_arn = "${local.role_arn}"
     external_id = "${var.external_id}"
     size_hint = ${var.size_hint}
   EOT

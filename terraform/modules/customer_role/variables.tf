@@ -6,10 +6,9 @@ variable "accessflow_principal_arn" {
 variable "external_id" {
   description = "The ExternalId Accessflow must present (given by Accessflow, unique per customer)."
   type        = string
-  sensitive   = false
 
   validation {
-    condition     = can(regex("^[A-Za-z0-9+=,.@:/-]{2,1224}$", var.external_id))
+    condition     = length(var.external_id) >= 2 && length(var.external_id) <= 1224 && can(regex("^[A-Za-z0-9+=,.@:/-]+$", var.external_id))
     error_message = "external_id must be 2-1224 characters of A-Z, a-z, 0-9 and +=,.@:/- (STS rules)."
   }
 }
