@@ -51,7 +51,7 @@ def rows(v: dict) -> list:
         (W, "sqs:DeleteQueue", queue, [], no),
         (W, "sns:Publish", topic, [], no),
         (W, "dynamodb:UpdateItem", v["table_arn"], [], ok),
-        (W, "dynamodb:ConditionCheckItem", v["table_arn"], [], ok),
+        (W, "dynamodb:PutItem", v["table_arn"], [], no),
         (W, "dynamodb:Query", v["table_arn"], [], ok),
         (W, "dynamodb:Scan", v["table_arn"], [], no),
         (W, "dynamodb:DeleteTable", v["table_arn"], [], no),

@@ -82,7 +82,8 @@ data "aws_iam_policy_document" "coordinator_task" {
     resources = ["*"]
   }
 
-  # The ledger and the tenant registry (store.rs); gc deletes records.
+  # The ledger and the tenant registry (store.rs); gc deletes records. Transactions hold
+  # updates and deletes only (no ConditionCheck in the code).
   statement {
     sid = "Ledger"
     actions = [
@@ -90,7 +91,6 @@ data "aws_iam_policy_document" "coordinator_task" {
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
       "dynamodb:Query",
-      "dynamodb:ConditionCheckItem",
     ]
     resources = [var.table_arn]
   }

@@ -43,9 +43,11 @@ data "aws_iam_policy_document" "worker_task" {
     resources = ["arn:${local.partition}:sqs:${local.region}:${local.account_id}:${var.name_prefix}-q-*"]
   }
 
-  # store.rs: GetItem, UpdateItem, DeleteItem (expired records), Query, and
-  # TransactWriteItems, which IAM authorizes through the actions it contains (Update,
-  # Delete, ConditionCheck). The table's KMS key is used through DynamoDB (key policy).
+  # store.rs: GetItem, UpdateItem, DeleteItem (an expired record in the way of a
+  # conditional write), Query, and TransactWriteItems, which IAM authorizes through the
+  # actions it contains: the code's transactions hold updates and deletes only (the port's
+  # ConditionCheck is never used, so dynamodb:ConditionCheckItem is not granted). The
+  # table's KMS key is used through DynamoDB (core key policy).
   statement {
     sid = "Ledger"
     actions = [
@@ -53,7 +55,6 @@ data "aws_iam_policy_document" "worker_task" {
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
       "dynamodb:Query",
-      "dynamodb:ConditionCheckItem",
     ]
     resources = [var.table_arn]
   }
