@@ -67,7 +67,26 @@ for f in files:
 if not files:
     sys.exit("deploy checks: no .tf files under terraform/")
 print(f"deploy checks: python-hcl2 parsed {len(files) - bad}/{len(files)} .tf files")
-sys.exit(1 if bad else 0)
+if bad:
+    sys.exit(1)
+# The example's variables file sets every root variable without a default, and only those
+# that exist.
+example = Path("terraform/examples/complete")
+declared, required = set(), set()
+for f in example.glob("*.tf"):
+    with f.open() as fh:
+        for v in hcl2.load(fh).get("variable", []):
+            for name, body in v.items():
+                declared.add(name)
+                if "default" not in body:
+                    required.add(name)
+with (example / "terraform.tfvars.example").open() as fh:
+    given = {k for k in hcl2.load(fh) if not k.startswith("__")}
+problems = [f"missing {sorted(required - given)}"] if required - given else []
+problems += [f"undeclared {sorted(given - declared)}"] if given - declared else []
+if problems:
+    sys.exit(f"deploy checks: terraform.tfvars.example: {'; '.join(problems)}")
+print(f"deploy checks: terraform.tfvars.example sets all {len(required)} required variables")
 PYEOF
 
 # 4. The roles' policies, rendered; decided by the engine when the binary exists.
