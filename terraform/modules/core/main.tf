@@ -169,7 +169,7 @@ resource "aws_dynamodb_table" "this" {
 # ---------------------------------------------------------------------------------------
 
 resource "aws_s3_bucket" "data" {
-  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice left to the operator; snapshots and results are rebuilt by the next night, reports are re-creatable from them.
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice left to the operator: snapshots and results are rebuilt by the next night, but past reports are not re-creatable, so add replication if they must survive the loss of the region.
   #checkov:skip=CKV2_AWS_62:Nothing consumes object events; the ledger in DynamoDB is the source of truth for what was written.
   bucket        = local.bucket_name
   force_destroy = var.force_destroy
