@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod aws;
+pub mod containers;
 
 use accessflow_samples::{generate_account, write_fixture_dir, SampleAccountSpec};
 
