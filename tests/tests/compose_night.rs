@@ -7,9 +7,10 @@
 //! - then, in a second deployment on the same moto and the same seeded accounts (its own
 //!   table, bucket and queues: `up` again with other names), the same night with one worker
 //!   killed by `docker kill` mid-night: it still completes, and its reports are byte for
-//!   byte the clean night's (same run id, same `--as-of`). The same moto, because moto
-//!   gives every seeded role and user a random id and the time of its creation, which the
-//!   reports show: two motos never hold the same IAM data.
+//!   byte the clean night's (same run id, same `--as-of`). The same moto, because two
+//!   motos seeded alike do not hold the same IAM data: moto takes the users' dates in the
+//!   credential report from its clock when they are created, and `principals.csv` shows
+//!   them (two separate stacks' reports differed there).
 //!
 //! The stack is a compose project of its own (moto on a free port), taken down with its
 //! volumes when the test ends, however it ends.
