@@ -5,6 +5,7 @@
 //! - `coordinator start`: reconcile, open a run and publish, then return (workers run
 //!   elsewhere: ECS, or `worker serve` by hand);
 //! - `coordinator status [--run ID] [--wait] [--json]`: a run's progress from the ledger;
+//! - `coordinator provision`: create the table and the bucket (emulators, first-time setups);
 //! - `coordinator reconcile`: make queues and topics match the tenants file;
 //! - `coordinator dlq list|show|replay|purge`: inspect, replay or purge dead-lettered
 //!   messages;
@@ -24,6 +25,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use accessflow_shared::backend::Backend;
 use accessflow_shared::config::Settings;
 use accessflow_shared::ledger::{Ledger, RunTotals};
 use accessflow_shared::ports::Ports;
@@ -45,6 +47,9 @@ partial; 4 finished, some accounts failed; 5 --timeout passed before the run fin
 struct Cli {
     #[command(flatten)]
     settings: Settings,
+    /// On exit, write the AWS requests this command made (per operation) to this JSON file.
+    #[arg(long, global = true, value_name = "FILE")]
+    request_report: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,6 +108,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create the DynamoDB table and the S3 bucket if missing (for emulators and first-time
+    /// setups; on AWS, Terraform creates them with keys, logging and lifecycle rules).
+    Provision,
     /// Make queues, topics, subscriptions and keys match the tenants file.
     Reconcile {
         #[arg(long, env = "ACCESSFLOW_TENANTS")]
@@ -144,9 +152,19 @@ enum DlqCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     accessflow_shared::telemetry::init("info");
+    let request_report = cli.request_report.clone();
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(dispatch(cli)));
+        .and_then(|runtime| runtime.block_on(dispatch(cli)))
+        .and_then(|code| {
+            match (request_report, CONNECTED.get()) {
+                (Some(path), Some(backend)) => backend.write_request_report(&path)?,
+                (Some(path), None) => std::fs::write(&path, b"{}")
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                _ => {}
+            }
+            Ok(code)
+        });
     match outcome {
         Ok(code) => code,
         Err(e) => {
@@ -156,12 +174,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The backend this process connected to, kept for its request counters
+/// (`--request-report`). A command connects once.
+static CONNECTED: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
+
 async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_shared::naming::Names)> {
     let names = settings.validate()?;
     let backend = accessflow_shared::backend::connect(settings)
         .await
         .context("cannot connect to the backend")?;
-    Ok((backend.ports, names))
+    let ports = backend.ports.clone();
+    let _ = CONNECTED.set(backend);
+    Ok((ports, names))
 }
 
 /// What `run` and `start` share: connect, load the tenants, reconcile, open (or resume) the
@@ -261,6 +285,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 Ok(ExitCode::SUCCESS)
             }
+        }
+        Command::Provision => {
+            connect(&settings).await?;
+            let backend = CONNECTED.get().context("the backend is connected")?;
+            backend.provision().await?;
+            println!("provisioned: the backend's table and bucket exist");
+            Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile { tenants } => {
             let (ports, names) = connect(&settings).await?;

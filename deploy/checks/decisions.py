@@ -104,8 +104,7 @@ def rows(v: dict) -> list:
         (C, "kms:ScheduleKeyDeletion", key, ["aws:ResourceTag/customer=acme"], ok),
         (C, "kms:Decrypt", key, ours, no),
         (C, "kms:GenerateDataKey", key, ours, no),
-        (C, "cloudwatch:PutMetricData", "*", [f"cloudwatch:namespace={v['metric_namespace']}"], ok),
-        (C, "cloudwatch:PutMetricData", "*", ["cloudwatch:namespace=AWS/SQS"], no),
+        (C, "cloudwatch:PutMetricData", "*", [], no),  # the metric goes through the logs (EMF)
         (C, "sts:AssumeRole", v["customer_role_arn"], [], no),
         # customer audit role (in the customer's account)
         (A, "iam:GetAccountAuthorizationDetails", "*", [], ok),

@@ -564,7 +564,6 @@ def render(out: Path) -> dict:
         "customer_role_pattern": f"arn:{PARTITION}:iam::*:role/{worker.var('customer_role_name')}",
         "customer_role_arn": customer_doc["RoleDetailList"][0]["Arn"],
         "customer_external_id": CUSTOMER_INPUTS["external_id"],
-        "metric_namespace": coordinator.var("metric_namespace"),
     }
     env = {
         "worker": environment_names(worker, "worker_environment"),

@@ -35,6 +35,31 @@ impl Backend {
             .unwrap_or_default()
     }
 
+    /// Creates what the backend needs before its first run: on AWS the DynamoDB table and the
+    /// S3 bucket (for emulators and first-time setups; production gets them from Terraform,
+    /// with keys, logging and lifecycle rules this does not set); embedded, nothing (the
+    /// database and directories are created when the backend is opened). Idempotent.
+    pub async fn provision(&self) -> anyhow::Result<()> {
+        if let Some(aws) = &self.aws {
+            aws.provision()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot provision the AWS backend: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the AWS requests this process made (per service, per operation, throttled) as
+    /// JSON to `path`: the cost figures and the least-privilege test read these reports.
+    pub fn write_request_report(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let report = serde_json::json!({
+            "requests": self.aws_request_counts(),
+            "operations": self.aws_operation_counts(),
+            "throttled": self.aws_throttle_counts(),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .map_err(|e| anyhow::anyhow!("cannot write the request report {}: {e}", path.display()))
+    }
+
     /// Throttled AWS responses, per service.
     pub fn aws_throttle_counts(&self) -> BTreeMap<String, u64> {
         self.aws

@@ -73,7 +73,16 @@ pub fn price_of(operation: &str, prices: &Prices) -> f64 {
             _ => 0.0,
         },
         "s3" => match op {
-            "PUT" | "POST" | "LIST" | "COPY" => prices.s3_put_list,
+            // S3 bills deletes nothing, writes and listings as PUT, reads as GET.
+            "DeleteObject" | "DeleteObjects" => 0.0,
+            op if op.starts_with("Put")
+                || op.starts_with("List")
+                || op.starts_with("Copy")
+                || op.starts_with("Create")
+                || op.starts_with("Post") =>
+            {
+                prices.s3_put_list
+            }
             _ => prices.s3_get,
         },
         "kms" => prices.kms_request,
@@ -100,7 +109,8 @@ mod tests {
         let p = Prices::default();
         let ops = BTreeMap::from([
             ("sqs:SendMessageBatch".to_string(), 1_000_000),
-            ("s3:PUT".to_string(), 1_000_000),
+            ("s3:PutObject".to_string(), 1_000_000),
+            ("s3:DeleteObject".to_string(), 1_000_000),
             ("kms:GenerateDataKey".to_string(), 1_000_000),
             ("sts:AssumeRole".to_string(), 1_000_000),
         ]);

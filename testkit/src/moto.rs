@@ -23,6 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use accessflow_shared::aws::{AwsBackend, AwsSettings};
 
+use crate::python_venv::{self, VenvSpec};
+
 /// A running moto server.
 pub struct MotoServer {
     pub url: String,
@@ -66,107 +68,32 @@ pub fn server() -> &'static MotoServer {
     })
 }
 
-fn target_dir() -> PathBuf {
-    // <target>/<profile>/deps/<test binary>
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(std::env::temp_dir)
-}
-
-fn venv_python(venv: &Path) -> PathBuf {
-    venv.join("bin").join("python")
-}
-
-fn moto_works(python: &Path) -> bool {
-    Command::new(python)
-        .args([
-            "-c",
-            "import moto, moto.server, flask_cors; assert moto.__version__.startswith('5.')",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
+const MOTO_PROBE: &str =
+    "import moto, moto.server, flask_cors; assert moto.__version__.startswith('5.')";
 
 /// Makes sure the virtualenv with moto exists; returns its Python.
 fn ensure_venv() -> PathBuf {
-    let venv = std::env::var_os("ACCESSFLOW_MOTO_VENV")
+    let dir = std::env::var_os("ACCESSFLOW_MOTO_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("moto-venv"));
-    let python = venv_python(&venv);
-    if moto_works(&python) {
-        return python;
-    }
-    // Build next to it and rename into place, so concurrent test binaries never see a
-    // half-made venv (the loser of a race discards its copy).
-    let tmp = venv.with_extension(format!("tmp-{}-{}", std::process::id(), nanos()));
-    let base = std::env::var("ACCESSFLOW_PYTHON").unwrap_or_else(|_| "python3".into());
-    eprintln!(
-        "moto harness: installing moto[server]==5.* into {}",
-        venv.display()
-    );
-    let venv_ok = Command::new(&base)
-        .args(["-m", "venv"])
-        .arg(&tmp)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    let out = venv_ok.then(|| {
-        Command::new(venv_python(&tmp))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "moto[server]==5.*",
-            ])
-            .output()
-    });
-    let installed = matches!(&out, Some(Ok(o)) if o.status.success());
-    if !installed {
-        let _ = std::fs::remove_dir_all(&tmp);
-        // No venv module or no PyPI: a moto 5 already installed for this Python will do.
-        let system = PathBuf::from(&base);
-        if moto_works(&system) {
-            eprintln!("moto harness: could not build the venv; using {base}'s own moto");
-            return system;
-        }
-        match out {
-            None => panic!("`{base} -m venv` failed: install python3-venv (or moto[server] 5)"),
-            Some(Err(e)) => panic!("running pip failed: {e}"),
-            Some(Ok(o)) => panic!(
-                "pip install moto[server] failed:\n{}\n{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
+        .unwrap_or_else(|| python_venv::target_dir().join("moto-venv"));
+    let spec = VenvSpec {
+        dir,
+        install: &["moto[server]==5.*"],
+        probe: MOTO_PROBE,
+    };
+    match python_venv::ensure(&spec) {
+        Ok(python) => python,
+        Err(e) => {
+            // No venv module or no PyPI: a moto 5 already installed for this Python will do.
+            let base = std::env::var("ACCESSFLOW_PYTHON").unwrap_or_else(|_| "python3".into());
+            let system = PathBuf::from(&base);
+            if python_venv::passes(&system, MOTO_PROBE) {
+                eprintln!("moto harness: could not build the venv ({e}); using {base}'s own moto");
+                return system;
+            }
+            panic!("moto harness: {e}");
         }
     }
-    if let Some(parent) = venv.parent() {
-        let _ = std::fs::create_dir_all(parent);
-    }
-    if std::fs::rename(&tmp, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        if !moto_works(&python) {
-            // A broken leftover: replace it.
-            let _ = std::fs::remove_dir_all(&venv);
-            panic!(
-                "moto venv at {} was broken and has been removed; run the tests again",
-                venv.display()
-            );
-        }
-    }
-    assert!(
-        moto_works(&python),
-        "moto does not import from {}",
-        venv.display()
-    );
-    python
 }
 
 fn nanos() -> u128 {
@@ -238,7 +165,7 @@ pub fn start_server_on(host: &str) -> MotoServer {
 
 fn start_on(python: &Path, host: &str) -> Result<MotoServer, String> {
     let port = free_port();
-    let log_dir = target_dir().join("moto-logs");
+    let log_dir = python_venv::target_dir().join("moto-logs");
     let _ = std::fs::create_dir_all(&log_dir);
     prune_logs(&log_dir);
     let log_path = log_dir.join(format!("moto-{port}.log"));

@@ -316,6 +316,76 @@ fn reconcile_on_moto_leaves_a_prefixed_customers_subscriptions_alone() {
     assert_eq!(before.len(), 2, "one topic per customer: {before:#?}");
     assert!(before.values().all(|subs| subs.len() == 1), "{before:#?}");
     assert_eq!(before, after, "the second reconcile changed nothing");
+
+    // Everything reconcile creates is encrypted at rest: SQS-managed keys on the queues
+    // (their DLQs too), the AWS-managed SNS key on the topics.
+    runtime.block_on(async {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let server = moto::server();
+        let creds = aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "t");
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+                .endpoint_url(&server.url)
+                .http_client(accessflow_shared::aws::https_client())
+                .credentials_provider(creds.clone())
+                .build(),
+        );
+        for queue in [
+            names.account_queue("acme", &a),
+            names.account_dlq("acme-eu", &b),
+        ] {
+            let url = sqs
+                .get_queue_url()
+                .queue_name(format!("{queue}.fifo"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{queue}: {e:?}"));
+            let attributes = sqs
+                .get_queue_attributes()
+                .queue_url(url.queue_url().unwrap())
+                .attribute_names(QueueAttributeName::SqsManagedSseEnabled)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                attributes
+                    .attributes()
+                    .and_then(|a| a.get(&QueueAttributeName::SqsManagedSseEnabled))
+                    .map(String::as_str),
+                Some("true"),
+                "{queue} is not encrypted"
+            );
+        }
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::Config::builder()
+                .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+                .region(aws_sdk_sns::config::Region::new("us-east-1"))
+                .endpoint_url(&server.url)
+                .http_client(accessflow_shared::aws::https_client())
+                .credentials_provider(creds)
+                .build(),
+        );
+        let topic = format!(
+            "arn:aws:sns:us-east-1:123456789012:{}.fifo",
+            names.customer_topic("acme", 0)
+        );
+        let attributes = sns
+            .get_topic_attributes()
+            .topic_arn(&topic)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{topic}: {e:?}"));
+        assert_eq!(
+            attributes
+                .attributes()
+                .and_then(|a| a.get("KmsMasterKeyId"))
+                .map(String::as_str),
+            Some(accessflow_shared::aws::SNS_MANAGED_KEY),
+            "{topic} is not encrypted"
+        );
+    });
 }
 
 /// Issue 8's fault test: 30% of all AWS calls (SQS, SNS, DynamoDB, S3, KMS, STS, IAM) are

@@ -34,7 +34,7 @@ pub use queues::AwsQueues;
 pub use request_counter::RequestCounter;
 pub use retry::{is_throttle, retry_transient, RetryPolicy, RetryStats};
 pub use store::{AwsStore, COUNTER_PREFIX};
-pub use topics::AwsTopics;
+pub use topics::{AwsTopics, SNS_MANAGED_KEY};
 
 use crate::clock::Clock;
 use crate::ports::{PortError, Ports};

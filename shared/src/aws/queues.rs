@@ -421,6 +421,10 @@ impl SqsShared {
             .queue_name(self.physical(name))
             .attributes(QueueAttributeName::FifoQueue, "true")
             .attributes(QueueAttributeName::ContentBasedDeduplication, "false");
+        // Server-side encryption with SQS-managed keys: no KMS permissions for senders and
+        // receivers, and set on existing queues below as well, so reconcile converges.
+        let mut attributes = attributes;
+        attributes.push((QueueAttributeName::SqsManagedSseEnabled, "true".to_string()));
         for (k, v) in &attributes {
             create = create.attributes(k.clone(), v.clone());
         }

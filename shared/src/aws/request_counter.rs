@@ -12,6 +12,7 @@ use aws_sdk_sqs::config::interceptors::{
     BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -62,8 +63,8 @@ impl RequestCounter {
             .collect()
     }
 
-    /// Requests sent so far, per `service:Operation` (e.g. `sqs:SendMessageBatch`; for S3,
-    /// which has no operation name on the wire, `s3:GET`, `s3:PUT`, `s3:LIST`, ...).
+    /// Requests sent so far, per `service:Operation`, the SDK's operation names (e.g.
+    /// `sqs:SendMessageBatch`, `s3:PutObject`, `s3:ListObjectsV2`).
     pub fn operations(&self) -> BTreeMap<String, u64> {
         let map = self.services.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = BTreeMap::new();
@@ -174,16 +175,21 @@ impl Intercept for CountingInterceptor {
         &self,
         context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
         let request = context.request();
-        let op = operation_name(
-            request.headers().get("x-amz-target"),
-            request.body().bytes(),
-            request.method(),
-            request.uri(),
-        );
+        // The SDK stores each call's operation name (`GetObject`, `SendMessageBatch`); the
+        // wire is only read when it is missing (a request the SDK did not make).
+        let op = match cfg.load::<Metadata>() {
+            Some(metadata) => metadata.name().to_string(),
+            None => operation_name(
+                request.headers().get("x-amz-target"),
+                request.body().bytes(),
+                request.method(),
+                request.uri(),
+            ),
+        };
         *self
             .counts
             .operations

@@ -224,6 +224,9 @@ impl AwsTopics {
     }
 }
 
+/// The AWS-managed key of SNS, which encrypts every topic reconcile creates.
+pub const SNS_MANAGED_KEY: &str = "alias/aws/sns";
+
 #[async_trait]
 impl Topics for AwsTopics {
     async fn ensure_topic(&self, topic: &str) -> PortResult<()> {
@@ -233,6 +236,9 @@ impl Topics for AwsTopics {
             .name(self.physical(topic))
             .attributes("FifoTopic", "true")
             .attributes("ContentBasedDeduplication", "false")
+            // Server-side encryption with the account's AWS-managed SNS key: its key policy
+            // lets the account's principals use it through SNS, so no IAM grant is needed.
+            .attributes("KmsMasterKeyId", SNS_MANAGED_KEY)
             .send()
             .await
             .map_err(|e| classify("sns:CreateTopic", e))?;

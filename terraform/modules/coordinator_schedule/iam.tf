@@ -158,20 +158,9 @@ data "aws_iam_policy_document" "coordinator_task" {
       values   = ["false"]
     }
   }
-
-  # `coordinator start --wait` publishes the backlog metric the worker autoscaling follows.
-  # PutMetricData has no resource type: AWS accepts only "*"; the namespace condition
-  # limits it.
-  statement {
-    sid       = "BacklogMetric"
-    actions   = ["cloudwatch:PutMetricData"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [var.metric_namespace]
-    }
-  }
+  # No cloudwatch:PutMetricData: `coordinator start --wait` prints the backlog metric in
+  # CloudWatch's embedded metric format on stdout, and CloudWatch Logs (the awslogs driver,
+  # with the execution role) turns it into the metric; the task itself calls nothing.
 }
 
 resource "aws_iam_role" "task" {

@@ -150,12 +150,6 @@ variable "run_deadline_secs" {
   default     = 43200
 }
 
-variable "metric_namespace" {
-  description = "CloudWatch namespace of the backlog metric `coordinator start --wait` publishes for the worker autoscaling; the task role may put metrics only there."
-  type        = string
-  default     = "Accessflow"
-}
-
 variable "tenants_init_image" {
   description = "Image of the init container that writes the tenants secret into the task's volume (needs sh and printf). Default: var.image (deploy/Dockerfile, Debian slim)."
   type        = string
