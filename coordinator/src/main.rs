@@ -90,7 +90,7 @@ enum Command {
         run: RunArgs,
         /// Then watch the run until every account is finished, printing the metric the
         /// workers scale on (AccountsWithWork, CloudWatch embedded metric format) on stdout
-        /// every minute; the exit code then says how the run went, as with `status --wait`.
+        /// every 30 s; the exit code then says how the run went, as with `status --wait`.
         #[arg(long)]
         wait: bool,
         /// With --wait: give up after this many seconds (exit code 5; the run goes on).

@@ -8,9 +8,9 @@
 //!
 //! Why EMF on stdout: the nightly ECS task's log driver (awslogs) sends stdout to
 //! CloudWatch Logs, which extracts the metric from each JSON line itself: no CloudWatch API
-//! call, no extra IAM permission, no agent. One line a minute (the alarm's period), and one
-//! at once when the value reaches 0, so the service scales to zero without waiting for the
-//! next minute.
+//! call, no extra IAM permission, no agent. One line every 30 s (twice per 1-minute alarm
+//! period, so no period goes without a datapoint), and one at once when the value reaches
+//! 0, so the service scales to zero at the next evaluation.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,8 +22,9 @@ pub const NAMESPACE: &str = "Accessflow";
 pub const METRIC: &str = "AccountsWithWork";
 /// Its one dimension, whose value is the deployment's name prefix.
 pub const DIMENSION: &str = "Deployment";
-/// How often the metric is printed while the value does not reach 0.
-pub const EVERY: Duration = Duration::from_secs(60);
+/// How often the metric is printed while the value does not reach 0: twice per alarm
+/// period (60 s), so every period has a datapoint despite the watch loop's drift.
+pub const EVERY: Duration = Duration::from_secs(30);
 
 /// Accounts of the run with work pending or in flight.
 pub fn accounts_with_work(totals: &RunTotals) -> u64 {

@@ -394,35 +394,34 @@ fn simulate(model: &Model, sizes: &[u64], scaling: Scaling) -> Outcome {
             }
         }
         // Free slots take the largest account with work nobody holds.
-        for i in 0..tasks.len() {
-            if !tasks[i].alive() || now < tasks[i].ready_at {
+        for (i, task) in tasks.iter_mut().enumerate() {
+            if !task.alive() || now < task.ready_at {
                 continue;
             }
-            while tasks[i].held.len() < model.concurrency as usize {
-                let next = (0..accounts.len()).find(|&a| {
-                    let account = &accounts[a];
+            while task.held.len() < model.concurrency as usize {
+                let next = accounts.iter().position(|account| {
                     !account.is_done() && account.held_by.is_none() && account.available_at <= now
                 });
                 let Some(a) = next else { break };
                 accounts[a].held_by = Some(i);
-                tasks[i].held.push(a);
+                task.held.push(a);
             }
         }
         outcome.peak_tasks = outcome
             .peak_tasks
             .max(tasks.iter().filter(|t| t.alive()).count());
         // One second of work.
-        for i in 0..tasks.len() {
-            if !tasks[i].alive() {
+        for task in tasks.iter_mut() {
+            if !task.alive() {
                 continue;
             }
             outcome.task_secs += 1;
-            if tasks[i].held.is_empty() {
+            if task.held.is_empty() {
                 continue;
             }
-            tasks[i].busy_secs += 1;
+            task.busy_secs += 1;
             outcome.busy_secs += 1;
-            let held = tasks[i].held.clone();
+            let held = std::mem::take(&mut task.held);
             outcome.slot_busy_secs += held.len() as f64;
             let mut still = Vec::new();
             for a in held {
@@ -446,9 +445,9 @@ fn simulate(model: &Model, sizes: &[u64], scaling: Scaling) -> Outcome {
                     still.push(a);
                 }
             }
-            tasks[i].held = still;
-            if tasks[i].held.is_empty() {
-                tasks[i].idle_since = now + 1;
+            task.held = still;
+            if task.held.is_empty() {
+                task.idle_since = now + 1;
             }
         }
     }
