@@ -23,7 +23,10 @@
 //!   queue between two batches of one account for a few milliseconds: no call for that).
 //!
 //! A failing agent call is logged as a warning and retried after `retry_after`; it never
-//! stops the work. Without `ECS_AGENT_URI` (the embedded backend, laptops, `coordinator
+//! stops the work. (The agent calls ECS's UpdateTaskProtection with the task role's
+//! credentials: the role needs `ecs:UpdateTaskProtection`, see the Terraform output
+//! `worker_task_protection_policy_json`; a task outside a service answers with a
+//! `failure`, logged the same way.) Without `ECS_AGENT_URI` (the embedded backend, laptops, `coordinator
 //! run`) nothing is called at all.
 
 use std::sync::Arc;

@@ -195,3 +195,19 @@ resource "aws_cloudwatch_metric_alarm" "idle" {
     }
   }
 }
+
+# The worker's scale-in protection calls go through the ECS agent, which calls
+# UpdateTaskProtection with the task role's credentials: the worker's task role needs this
+# (attach it where the task role is defined). Scoped to the tasks of this cluster.
+data "aws_iam_policy_document" "worker_task_protection" {
+  statement {
+    sid       = "WorkerTaskScaleInProtection"
+    actions   = ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"]
+    resources = ["${replace(aws_ecs_cluster.this.arn, ":cluster/", ":task/")}/*"]
+  }
+}
+
+output "worker_task_protection_policy_json" {
+  description = "IAM policy the worker task role needs for ECS task scale-in protection."
+  value       = data.aws_iam_policy_document.worker_task_protection.json
+}
