@@ -24,9 +24,9 @@
 //!
 //! A failing agent call is logged as a warning and retried after `retry_after`; it never
 //! stops the work. (The agent calls ECS's UpdateTaskProtection with the task role's
-//! credentials: the role needs `ecs:UpdateTaskProtection`, see the Terraform output
-//! `worker_task_protection_policy_json`; a task outside a service answers with a
-//! `failure`, logged the same way.) Without `ECS_AGENT_URI` (the embedded backend, laptops, `coordinator
+//! credentials: the role needs `ecs:UpdateTaskProtection`, the `OwnTaskProtection`
+//! statement of `terraform/modules/worker_service/iam.tf`; a task outside a service is
+//! answered with a `failure`, logged the same way.) Without `ECS_AGENT_URI` (the embedded backend, laptops, `coordinator
 //! run`) nothing is called at all.
 
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 # messages are in flight, stopping the tasks that hold them.
 #
 # The metric: `coordinator start --wait` (the nightly scheduled task) prints
-# Accessflow/AccountsWithWork{Deployment=<name prefix>} in CloudWatch's embedded metric
+# Accessflow/AccountsWithWork{Deployment=var.name_prefix} in CloudWatch's embedded metric
 # format on stdout every 30 s (so every 1-minute period has a datapoint) and at once when
 # it reaches 0; CloudWatch Logs extracts it from the task's awslogs stream. No API call.
 #
@@ -33,7 +33,8 @@
 # activity. With task scale-in protection (the worker protects its task through the ECS
 # agent while it holds a message: worker/src/scale_in_protection.rs), a lower desired count
 # stops only idle tasks, and a busy task once it goes idle; so the cooldown guards against
-# flapping, not against killed work, and stays short (120 s: the simulation's task-hours
+# flapping, not against killed work (the task role's OwnTaskProtection statement in iam.tf
+# lets the agent protect the task), and stays short (120 s: the simulation's task-hours
 # were 1.32x the busy hours with 300 s, the Application Auto Scaling default, and 1.21x with
 # 120 s, with 50 tasks).
 #
@@ -41,11 +42,6 @@
 # main alarm has no data and does nothing; a second alarm fills the missing minutes with 0
 # and, after `autoscaling_idle_minutes` of 0 or nothing, sets the desired count to 0, so a
 # night whose coordinator died does not leave tasks running all day.
-
-variable "autoscaling_deployment" {
-  description = "The deployment's name prefix (`--name-prefix`): the Deployment dimension of the AccountsWithWork metric."
-  type        = string
-}
 
 variable "autoscaling_metric_namespace" {
   description = "CloudWatch namespace of the AccountsWithWork metric (coordinator/src/metrics.rs)."
@@ -83,7 +79,7 @@ variable "autoscaling_step_adjustments_quota" {
 
 locals {
   autoscaling_resource_id = "service/${aws_ecs_cluster.this.name}/${aws_ecs_service.worker.name}"
-  autoscaling_dimensions  = { Deployment = var.autoscaling_deployment }
+  autoscaling_dimensions  = { Deployment = var.name_prefix }
 }
 
 resource "aws_appautoscaling_target" "worker" {
@@ -96,7 +92,7 @@ resource "aws_appautoscaling_target" "worker" {
 
 # desired = ceil(AccountsWithWork / worker_concurrency), applied every minute.
 resource "aws_appautoscaling_policy" "accounts_with_work" {
-  name               = "${var.autoscaling_deployment}-worker-accounts-with-work"
+  name               = "${var.name_prefix}-worker-accounts-with-work"
   policy_type        = "StepScaling"
   service_namespace  = aws_appautoscaling_target.worker.service_namespace
   resource_id        = aws_appautoscaling_target.worker.resource_id
@@ -131,7 +127,7 @@ resource "aws_appautoscaling_policy" "accounts_with_work" {
 
 # In ALARM whenever the metric has a value: the policy above then runs every minute.
 resource "aws_cloudwatch_metric_alarm" "accounts_with_work" {
-  alarm_name          = "${var.autoscaling_deployment}-worker-accounts-with-work"
+  alarm_name          = "${var.name_prefix}-worker-accounts-with-work"
   alarm_description   = "Sets the worker service's desired count to ceil(AccountsWithWork / worker_concurrency) every minute (always in ALARM while the metric has data; see autoscaling.tf)."
   namespace           = var.autoscaling_metric_namespace
   metric_name         = "AccountsWithWork"
@@ -148,7 +144,7 @@ resource "aws_cloudwatch_metric_alarm" "accounts_with_work" {
 
 # Nothing to do for autoscaling_idle_minutes (0, or no metric at all): 0 tasks.
 resource "aws_appautoscaling_policy" "idle" {
-  name               = "${var.autoscaling_deployment}-worker-idle"
+  name               = "${var.name_prefix}-worker-idle"
   policy_type        = "StepScaling"
   service_namespace  = aws_appautoscaling_target.worker.service_namespace
   resource_id        = aws_appautoscaling_target.worker.resource_id
@@ -168,7 +164,7 @@ resource "aws_appautoscaling_policy" "idle" {
 }
 
 resource "aws_cloudwatch_metric_alarm" "idle" {
-  alarm_name          = "${var.autoscaling_deployment}-worker-idle"
+  alarm_name          = "${var.name_prefix}-worker-idle"
   alarm_description   = "No account with work (or no AccountsWithWork metric) for ${var.autoscaling_idle_minutes} minutes: the worker service goes to 0 tasks."
   comparison_operator = "LessThanThreshold"
   threshold           = 0.5
@@ -196,18 +192,3 @@ resource "aws_cloudwatch_metric_alarm" "idle" {
   }
 }
 
-# The worker's scale-in protection calls go through the ECS agent, which calls
-# UpdateTaskProtection with the task role's credentials: the worker's task role needs this
-# (attach it where the task role is defined). Scoped to the tasks of this cluster.
-data "aws_iam_policy_document" "worker_task_protection" {
-  statement {
-    sid       = "WorkerTaskScaleInProtection"
-    actions   = ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"]
-    resources = ["${replace(aws_ecs_cluster.this.arn, ":cluster/", ":task/")}/*"]
-  }
-}
-
-output "worker_task_protection_policy_json" {
-  description = "IAM policy the worker task role needs for ECS task scale-in protection."
-  value       = data.aws_iam_policy_document.worker_task_protection.json
-}
