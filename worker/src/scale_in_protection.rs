@@ -22,8 +22,9 @@
 //! - releases it after `idle_grace` without a held message (the consumer lets go of a
 //!   queue between two batches of one account for a few milliseconds: no call for that).
 //!
-//! A failing agent call is logged as a warning and retried after `retry_after`; it never
-//! stops the work. (The agent calls ECS's UpdateTaskProtection with the task role's
+//! A failing agent call is logged as a warning and retried after `retry_after`, doubling
+//! after each further failure up to `renew_every` (a task the agent keeps refusing warns a
+//! handful of times per hour, not every few seconds); it never stops the work. (The agent calls ECS's UpdateTaskProtection with the task role's
 //! credentials: the role needs `ecs:UpdateTaskProtection`, the `OwnTaskProtection`
 //! statement of `terraform/modules/worker_service/iam.tf`; a task outside a service is
 //! answered with a `failure`, logged the same way.) Without `ECS_AGENT_URI` (the embedded backend, laptops, `coordinator
@@ -56,7 +57,8 @@ pub struct ProtectionSettings {
     pub renew_every: Duration,
     /// How long the worker holds nothing before the protection is released.
     pub idle_grace: Duration,
-    /// Pause before a failed agent call is tried again.
+    /// Pause before a failed agent call is tried again (doubled after each further failure,
+    /// up to `renew_every`).
     pub retry_after: Duration,
     /// Longest one agent call may take.
     pub call_timeout: Duration,
@@ -120,11 +122,25 @@ pub struct DriverState {
     pub idle_since: Option<Instant>,
     /// When the last agent call failed, if the last call failed.
     pub failed_at: Option<Instant>,
+    /// Agent calls failed in a row.
+    pub failures: u32,
+}
+
+impl DriverState {
+    /// The pause after the last failure: `retry_after`, doubled per further failure, at
+    /// most `renew_every`.
+    pub fn retry_pause(&self, settings: &ProtectionSettings) -> Duration {
+        let doublings = self.failures.saturating_sub(1).min(16);
+        settings
+            .retry_after
+            .saturating_mul(1 << doublings)
+            .min(settings.renew_every.max(settings.retry_after))
+    }
 }
 
 /// The driver's decision, pure: protect while something is held (renewing it every
-/// `renew_every`), release after `idle_grace` of holding nothing, and pause `retry_after`
-/// after a failed call. A protection past its expiry is over on its own: nothing to
+/// `renew_every`), release after `idle_grace` of holding nothing, and pause after a failed
+/// call ([`DriverState::retry_pause`]). A protection past its expiry is over on its own: nothing to
 /// release.
 pub fn decide(
     settings: &ProtectionSettings,
@@ -134,7 +150,7 @@ pub fn decide(
 ) -> Action {
     if state
         .failed_at
-        .is_some_and(|at| now.saturating_duration_since(at) < settings.retry_after)
+        .is_some_and(|at| now.saturating_duration_since(at) < state.retry_pause(settings))
     {
         return Action::Nothing;
     }
@@ -284,13 +300,15 @@ async fn act(
         Ok(()) => {
             debug!(enable, "task scale-in protection set");
             state.failed_at = None;
+            state.failures = 0;
             state.protected_at = enable.then(Instant::now);
         }
         Err(e) => {
             // The work goes on: an unprotected task is merely one a scale-in may stop
             // (then SIGTERM, and the graceful shutdown releases what it holds).
-            warn!(enable, error = %e, "the ECS agent's task-protection call failed; retrying later");
             state.failed_at = Some(Instant::now());
+            state.failures = state.failures.saturating_add(1);
+            warn!(enable, error = %e, retry_in = ?state.retry_pause(settings), "the ECS agent's task-protection call failed; the work goes on");
         }
     }
 }
@@ -476,11 +494,12 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_call_is_retried_after_a_pause() {
+    fn a_failed_call_is_retried_after_a_pause_that_doubles() {
         let s = settings();
         let t0 = Instant::now();
-        let state = DriverState {
+        let mut state = DriverState {
             failed_at: Some(t0),
+            failures: 1,
             ..DriverState::default()
         };
         assert_eq!(
@@ -488,6 +507,14 @@ mod tests {
             Action::Nothing
         );
         assert_eq!(decide(&s, &state, 1, t0 + s.retry_after), Action::Protect);
+        state.failures = 3;
+        assert_eq!(state.retry_pause(&s), s.retry_after * 4);
+        assert_eq!(
+            decide(&s, &state, 1, t0 + s.retry_after * 3),
+            Action::Nothing
+        );
+        state.failures = 30;
+        assert_eq!(state.retry_pause(&s), s.renew_every);
     }
 
     #[test]
