@@ -1,4 +1,4 @@
-//! The exit codes of `coordinator run` and `coordinator status --wait`: what cron, ECS or
+//! The exit codes of `coordinator run`, `start --wait` and `status --wait`: what cron, ECS or
 //! a shell script sees of a night. A night where accounts failed must not look like
 //! success, and "still running" must not look like "failed".
 //!

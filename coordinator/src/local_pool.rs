@@ -13,6 +13,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
+use crate::metrics::AccountsWithWorkMetric;
+
 /// How many times one worker slot is restarted before the run is given up.
 const MAX_RESTARTS_PER_SLOT: u32 = 3;
 
@@ -161,13 +163,15 @@ impl WorkerPool {
 }
 
 /// Watches the run in the ledger until every account is finished (or `deadline` passes),
-/// with a progress bar; returns the run's totals then.
+/// with a progress bar; returns the run's totals then. With `metric`, every poll's totals
+/// go to it (it prints the autoscaling metric when due).
 pub async fn watch(
     ledger: &Ledger,
     run_id: &str,
     mut pool: Option<&mut WorkerPool>,
     show_bar: bool,
     deadline: Option<Instant>,
+    mut metric: Option<&mut AccountsWithWorkMetric>,
 ) -> anyhow::Result<RunTotals> {
     let bar = if show_bar {
         ProgressBar::new(0)
@@ -189,6 +193,9 @@ pub async fn watch(
         }
         let states = ledger.account_states(run_id).await?;
         let totals = RunTotals::of(&states);
+        if let Some(metric) = metric.as_deref_mut() {
+            metric.observe(&totals);
+        }
         bar.set_length(totals.items_expected.max(1));
         bar.set_position(totals.items_done + totals.items_failed);
         bar.set_message(format!(

@@ -3,7 +3,8 @@
 //! - `coordinator run`: the whole nightly job on one machine — reconcile, open a run,
 //!   publish, start N local worker processes, show progress, print a summary;
 //! - `coordinator start`: reconcile, open a run and publish, then return (workers run
-//!   elsewhere: ECS, or `worker serve` by hand);
+//!   elsewhere: ECS, or `worker serve` by hand); with `--wait`, watch the run to its end,
+//!   printing the workers' autoscaling metric (what the nightly ECS task runs);
 //! - `coordinator status [--run ID] [--wait] [--json]`: a run's progress from the ledger;
 //! - `coordinator provision`: create the table and the bucket (emulators, first-time setups);
 //! - `coordinator reconcile`: make queues and topics match the tenants file;
@@ -16,6 +17,7 @@ mod dlq;
 mod exit_code;
 mod gc;
 mod local_pool;
+mod metrics;
 mod reconcile;
 mod start;
 mod status;
@@ -40,7 +42,7 @@ use crate::start::RunIdentity;
     name = "coordinator",
     version,
     about = "Accessflow coordinator: nightly runs of the IAM access analysis",
-    after_help = "Exit codes of `run` and `status --wait`: 0 every account complete; \
+    after_help = "Exit codes of `run`, `start --wait` and `status --wait`: 0 every account complete; \
 1 the coordinator failed (see the error); 2 wrong command line; 3 finished, some reports \
 partial; 4 finished, some accounts failed; 5 --timeout passed before the run finished."
 )]
@@ -91,6 +93,14 @@ enum Command {
     Start {
         #[command(flatten)]
         run: RunArgs,
+        /// Then watch the run until every account is finished, printing the metric the
+        /// workers scale on (AccountsWithWork, CloudWatch embedded metric format) on stdout
+        /// every 30 s; the exit code then says how the run went, as with `status --wait`.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (exit code 5; the run goes on).
+        #[arg(long, requires = "wait")]
+        timeout: Option<u64>,
     },
     /// Show a run's progress.
     Status {
@@ -237,6 +247,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(&mut pool),
                 !no_progress,
                 None,
+                None,
             )
             .await;
             pool.stop(Duration::from_secs(30)).await?;
@@ -251,10 +262,33 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(RunOutcome::of(&totals).exit_code())
         }
-        Command::Start { run } => {
-            let (_, _, identity) = open_night(&settings, run).await?;
+        Command::Start { run, wait, timeout } => {
+            let (ports, _, identity) = open_night(&settings, run).await?;
             println!("{}", identity.run_id);
-            Ok(ExitCode::SUCCESS)
+            if !wait {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let ledger = Ledger::new(ports.store.clone());
+            let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs(secs));
+            let mut metric = metrics::AccountsWithWorkMetric::new(
+                &settings.name_prefix,
+                &identity.run_id,
+                metrics::EVERY,
+            );
+            local_pool::watch(
+                &ledger,
+                &identity.run_id,
+                None,
+                false,
+                deadline,
+                Some(&mut metric),
+            )
+            .await?;
+            local_pool::enforce_deadline(&ledger, &identity.run_id).await?;
+            let totals = RunTotals::of(&ledger.account_states(&identity.run_id).await?);
+            // The deadline may just have finished the run: say so at once.
+            metric.observe(&totals);
+            Ok(RunOutcome::of(&totals).exit_code())
         }
         Command::Status {
             run,
@@ -267,7 +301,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let run_id = status::resolve_run(&ledger, run.as_deref()).await?;
             if wait {
                 let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs(secs));
-                local_pool::watch(&ledger, &run_id, None, false, deadline).await?;
+                local_pool::watch(&ledger, &run_id, None, false, deadline, None).await?;
             }
             local_pool::enforce_deadline(&ledger, &run_id).await?;
             let states = ledger.account_states(&run_id).await?;

@@ -320,3 +320,82 @@ fn a_coordinator_killed_mid_start_is_resumed_by_starting_again() {
         );
     }
 }
+
+/// The EMF documents `start --wait` printed on stdout (every line but the run id).
+fn metric_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("an EMF line is JSON"))
+        .collect()
+}
+
+/// Issue 9, item 5: the nightly task runs `start --wait`, which prints the metric the
+/// workers scale on (accounts with work, CloudWatch's embedded metric format) while it
+/// watches the run, and exits with the run's code like `status --wait`.
+#[test]
+fn start_wait_prints_accounts_with_work_and_exits_with_the_runs_code() {
+    let d = Deployment::new(30);
+    let tenants = d.write_tenants(&[
+        ("initech", spec("333300000011", 5, 11)),
+        ("initech", spec("333300000012", 5, 12)),
+    ]);
+    let tenants = tenants.to_str().unwrap();
+    // Nobody works: it gives up after its timeout with code 5, having said 2 accounts
+    // have work.
+    let out = d.coordinator_unchecked(&[
+        "start",
+        "--tenants",
+        tenants,
+        "--run-id",
+        "metric-night",
+        "--wait",
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().next(), Some("metric-night"), "{stdout}");
+    let lines = metric_lines(&out.stdout);
+    let first = lines.first().expect("a metric line");
+    assert_eq!(first["AccountsWithWork"], 2, "{first:#}");
+    assert_eq!(first["Deployment"], "accessflow");
+    assert_eq!(
+        first["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "Accessflow"
+    );
+    // `--timeout` needs `--wait`.
+    let usage = d.coordinator_unchecked(&["start", "--tenants", tenants, "--timeout", "1"]);
+    assert_eq!(usage.status.code(), Some(2));
+
+    // With a worker, the same run (resumed) to its end: exit 0, and the last value is 0.
+    let mut worker = d.spawn_worker(0, 2);
+    let out = d.coordinator_unchecked(&[
+        "start",
+        "--tenants",
+        tenants,
+        "--run-id",
+        "metric-night",
+        "--wait",
+        "--timeout",
+        "120",
+    ]);
+    terminate(&mut worker, Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = metric_lines(&out.stdout);
+    assert_eq!(
+        lines.last().map(|l| l["AccountsWithWork"].clone()),
+        Some(serde_json::json!(0)),
+        "{lines:#?}"
+    );
+}

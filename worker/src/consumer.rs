@@ -10,6 +10,8 @@
 //!   holds and the lease of its idempotency claim.
 //! - On shutdown, polling stops; each task finishes the message in hand and releases the
 //!   rest (visibility 0), so nothing waits for a timeout and nothing is lost.
+//! - On ECS, the task is protected from scale-in while it holds a batch
+//!   ([`crate::scale_in_protection`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::lease::Lease;
 use crate::pipeline::{Outcome, Pipeline};
+use crate::scale_in_protection::{ProtectionSettings, Protector};
 use crate::shutdown::Shutdown;
 
 /// How the consumer polls.
@@ -43,6 +46,8 @@ pub struct ConsumerOptions {
     /// message are released for another worker, and why is recorded, instead of a hung
     /// call extending the message's visibility forever.
     pub max_hold: Duration,
+    /// ECS task scale-in protection while batches are held (disabled without an agent).
+    pub scale_in_protection: ProtectionSettings,
 }
 
 impl Default for ConsumerOptions {
@@ -53,6 +58,7 @@ impl Default for ConsumerOptions {
             refresh_every: Duration::from_secs(5),
             stop_timeout: Duration::from_secs(25),
             max_hold: Duration::from_secs(1800),
+            scale_in_protection: ProtectionSettings::default(),
         }
     }
 }
@@ -99,6 +105,7 @@ pub async fn run(
     let mut refreshed: Option<Instant> = None;
     let mut idle_sweeps: u32 = 0;
     let ledger = Ledger::new(consumer.ports.store.clone());
+    let protector = Protector::start(options.scale_in_protection.clone());
 
     info!(concurrency = options.concurrency, "worker consuming");
     while !shutdown.is_triggered() {
@@ -152,6 +159,8 @@ pub async fn run(
                 continue;
             }
             found = true;
+            // Counted from the receive until the queue is free again.
+            let hold = protector.hold();
             busy.lock().await.insert(queue.clone());
             let (consumer, busy, queue, shutdown) = (
                 consumer.clone(),
@@ -172,6 +181,7 @@ pub async fn run(
                     error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
                 }
                 busy.lock().await.remove(&queue);
+                drop(hold);
                 drop(permit);
             });
         }
@@ -207,6 +217,7 @@ pub async fn run(
     if drained.is_err() {
         warn!("stop timeout reached; unfinished messages come back after their visibility timeout");
     }
+    protector.stop().await;
     Ok(())
 }
 

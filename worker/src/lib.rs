@@ -9,11 +9,15 @@
 //! - [`offline`]: `worker analyze` and `worker check`, the engine on one file, no queues;
 //! - [`startup`]: wiring a worker process from its settings.
 //! - [`shutdown`]: the one type that tells every task to stop.
+//! - [`scale_in_protection`]: on ECS, no scale-in stops a task holding a message;
+//! - [`autoscaling`]: the worker service's scaling policy (tasks from accounts with work).
 
+pub mod autoscaling;
 pub mod consumer;
 pub mod lease;
 pub mod memory;
 pub mod offline;
 pub mod pipeline;
+pub mod scale_in_protection;
 pub mod shutdown;
 pub mod startup;

@@ -24,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Consume the account queues until SIGTERM or Ctrl-C.
+    /// Consume the account queues until SIGTERM or Ctrl-C. On ECS (ECS_AGENT_URI set) the
+    /// task is protected from scale-in while it holds a message.
     Serve(ServeArgs),
     /// Analyse one get-account-authorization-details file and write its reports.
     Analyze(AnalyzeArgs),

@@ -9,6 +9,7 @@ use anyhow::Context;
 
 use crate::consumer::{self, Consumer, ConsumerOptions};
 use crate::pipeline::Pipeline;
+use crate::scale_in_protection::ProtectionSettings;
 use crate::shutdown::Shutdown;
 use accessflow_analysis::Engine;
 
@@ -63,6 +64,8 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         idle_pause: Duration::from_millis(args.idle_pause_ms),
         stop_timeout: Duration::from_secs(args.stop_timeout_secs),
         max_hold: Duration::from_secs(args.max_hold_secs.max(1)),
+        // On ECS (the agent sets ECS_AGENT_URI), busy tasks are protected from scale-in.
+        scale_in_protection: ProtectionSettings::from_env(),
         ..ConsumerOptions::default()
     };
     consumer::run(consumer, options, shutdown).await?;
