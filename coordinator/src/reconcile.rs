@@ -92,6 +92,26 @@ pub async fn reconcile(
             }
         }
     }
+    // Topics of customers no longer in the tenants file: their subscriptions and the topics
+    // themselves go (their queues go below, like any removed account's).
+    for topic in ports.topics.list_topics(&names.topics_prefix()).await? {
+        let Some(customer) = names.customer_of_topic(&topic) else {
+            continue;
+        };
+        if by_customer.contains_key(customer.as_str()) {
+            continue;
+        }
+        for sub in ports.topics.list_subscriptions(&topic).await? {
+            info!(
+                topic,
+                queue = sub.queue,
+                "removing a removed customer's subscription"
+            );
+            ports.topics.unsubscribe(&sub.id).await?;
+        }
+        info!(topic, customer, "removing a removed customer's topic");
+        ports.topics.delete_topic(&topic).await?;
+    }
     let now_ms = ports.clock.now_ms();
     for (locator, size_hint) in &accounts {
         let key = (locator.customer.clone(), locator.account.clone());

@@ -102,6 +102,20 @@ impl Names {
             .then(|| (customer.to_string(), account.to_string()))
     }
 
+    /// Prefix of every customer topic of this deployment.
+    pub fn topics_prefix(&self) -> String {
+        format!("{}-t-", self.prefix)
+    }
+
+    /// The customer whose topic shard `topic` is (`<prefix>-t-<customer>-<shard>`), if it
+    /// is one.
+    pub fn customer_of_topic(&self, topic: &str) -> Option<String> {
+        let rest = topic.strip_prefix(&self.topics_prefix())?;
+        let (customer, shard) = rest.rsplit_once('-')?;
+        let is_shard = !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit());
+        (is_shard && validate_customer(customer).is_ok()).then(|| customer.to_string())
+    }
+
     /// Prefix of every topic of one customer.
     pub fn topic_prefix(&self, customer: &str) -> String {
         format!("{}-t-{customer}-", self.prefix)
@@ -150,6 +164,11 @@ mod tests {
         assert!(!n.is_customer_topic("acme", &acme_eu));
         assert!(!n.is_customer_topic("acme-eu", &acme));
         assert!(!n.is_customer_topic("acme", "accessflow-t-acme-"));
+        assert_eq!(n.customer_of_topic(&acme_eu).as_deref(), Some("acme-eu"));
+        assert_eq!(n.customer_of_topic(&acme).as_deref(), Some("acme"));
+        assert_eq!(n.customer_of_topic("accessflow-t-acme-"), None);
+        assert_eq!(n.customer_of_topic("accessflow-q-acme-1"), None);
+        assert_eq!(n.customer_of_topic("other-t-acme-0"), None);
     }
 
     #[test]

@@ -95,3 +95,38 @@ fn a_customer_whose_id_extends_another_keeps_its_subscriptions() {
     assert!(before.values().all(|subs| subs.len() == 1), "{before:#?}");
     assert_eq!(before, after, "the second reconcile changed nothing");
 }
+
+/// A customer dropped from the tenants file loses its topics and their subscriptions, not
+/// only its queues; a customer whose id extends it (`acme-eu`) keeps everything.
+#[test]
+fn a_removed_customer_loses_its_topics() {
+    let d = Deployment::new(30);
+    let both = d.write_tenants(&[
+        ("acme", spec("111100000001", 5, 1)),
+        ("acme-eu", spec("222200000001", 5, 2)),
+    ]);
+    let names = Names::new("accessflow").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let subscriptions = || {
+        runtime.block_on(async {
+            let ports = d.ports().await;
+            accessflow_tests::subscriptions(&ports, &names, &["acme", "acme-eu"]).await
+        })
+    };
+    d.coordinator(&["reconcile", "--tenants", both.to_str().unwrap()]);
+    let before = subscriptions();
+    assert_eq!(before.len(), 2, "{before:#?}");
+    let only_eu = d.write_tenants(&[("acme-eu", spec("222200000001", 5, 2))]);
+    d.coordinator(&["reconcile", "--tenants", only_eu.to_str().unwrap()]);
+    let after = subscriptions();
+    let eu_topic = names.customer_topic("acme-eu", 0);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        vec![&eu_topic],
+        "only acme-eu's topic is left: {after:#?}"
+    );
+    assert_eq!(
+        after[&eu_topic], before[&eu_topic],
+        "acme-eu's subscription is untouched"
+    );
+}

@@ -74,13 +74,7 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         tracing::info!(?requests, throttled = ?backend.aws_throttle_counts(), "AWS requests made by this worker");
     }
     if let Some(path) = &args.request_report {
-        let report = serde_json::json!({
-            "requests": requests,
-            "operations": backend.aws_operation_counts(),
-            "throttled": backend.aws_throttle_counts(),
-        });
-        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
-            .with_context(|| format!("cannot write the request report {}", path.display()))?;
+        backend.write_request_report(path)?;
     }
     tracing::info!("worker stopped");
     Ok(())
