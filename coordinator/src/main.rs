@@ -188,14 +188,18 @@ fn main() -> ExitCode {
 /// (`--request-report`). A command connects once.
 static CONNECTED: std::sync::OnceLock<Backend> = std::sync::OnceLock::new();
 
-async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_shared::naming::Names)> {
-    let names = settings.validate()?;
+/// Connects the backend the settings name, once per process (see [`CONNECTED`]).
+async fn connect_backend(settings: &Settings) -> anyhow::Result<&'static Backend> {
     let backend = accessflow_shared::backend::connect(settings)
         .await
         .context("cannot connect to the backend")?;
-    let ports = backend.ports.clone();
-    let _ = CONNECTED.set(backend);
-    Ok((ports, names))
+    Ok(CONNECTED.get_or_init(|| backend))
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<(Ports, accessflow_shared::naming::Names)> {
+    let names = settings.validate()?;
+    let backend = connect_backend(settings).await?;
+    Ok((backend.ports.clone(), names))
 }
 
 /// What `run` and `start` share: connect, load the tenants, reconcile, open (or resume) the
@@ -321,9 +325,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Provision => {
-            connect(&settings).await?;
-            let backend = CONNECTED.get().context("the backend is connected")?;
-            backend.provision().await?;
+            settings.validate()?;
+            connect_backend(&settings).await?.provision().await?;
             println!("provisioned: the backend's table and bucket exist");
             Ok(ExitCode::SUCCESS)
         }

@@ -11,25 +11,17 @@
 //! `docker` from `PATH`; builds use BuildKit (`DOCKER_BUILDKIT=1`), which builds only the
 //! stages the target needs (no Rust toolchain image for the prebuilt binaries).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::binary;
+use crate::{binary, repo_root};
 
 /// Tag of the runtime image built from this machine's binaries.
 pub const IMAGE: &str = "accessflow:test";
 /// Tag of the moto image.
 pub const MOTO_IMAGE: &str = "accessflow-moto:test";
-
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate is in the repository")
-        .to_path_buf()
-}
 
 fn docker_program() -> String {
     if let Ok(p) = std::env::var("ACCESSFLOW_DOCKER") {

@@ -21,6 +21,14 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The repository's root directory.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate is in the repository")
+        .to_path_buf()
+}
+
 /// The newest modification time of the sources the binaries are built from.
 fn newest_source() -> Option<std::time::SystemTime> {
     fn walk(dir: &Path, newest: &mut Option<std::time::SystemTime>) {
@@ -36,9 +44,7 @@ fn newest_source() -> Option<std::time::SystemTime> {
             }
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()?
-        .to_path_buf();
+    let root = repo_root();
     let mut newest = None;
     for dir in [
         "analysis/src",

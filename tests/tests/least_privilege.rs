@@ -23,7 +23,7 @@ use accessflow_shared::ports::OutgoingMessage;
 use accessflow_testkit::python_venv::{self, VenvSpec};
 use accessflow_testkit::{moto, seed};
 use accessflow_tests::aws::{provisioned, AwsDeployment};
-use accessflow_tests::{binary, terminate};
+use accessflow_tests::{binary, repo_root, terminate};
 use serde_json::{json, Value};
 
 /// Operations that need no IAM permission at all.
@@ -80,13 +80,6 @@ const NEEDED_BESIDES_CALLS: &[(&str, &str, &str)] = &[
         "the ECS agent's task-protection endpoint reads the protection with the task role",
     ),
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repository root")
-        .to_path_buf()
-}
 
 /// The operations (`service:Operation`) in the request reports `paths`.
 fn operations_in(paths: &[PathBuf]) -> BTreeSet<String> {
@@ -340,11 +333,17 @@ fn catalog_resource_types() -> BTreeMap<String, Vec<String>> {
 
 /// The rendered Terraform: the example values and one authorization-details file per role.
 struct Rendered {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     values: Value,
 }
 
-fn render() -> Rendered {
+/// The Terraform rendered once per test process (both tests read it).
+fn render() -> &'static Rendered {
+    static RENDERED: std::sync::OnceLock<Rendered> = std::sync::OnceLock::new();
+    RENDERED.get_or_init(render_now)
+}
+
+fn render_now() -> Rendered {
     let root = repo_root();
     let requirements = root.join("deploy/checks/requirements.txt");
     let spec = VenvSpec {
@@ -353,11 +352,12 @@ fn render() -> Rendered {
         probe: "import hcl2",
     };
     let python = python_venv::ensure(&spec).unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().unwrap();
+    // Under target/ (a static is never dropped, so a temporary directory would be left).
+    let dir = python_venv::target_dir().join("least-privilege-rendered");
     let out = Command::new(python)
         .arg(root.join("deploy/checks/render_policies.py"))
         .arg("--out")
-        .arg(dir.path())
+        .arg(&dir)
         .current_dir(&root)
         .output()
         .unwrap();
@@ -367,7 +367,7 @@ fn render() -> Rendered {
         String::from_utf8_lossy(&out.stderr)
     );
     let values: Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("values.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("values.json")).unwrap()).unwrap();
     Rendered { dir, values }
 }
 
@@ -682,10 +682,9 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
         };
         set.extend(iam_actions(op));
     }
-    let customer_details: Value = serde_json::from_slice(
-        &std::fs::read(rendered.dir.path().join("customer_audit.json")).unwrap(),
-    )
-    .unwrap();
+    let customer_details: Value =
+        serde_json::from_slice(&std::fs::read(rendered.dir.join("customer_audit.json")).unwrap())
+            .unwrap();
     let customer_role = &customer_details["RoleDetailList"][0];
     let trust = json!([{
         "Resource": customer_role["Arn"],
@@ -706,17 +705,17 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
     let roles = [
         RoleUnderTest {
             name: "worker task role",
-            file: rendered.dir.path().join("worker.json"),
+            file: rendered.dir.join("worker.json"),
             needed: needed(&worker),
         },
         RoleUnderTest {
             name: "coordinator task role",
-            file: rendered.dir.path().join("coordinator.json"),
+            file: rendered.dir.join("coordinator.json"),
             needed: needed(&coordinator),
         },
         RoleUnderTest {
             name: "customer audit role",
-            file: rendered.dir.path().join("customer_audit.json"),
+            file: rendered.dir.join("customer_audit.json"),
             needed: needed(&customer),
         },
     ];
@@ -752,10 +751,9 @@ fn env_names_in_help(binary_name: &str, subcommand: &[&str]) -> BTreeSet<String>
 #[test]
 fn the_task_definitions_set_only_variables_the_binaries_read() {
     let rendered = render();
-    let environment: Value = serde_json::from_slice(
-        &std::fs::read(rendered.dir.path().join("task-environment.json")).unwrap(),
-    )
-    .unwrap();
+    let environment: Value =
+        serde_json::from_slice(&std::fs::read(rendered.dir.join("task-environment.json")).unwrap())
+            .unwrap();
     // What the AWS backend reads from the environment, asked of its own parser; and what
     // the logging setup reads.
     let asked = std::sync::Mutex::new(BTreeSet::new());

@@ -127,30 +127,6 @@ pub(crate) const THROTTLE_CODES: &[&str] = &[
     "KMSThrottlingException",
 ];
 
-/// The operation of a request, from what is on the wire: the `X-Amz-Target` header (JSON
-/// protocols: SQS, DynamoDB, KMS), the `Action=` form field (query protocols: SNS, IAM,
-/// STS), or for S3 the HTTP method (`LIST` for a bucket listing).
-fn operation_name(target: Option<&str>, body: Option<&[u8]>, method: &str, uri: &str) -> String {
-    if let Some(target) = target {
-        return target.rsplit('.').next().unwrap_or(target).to_string();
-    }
-    if let Some(body) = body {
-        if let Some(rest) = body.strip_prefix(b"Action=") {
-            let end = rest.iter().position(|b| *b == b'&').unwrap_or(rest.len());
-            return String::from_utf8_lossy(&rest[..end]).into_owned();
-        }
-        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-        if let Some(i) = text.find("&Action=") {
-            let rest = &text[i + 8..];
-            return rest.split('&').next().unwrap_or_default().to_string();
-        }
-    }
-    if method == "GET" && uri.contains("list-type=") {
-        return "LIST".to_string();
-    }
-    method.to_string()
-}
-
 fn looks_throttled(status: u16, body: Option<&[u8]>) -> bool {
     if status == 429 {
         return true;
@@ -173,23 +149,16 @@ impl Intercept for CountingInterceptor {
 
     fn read_before_transmit(
         &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         self.counts.requests.fetch_add(1, Ordering::Relaxed);
-        let request = context.request();
-        // The SDK stores each call's operation name (`GetObject`, `SendMessageBatch`); the
-        // wire is only read when it is missing (a request the SDK did not make).
-        let op = match cfg.load::<Metadata>() {
-            Some(metadata) => metadata.name().to_string(),
-            None => operation_name(
-                request.headers().get("x-amz-target"),
-                request.body().bytes(),
-                request.method(),
-                request.uri(),
-            ),
-        };
+        // Every SDK operation stores its name (`GetObject`, `SendMessageBatch`) before it
+        // sends anything.
+        let op = cfg
+            .load::<Metadata>()
+            .map_or_else(|| "unknown".to_string(), |m| m.name().to_string());
         *self
             .counts
             .operations
@@ -232,37 +201,6 @@ mod tests {
         ));
         assert!(!looks_throttled(400, Some(b"ValidationException")));
         assert!(!looks_throttled(200, Some(b"Throttling")));
-    }
-
-    #[test]
-    fn operation_names() {
-        assert_eq!(
-            operation_name(Some("AmazonSQS.SendMessageBatch"), None, "POST", "/"),
-            "SendMessageBatch"
-        );
-        assert_eq!(
-            operation_name(
-                None,
-                Some(b"Action=PublishBatch&Version=2010-03-31"),
-                "POST",
-                "/"
-            ),
-            "PublishBatch"
-        );
-        assert_eq!(
-            operation_name(
-                None,
-                Some(b"Version=2011-06-15&Action=AssumeRole"),
-                "POST",
-                "/"
-            ),
-            "AssumeRole"
-        );
-        assert_eq!(operation_name(None, Some(b""), "PUT", "/b/k"), "PUT");
-        assert_eq!(
-            operation_name(None, None, "GET", "/b?list-type=2&prefix=a"),
-            "LIST"
-        );
     }
 
     #[test]
