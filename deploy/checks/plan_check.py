@@ -148,6 +148,34 @@ def normalise(doc):
     return out
 
 
+def autoscaling_problems(plan: dict) -> list[str]:
+    """The worker service's step policy, as the provider plans it, sets exactly
+    ceil(AccountsWithWork / worker_concurrency) tasks, capped at max_tasks, for every metric
+    value (the steps are relative to the alarm's threshold)."""
+    variables = plan.get("variables", {})
+    max_tasks = int(variables["max_tasks"]["value"])
+    concurrency = int(variables["worker_concurrency"]["value"])
+    policy = lookup(plan, "module.worker_service.aws_appautoscaling_policy.accounts_with_work")
+    alarm = lookup(plan, "module.worker_service.aws_cloudwatch_metric_alarm.accounts_with_work")
+    threshold = float(alarm["threshold"])
+    config = policy["step_scaling_policy_configuration"][0]
+    if config["adjustment_type"] != "ExactCapacity":
+        return [f"autoscaling: adjustment type {config['adjustment_type']}, not ExactCapacity"]
+
+    def bound(v):
+        return None if v in (None, "") else threshold + float(v)
+
+    steps = [(bound(a.get("metric_interval_lower_bound")), bound(a.get("metric_interval_upper_bound")), int(a["scaling_adjustment"]))
+             for a in config["step_adjustment"]]
+    problems = []
+    for accounts in range(0, concurrency * max_tasks + 8):
+        want = min(-(-accounts // concurrency), max_tasks)
+        got = [c for lo, hi, c in steps if (lo is None or accounts >= lo) and (hi is None or accounts < hi)]
+        if got != [want]:
+            problems.append(f"autoscaling: {accounts} accounts with work give steps {got}, want exactly [{want}] (max_tasks {max_tasks}, concurrency {concurrency})")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="compare render_policies.py with terraform plan")
     parser.add_argument("--rendered", required=True, type=Path)
@@ -197,6 +225,7 @@ def main() -> int:
             got = normalise(lookup(plan, f"{module}.data.aws_iam_policy_document.{trust}")["json"])
             if got != normalise(role["AssumeRolePolicyDocument"]):
                 problems.append(f"{file}: trust policies differ: {got} vs {role['AssumeRolePolicyDocument']}")
+        problems.extend(autoscaling_problems(plan))
         # The customer's side: a root calling customer_role, in the customer account.
         customer = Path(tmp) / "customer"
         customer.mkdir()
@@ -238,7 +267,7 @@ def main() -> int:
         print(f"FAIL {p}", file=sys.stderr)
     if problems:
         return 1
-    print("plan_check: terraform validate + plan of the example and of the customer role pass; the three rendered roles equal the provider's policy JSON")
+    print("plan_check: terraform validate + plan of the example and of the customer role pass; the three rendered roles equal the provider's policy JSON; the planned autoscaling steps set ceil(accounts / concurrency) tasks")
     return 0
 
 

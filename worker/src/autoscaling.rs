@@ -75,7 +75,8 @@ pub struct StepInterval {
 /// `capacity` k for `AccountsWithWork` in `((k-1)·c, k·c]`, written with half-integer
 /// bounds (the metric is a whole number): `[(k-1)·c + 0.5, k·c + 0.5)`; 0 below 0.5, and
 /// `max_tasks` from `(max_tasks-1)·c + 0.5` up. The Terraform's `dynamic` block generates
-/// the same list.
+/// the same list, and `deploy/checks/plan_check.py` checks the provider's plan of it against
+/// the same formula.
 pub fn step_intervals(concurrency: u32, max_tasks: u32) -> Vec<StepInterval> {
     let c = f64::from(concurrency.max(1));
     let mut steps = vec![StepInterval {
@@ -131,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn the_terraform_steps_compute_the_desired_count() {
+    fn the_step_intervals_compute_the_desired_count() {
         for concurrency in 1..=4 {
             for max_tasks in 0..=19 {
                 let steps = step_intervals(concurrency, max_tasks);
