@@ -390,6 +390,13 @@ async fn replay_account(
                 .queues
                 .delete_batch(&sel.dlq, std::slice::from_ref(&message.receipt_handle))
                 .await?;
+            // For the exporter's replay count; the message is replayed whatever this says.
+            if let Err(e) = Ledger::new(ports.store.clone())
+                .count_replays(&sel.customer, 1)
+                .await
+            {
+                tracing::warn!(customer = %sel.customer, error = %e, "could not count the replay in the ledger");
+            }
             if let Ok(WorkMessage::AnalyzePrincipal { work, .. }) =
                 WorkMessage::decode(&message.body)
             {

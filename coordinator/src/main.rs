@@ -11,10 +11,12 @@
 //! - `coordinator dlq list|show|replay|purge`: inspect, replay or purge dead-lettered
 //!   messages;
 //! - `coordinator gc --keep-days N`: retention of runs, reports, snapshots and results;
+//! - `coordinator exporter`: serve the night's state as Prometheus metrics (long-running);
 //! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts.
 
 mod dlq;
 mod exit_code;
+mod exporter;
 mod gc;
 mod local_pool;
 mod metrics;
@@ -49,6 +51,8 @@ partial; 4 finished, some accounts failed; 5 --timeout passed before the run fin
 struct Cli {
     #[command(flatten)]
     settings: Settings,
+    #[command(flatten)]
+    log: accessflow_shared::telemetry::LogArgs,
     /// On exit, write the AWS requests this command made (per operation) to this JSON file.
     #[arg(long, global = true, value_name = "FILE")]
     request_report: Option<PathBuf>,
@@ -134,6 +138,9 @@ enum Command {
     /// Delete runs older than N days (reports, ledger records) and the snapshots and
     /// results no kept run uses.
     Gc(gc::GcArgs),
+    /// Serve the night's state (progress, ETA, queues, DLQs) as Prometheus metrics until
+    /// SIGTERM: the long-running companion of the workers' own metrics.
+    Exporter(exporter::ExporterArgs),
     /// Write the bundled sample's fixture accounts and a tenants file to a directory.
     Samples {
         #[arg(long)]
@@ -161,7 +168,7 @@ enum DlqCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    accessflow_shared::telemetry::init("info");
+    accessflow_shared::telemetry::init("info", &cli.log);
     let request_report = cli.request_report.clone();
     let outcome = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)
@@ -265,6 +272,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &log_dir,
             );
             Ok(RunOutcome::of(&totals).exit_code())
+        }
+        Command::Exporter(args) => {
+            let (ports, names) = connect(&settings).await?;
+            exporter::run(&ports, &names, &settings.name_prefix, &args).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Start { run, wait, timeout } => {
             let (ports, _, identity) = open_night(&settings, run).await?;

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, Sealer};
+use crate::metrics::work::work;
 use crate::ports::{AccountSnapshotRaw, BlobStore, Condition, KeyValueStore, PortError, StoreKey};
 
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +130,9 @@ impl Caches {
     ) -> Result<(String, bool), CacheError> {
         let digest = sha256_hex(&[&raw.authorization_details, &raw.credential_report]);
         let key = Self::snapshot_blob(customer, account, &digest);
-        if self.blobs.exists(&key).await? {
+        let stored = self.blobs.exists(&key).await?;
+        work().cache_lookup("snapshot", stored);
+        if stored {
             return Ok((digest, true));
         }
         let doc = SnapshotDoc {
@@ -188,6 +191,19 @@ impl Caches {
     /// Fresh cached last-accessed data: `Some(data)` on a hit (data itself may be `None`:
     /// the source had none), `None` on a miss or a stale entry.
     pub async fn get_last_accessed(
+        &self,
+        customer: &str,
+        account: &str,
+        principal_arn: &str,
+    ) -> Result<Option<Option<Vec<u8>>>, CacheError> {
+        let found = self
+            .lookup_last_accessed(customer, account, principal_arn)
+            .await?;
+        work().cache_lookup("last_accessed", found.is_some());
+        Ok(found)
+    }
+
+    async fn lookup_last_accessed(
         &self,
         customer: &str,
         account: &str,
@@ -276,17 +292,19 @@ impl Caches {
         digest: &str,
     ) -> Result<Option<String>, CacheError> {
         let key = Self::result_key(customer, account, digest);
-        match self.store.get(&key).await? {
+        let found = match self.store.get(&key).await? {
             Some(record) => {
                 let entry: ResultEntry =
                     serde_json::from_value(record.value).map_err(|e| CacheError::Corrupt {
                         what: key.to_string(),
                         detail: e.to_string(),
                     })?;
-                Ok(self.blobs.exists(&entry.blob).await?.then_some(entry.blob))
+                self.blobs.exists(&entry.blob).await?.then_some(entry.blob)
             }
-            None => Ok(None),
-        }
+            None => None,
+        };
+        work().cache_lookup("result", found.is_some());
+        Ok(found)
     }
 
     /// Stores a result (JSON bytes) under `digest`; returns its blob key.

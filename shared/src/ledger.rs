@@ -12,6 +12,7 @@
 //! | `acct#<customer>#<account>` | `current-run` | the run the account's queue is working on |
 //! | `acct#<customer>#<account>` | `report#<run>` | a finished report (drives the diff and the size hint) |
 //! | `tenants` | `<customer>#<account>` | the tenant registry: how to reach the account |
+//! | `ops` | `replays#<customer>` | messages `coordinator dlq replay` sent back (counter `messages`) |
 
 use std::collections::BTreeMap;
 
@@ -181,6 +182,10 @@ pub fn report_ref_key(customer: &str, account: &str, run_id: &str) -> StoreKey {
 }
 pub fn tenant_key(customer: &str, account: &str) -> StoreKey {
     StoreKey::new("tenants", format!("{customer}#{account}"))
+}
+
+pub fn replays_key(customer: &str) -> StoreKey {
+    StoreKey::new("ops", format!("replays#{customer}"))
 }
 
 pub(crate) fn to_value<T: Serialize>(value: &T) -> serde_json::Value {
@@ -511,6 +516,30 @@ impl Ledger {
             out.insert(item, from_record(record)?);
         }
         Ok(out)
+    }
+
+    /// Counts `n` messages sent back from a DLQ of `customer` (never expires: the
+    /// exporter's `accessflow_dlq_replayed_messages_total` follows it).
+    pub async fn count_replays(&self, customer: &str, n: u64) -> PortResult<()> {
+        let deltas = BTreeMap::from([("messages".to_string(), n as i64)]);
+        self.store
+            .add(&replays_key(customer), &deltas)
+            .await
+            .map(|_| ())
+    }
+
+    /// Messages replayed so far, per customer.
+    pub async fn replay_counts(&self) -> PortResult<BTreeMap<String, u64>> {
+        Ok(self
+            .store
+            .query("ops", "replays#")
+            .await?
+            .iter()
+            .filter_map(|r| {
+                let customer = r.key.sk.strip_prefix("replays#")?;
+                Some((customer.to_string(), counter(r, "messages")))
+            })
+            .collect())
     }
 
     /// Finished reports of an account, oldest first by their run's as-of time (then id).

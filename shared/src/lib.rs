@@ -8,7 +8,9 @@
 //! - [`ledger`], [`idempotency`], [`cache`]: run bookkeeping and exactly-once effects,
 //!   built on the key-value port so both backends share one implementation;
 //! - [`crypto`]: per-customer envelope encryption with AES-256-GCM;
-//! - [`tenants`]: the tenant configuration file.
+//! - [`tenants`]: the tenant configuration file;
+//! - [`metrics`]: the Prometheus metrics of both binaries, and their catalog;
+//! - [`telemetry`]: logging (text on a terminal, JSON lines otherwise).
 
 pub mod aws;
 pub mod backend;
@@ -20,6 +22,7 @@ pub mod embedded;
 pub mod idempotency;
 pub mod ledger;
 pub mod message;
+pub mod metrics;
 pub mod naming;
 pub mod ports;
 pub mod step;

@@ -6,9 +6,7 @@
 //! - [`python_venv`]: the virtualenvs under `target/` that hold Python tools from PyPI;
 //! - [`seed`]: writes an account's IAM data (an authorization-details document) into moto's
 //!   IAM, so the real binaries can collect it through STS and IAM;
-//! - [`cost`]: turns the AWS request counts a run reports into an estimated bill.
 
-pub mod cost;
 pub mod moto;
 pub mod python_venv;
 pub mod seed;

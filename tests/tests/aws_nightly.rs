@@ -13,9 +13,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use accessflow_shared::aws::prices as cost;
 use accessflow_shared::aws::AwsBackend;
 use accessflow_shared::ledger::Ledger;
-use accessflow_testkit::{cost, moto, seed};
+use accessflow_testkit::{moto, seed};
 use accessflow_tests::aws::{night, provisioned, report_files, tenants_for, AwsDeployment};
 use accessflow_tests::{kill_hard, terminate};
 use serde_json::Value;

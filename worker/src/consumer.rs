@@ -12,19 +12,24 @@
 //!   rest (visibility 0), so nothing waits for a timeout and nothing is lost.
 //! - On ECS, the task is protected from scale-in while it holds a batch
 //!   ([`crate::scale_in_protection`]).
+//! - Every message handled is counted by step and outcome, with its duration
+//!   (`accessflow_messages_processed_total`, `accessflow_step_duration_seconds`); the loop
+//!   beats the process's [`Health`] on every turn (`/healthz`).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accessflow_shared::ledger::Ledger;
-use accessflow_shared::message::{ERROR_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE};
+use accessflow_shared::message::{WorkMessage, ERROR_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE};
+use accessflow_shared::metrics::server::Health;
+use accessflow_shared::metrics::work::work as work_metrics;
 use accessflow_shared::naming::Names;
 use accessflow_shared::ports::{
     OutgoingMessage, PortError, Ports, ReceivedMessage, WorkQueues, MAX_BATCH,
 };
 use tokio::sync::{Mutex, Semaphore};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info, warn, Instrument};
 
 use crate::lease::Lease;
 use crate::pipeline::{Outcome, Pipeline};
@@ -48,6 +53,8 @@ pub struct ConsumerOptions {
     pub max_hold: Duration,
     /// ECS task scale-in protection while batches are held (disabled without an agent).
     pub scale_in_protection: ProtectionSettings,
+    /// Beaten on every turn of the polling loop (served as `/healthz`).
+    pub health: Health,
 }
 
 impl Default for ConsumerOptions {
@@ -59,6 +66,7 @@ impl Default for ConsumerOptions {
             stop_timeout: Duration::from_secs(25),
             max_hold: Duration::from_secs(1800),
             scale_in_protection: ProtectionSettings::default(),
+            health: Health::new(Duration::from_secs(60)),
         }
     }
 }
@@ -108,7 +116,10 @@ pub async fn run(
     let protector = Protector::start(options.scale_in_protection.clone());
 
     info!(concurrency = options.concurrency, "worker consuming");
+    let metrics = work_metrics();
+    metrics.concurrency.set(options.concurrency.max(1) as i64);
     while !shutdown.is_triggered() {
+        options.health.beat();
         if refreshed.is_none_or(|at| at.elapsed() >= options.refresh_every) {
             match queue_order(&ledger, &consumer.names).await {
                 Ok(list) => {
@@ -126,6 +137,7 @@ pub async fn run(
         // Reap finished tasks so their errors are seen.
         while let Some(done) = tasks.try_join_next() {
             if let Err(e) = done {
+                metrics.panics.inc();
                 error!(error = %e, "a consumer task panicked");
             }
         }
@@ -138,10 +150,15 @@ pub async fn run(
             if busy.lock().await.contains(queue) {
                 continue;
             }
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
-                _ = shutdown.triggered() => break,
+            // Waiting for a free slot (every slot may be busy for minutes) still beats.
+            let permit = loop {
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => break permit.ok(),
+                    _ = shutdown.triggered() => break None,
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => options.health.beat(),
+                }
             };
+            let Some(permit) = permit else { break };
             let messages = match consumer
                 .ports
                 .queues
@@ -161,7 +178,11 @@ pub async fn run(
             found = true;
             // Counted from the receive until the queue is free again.
             let hold = protector.hold();
-            busy.lock().await.insert(queue.clone());
+            {
+                let mut busy = busy.lock().await;
+                busy.insert(queue.clone());
+                metrics.busy_queues.set(busy.len() as i64);
+            }
             let (consumer, busy, queue, shutdown) = (
                 consumer.clone(),
                 busy.clone(),
@@ -169,21 +190,38 @@ pub async fn run(
                 shutdown.clone(),
             );
             let max_hold = options.max_hold;
-            tasks.spawn(async move {
-                // In its own task, so that even a panic frees the queue and the permit.
-                let batch = {
-                    let queue = queue.clone();
-                    tokio::spawn(async move {
-                        work_batch(&consumer, &queue, messages, &shutdown, max_hold).await
-                    })
-                };
-                if let Err(e) = batch.await {
-                    error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
+            // The account's span: every line logged while its batch is worked on names it.
+            let (customer, account) = consumer
+                .names
+                .parse_account_queue(&queue)
+                .unwrap_or_default();
+            let span = tracing::info_span!("queue", %customer, %account);
+            tasks.spawn(
+                async move {
+                    // In its own task, so that even a panic frees the queue and the permit.
+                    let batch = {
+                        let queue = queue.clone();
+                        tokio::spawn(
+                            async move {
+                                work_batch(&consumer, &queue, messages, &shutdown, max_hold).await
+                            }
+                            .in_current_span(),
+                        )
+                    };
+                    if let Err(e) = batch.await {
+                        work_metrics().panics.inc();
+                        error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
+                    }
+                    {
+                        let mut busy = busy.lock().await;
+                        busy.remove(&queue);
+                        work_metrics().busy_queues.set(busy.len() as i64);
+                    }
+                    drop(hold);
+                    drop(permit);
                 }
-                busy.lock().await.remove(&queue);
-                drop(hold);
-                drop(permit);
-            });
+                .instrument(span),
+            );
         }
         // Idle sweeps back off (1, 2, 4, then 8 pauses): on AWS every empty receive is a
         // billed request, and an idle night should not poll hundreds of queues at full
@@ -209,6 +247,7 @@ pub async fn run(
     let drained = tokio::time::timeout(options.stop_timeout, async {
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
+                work_metrics().panics.inc();
                 error!(error = %e, "a consumer task panicked");
             }
         }
@@ -253,8 +292,13 @@ async fn work_batch(
         consumer.visibility,
     );
 
+    let customer = consumer
+        .names
+        .parse_account_queue(queue)
+        .map_or_else(|| "unknown".to_string(), |(customer, _)| customer);
     let mut remaining = messages.into_iter();
     for message in remaining.by_ref() {
+        let started = std::time::Instant::now();
         let handled =
             tokio::time::timeout(max_hold, consumer.pipeline.handle(queue, &message, &lease));
         let outcome = match handled.await {
@@ -267,9 +311,17 @@ async fn work_batch(
             }
         };
         let retried = matches!(outcome, Outcome::Retry { .. });
+        count_message(&customer, &message, &outcome, started.elapsed());
         // Out of the heartbeat first, so a tick cannot undo a retry delay.
         lease.let_go(&message.receipt_handle).await;
+        let dead_letter = matches!(outcome, Outcome::DeadLetter { .. });
         let settled = apply(queues.as_ref(), queue, &message, outcome).await;
+        if settled && dead_letter {
+            work_metrics()
+                .dead_lettered
+                .with_label_values(&[customer.as_str()])
+                .inc();
+        }
         // A message that is not finished blocks its group: the ones behind it in this
         // batch must wait for it, so they go back too (FIFO order, and the fan-in of
         // FinalizeAccount, depend on it).
@@ -282,12 +334,42 @@ async fn work_batch(
     // Give back what was received but not started, so the group's next receiver gets it
     // (after the unfinished message ahead of it, which keeps the group blocked meanwhile).
     for message in remaining {
-        if let Err(e) = queues
+        match queues
             .change_visibility(queue, &message.receipt_handle, Duration::ZERO)
             .await
         {
-            warn!(queue, error = %e, "could not release a message; it returns after its visibility timeout");
+            Ok(()) if shutdown.is_triggered() => work_metrics().released_on_shutdown.inc(),
+            Ok(()) => {}
+            Err(e) => {
+                warn!(queue, error = %e, "could not release a message; it returns after its visibility timeout")
+            }
         }
+    }
+}
+
+/// Counts a handled message by its step and outcome, and the step's duration.
+fn count_message(customer: &str, message: &ReceivedMessage, outcome: &Outcome, took: Duration) {
+    let step = match WorkMessage::decode(&message.body) {
+        Ok(WorkMessage::CollectAccount { .. }) => "collect",
+        Ok(WorkMessage::AnalyzePrincipal { .. }) => "analyze",
+        Ok(WorkMessage::FinalizeAccount { .. }) => "finalize",
+        Err(_) => "undecodable",
+    };
+    let outcome = match outcome {
+        Outcome::Delete => "done",
+        Outcome::Retry { .. } => "retry",
+        Outcome::DeadLetter { .. } => "dead_letter",
+    };
+    let metrics = work_metrics();
+    metrics
+        .messages
+        .with_label_values(&[customer, step, outcome])
+        .inc();
+    if step != "undecodable" {
+        metrics
+            .step_duration
+            .with_label_values(&[step])
+            .observe(took.as_secs_f64());
     }
 }
 

@@ -8,6 +8,7 @@
 //! consumer creates one per batch; the heartbeat stops when the lease is dropped (a panic
 //! included), so it never keeps messages invisible for a batch nobody works on.
 
+use accessflow_shared::metrics::work::work;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,16 +114,22 @@ async fn heartbeat(
     loop {
         tokio::time::sleep(every).await;
         for receipt in held.receipts.lock().await.iter() {
-            if let Err(e) = queues.change_visibility(queue, receipt, visibility).await {
-                warn!(queue, error = %e, "heartbeat could not extend a message's visibility");
+            match queues.change_visibility(queue, receipt, visibility).await {
+                Ok(()) => work().heartbeat_extensions.inc(),
+                Err(e) => {
+                    warn!(queue, error = %e, "heartbeat could not extend a message's visibility")
+                }
             }
         }
         // Held across the extension: a commit or release waits for it, so the token's
         // version it uses is the one the store has.
         let claim = held.claim.lock().await;
         if let Some(token) = claim.as_ref() {
-            if let Err(e) = idempotency::extend(store.as_ref(), token, visibility).await {
-                warn!(queue, error = %e, "heartbeat could not extend the idempotency lease");
+            match idempotency::extend(store.as_ref(), token, visibility).await {
+                Ok(_) => work().heartbeat_extensions.inc(),
+                Err(e) => {
+                    warn!(queue, error = %e, "heartbeat could not extend the idempotency lease")
+                }
             }
         }
     }

@@ -18,6 +18,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(flatten)]
     settings: Settings,
+    #[command(flatten)]
+    log: accessflow_shared::telemetry::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,7 +38,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     accessflow_worker::memory::cap_malloc_arenas();
     let cli = Cli::parse();
-    accessflow_shared::telemetry::init("info");
+    accessflow_shared::telemetry::init("info", &cli.log);
     match &cli.command {
         Command::Serve(args) => {
             let runtime = tokio::runtime::Runtime::new()?;

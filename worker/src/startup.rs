@@ -7,6 +7,8 @@ use std::time::Duration;
 use accessflow_shared::config::Settings;
 use anyhow::Context;
 
+use accessflow_shared::metrics::server::{self as metrics_server, Health};
+
 use crate::consumer::{self, Consumer, ConsumerOptions};
 use crate::pipeline::Pipeline;
 use crate::scale_in_protection::ProtectionSettings;
@@ -36,6 +38,11 @@ pub struct ServeArgs {
     /// On exit, write the AWS requests this worker made (per operation) to this JSON file.
     #[arg(long)]
     pub request_report: Option<std::path::PathBuf>,
+
+    /// Serve Prometheus metrics (`/metrics`) and a health check (`/healthz`) on this
+    /// address, e.g. `0.0.0.0:9464` (port 0 picks a free port, logged at start).
+    #[arg(long, env = "ACCESSFLOW_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Runs a worker until SIGTERM / Ctrl-C.
@@ -59,7 +66,14 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
     );
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
+    let health = Health::new(Duration::from_secs(60));
+    accessflow_shared::metrics::set_build_info("worker");
+    if let Some(addr) = args.metrics_addr {
+        let bound = metrics_server::serve(addr, health.clone()).await?;
+        tracing::info!(metrics_addr = %bound, "serving /metrics and /healthz");
+    }
     let options = ConsumerOptions {
+        health,
         concurrency: args.concurrency,
         idle_pause: Duration::from_millis(args.idle_pause_ms),
         stop_timeout: Duration::from_secs(args.stop_timeout_secs),

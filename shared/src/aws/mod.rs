@@ -12,6 +12,7 @@ mod config;
 pub mod error;
 mod iam_source;
 mod keys;
+pub mod prices;
 mod queues;
 mod request_counter;
 mod retry;
@@ -234,7 +235,7 @@ impl AwsBackend {
     }
 
     /// AWS requests sent so far, per `service:Operation` (see [`RequestCounter::operations`]);
-    /// `accessflow_testkit::cost::estimate` turns them into dollars.
+    /// [`prices::estimate`] turns them into dollars.
     pub fn operation_counts(&self) -> BTreeMap<String, u64> {
         self.counter.operations()
     }

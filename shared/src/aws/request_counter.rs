@@ -2,7 +2,8 @@
 //!
 //! An SDK interceptor is installed on every client; it counts each HTTP attempt (retries
 //! included: AWS bills every request) just before it is sent, and each response that says
-//! the caller was throttled.
+//! the caller was throttled. The same events feed the process's Prometheus metrics
+//! (`accessflow_aws_*`, [`crate::metrics::work`]), with each request's estimated price.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,10 @@ use aws_sdk_sqs::config::interceptors::{
 };
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+
+use super::prices::{price_of, Prices};
+use crate::metrics::work::work;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -90,8 +95,12 @@ impl RequestCounter {
         self.service(service)
             .throttled
             .fetch_add(1, Ordering::Relaxed);
+        work().aws_throttles.with_label_values(&[service]).inc();
     }
 }
+
+/// The list prices the cost metric uses.
+static PRICES: std::sync::LazyLock<Prices> = std::sync::LazyLock::new(Prices::default);
 
 /// The SDK interceptor behind [`RequestCounter`].
 #[derive(Clone)]
@@ -159,6 +168,22 @@ impl Intercept for CountingInterceptor {
         let op = cfg
             .load::<Metadata>()
             .map_or_else(|| "unknown".to_string(), |m| m.name().to_string());
+        let metrics = work();
+        metrics
+            .aws_requests
+            .with_label_values(&[self.service, &op])
+            .inc();
+        metrics
+            .aws_cost
+            .with_label_values(&[self.service])
+            .inc_by(price_of(&format!("{}:{op}", self.service), &PRICES));
+        // The orchestrator numbers the attempts of one operation from 1.
+        if cfg
+            .load::<RequestAttempts>()
+            .is_some_and(|a| a.attempts() > 1)
+        {
+            metrics.aws_retries.with_label_values(&[self.service]).inc();
+        }
         *self
             .counts
             .operations
@@ -176,8 +201,16 @@ impl Intercept for CountingInterceptor {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(response) = context.response() {
-            if looks_throttled(response.status().as_u16(), response.body().bytes()) {
+            let status = response.status().as_u16();
+            if status >= 400 {
+                work().aws_errors.with_label_values(&[self.service]).inc();
+            }
+            if looks_throttled(status, response.body().bytes()) {
                 self.counts.throttled.fetch_add(1, Ordering::Relaxed);
+                work()
+                    .aws_throttles
+                    .with_label_values(&[self.service])
+                    .inc();
             }
         }
         Ok(())

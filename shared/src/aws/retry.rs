@@ -103,6 +103,15 @@ where
         },
         |err: PortError, wait: Duration| {
             stats.retries.fetch_add(1, Ordering::Relaxed);
+            // The port error's operation starts with the service (`iam:GetRole`).
+            let service = match &err {
+                PortError::Transient { op, .. } => op.split(':').next().unwrap_or("unknown"),
+                _ => "unknown",
+            };
+            crate::metrics::work::work()
+                .aws_retries
+                .with_label_values(&[service])
+                .inc();
             if is_throttle(&err) {
                 stats.throttle_retries.fetch_add(1, Ordering::Relaxed);
             }

@@ -15,6 +15,7 @@ use accessflow_shared::ledger::{
     self, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_LA_REUSED, COUNTER_REUSED,
 };
 use accessflow_shared::message::AccountWork;
+use accessflow_shared::metrics::work::work as work_metrics;
 use accessflow_shared::ports::{Condition, WriteOp};
 use accessflow_shared::step::Step;
 use tracing::warn;
@@ -43,6 +44,11 @@ impl Pipeline {
             .await?;
 
         let mut deltas = std::collections::BTreeMap::new();
+        let counted_as = match &evaluation {
+            Ok((_, true)) => "reused",
+            Ok((_, false)) => "analyzed",
+            Err(_) => "failed",
+        };
         let (outcome, status, digest, reason) = match evaluation {
             Ok((blob, reused)) => {
                 deltas.insert(COUNTER_DONE.to_string(), 1);
@@ -79,7 +85,8 @@ impl Pipeline {
         if la_reused {
             deltas.insert(COUNTER_LA_REUSED.to_string(), 1);
         }
-        self.claims
+        let committed = self
+            .claims
             .commit(attempt.lease, |token| {
                 vec![
                     idempotency::finish_op(token, status, digest, reason),
@@ -102,7 +109,14 @@ impl Pipeline {
                     ),
                 ]
             })
-            .await
+            .await;
+        if committed.is_ok() {
+            work_metrics()
+                .items
+                .with_label_values(&[work.customer.as_str(), counted_as])
+                .inc();
+        }
+        committed
     }
 
     /// Last-accessed data of a principal: (data, whether it came from the cache).
@@ -172,10 +186,12 @@ impl Pipeline {
         let loaded = loaded.clone();
         let arn = principal_arn.to_string();
         let analysed = tokio::task::spawn_blocking(move || {
-            engine
+            let timer = work_metrics().analysis_duration.start_timer();
+            let result = engine
                 .analyze_principal(&loaded.model, &arn, parsed_last_accessed.as_ref())
-                .map_err(|e| e.to_string())
-                .and_then(|result| serde_json::to_vec(&result).map_err(|e| e.to_string()))
+                .map_err(|e| e.to_string());
+            timer.observe_duration();
+            result.and_then(|result| serde_json::to_vec(&result).map_err(|e| e.to_string()))
         })
         .await
         .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;

@@ -181,6 +181,7 @@ impl Pipeline {
             run = %work.run_id,
             customer = %work.customer,
             account = %work.account,
+            step = %Step::of(&decoded),
             kind = decoded.kind(),
             receive_count = message.receive_count,
         );

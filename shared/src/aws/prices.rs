@@ -1,5 +1,6 @@
-//! Estimated AWS cost of the requests a run made, from the program's own request counts
-//! (`accessflow_shared::aws::RequestCounter::operations`) and a table of public list prices.
+//! Estimated AWS cost of requests, from the program's own request counts
+//! ([`super::RequestCounter`]) and a table of public list prices: the workers' cost metric
+//! (`accessflow_aws_estimated_cost_dollars_total`) and the tests' cost figures.
 //!
 //! The default prices are AWS's public on-demand list prices in us-east-1 as known when
 //! this was written; they are plain data ([`Prices`]) so they can be updated or replaced
