@@ -154,17 +154,12 @@ async fn view(
         .await?
         .with_context(|| format!("run {run_id} vanished from the ledger"))?;
     let states = ledger.account_states(&run_id).await?;
-    let start = time::OffsetDateTime::parse(
-        &header.as_of,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .map(|t| t.unix_timestamp() as f64)
-    .with_context(|| {
-        format!(
-            "run {run_id} has an unreadable as-of time `{}`",
-            header.as_of
-        )
-    })?;
+    // When the run was opened; a run recorded before that was kept falls back to its
+    // as-of time (the time it was started at, unless given).
+    let opened = header.started_at.as_deref().unwrap_or(&header.as_of);
+    let start = time::OffsetDateTime::parse(opened, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp() as f64)
+        .with_context(|| format!("run {run_id} has an unreadable start time `{opened}`"))?;
     let size_hint: BTreeMap<(String, String), u64> = tenants
         .iter()
         .map(|t| {

@@ -115,6 +115,9 @@ pub async fn start_run(
         run_id: identity.run_id.clone(),
         as_of: identity.as_of.clone(),
         deadline: Some(identity.deadline.clone()),
+        started_at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
         accounts: order
             .iter()
             .map(|(c, a, _)| (c.clone(), a.clone()))

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Decide a table of requests against the rendered roles with Accessflow's own engine.
+"""Decide a table of requests against the rendered roles with Accessflow's own engine,
+and check the monitoring decisions that need no engine.
 
-    decisions.py --rendered DIR --worker target/release/worker
+    decisions.py --rendered DIR [--worker target/release/worker]
 
 DIR is render_policies.py's output. Each row is (role file, action, resource, context,
 expected decision): what each role must be allowed, and next to it what must stay denied
@@ -11,15 +12,33 @@ condition here is given its context). Cross-account AssumeRole is judged by the 
 role's own identity statements: the engine answers ImplicitDeny for any cross-account
 request (it does not combine the customer's trust policy from another account). The full proof that the roles grant exactly what the
 binaries call is tests/tests/least_privilege.rs; this is the quick static version.
+
+Without --worker (the binary is not built) only the static decisions run, always:
+
+- the exporter task role is read-only: every action of its own policy (exporter.json) has
+  the access level Read or List in the action catalog the engine embeds
+  (analysis/data/catalog.tsv.gz), none is a wildcard;
+- the collector sidecars' policies (worker_collector.json, exporter_collector.json) are one
+  statement: aps:RemoteWrite on the deployment's AMP workspace, nothing else; and the
+  binaries' own policies grant no aps action;
+- the alarms module (read with python-hcl2): alarms on the exporter's DlqMessages > 0,
+  FailedAccounts > 0, NightPastDeadline >= 1 in namespace Accessflow with the dimension
+  Deployment = name_prefix, notifying the alarm topic; an ExporterHeartbeat alarm whose
+  missing data is breaching; the ERROR-line metric filter is the JSON pattern
+  { $.level = "ERROR" }; and the complete example turns the exporter alarms, the
+  Prometheus alerts and both collectors on.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def rows(v: dict) -> list:
@@ -37,6 +56,9 @@ def rows(v: dict) -> list:
     task = f"arn:aws:ecs:{region}:{acct}:task/{v['cluster']}/0123456789abcdef"
     other_task = f"arn:aws:ecs:{region}:{acct}:task/other/0123456789abcdef"
     W, C, A = "worker.json", "coordinator.json", "customer_audit.json"
+    E, WC, EC = "exporter.json", "worker_collector.json", "exporter_collector.json"
+    workspace = v["prometheus_workspace_arn"]
+    other_workspace = workspace.rsplit("/", 1)[0] + "/ws-ffffffff-ffff-4fff-8fff-ffffffffffff"
     ok, no = "Allowed", "Denied"
     return [
         # worker task role
@@ -106,6 +128,37 @@ def rows(v: dict) -> list:
         (C, "kms:GenerateDataKey", key, ours, no),
         (C, "cloudwatch:PutMetricData", "*", [], no),  # the metric goes through the logs (EMF)
         (C, "sts:AssumeRole", v["customer_role_arn"], [], no),
+        (W, "aps:RemoteWrite", workspace, [], no),  # the binary's policy: the sidecar's is apart
+        # exporter task role (the exporter binary's policy): reads only
+        (E, "dynamodb:GetItem", v["table_arn"], [], ok),
+        (E, "dynamodb:Query", v["table_arn"], [], ok),
+        (E, "dynamodb:UpdateItem", v["table_arn"], [], no),
+        (E, "dynamodb:PutItem", v["table_arn"], [], no),
+        (E, "dynamodb:DeleteItem", v["table_arn"], [], no),
+        (E, "dynamodb:Scan", v["table_arn"], [], no),
+        (E, "sqs:GetQueueAttributes", queue, [], ok),
+        (E, "sqs:GetQueueAttributes", dlq, [], ok),
+        (E, "sqs:GetQueueUrl", dlq, [], ok),
+        (E, "sqs:GetQueueAttributes", other_queue, [], no),
+        (E, "sqs:ReceiveMessage", dlq, [], no),
+        (E, "sqs:SendMessage", queue, [], no),
+        (E, "sqs:DeleteMessage", dlq, [], no),
+        (E, "sqs:PurgeQueue", dlq, [], no),
+        (E, "sqs:CreateQueue", queue, [], no),
+        (E, "s3:GetObject", obj, [], no),
+        (E, "kms:Decrypt", key, ours, no),
+        (E, "cloudwatch:PutMetricData", "*", [], no),  # its metrics go through the logs (EMF)
+        (E, "aps:RemoteWrite", workspace, [], no),
+        # the collector sidecars' policies: remote write to the deployment's workspace only
+        (WC, "aps:RemoteWrite", workspace, [], ok),
+        (WC, "aps:RemoteWrite", other_workspace, [], no),
+        (WC, "aps:QueryMetrics", workspace, [], no),
+        (WC, "aps:DeleteWorkspace", workspace, [], no),
+        (WC, "sqs:ReceiveMessage", queue, [], no),
+        (EC, "aps:RemoteWrite", workspace, [], ok),
+        (EC, "aps:RemoteWrite", other_workspace, [], no),
+        (EC, "aps:GetSeries", workspace, [], no),
+        (EC, "dynamodb:UpdateItem", v["table_arn"], [], no),
         # customer audit role (in the customer's account)
         (A, "iam:GetAccountAuthorizationDetails", "*", [], ok),
         (A, "iam:GenerateCredentialReport", "*", [], ok),
@@ -119,12 +172,160 @@ def rows(v: dict) -> list:
     ]
 
 
+# ------------------------------------------------------------------------------------
+# Static decisions (no engine)
+# ------------------------------------------------------------------------------------
+
+
+def access_levels() -> dict:
+    """service:Action (lower case) -> access level letter (R read, L list, W write, P
+    permissions management, T tagging) from the engine's embedded action catalog."""
+    levels = {}
+    with gzip.open(REPO / "analysis" / "data" / "catalog.tsv.gz", "rt") as fh:
+        for line in fh:
+            cols = line.rstrip("\n").split("\t")
+            if cols[0] == "A" and len(cols) >= 4:
+                levels[f"{cols[1]}:{cols[2]}".lower()] = cols[3]
+    return levels
+
+
+def statements(path: Path) -> list:
+    role = json.loads(path.read_text())["RoleDetailList"][0]
+    out = []
+    for policy in role["RolePolicyList"]:
+        st = policy["PolicyDocument"]["Statement"]
+        out.extend(st if isinstance(st, list) else [st])
+    return out
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def iam_problems(rendered: Path, values: dict) -> list[str]:
+    problems = []
+    levels = access_levels()
+    for st in statements(rendered / "exporter.json"):
+        if st.get("Effect") != "Allow":
+            continue
+        for action in as_list(st.get("Action", [])) + as_list(st.get("NotAction", [])):
+            level = levels.get(action.lower())
+            if "*" in action or "?" in action or "NotAction" in st:
+                problems.append(f"exporter.json: {action} is a wildcard or a NotAction: the role must name its reads")
+            elif level not in ("R", "L"):
+                problems.append(f"exporter.json: {action} has access level {level!r} in the catalog: the exporter role is read-only")
+    workspace = values["prometheus_workspace_arn"]
+    for file in ("worker_collector.json", "exporter_collector.json"):
+        got = [(st.get("Effect"), as_list(st.get("Action")), as_list(st.get("Resource")), st.get("Condition")) for st in statements(rendered / file)]
+        if got != [("Allow", ["aps:RemoteWrite"], [workspace], None)]:
+            problems.append(f"{file}: {got}, want exactly aps:RemoteWrite on {workspace}")
+    for file in ("worker.json", "coordinator.json", "exporter.json"):
+        for st in statements(rendered / file):
+            if any(a.lower().startswith("aps:") or a == "*" for a in as_list(st.get("Action", []))):
+                problems.append(f"{file}: grants {st.get('Action')}: only the collector sidecar's policy may write to AMP")
+    return problems
+
+
+def hcl(path: Path) -> dict:
+    import hcl2
+
+    with path.open() as fh:
+        return hcl2.load(fh)
+
+
+def one(v):
+    return v[0] if isinstance(v, list) and len(v) == 1 else v
+
+
+def unescape(text: str) -> str:
+    """An HCL string literal's escapes (python-hcl2 keeps them)."""
+    return text.replace('\\"', '"').replace("\\\\", "\\")
+
+
+def alarm_problems() -> list[str]:
+    problems = []
+    alarms_dir = REPO / "terraform" / "modules" / "alarms"
+    doc = hcl(alarms_dir / "main.tf")
+    variables = {}
+    for v in hcl(alarms_dir / "variables.tf").get("variable", []):
+        variables.update(v)
+    locals_ = {k: one(v) for block in doc.get("locals", []) for k, v in block.items()}
+    resources = {(t, n): b for r in doc.get("resource", []) for t, named in r.items() for n, b in named.items()}
+    default = lambda name: one(variables.get(name, {}).get("default"))  # noqa: E731
+    topic = "${aws_sns_topic.alarms.arn}"
+
+    if locals_.get("exporter_dimensions") != {"Deployment": "${var.name_prefix}"}:
+        problems.append(f"alarms: local.exporter_dimensions is {locals_.get('exporter_dimensions')}, want {{Deployment = var.name_prefix}}")
+    if default("exporter_metric_namespace") != "Accessflow":
+        problems.append(f"alarms: exporter_metric_namespace defaults to {default('exporter_metric_namespace')!r}, want Accessflow")
+    want = {
+        "DlqMessages": ("GreaterThanThreshold", 0),
+        "FailedAccounts": ("GreaterThanThreshold", 0),
+        "NightPastDeadline": ("GreaterThanOrEqualToThreshold", 1),
+    }
+    state = locals_.get("exporter_state_alarms") or {}
+    got = {a.get("metric"): (a.get("comparison"), a.get("threshold")) for a in state.values()}
+    if got != want:
+        problems.append(f"alarms: local.exporter_state_alarms alarms on {got}, want {want}")
+    alarm = resources.get(("aws_cloudwatch_metric_alarm", "exporter_state"), {})
+    expect = {
+        "metric_name": "${each.value.metric}",
+        "comparison_operator": "${each.value.comparison}",
+        "threshold": "${each.value.threshold}",
+        "namespace": "${var.exporter_metric_namespace}",
+        "dimensions": "${local.exporter_dimensions}",
+        "alarm_actions": [topic],
+    }
+    for key, value in expect.items():
+        if one(alarm.get(key)) != value:
+            problems.append(f"alarms: aws_cloudwatch_metric_alarm.exporter_state {key} = {one(alarm.get(key))!r}, want {value!r}")
+    if "local.exporter_state_alarms" not in str(one(alarm.get("for_each"))):
+        problems.append("alarms: aws_cloudwatch_metric_alarm.exporter_state is not one alarm per local.exporter_state_alarms")
+    heartbeat = resources.get(("aws_cloudwatch_metric_alarm", "exporter_heartbeat"), {})
+    expect = {
+        "metric_name": "ExporterHeartbeat",
+        "namespace": "${var.exporter_metric_namespace}",
+        "dimensions": "${local.exporter_dimensions}",
+        "comparison_operator": "LessThanThreshold",
+        "threshold": 1,
+        "treat_missing_data": "breaching",
+        "alarm_actions": [topic],
+    }
+    for key, value in expect.items():
+        if one(heartbeat.get(key)) != value:
+            problems.append(f"alarms: aws_cloudwatch_metric_alarm.exporter_heartbeat {key} = {one(heartbeat.get(key))!r}, want {value!r}")
+    periods = default("exporter_heartbeat_periods")
+    if not isinstance(periods, int) or not 1 <= periods <= 12:
+        problems.append(f"alarms: exporter_heartbeat_periods defaults to {periods!r}: a silent exporter must alarm within an hour")
+    errors = resources.get(("aws_cloudwatch_log_metric_filter", "errors"), {})
+    pattern = unescape(str(one(errors.get("pattern"))))
+    if pattern != '{ $.level = "ERROR" }':
+        problems.append(f"alarms: the ERROR-line metric filter's pattern is {pattern!r}, want the JSON pattern {{ $.level = \"ERROR\" }}")
+    example = {k: v for m in hcl(REPO / "terraform" / "examples" / "complete" / "main.tf").get("module", []) for k, v in m.items()}
+    for module, key in (
+        ("alarms", "exporter_alarms_enabled"),
+        ("alarms", "prometheus_alerts_enabled"),
+        ("worker_service", "metrics_collector_enabled"),
+        ("exporter_service", "metrics_collector_enabled"),
+    ):
+        if one(example.get(module, {}).get(key)) is not True:
+            problems.append(f"examples/complete: module {module} does not set {key} = true")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="decide expected requests against the rendered roles")
     parser.add_argument("--rendered", required=True, type=Path)
-    parser.add_argument("--worker", required=True, type=Path, help="the worker binary (worker check)")
+    parser.add_argument("--worker", type=Path, help="the worker binary (worker check); without it only the static decisions run")
     args = parser.parse_args()
     values = json.loads((args.rendered / "values.json").read_text())
+    static = iam_problems(args.rendered, values) + alarm_problems()
+    for f in static:
+        print(f"FAIL {f}", file=sys.stderr)
+    print(f"decisions: static monitoring decisions {'hold' if not static else f'FAILED ({len(static)})'}")
+    if args.worker is None:
+        print("decisions: no --worker: the engine's table of decisions is not run")
+        return 1 if static else 0
     failures, count = [], 0
     for file, action, resource, context, expected in rows(values):
         path = args.rendered / file
@@ -152,7 +353,7 @@ def main() -> int:
     for f in failures:
         print(f"FAIL {f}", file=sys.stderr)
     print(f"decisions: {count - len(failures)}/{len(rows(values))} as expected")
-    return 1 if failures else 0
+    return 1 if failures or static else 0
 
 
 if __name__ == "__main__":

@@ -12,15 +12,25 @@ calls the customer_role module, against fake credentials and a fake STS endpoint
 planned value is computed locally by the provider). Then it compares, after normalising
 single strings to lists:
 
-- the provider's JSON of the worker task role, coordinator task role and customer audit
-  role policies (and their trust policies) with the renderer's RolePolicyList /
-  AssumeRolePolicyDocument;
+- the provider's JSON of the worker, coordinator and exporter task role policies, the
+  worker's and exporter's collector sidecar policies, and the customer audit role policy
+  (and their trust policies) with the renderer's RolePolicyList / AssumeRolePolicyDocument;
+- the task containers of the worker and exporter services, read back from the plan
+  through outputs added to the scratch copy: the binaries serve /metrics on the loopback
+  port the ADOT collector's configuration (AOT_CONFIG_CONTENT) scrapes, as job
+  accessflow-worker / accessflow-exporter, remote-writing to the workspace with SigV4; no
+  port is published; the exporter runs `coordinator exporter ... --deliver-by`;
+- the alarms on the exporter's metrics (DlqMessages, FailedAccounts, NightPastDeadline,
+  ExporterHeartbeat: namespace, Deployment dimension, comparison, missing data, the topic)
+  and the ERROR-line metric filters (the JSON pattern, on the worker, coordinator and
+  exporter log groups), as the provider plans them;
 - the customer role's `tenants_snippet` output parses as TOML and names the account, the
   role and the ExternalId.
 
 (The containers' environment is not compared: the provider leaves a new task definition's
-container_definitions unknown at plan time. task-environment.json is read from the same
-locals the container definitions are built from.)
+container_definitions unknown at plan time, so the containers are read from the modules'
+local.container_definitions instead. task-environment.json is read from the same locals
+the container definitions are built from.)
 
 Any difference fails: the renderer would otherwise prove least privilege of a policy
 Terraform does not deploy.
@@ -176,6 +186,133 @@ def autoscaling_problems(plan: dict) -> list[str]:
     return problems
 
 
+CONTAINER_OUTPUTS = {
+    # module directory -> the scratch root output that carries its local.container_definitions
+    "worker_service": "plan_check_worker_containers",
+    "exporter_service": "plan_check_exporter_containers",
+}
+
+
+def add_container_outputs(tree: Path) -> None:
+    """Outputs in the scratch copy that expose the task containers to the plan."""
+    for module, output in CONTAINER_OUTPUTS.items():
+        (tree / "modules" / module / "plan_check_outputs.tf").write_text(
+            'output "plan_check_container_definitions" {\n  value = local.container_definitions\n}\n'
+        )
+        with (tree / "examples" / "complete" / "plan_check_outputs.tf").open("a") as fh:
+            fh.write(f'output "{output}" {{\n  value = module.{module}.plan_check_container_definitions\n}}\n')
+
+
+def container_problems(plan: dict, values: dict) -> list[str]:
+    """The worker's and the exporter's task containers, as planned (see the docstring)."""
+    import yaml  # PyYAML comes with checkov (requirements.txt)
+
+    outputs = plan["planned_values"].get("outputs", {})
+    problems = []
+    expect = {
+        "plan_check_worker_containers": ("worker", "accessflow-worker", 9464, False, ["worker", "serve"]),
+        "plan_check_exporter_containers": ("exporter", "accessflow-exporter", 9465, True, ["coordinator", "exporter"]),
+    }
+    for output, (main, job, port, collector_essential, command_head) in expect.items():
+        containers = outputs.get(output, {}).get("value")
+        if not containers:
+            problems.append(f"containers: {output} is not in the plan (or unknown)")
+            continue
+        by_name = {c["name"]: c for c in containers}
+        if sorted(by_name) != sorted([main, "collector"]):
+            problems.append(f"containers: {main} task has {sorted(by_name)}, want [{main}, collector]")
+            continue
+        for c in containers:
+            if c.get("portMappings"):
+                problems.append(f"containers: {c['name']} publishes ports {c['portMappings']}: /metrics is for the sidecar on the loopback only")
+            if c.get("readonlyRootFilesystem") is not True:
+                problems.append(f"containers: {c['name']} has a writable root file system")
+        command = by_name[main].get("command") or []
+        addr = f"127.0.0.1:{port}"
+        if command[: len(command_head)] != command_head or command[len(command_head):][:2] != ["--metrics-addr", addr]:
+            problems.append(f"containers: {main} runs {command}, want {command_head + ['--metrics-addr', addr]} ...")
+        if main == "exporter" and command[-2:] != ["--deliver-by", values["deliver_by"]]:
+            problems.append(f"containers: the exporter runs {command}, want --deliver-by {values['deliver_by']} last")
+        collector = by_name["collector"]
+        if collector.get("essential") is not collector_essential:
+            problems.append(f"containers: the {main} task's collector has essential={collector.get('essential')}, want {collector_essential}")
+        env = {e["name"]: e["value"] for e in collector.get("environment", [])}
+        try:
+            config = yaml.safe_load(env["AOT_CONFIG_CONTENT"])
+            scrape = config["receivers"]["prometheus"]["config"]["scrape_configs"]
+            targets = [t for sc in scrape for st in sc["static_configs"] for t in st["targets"]]
+            exporter = config["exporters"]["prometheusremotewrite"]
+            sigv4 = config["extensions"]["sigv4auth"]
+            pipeline = config["service"]["pipelines"]["metrics"]
+        except Exception as e:  # a missing variable, bad YAML, missing keys
+            problems.append(f"containers: the {main} task's collector configuration is not usable: {e!r}")
+            continue
+        if [sc["job_name"] for sc in scrape] != [job] or targets != [f"localhost:{port}"]:
+            problems.append(f"containers: the {main} task's collector scrapes {[(sc['job_name']) for sc in scrape]} at {targets}, want {job} at localhost:{port}")
+        if exporter.get("endpoint") != values["prometheus_remote_write_url"] or exporter.get("auth", {}).get("authenticator") != "sigv4auth":
+            problems.append(f"containers: the {main} task's collector writes to {exporter.get('endpoint')} ({exporter.get('auth')}), want {values['prometheus_remote_write_url']} with sigv4auth")
+        if sigv4 != {"region": values["region"], "service": "aps"}:
+            problems.append(f"containers: the {main} task's collector signs with {sigv4}, want region {values['region']}, service aps")
+        if pipeline.get("receivers") != ["prometheus"] or pipeline.get("exporters") != ["prometheusremotewrite"]:
+            problems.append(f"containers: the {main} task's collector pipeline is {pipeline}")
+        if "sigv4auth" not in config["service"].get("extensions", []):
+            problems.append(f"containers: the {main} task's collector does not enable sigv4auth")
+    service = lookup(plan, "module.exporter_service.aws_ecs_service.exporter")
+    if (service["desired_count"], service["deployment_maximum_percent"]) != (1, 100):
+        problems.append(f"exporter service: desired_count {service['desired_count']}, maximum {service['deployment_maximum_percent']} %: want exactly one exporter")
+    return problems
+
+
+def alarm_problems(plan: dict, values: dict) -> list[str]:
+    """The exporter alarms and the ERROR-line filters, as planned."""
+    problems = []
+    prefix = values["name_prefix"]
+    want = {
+        # metric: (comparison, threshold, statistic, missing data)
+        "DlqMessages": ("GreaterThanThreshold", 0, "Maximum", "notBreaching"),
+        "FailedAccounts": ("GreaterThanThreshold", 0, "Maximum", "notBreaching"),
+        "NightPastDeadline": ("GreaterThanOrEqualToThreshold", 1, "Maximum", "notBreaching"),
+        "ExporterHeartbeat": ("LessThanThreshold", 1, "SampleCount", "breaching"),
+    }
+    alarms = {}
+
+    def walk(module):
+        for r in module.get("resources", []):
+            if r["address"].startswith("module.alarms.") and r["type"] == "aws_cloudwatch_metric_alarm":
+                alarms.setdefault(r["values"].get("metric_name"), []).append(r)
+            if r["address"].startswith("module.alarms.aws_cloudwatch_log_metric_filter.errors"):
+                filters[r["index"]] = r["values"]
+        for child in module.get("child_modules", []):
+            walk(child)
+
+    filters = {}
+    walk(plan["planned_values"]["root_module"])
+    for metric, (comparison, threshold, statistic, missing) in want.items():
+        found = alarms.get(metric, [])
+        if len(found) != 1:
+            problems.append(f"alarms: {len(found)} alarms on {metric}, want 1")
+            continue
+        v = found[0]["values"]
+        got = (v["namespace"], v["dimensions"], v["comparison_operator"], float(v["threshold"]), v["statistic"], v["treat_missing_data"])
+        if got != ("Accessflow", {"Deployment": prefix}, comparison, float(threshold), statistic, missing):
+            problems.append(f"alarms: {found[0]['address']} is {got}, want {('Accessflow', {'Deployment': prefix}, comparison, float(threshold), statistic, missing)}")
+        if metric == "ExporterHeartbeat" and int(v["period"]) * int(v["evaluation_periods"]) > 3600:
+            problems.append(f"alarms: the heartbeat alarm waits {int(v['period']) * int(v['evaluation_periods'])} s")
+    # Their actions are the alarm topic (an ARN unknown at plan time: read the configuration).
+    config = plan["configuration"]["root_module"]["module_calls"]["alarms"]["module"]["resources"]
+    for r in config:
+        if r["address"] in ("aws_cloudwatch_metric_alarm.exporter_state", "aws_cloudwatch_metric_alarm.exporter_heartbeat"):
+            refs = r["expressions"].get("alarm_actions", {}).get("references", [])
+            if "aws_sns_topic.alarms.arn" not in refs:
+                problems.append(f"alarms: {r['address']} does not notify the alarm topic ({refs})")
+    if sorted(filters) != ["coordinator", "exporter", "worker"]:
+        problems.append(f"alarms: ERROR-line filters on {sorted(filters)}, want coordinator, exporter, worker")
+    for key, v in filters.items():
+        if v["pattern"] != '{ $.level = "ERROR" }':
+            problems.append(f"alarms: the {key} ERROR-line filter's pattern is {v['pattern']!r}")
+    return problems
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="compare render_policies.py with terraform plan")
     parser.add_argument("--rendered", required=True, type=Path)
@@ -189,6 +326,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="accessflow-plan-check-") as tmp:
         tree = Path(tmp) / "terraform"
         shutil.copytree(rp.TERRAFORM, tree, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"))
+        # The monitoring module reads the alert rules and the dashboards from deploy/.
+        for part in ("deploy/prometheus", "deploy/grafana"):
+            if (rp.REPO / part).is_dir():
+                shutil.copytree(rp.REPO / part, Path(tmp) / part)
+        add_container_outputs(tree)
 
         # The complete example, with the renderer's example values.
         example = tree / "examples" / "complete"
@@ -202,16 +344,26 @@ def main() -> int:
             "bucket_name": values["bucket"],
             "bucket_arn": values["bucket_arn"],
             "kms_key_arn": f"arn:aws:kms:{rp.REGION}:{rp.ACCOUNT}:key/{rp.KMS_KEY_ID}",
+            "prometheus_workspace_arn": values["prometheus_workspace_arn"],
+            "prometheus_remote_write_url": values["prometheus_remote_write_url"],
+        }
+        inputs_of = {
+            "worker_service": list(known),
+            "coordinator_schedule": ["table_name", "table_arn", "bucket_name", "bucket_arn", "kms_key_arn"],
+            "exporter_service": ["table_name", "table_arn", "bucket_name", "kms_key_arn", "prometheus_workspace_arn", "prometheus_remote_write_url"],
         }
         override = "".join(
-            f'module "{m}" {{\n' + "".join(f"  {k} = {json.dumps(v)}\n" for k, v in known.items()) + "}\n"
-            for m in ("worker_service", "coordinator_schedule")
+            f'module "{m}" {{\n' + "".join(f"  {k} = {json.dumps(known[k])}\n" for k in keys) + "}\n"
+            for m, keys in inputs_of.items()
         )
         STS_ACCOUNT["value"] = rp.ACCOUNT
         plan = plan_json(example, args.plugin_dir, sts_url, rp.EXAMPLE_TFVARS, override)
         roles = {
             "worker.json": ("module.worker_service", "worker_task", "ecs_tasks_assume"),
+            "worker_collector.json": ("module.worker_service", "collector_remote_write[0]", "ecs_tasks_assume"),
             "coordinator.json": ("module.coordinator_schedule", "coordinator_task", "ecs_tasks_assume"),
+            "exporter.json": ("module.exporter_service", "exporter_task", "ecs_tasks_assume"),
+            "exporter_collector.json": ("module.exporter_service", "collector_remote_write[0]", "ecs_tasks_assume"),
         }
         for file, (module, policy, trust) in roles.items():
             role = json.loads((rendered / file).read_text())["RoleDetailList"][0]
@@ -226,6 +378,8 @@ def main() -> int:
             if got != normalise(role["AssumeRolePolicyDocument"]):
                 problems.append(f"{file}: trust policies differ: {got} vs {role['AssumeRolePolicyDocument']}")
         problems.extend(autoscaling_problems(plan))
+        problems.extend(container_problems(plan, values))
+        problems.extend(alarm_problems(plan, values))
         # The customer's side: a root calling customer_role, in the customer account.
         customer = Path(tmp) / "customer"
         customer.mkdir()
@@ -267,7 +421,11 @@ def main() -> int:
         print(f"FAIL {p}", file=sys.stderr)
     if problems:
         return 1
-    print("plan_check: terraform validate + plan of the example and of the customer role pass; the three rendered roles equal the provider's policy JSON; the planned autoscaling steps set ceil(accounts / concurrency) tasks")
+    print(
+        "plan_check: terraform validate + plan of the example and of the customer role pass; the six rendered policies equal the provider's policy JSON; "
+        "the planned autoscaling steps set ceil(accounts / concurrency) tasks; the worker and exporter tasks serve /metrics on the loopback port their "
+        "collector scrapes and remote-writes to the workspace; the exporter alarms and the JSON ERROR-line filters are planned as decided"
+    )
     return 0
 
 

@@ -6,24 +6,34 @@ the example deployment (terraform/examples/complete) would give each role:
 
 - the worker task role        (terraform/modules/worker_service, aws_iam_role.task)
 - the coordinator task role   (terraform/modules/coordinator_schedule, aws_iam_role.task)
+- the exporter task role      (terraform/modules/exporter_service, aws_iam_role.task)
 - the customer audit role     (terraform/modules/customer_role, aws_iam_role.audit),
   rendered in an example customer account that trusts the rendered worker role.
+
+The worker and exporter task roles carry two inline policies: the binary's (`worker`,
+`exporter`) and the ADOT collector sidecar's (`collector-remote-write`, aps:RemoteWrite on
+the AMP workspace). They are rendered into separate files, so worker.json stays exactly
+what the worker binary calls (tests/tests/least_privilege.rs proves it), and every inline
+policy of those roles must be rendered into one of them.
 
 Module inputs are followed through the example's module blocks (`module.core.table_arn`
 -> the core module's output -> `aws_dynamodb_table.this.arn` -> the ARN such a table gets),
 so what is rendered is what the example deploys. Writes into --out DIR:
 
-- worker.json, coordinator.json, customer_audit.json: in the format of
+- worker.json, coordinator.json, exporter.json, customer_audit.json (the binaries' own
+  policies) and worker_collector.json, exporter_collector.json (the sidecars'): in the
+  format of
   `aws iam get-account-authorization-details` (RoleDetailList with one role carrying its
   inline policies in RolePolicyList), which `worker check FILE --principal ARN --action A
   --resource ARN [--context K=V]` reads;
 - values.json: the example values and the ARNs and patterns the policies are about;
-- task-environment.json: {"worker": [...], "coordinator": [...]}, the environment variable
-  names of the containers.
+- task-environment.json: {"worker": [...], "coordinator": [...], "exporter": [...]}, the
+  environment variable names of the containers.
 
 The evaluator knows only the constructs these files use (references to var, local, data,
-module and resource attributes; coalesce, tostring, jsonencode-free templates) and fails
-loudly on anything else: an unresolvable policy must never be rendered half-way.
+module and resource attributes, `[0]` of a counted block; coalesce, tostring, a
+conditional `c ? a : b`; jsonencode-free templates) and fails loudly on anything else: an
+unresolvable policy must never be rendered half-way.
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ REGION = "us-east-1"
 PARTITION = "aws"
 CUSTOMER_ACCOUNT = "210987654321"
 KMS_KEY_ID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"  # an example id of the deployment's key
+AMP_WORKSPACE_ID = "ws-0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"  # an example AMP workspace id
 EXAMPLE_TFVARS = {
     # Values of the example's root variables without defaults (terraform.tfvars.example).
     "region": REGION,
@@ -205,6 +216,9 @@ class Instance:
             ("aws_secretsmanager_secret", "arn"): lambda: f"arn:{PARTITION}:secretsmanager:{region}:{account}:secret:{get('name')}-AbCdEf",
             ("aws_security_group", "id"): lambda: "sg-0123456789abcdef0",
             ("aws_sns_topic", "arn"): lambda: f"arn:{PARTITION}:sns:{region}:{account}:{get('name')}",
+            ("aws_prometheus_workspace", "arn"): lambda: f"arn:{PARTITION}:aps:{region}:{account}:workspace/{AMP_WORKSPACE_ID}",
+            ("aws_prometheus_workspace", "id"): lambda: AMP_WORKSPACE_ID,
+            ("aws_prometheus_workspace", "prometheus_endpoint"): lambda: f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{AMP_WORKSPACE_ID}/",
         }
         fn = computed.get((rtype, attribute))
         if fn is None and attribute in body and not isinstance(attr(body, attribute), dict):
@@ -212,6 +226,13 @@ class Instance:
         if fn is None:
             raise RenderError(f"{self.module.path}: cannot resolve {rtype}.{rname}.{attribute}")
         return fn()
+
+    def module_output_value(self, output: str):
+        """This module's own output `output`."""
+        spec = self.module.outputs.get(output)
+        if spec is None:
+            raise RenderError(f"{self.module.path}: output {output!r} does not exist")
+        return self.value(attr(spec, "value"))
 
     def module_output(self, name: str, output: str):
         child = self.children.get(name)
@@ -228,6 +249,10 @@ class Instance:
             return self._index(self.var(path[1]), path[2:])
         if head == "local" and len(path) >= 2:
             return self._index(self.local(path[1]), path[2:])
+        if head == "data" and len(path) >= 5 and isinstance(path[3], int):
+            # data.TYPE.NAME[i].ATTR of a counted block: only instance 0 of a count that is 1.
+            self.require_single_instance(self.module.data.get((path[1], path[2])), f"data.{path[1]}.{path[2]}", path[3])
+            return self._index(self.data_attr(path[1], path[2], path[4]), path[5:])
         if head == "data" and len(path) >= 4:
             return self._index(self.data_attr(path[1], path[2], path[3]), path[4:])
         if head == "module" and len(path) >= 3:
@@ -235,6 +260,22 @@ class Instance:
         if head.startswith("aws_") and len(path) >= 3:
             return self._index(self.resource_attr(path[0], path[1], path[2]), path[3:])
         raise RenderError(f"{self.module.path}: cannot resolve reference {'.'.join(map(str, path))}")
+
+    def count_of(self, body: dict) -> int | None:
+        """The evaluated `count` of a block, None without one."""
+        if body is None or "count" not in body:
+            return None
+        n = self.value(attr(body, "count"))
+        if not isinstance(n, int):
+            raise RenderError(f"{self.module.path}: count at line {body.get('__start_line__')} is {n!r}")
+        return n
+
+    def require_single_instance(self, body, what: str, index: int):
+        if body is None:
+            raise RenderError(f"{self.module.path}: {what} does not exist")
+        n = self.count_of(body)
+        if n is None or index != 0 or n != 1:
+            raise RenderError(f"{self.module.path}: {what}[{index}] with count {n!r}: the renderer reads only [0] of a count of 1")
 
     @staticmethod
     def _index(value, rest):
@@ -357,11 +398,12 @@ def split_template(text: str):
     return parts
 
 
-TOKEN = re.compile(r'\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<name>[A-Za-z_][A-Za-z0-9_-]*)|(?P<op>[.,()\[\]]))')
+TOKEN = re.compile(r'\s*(?:(?P<num>\d+(?:\.\d+)?)|(?P<str>"(?:[^"\\]|\\.)*")|(?P<name>[A-Za-z_][A-Za-z0-9_-]*)|(?P<op>[.,()\[\]?:]))')
 
 
 class Expr:
-    """A tiny HCL expression evaluator: literals, references, coalesce(), tostring()."""
+    """A tiny HCL expression evaluator: literals, references, coalesce(), tostring(), and
+    one conditional `cond ? a : b` (both branches are evaluated; cond must be a bool)."""
 
     FUNCTIONS = {
         "coalesce": lambda *a: next((x for x in a if x is not None and x != ""), None),
@@ -398,6 +440,14 @@ class Expr:
 
     def evaluate(self):
         v = self.expression()
+        if self.peek()[1] == "?":
+            self.take("?")
+            then = self.expression()
+            self.take(":")
+            otherwise = self.expression()
+            if not isinstance(v, bool):
+                raise RenderError(f"{self.scope.module.path}: the condition of ${{{self.text}}} is {v!r}, not a bool")
+            v = then if v else otherwise
         if self.i != len(self.tokens):
             raise RenderError(f"{self.scope.module.path}: cannot evaluate ${{{self.text}}} (unsupported operator at {self.peek()[1]!r})")
         return v
@@ -471,9 +521,25 @@ class LazyInput:
         return self.v
 
 
-def role_details(inst: Instance, role_resource: str) -> dict:
+def attached_policies(inst: Instance, role_resource: str) -> list:
+    """The aws_iam_role_policy resources of the module attached to the role (by resource
+    name), without those whose count is 0."""
+    out = []
+    for (rtype, rname), body in sorted(inst.module.resources.items()):
+        if rtype != "aws_iam_role_policy":
+            continue
+        if attr(body, "role") not in (f"${{aws_iam_role.{role_resource}.id}}", f"${{aws_iam_role.{role_resource}.name}}"):
+            continue
+        if inst.count_of(body) == 0:
+            continue
+        out.append(rname)
+    return out
+
+
+def role_details(inst: Instance, role_resource: str, only: list | None = None) -> dict:
     """One role as `get-account-authorization-details` shows it: name, ARN, trust policy,
-    and every aws_iam_role_policy of the module attached to it."""
+    and the aws_iam_role_policy resources of the module attached to it (all of them, or
+    those named in `only`)."""
     role = inst.module.resources.get(("aws_iam_role", role_resource))
     if role is None:
         raise RenderError(f"{inst.module.path}: aws_iam_role.{role_resource} does not exist")
@@ -481,11 +547,10 @@ def role_details(inst: Instance, role_resource: str) -> dict:
     arn = inst.resource_attr("aws_iam_role", role_resource, "arn")
     trust = json.loads(inst.value(attr(role, "assume_role_policy")))
     policies = []
-    for (rtype, rname), body in sorted(inst.module.resources.items()):
-        if rtype != "aws_iam_role_policy":
+    for rname in attached_policies(inst, role_resource):
+        if only is not None and rname not in only:
             continue
-        if attr(body, "role") not in (f"${{aws_iam_role.{role_resource}.id}}", f"${{aws_iam_role.{role_resource}.name}}"):
-            continue
+        body = inst.module.resources[("aws_iam_role_policy", rname)]
         policies.append({"PolicyName": inst.value(attr(body, "name")), "PolicyDocument": json.loads(inst.value(attr(body, "policy")))})
     if not policies:
         raise RenderError(f"{inst.module.path}: aws_iam_role.{role_resource} has no aws_iam_role_policy")
@@ -525,9 +590,25 @@ def render(out: Path) -> dict:
     root = instantiate_example()
     worker = root.children["worker_service"]
     coordinator = root.children["coordinator_schedule"]
+    exporter = root.children["exporter_service"]
+    monitoring = root.children["monitoring"]
     core = root.children["core"]
 
-    worker_doc = role_details(worker, "task")
+    # The binaries' own policies, and the collector sidecars' apart (see the docstring);
+    # an inline policy of these roles that neither file renders is an error.
+    split = {
+        "worker": (worker, {"worker.json": ["task"], "worker_collector.json": ["collector_remote_write"]}),
+        "exporter": (exporter, {"exporter.json": ["task"], "exporter_collector.json": ["collector_remote_write"]}),
+    }
+    docs = {}
+    for who, (inst, files_of_role) in split.items():
+        rendered = [name for names in files_of_role.values() for name in names]
+        attached = attached_policies(inst, "task")
+        if sorted(attached) != sorted(rendered):
+            raise RenderError(f"{inst.module.path}: the {who} task role has the inline policies {attached}, the renderer renders {rendered}")
+        for file, names in files_of_role.items():
+            docs[file] = role_details(inst, "task", only=names)
+    worker_doc = docs["worker.json"]
     coordinator_doc = role_details(coordinator, "task")
     worker_role_arn = worker_doc["RoleDetailList"][0]["Arn"]
 
@@ -564,15 +645,23 @@ def render(out: Path) -> dict:
         "customer_role_pattern": f"arn:{PARTITION}:iam::*:role/{worker.var('customer_role_name')}",
         "customer_role_arn": customer_doc["RoleDetailList"][0]["Arn"],
         "customer_external_id": CUSTOMER_INPUTS["external_id"],
+        "exporter_role_arn": docs["exporter.json"]["RoleDetailList"][0]["Arn"],
+        "prometheus_workspace_arn": monitoring.resource_attr("aws_prometheus_workspace", "this", "arn"),
+        "prometheus_remote_write_url": monitoring.module_output_value("remote_write_url"),
+        "deliver_by": exporter.var("deliver_by"),
     }
     env = {
         "worker": environment_names(worker, "worker_environment"),
         "coordinator": environment_names(coordinator, "coordinator_environment"),
+        "exporter": environment_names(exporter, "exporter_environment"),
     }
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "worker.json": worker_doc,
+        "worker_collector.json": docs["worker_collector.json"],
         "coordinator.json": coordinator_doc,
+        "exporter.json": docs["exporter.json"],
+        "exporter_collector.json": docs["exporter_collector.json"],
         "customer_audit.json": customer_doc,
         "values.json": values,
         "task-environment.json": env,

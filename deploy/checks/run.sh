@@ -7,13 +7,18 @@
 #    remade when requirements.txt changes);
 # 2. `terraform fmt -check -recursive terraform`, only if a terraform binary is on PATH;
 # 3. every .tf file parsed with python-hcl2 (any parse error fails);
-# 4. the IAM policies of the worker, coordinator and customer audit roles rendered from the
-#    .tf files (render_policies.py) and, if target/release/worker exists, a table of
-#    expected decisions checked with `worker check` (decisions.py);
+# 4. the IAM policies of the worker, coordinator, exporter and customer audit roles (and of
+#    the metrics collector sidecars) rendered from the .tf files (render_policies.py); the
+#    static monitoring decisions (read-only exporter role, remote write to the one AMP
+#    workspace, the exporter alarms, the JSON ERROR-line filter) and, if
+#    target/release/worker exists, a table of expected decisions checked with
+#    `worker check` (decisions.py);
 # 5. with a terraform binary AND the hashicorp/aws provider in a local plugin directory
 #    (TF_PLUGIN_DIR, default /opt/tf-plugins; nothing is downloaded): `terraform init
 #    -plugin-dir`, `validate` and `plan` of the example and of the customer role in a
-#    scratch copy, and the rendered policies compared with the provider's (plan_check.py);
+#    scratch copy (with deploy/prometheus and deploy/grafana, which the monitoring module
+#    reads), the rendered policies compared with the provider's, the planned containers,
+#    alarms and filters checked (plan_check.py);
 # 6. checkov on terraform/ (0 failed checks; skips are written next to the resource with
 #    their reason) and on deploy/Dockerfile if it exists.
 #
@@ -95,7 +100,8 @@ rm -rf "$OUT"
 if [ -x target/release/worker ]; then
     "$PY" "$CHECKS/decisions.py" --rendered "$OUT/rendered" --worker target/release/worker
 else
-    echo "deploy checks: target/release/worker not built: decisions.py skipped"
+    echo "deploy checks: target/release/worker not built: only the static decisions of decisions.py run"
+    "$PY" "$CHECKS/decisions.py" --rendered "$OUT/rendered"
 fi
 
 # 5. terraform validate + plan against a local provider mirror.

@@ -36,6 +36,10 @@ pub struct RunHeader {
     /// workers are gone still ends, and says why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
+    /// RFC 3339 wall-clock time the run was opened (its as-of time may be set to another):
+    /// what the exporter measures progress, ETA and waiting from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

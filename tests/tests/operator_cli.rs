@@ -193,6 +193,7 @@ fn start_with_the_same_run_id_resumes_a_half_opened_run() {
                 ("initech".into(), "333300000022".into()),
             ],
             deadline: None,
+            started_at: None,
         };
         ports
             .store

@@ -234,6 +234,7 @@ impl Night {
                 as_of: "2026-11-25T02:00:00Z".into(),
                 accounts: vec![(CUSTOMER.into(), ACCOUNT.into())],
                 deadline: None,
+                started_at: None,
             })
             .await
             .expect("run");

@@ -310,6 +310,53 @@ pub const PROCESS_CPU: MetricDef = def(
     "CPU time (user and system) the process used.",
 );
 
+pub const PROCESS_OPEN_FDS: MetricDef = def(
+    "process_open_fds",
+    Gauge,
+    &[],
+    "both",
+    "Open file descriptors (sockets included) of the process.",
+);
+/// The process collector's other series: for ad-hoc queries.
+const PROCESS_OTHER: &str = "for ad-hoc queries; memory and CPU are on the Workers dashboard";
+pub const PROCESS_MAX_FDS: MetricDef = MetricDef {
+    unused_because: Some(PROCESS_OTHER),
+    ..def(
+        "process_max_fds",
+        Gauge,
+        &[],
+        "both",
+        "The process's file descriptor limit.",
+    )
+};
+pub const PROCESS_VIRTUAL_MEMORY: MetricDef = MetricDef {
+    unused_because: Some(PROCESS_OTHER),
+    ..def(
+        "process_virtual_memory_bytes",
+        Gauge,
+        &[],
+        "both",
+        "Virtual memory of the process.",
+    )
+};
+pub const PROCESS_START_TIME: MetricDef = def(
+    "process_start_time_seconds",
+    Gauge,
+    &[],
+    "both",
+    "Unix time the process started (its changes count restarts).",
+);
+pub const PROCESS_THREADS: MetricDef = MetricDef {
+    unused_because: Some(PROCESS_OTHER),
+    ..def(
+        "process_threads",
+        Gauge,
+        &[],
+        "both",
+        "Operating-system threads of the process.",
+    )
+};
+
 /// Every metric, in the order of the README's table.
 pub const CATALOG: &[MetricDef] = &[
     BUILD_INFO,
@@ -347,6 +394,11 @@ pub const CATALOG: &[MetricDef] = &[
     EXPORTER_REFRESH_ERRORS,
     PROCESS_RSS,
     PROCESS_CPU,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    PROCESS_VIRTUAL_MEMORY,
+    PROCESS_START_TIME,
+    PROCESS_THREADS,
 ];
 
 /// The catalog entry of a series name (`..._bucket` and friends map to their histogram).

@@ -42,3 +42,23 @@ output "alarm_topic_arn" {
   description = "Alarm SNS topic."
   value       = module.alarms.topic_arn
 }
+
+output "exporter_log_group" {
+  description = "Metrics exporter logs (its EMF metric lines)."
+  value       = module.exporter_service.log_group_name
+}
+
+output "prometheus_workspace_id" {
+  description = "Amazon Managed Service for Prometheus workspace id."
+  value       = module.monitoring.workspace_id
+}
+
+output "prometheus_endpoint" {
+  description = "Amazon Managed Service for Prometheus endpoint (query API under api/v1/, SigV4)."
+  value       = module.monitoring.prometheus_endpoint
+}
+
+output "grafana_url" {
+  description = "Amazon Managed Grafana workspace URL (sign in with IAM Identity Center)."
+  value       = module.monitoring.grafana_url
+}

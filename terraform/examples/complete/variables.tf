@@ -84,6 +84,36 @@ variable "customer_role_name" {
   default     = "AccessflowAudit"
 }
 
+variable "deliver_by" {
+  description = "Time of day (HH:MM, UTC) the nightly reports must be delivered by: the exporter's --deliver-by (NightPastDeadline alarm, the run's deadline metric)."
+  type        = string
+  default     = "06:00"
+}
+
+variable "collector_image" {
+  description = "AWS Distro for OpenTelemetry collector image of the metrics sidecars (public.ecr.aws needs NAT; mirror it into ECR behind VPC endpoints only)."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.47.0"
+}
+
+variable "grafana_enabled" {
+  description = "Create the Amazon Managed Grafana workspace with the dashboards (needs IAM Identity Center, and curl and jq where terraform applies)."
+  type        = bool
+  default     = true
+}
+
+variable "grafana_admin_group_ids" {
+  description = "IAM Identity Center group ids with the Grafana ADMIN role."
+  type        = list(string)
+  default     = []
+}
+
+variable "grafana_viewer_group_ids" {
+  description = "IAM Identity Center group ids with the Grafana VIEWER role."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags on every resource."
   type        = map(string)

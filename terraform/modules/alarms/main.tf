@@ -8,13 +8,20 @@
 # 2. the schedule dropped an invocation (it could not start the task at all);
 # 3. a run is in progress (the coordinator task is waiting on it) but the worker service
 #    has run no task for no_worker_minutes;
-# 4. ERROR lines in the worker or coordinator logs.
+# 4. ERROR lines in the worker, coordinator or exporter logs ({ $.level = "ERROR" });
+# 5. the metrics exporter's CloudWatch metrics (exporter_alarms_enabled; exporter_service
+#    prints them in the embedded metric format, namespace Accessflow, dimension
+#    Deployment = name_prefix): messages in the DLQs, failed accounts in the latest run,
+#    the night past its delivery deadline, and the exporter itself silent.
 #
-# Not covered, honestly: the per-account DLQs. They are created at run time by
-# `coordinator reconcile`, so Terraform cannot put an alarm on each, and CloudWatch has no
-# name-pattern alarm on SQS metrics. A dead-lettered message makes that night's report
-# partial, which alarm 1 reports (exit code 3 or 4); `coordinator status` and
-# `coordinator dlq list` show the DLQ depths. DLQ messages expire after 14 days.
+# The per-account DLQs are created at run time by `coordinator reconcile`, so Terraform
+# cannot put an alarm on each, and CloudWatch has no name-pattern alarm on SQS metrics:
+# the exporter sums their depths into one metric (DlqMessages) instead; `coordinator dlq
+# list` shows which. DLQ messages expire after 14 days.
+#
+# These alarms need nothing of Prometheus: they work when the AMP workspace, a collector
+# or Grafana does not. The Prometheus alert manager (monitoring module) sends its alerts to
+# the same topic (prometheus_alerts_enabled: the topic and key policies let AMP publish).
 
 data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
@@ -41,14 +48,16 @@ data "aws_iam_policy_document" "topic_key" {
     }
   }
 
-  # CloudWatch alarms and EventBridge publish to the encrypted topic.
+  # CloudWatch alarms, EventBridge and the Prometheus alert manager (monitoring module;
+  # which workspace may publish is the topic policy's business) publish to the encrypted
+  # topic.
   statement {
     sid       = "AlarmSourcesPublishToTheEncryptedTopic"
     actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
     resources = ["*"]
     principals {
       type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
+      identifiers = concat(["cloudwatch.amazonaws.com", "events.amazonaws.com"], var.prometheus_alerts_enabled ? ["aps.amazonaws.com"] : [])
     }
     condition {
       test     = "StringEquals"
@@ -107,11 +116,43 @@ data "aws_iam_policy_document" "topic" {
       values   = [aws_cloudwatch_event_rule.coordinator_failed.arn]
     }
   }
+
+  # AMP's documented statement for an alert manager receiver (Publish and
+  # GetTopicAttributes), for this account's workspace only.
+  dynamic "statement" {
+    for_each = var.prometheus_alerts_enabled ? [1] : []
+    content {
+      sid       = "PrometheusAlertManager"
+      actions   = ["sns:Publish", "sns:GetTopicAttributes"]
+      resources = [aws_sns_topic.alarms.arn]
+      principals {
+        type        = "Service"
+        identifiers = ["aps.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [var.prometheus_workspace_arn]
+      }
+    }
+  }
 }
 
 resource "aws_sns_topic_policy" "alarms" {
   arn    = aws_sns_topic.alarms.arn
   policy = data.aws_iam_policy_document.topic.json
+
+  lifecycle {
+    precondition {
+      condition     = !var.prometheus_alerts_enabled || var.prometheus_workspace_arn != null
+      error_message = "prometheus_alerts_enabled needs prometheus_workspace_arn (monitoring module output workspace_arn)."
+    }
+  }
 }
 
 resource "aws_sns_topic_subscription" "email" {
@@ -212,15 +253,22 @@ resource "aws_cloudwatch_composite_alarm" "run_without_workers" {
   tags              = var.tags
 }
 
-# 4. ERROR lines (the containers run with NO_COLOR=1, so the level is plain text).
+# 4. ERROR lines. Off a terminal the binaries log one JSON object per line
+#    ({"timestamp":..,"level":"ERROR","target":..,"message":..,"run":..,"customer":..,
+#    "account":..,"step":..}), so the filter matches the level field, not the word ERROR
+#    anywhere in a message. Lines that are not JSON (the tenants init container's) and JSON
+#    lines without a level (the EMF metric lines) never match.
 resource "aws_cloudwatch_log_metric_filter" "errors" {
-  for_each = {
-    worker      = var.worker_log_group_name
-    coordinator = var.coordinator_log_group_name
-  }
+  for_each = merge(
+    {
+      worker      = var.worker_log_group_name
+      coordinator = var.coordinator_log_group_name
+    },
+    var.exporter_alarms_enabled ? { exporter = var.exporter_log_group_name } : {},
+  )
   name           = "${var.name_prefix}-${each.key}-errors"
   log_group_name = each.value
-  pattern        = "\"ERROR\""
+  pattern        = "{ $.level = \"ERROR\" }"
 
   metric_transformation {
     name          = "ErrorLines"
@@ -233,7 +281,7 @@ resource "aws_cloudwatch_log_metric_filter" "errors" {
 
 resource "aws_cloudwatch_metric_alarm" "error_lines" {
   alarm_name          = "${var.name_prefix}-error-log-lines"
-  alarm_description   = "ERROR lines in the Accessflow worker or coordinator logs (CloudWatch Logs Insights: filter @message like /ERROR/)."
+  alarm_description   = "ERROR lines in the Accessflow worker, coordinator or exporter logs (CloudWatch Logs Insights: filter level = \"ERROR\" | fields @timestamp, message, run, customer, account, step)."
   namespace           = local.namespace
   metric_name         = "ErrorLines"
   statistic           = "Sum"
@@ -245,4 +293,72 @@ resource "aws_cloudwatch_metric_alarm" "error_lines" {
   alarm_actions       = [aws_sns_topic.alarms.arn]
   tags                = var.tags
   depends_on          = [aws_cloudwatch_log_metric_filter.errors]
+}
+
+# 5. The exporter's metrics (exporter_service: `coordinator exporter` prints them every
+#    refresh, 30 s, in CloudWatch's embedded metric format; CloudWatch Logs extracts them).
+#    Maximum over 5 minutes: a value that was there at all counts. Missing data is "not
+#    breaching" for the three state alarms: a silent exporter is the heartbeat alarm's.
+locals {
+  exporter_dimensions = { Deployment = var.name_prefix }
+  exporter_state_alarms = {
+    dlq_messages = {
+      metric      = "DlqMessages"
+      comparison  = "GreaterThanThreshold"
+      threshold   = 0
+      description = "Messages are waiting in the account queues' DLQs (sum over all DLQs): `coordinator dlq list` shows which account, `coordinator dlq show` why, `coordinator dlq replay` sends them back."
+    }
+    failed_accounts = {
+      metric      = "FailedAccounts"
+      comparison  = "GreaterThanThreshold"
+      threshold   = 0
+      description = "The latest run has failed accounts (their reports are missing): `coordinator status` lists them with the reason."
+    }
+    night_past_deadline = {
+      metric      = "NightPastDeadline"
+      comparison  = "GreaterThanOrEqualToThreshold"
+      threshold   = 1
+      description = "The latest run is past its delivery deadline (the exporter's --deliver-by) and not complete: `coordinator status` shows what is left; check the worker service and the DLQs."
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "exporter_state" {
+  for_each            = var.exporter_alarms_enabled ? local.exporter_state_alarms : {}
+  alarm_name          = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  alarm_description   = each.value.description
+  namespace           = var.exporter_metric_namespace
+  metric_name         = each.value.metric
+  dimensions          = local.exporter_dimensions
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = each.value.threshold
+  comparison_operator = each.value.comparison
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
+}
+
+# The exporter prints ExporterHeartbeat = 1 every refresh. No datapoint for
+# exporter_heartbeat_periods periods of 5 minutes (missing data is breaching) means the
+# exporter, and with it the three alarms above, is dead.
+resource "aws_cloudwatch_metric_alarm" "exporter_heartbeat" {
+  count               = var.exporter_alarms_enabled ? 1 : 0
+  alarm_name          = "${var.name_prefix}-exporter-heartbeat"
+  alarm_description   = "The metrics exporter has printed no heartbeat for ${var.exporter_heartbeat_periods * 5} minutes: the DLQ, failed-account and deadline alarms are blind. Check the exporter service's events and its log group."
+  namespace           = var.exporter_metric_namespace
+  metric_name         = "ExporterHeartbeat"
+  dimensions          = local.exporter_dimensions
+  statistic           = "SampleCount"
+  period              = 300
+  evaluation_periods  = var.exporter_heartbeat_periods
+  datapoints_to_alarm = var.exporter_heartbeat_periods
+  threshold           = 1
+  comparison_operator = "LessThanThreshold"
+  treat_missing_data  = "breaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+  tags                = var.tags
 }

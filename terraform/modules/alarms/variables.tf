@@ -45,6 +45,47 @@ variable "coordinator_log_group_name" {
   type        = string
 }
 
+variable "exporter_alarms_enabled" {
+  description = "Alarm on the metrics exporter's CloudWatch metrics (exporter_service): DlqMessages > 0, FailedAccounts > 0, NightPastDeadline >= 1, and no ExporterHeartbeat; and count ERROR lines of its log group. Turn off only without the exporter service (its heartbeat alarm would fire)."
+  type        = bool
+  default     = true
+}
+
+variable "exporter_log_group_name" {
+  description = "Exporter log group (exporter_service module output); its ERROR lines are counted with the others'. Needed with exporter_alarms_enabled."
+  type        = string
+  default     = null
+}
+
+variable "exporter_metric_namespace" {
+  description = "CloudWatch namespace of the exporter's EMF metrics (dimension Deployment = name_prefix)."
+  type        = string
+  default     = "Accessflow"
+}
+
+variable "exporter_heartbeat_periods" {
+  description = "5-minute periods without an ExporterHeartbeat datapoint before the heartbeat alarm fires."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.exporter_heartbeat_periods >= 1 && var.exporter_heartbeat_periods <= 288
+    error_message = "Between 1 and 288 periods (5 minutes to 24 hours)."
+  }
+}
+
+variable "prometheus_alerts_enabled" {
+  description = "Let the Prometheus alert manager of the AMP workspace prometheus_workspace_arn (monitoring module) publish to the topic and use its key."
+  type        = bool
+  default     = false
+}
+
+variable "prometheus_workspace_arn" {
+  description = "AMP workspace whose alert manager may publish to the topic (monitoring module output workspace_arn)."
+  type        = string
+  default     = null
+}
+
 variable "error_lines_threshold" {
   description = "ERROR log lines per hour (workers and coordinator together) that raise the alarm."
   type        = number

@@ -123,26 +123,57 @@ resource "aws_iam_role_policy" "task" {
   policy = data.aws_iam_policy_document.worker_task.json
 }
 
-# Execution role: what the ECS agent needs to start the container (pull the image from
-# ECR, write the log stream).
+# The ADOT collector sidecar (metrics_collector_enabled; ../collector_sidecar) shares the
+# task role: it may remote-write to the one AMP workspace, nothing else. A policy of its
+# own, apart from `worker`: data.aws_iam_policy_document.worker_task is what the worker
+# binary calls (render_policies.py renders the two separately, worker.json and
+# worker_collector.json).
+data "aws_iam_policy_document" "collector_remote_write" {
+  count = var.metrics_collector_enabled ? 1 : 0
+
+  statement {
+    sid       = "RemoteWriteToTheWorkspace"
+    actions   = ["aps:RemoteWrite"]
+    resources = [var.prometheus_workspace_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "collector_remote_write" {
+  count  = var.metrics_collector_enabled ? 1 : 0
+  name   = "collector-remote-write"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.collector_remote_write[0].json
+
+  lifecycle {
+    precondition {
+      condition     = var.prometheus_workspace_arn != null && var.prometheus_remote_write_url != null
+      error_message = "metrics_collector_enabled needs prometheus_workspace_arn and prometheus_remote_write_url (monitoring module outputs)."
+    }
+  }
+}
+
+# Execution role: what the ECS agent needs to start the containers (pull the images from
+# ECR, write the log streams).
 locals {
-  # 123456789012.dkr.ecr.us-east-1.amazonaws.com/name:tag -> the repository's ARN.
-  ecr_match          = try(regex("^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com/([^:@]+)", var.image), null)
-  ecr_repository_arn = local.ecr_match == null ? null : "arn:${local.partition}:ecr:${local.ecr_match[1]}:${local.ecr_match[0]}:repository/${local.ecr_match[2]}"
+  # 123456789012.dkr.ecr.us-east-1.amazonaws.com/name:tag -> the repository's ARN; images
+  # elsewhere (the collector's default, public.ecr.aws) need no permission.
+  ecr_images          = compact([var.image, var.metrics_collector_enabled ? var.collector_image : null])
+  ecr_matches         = [for image in local.ecr_images : try(regex("^([0-9]{12})\\.dkr\\.ecr\\.([a-z0-9-]+)\\.amazonaws\\.com/([^:@]+)", image), null)]
+  ecr_repository_arns = distinct([for m in local.ecr_matches : "arn:${local.partition}:ecr:${m[1]}:${m[0]}:repository/${m[2]}" if m != null])
 }
 
 data "aws_iam_policy_document" "execution" {
   dynamic "statement" {
-    for_each = local.ecr_repository_arn == null ? [] : [local.ecr_repository_arn]
+    for_each = length(local.ecr_repository_arns) == 0 ? [] : [local.ecr_repository_arns]
     content {
-      sid       = "PullTheImage"
+      sid       = "PullTheImages"
       actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-      resources = [statement.value]
+      resources = statement.value
     }
   }
 
   dynamic "statement" {
-    for_each = local.ecr_repository_arn == null ? [] : [1]
+    for_each = length(local.ecr_repository_arns) == 0 ? [] : [1]
     content {
       sid     = "EcrLogin"
       actions = ["ecr:GetAuthorizationToken"]

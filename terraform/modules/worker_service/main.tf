@@ -17,7 +17,8 @@ locals {
 
   # Exactly the variables the binaries read (shared/src/config.rs, shared/src/aws/config.rs,
   # worker/src/startup.rs), plus the SDK's AWS_REGION and tracing's RUST_LOG / NO_COLOR
-  # (plain log lines, so the CloudWatch metric filter on ERROR matches).
+  # (no ANSI escapes; off a terminal the binaries log JSON lines, which the alarms module's
+  # metric filter { $.level = "ERROR" } reads).
   worker_environment = {
     ACCESSFLOW_BACKEND            = "aws"
     ACCESSFLOW_NAME_PREFIX        = var.name_prefix
@@ -34,6 +35,55 @@ locals {
     RUST_LOG                      = var.rust_log
     NO_COLOR                      = "1"
   }
+
+  # With the metrics collector, `worker serve` also serves /metrics on the task's loopback
+  # (awsvpc: the containers of one task share localhost); no port mapping, no security
+  # group rule, so nothing outside the task reaches it.
+  worker_command = concat(var.command, var.metrics_collector_enabled ? ["--metrics-addr", "127.0.0.1:${var.metrics_port}"] : [])
+
+  worker_container = {
+    name      = "worker"
+    image     = var.image
+    command   = local.worker_command
+    essential = true
+    # With the AWS backend the worker writes no files.
+    readonlyRootFilesystem = true
+    # SIGTERM: the worker stops receiving, finishes the message in hand, releases the
+    # rest and exits 0 within ACCESSFLOW_STOP_TIMEOUT; ECS waits 5 s more.
+    stopTimeout = var.stop_timeout_secs + 5
+    environment = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.worker.name
+        awslogs-region        = local.region
+        awslogs-stream-prefix = "worker"
+      }
+    }
+  }
+}
+
+# The ADOT collector beside the worker (metrics_collector_enabled): scrapes the worker's
+# /metrics as job accessflow-worker and remote-writes to the AMP workspace. Not essential:
+# a collector that dies leaves the worker working.
+module "collector" {
+  source           = "../collector_sidecar"
+  job_name         = "accessflow-worker"
+  metrics_port     = var.metrics_port
+  remote_write_url = var.prometheus_remote_write_url
+  region           = local.region
+  image            = var.collector_image
+  essential        = false
+  log_group_name   = aws_cloudwatch_log_group.worker.name
+}
+
+locals {
+  # The task's containers: the worker, and the collector when metrics_collector_enabled
+  # (plan_check.py reads this list back from a plan).
+  container_definitions = concat(
+    [local.worker_container],
+    var.metrics_collector_enabled ? [module.collector.container_definition] : [],
+  )
 }
 
 resource "aws_ecs_cluster" "this" {
@@ -84,28 +134,7 @@ resource "aws_ecs_task_definition" "worker" {
     cpu_architecture        = var.cpu_architecture
   }
 
-  container_definitions = jsonencode([
-    {
-      name      = "worker"
-      image     = var.image
-      command   = var.command
-      essential = true
-      # With the AWS backend the worker writes no files.
-      readonlyRootFilesystem = true
-      # SIGTERM: the worker stops receiving, finishes the message in hand, releases the
-      # rest and exits 0 within ACCESSFLOW_STOP_TIMEOUT; ECS waits 5 s more.
-      stopTimeout = var.stop_timeout_secs + 5
-      environment = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.worker.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "worker"
-        }
-      }
-    }
-  ])
+  container_definitions = jsonencode(local.container_definitions)
 
   tags = var.tags
 }

@@ -37,3 +37,8 @@ output "environment_names" {
   description = "Names of the environment variables the worker container gets."
   value       = sort(keys(local.worker_environment))
 }
+
+output "metrics_port" {
+  description = "Port of the worker's /metrics on the task's loopback (scraped by the collector sidecar when metrics_collector_enabled)."
+  value       = var.metrics_port
+}

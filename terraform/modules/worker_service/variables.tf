@@ -188,3 +188,33 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "metrics_collector_enabled" {
+  description = "Run an ADOT collector sidecar that scrapes the worker's /metrics (job accessflow-worker) and remote-writes to Amazon Managed Service for Prometheus; `worker serve` then gets --metrics-addr 127.0.0.1:<metrics_port>. Needs prometheus_workspace_arn and prometheus_remote_write_url."
+  type        = bool
+  default     = false
+}
+
+variable "prometheus_workspace_arn" {
+  description = "ARN of the AMP workspace (monitoring module output workspace_arn): the task role may aps:RemoteWrite to it only."
+  type        = string
+  default     = null
+}
+
+variable "prometheus_remote_write_url" {
+  description = "Remote write URL of the AMP workspace (monitoring module output remote_write_url)."
+  type        = string
+  default     = null
+}
+
+variable "metrics_port" {
+  description = "Port of the worker's /metrics on the task's loopback (never published: no port mapping, no security group rule)."
+  type        = number
+  default     = 9464
+}
+
+variable "collector_image" {
+  description = "AWS Distro for OpenTelemetry collector image of the metrics sidecar. public.ecr.aws needs internet access (NAT); behind VPC endpoints only, mirror it into ECR (e.g. an ECR pull-through cache) and set its URI here: the execution role is then granted its repository."
+  type        = string
+  default     = "public.ecr.aws/aws-observability/aws-otel-collector:v0.47.0"
+}
