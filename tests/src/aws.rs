@@ -105,17 +105,22 @@ impl AwsDeployment {
     /// `worker serve` logging to `worker-<index>.log`, its AWS requests counted into
     /// `requests-<index>.json` when it stops.
     pub fn worker(&self, index: usize) -> Child {
-        self.spawn_worker(self.command("worker"), index)
+        self.spawn_worker(self.command("worker"), index, &[])
+    }
+
+    /// The same worker with more `serve` options (e.g. `--metrics-addr`).
+    pub fn worker_with(&self, index: usize, extra: &[&str]) -> Child {
+        self.spawn_worker(self.command("worker"), index, extra)
     }
 
     /// The same worker, started inside the network namespace `netns` (`ip netns exec`).
     pub fn worker_in_netns(&self, index: usize, netns: &str) -> Child {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns]).arg(binary("worker"));
-        self.spawn_worker(self.with_settings(cmd), index)
+        self.spawn_worker(self.with_settings(cmd), index, &[])
     }
 
-    fn spawn_worker(&self, mut cmd: Command, index: usize) -> Child {
+    fn spawn_worker(&self, mut cmd: Command, index: usize, extra: &[&str]) -> Child {
         let log =
             std::fs::File::create(self.dir.path().join(format!("worker-{index}.log"))).unwrap();
         let report = self.dir.path().join(format!("requests-{index}.json"));
@@ -128,6 +133,7 @@ impl AwsDeployment {
             "--request-report",
             report.to_str().unwrap(),
         ])
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)

@@ -3,7 +3,7 @@
 //! An SDK interceptor is installed on every client; it counts each HTTP attempt (retries
 //! included: AWS bills every request) just before it is sent, and each response that says
 //! the caller was throttled. The same events feed the process's Prometheus metrics
-//! (`accessflow_aws_*`, [`crate::metrics::work`]), with each request's estimated price.
+//! (`accessflow_aws_*`, [`crate::metrics::aws`]), with each request's estimated price.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 
 use super::prices::{price_of, Prices};
-use crate::metrics::work::work;
+use crate::metrics::aws::aws;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -95,7 +95,7 @@ impl RequestCounter {
         self.service(service)
             .throttled
             .fetch_add(1, Ordering::Relaxed);
-        work().aws_throttles.with_label_values(&[service]).inc();
+        aws().throttles.with_label_values(&[service]).inc();
     }
 }
 
@@ -168,13 +168,13 @@ impl Intercept for CountingInterceptor {
         let op = cfg
             .load::<Metadata>()
             .map_or_else(|| "unknown".to_string(), |m| m.name().to_string());
-        let metrics = work();
+        let metrics = aws();
         metrics
-            .aws_requests
+            .requests
             .with_label_values(&[self.service, &op])
             .inc();
         metrics
-            .aws_cost
+            .cost
             .with_label_values(&[self.service])
             .inc_by(price_of(&format!("{}:{op}", self.service), &PRICES));
         // The orchestrator numbers the attempts of one operation from 1.
@@ -182,7 +182,7 @@ impl Intercept for CountingInterceptor {
             .load::<RequestAttempts>()
             .is_some_and(|a| a.attempts() > 1)
         {
-            metrics.aws_retries.with_label_values(&[self.service]).inc();
+            metrics.retries.with_label_values(&[self.service]).inc();
         }
         *self
             .counts
@@ -203,14 +203,11 @@ impl Intercept for CountingInterceptor {
         if let Some(response) = context.response() {
             let status = response.status().as_u16();
             if status >= 400 {
-                work().aws_errors.with_label_values(&[self.service]).inc();
+                aws().errors.with_label_values(&[self.service]).inc();
             }
             if looks_throttled(status, response.body().bytes()) {
                 self.counts.throttled.fetch_add(1, Ordering::Relaxed);
-                work()
-                    .aws_throttles
-                    .with_label_values(&[self.service])
-                    .inc();
+                aws().throttles.with_label_values(&[self.service]).inc();
             }
         }
         Ok(())

@@ -108,8 +108,8 @@ where
                 PortError::Transient { op, .. } => op.split(':').next().unwrap_or("unknown"),
                 _ => "unknown",
             };
-            crate::metrics::work::work()
-                .aws_retries
+            crate::metrics::aws::aws()
+                .retries
                 .with_label_values(&[service])
                 .inc();
             if is_throttle(&err) {

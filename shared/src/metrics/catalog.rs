@@ -129,35 +129,35 @@ pub const AWS_REQUESTS: MetricDef = def(
     "accessflow_aws_requests_total",
     Counter,
     &["service", "operation"],
-    "worker",
+    "both",
     "AWS requests sent (every HTTP attempt, retries included), by service and SDK operation.",
 );
 pub const AWS_THROTTLES: MetricDef = def(
     "accessflow_aws_throttles_total",
     Counter,
     &["service"],
-    "worker",
+    "both",
     "AWS responses that said the caller was throttled.",
 );
 pub const AWS_RETRIES: MetricDef = def(
     "accessflow_aws_retries_total",
     Counter,
     &["service"],
-    "worker",
+    "both",
     "AWS calls tried again after a failed attempt (SDK retries and the IAM/STS backoff).",
 );
 pub const AWS_ERRORS: MetricDef = def(
     "accessflow_aws_errors_total",
     Counter,
     &["service"],
-    "worker",
+    "both",
     "AWS responses with an HTTP status of 400 or more (throttles included).",
 );
 pub const AWS_COST: MetricDef = def(
     "accessflow_aws_estimated_cost_dollars_total",
     Counter,
     &["service"],
-    "worker",
+    "both",
     "Estimated US dollars of the AWS requests sent, at us-east-1 list prices (shared::aws::prices).",
 );
 pub const CACHE_LOOKUPS: MetricDef = def(

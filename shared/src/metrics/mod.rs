@@ -2,8 +2,9 @@
 //!
 //! - [`catalog`]: every metric the code exports (name, type, labels, help), the list the
 //!   dashboards and alert rules are checked against (`tests/tests/monitoring_config.rs`);
-//! - [`work`]: what a worker process counts while it works (messages, steps, AWS requests,
-//!   caches, analysis);
+//! - [`work`]: what a worker process counts while it works (messages, steps, caches,
+//!   analysis);
+//! - [`aws`]: the AWS requests of any process that talks to AWS, with their estimated cost;
 //! - [`run`]: the run's state derived from the ledger and the queues, which only the
 //!   long-running `coordinator exporter` exports;
 //! - [`server`]: the small HTTP server for `/metrics` and `/healthz`.
@@ -20,6 +21,7 @@
 //! `operation` labels only the AWS request counter (the SDK operations the code calls,
 //! about 40). A run id labels only `accessflow_run_info` (one series, the latest run).
 
+pub mod aws;
 pub mod catalog;
 pub mod run;
 pub mod server;

@@ -1,21 +1,16 @@
 //! What a worker process counts while it works: messages and steps, items, the lease
-//! heartbeat, shutdown releases, panics, AWS requests (with their estimated cost), cache
-//! lookups and the analysis itself.
+//! heartbeat, shutdown releases, panics, cache lookups and the analysis itself.
 //!
-//! One process-wide set, [`work()`]: the consumer, the pipeline, the caches and the AWS
-//! request counter all count into it. Series that alerts and dashboards need before the
-//! first event (AWS services, cache kinds) are created at 0 when the set is first used.
+//! One process-wide set, [`work()`]: the consumer, the pipeline and the caches count into
+//! it. The cache series that dashboards need before the first lookup are created at 0 when
+//! the set is first used.
 
 use std::sync::LazyLock;
 
-use prometheus::{CounterVec, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge};
 
-use super::catalog::{
-    self as c, counter, counter_vec, float_counter_vec, gauge, histogram, histogram_vec,
-};
+use super::catalog::{self as c, counter, counter_vec, gauge, histogram, histogram_vec};
 
-/// The AWS services the code calls, the values of the `service` label.
-pub const AWS_SERVICES: &[&str] = &["dynamodb", "iam", "kms", "s3", "sns", "sqs", "sts"];
 /// The cache kinds, the values of `accessflow_cache_lookups_total`'s `kind` label.
 pub const CACHE_KINDS: &[&str] = &["snapshot", "result", "last_accessed"];
 
@@ -30,11 +25,6 @@ pub struct WorkMetrics {
     pub dead_lettered: IntCounterVec,
     pub busy_queues: IntGauge,
     pub concurrency: IntGauge,
-    pub aws_requests: IntCounterVec,
-    pub aws_throttles: IntCounterVec,
-    pub aws_retries: IntCounterVec,
-    pub aws_errors: IntCounterVec,
-    pub aws_cost: CounterVec,
     pub cache_lookups: IntCounterVec,
     pub analysis_duration: Histogram,
 }
@@ -59,20 +49,9 @@ static WORK: LazyLock<WorkMetrics> = LazyLock::new(|| {
         dead_lettered: counter_vec(&c::DEAD_LETTERED),
         busy_queues: gauge(&c::BUSY_QUEUES),
         concurrency: gauge(&c::CONCURRENCY),
-        aws_requests: counter_vec(&c::AWS_REQUESTS),
-        aws_throttles: counter_vec(&c::AWS_THROTTLES),
-        aws_retries: counter_vec(&c::AWS_RETRIES),
-        aws_errors: counter_vec(&c::AWS_ERRORS),
-        aws_cost: float_counter_vec(&c::AWS_COST),
         cache_lookups: counter_vec(&c::CACHE_LOOKUPS),
         analysis_duration: histogram(&c::ANALYSIS_DURATION, ANALYSIS_BUCKETS.to_vec()),
     };
-    for service in AWS_SERVICES {
-        m.aws_throttles.with_label_values(&[service]);
-        m.aws_retries.with_label_values(&[service]);
-        m.aws_errors.with_label_values(&[service]);
-        m.aws_cost.with_label_values(&[service]);
-    }
     for kind in CACHE_KINDS {
         for result in ["hit", "miss"] {
             m.cache_lookups.with_label_values(&[kind, result]);
