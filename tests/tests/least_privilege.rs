@@ -4,7 +4,8 @@
 //! 1. **What is called.** A night on moto with the real binaries, every AWS request counted
 //!    by the programs themselves (`--request-report`): the coordinator's commands
 //!    (reconcile, start, status, the DLQ commands on a really dead-lettered account, gc, a
-//!    reconcile that removes an account) and the workers. The workers' IAM calls are made
+//!    reconcile that removes an account), the workers, and `coordinator exporter` (its own
+//!    read-only role). The workers' IAM calls are made
 //!    with the customer role's credentials, so they belong to the customer audit role.
 //! 2. **What is granted.** `deploy/checks/render_policies.py` renders each role's policy
 //!    documents from the Terraform files, parsed with python-hcl2 (no provider, no
@@ -118,8 +119,15 @@ fn coordinator(d: &AwsDeployment, reports: &mut Vec<PathBuf>, args: &[&str]) -> 
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-/// What each binary calls in a night on moto: (coordinator, worker) operations.
-fn observe_a_night() -> (BTreeSet<String>, BTreeSet<String>) {
+/// What the binaries call in a night on moto, by role.
+struct Observed {
+    coordinator: BTreeSet<String>,
+    worker: BTreeSet<String>,
+    /// `coordinator exporter`, which runs under a role of its own.
+    exporter: BTreeSet<String>,
+}
+
+fn observe_a_night() -> Observed {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let good = moto::unique_account();
     let broken = moto::unique_account();
@@ -245,6 +253,24 @@ fn observe_a_night() -> (BTreeSet<String>, BTreeSet<String>) {
         std::thread::sleep(Duration::from_millis(500));
     }
     assert!(terminate(&mut worker, Duration::from_secs(60)).success());
+    // The exporter, over the finished night and its non-empty DLQ: a few refreshes.
+    let exporter_report = d.dir.path().join("exporter-requests.json");
+    let mut exporter = d
+        .command("coordinator")
+        .arg("--request-report")
+        .arg(&exporter_report)
+        .args([
+            "exporter",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--refresh-secs",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(terminate(&mut exporter, Duration::from_secs(30)).success());
     let gc = d
         .command("coordinator")
         .args(["gc", "--keep-days", "1", "--request-report"])
@@ -273,9 +299,11 @@ fn observe_a_night() -> (BTreeSet<String>, BTreeSet<String>) {
         &["reconcile", "--tenants", other.to_str().unwrap()],
     );
 
-    let coordinator_ops = operations_in(&reports);
-    let worker_ops = operations_in(&[d.dir.path().join("requests-0.json")]);
-    (coordinator_ops, worker_ops)
+    Observed {
+        coordinator: operations_in(&reports),
+        worker: operations_in(&[d.dir.path().join("requests-0.json")]),
+        exporter: operations_in(&[exporter_report]),
+    }
 }
 
 /// The IAM actions that authorize an SDK operation.
@@ -623,9 +651,18 @@ fn requests_of(
 
 #[test]
 fn terraform_roles_allow_exactly_what_the_binaries_call() {
-    let (coordinator_ops, worker_ops) = observe_a_night();
+    let Observed {
+        coordinator: coordinator_ops,
+        worker: worker_ops,
+        exporter: exporter_ops,
+    } = observe_a_night();
     eprintln!("coordinator calls: {coordinator_ops:?}");
     eprintln!("worker calls: {worker_ops:?}");
+    eprintln!("exporter calls: {exporter_ops:?}");
+    assert!(
+        exporter_ops.contains("sqs:GetQueueAttributes") && exporter_ops.contains("dynamodb:Query"),
+        "the exporter must have been observed: {exporter_ops:?}"
+    );
     assert!(
         coordinator_ops.contains("sns:PublishBatch") && worker_ops.contains("sqs:ReceiveMessage"),
         "the night must have been observed"
@@ -682,6 +719,11 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
         };
         set.extend(iam_actions(op));
     }
+    let exporter: BTreeSet<String> = exporter_ops
+        .iter()
+        .filter(|op| !free.contains(op.as_str()))
+        .flat_map(|op| iam_actions(op))
+        .collect();
     let customer_details: Value =
         serde_json::from_slice(&std::fs::read(rendered.dir.join("customer_audit.json")).unwrap())
             .unwrap();
@@ -712,6 +754,11 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
             name: "coordinator task role",
             file: rendered.dir.join("coordinator.json"),
             needed: needed(&coordinator),
+        },
+        RoleUnderTest {
+            name: "exporter task role",
+            file: rendered.dir.join("exporter.json"),
+            needed: needed(&exporter),
         },
         RoleUnderTest {
             name: "customer audit role",

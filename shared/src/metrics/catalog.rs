@@ -274,18 +274,13 @@ pub const DLQ_REPLAYED: MetricDef = def(
     "exporter",
     "Messages sent back from a DLQ by `coordinator dlq replay` (kept in the ledger).",
 );
-pub const EXPORTER_LAST_REFRESH: MetricDef = MetricDef {
-    unused_because: Some(
-        "for ad-hoc queries; a stale exporter shows through its refresh errors and `up`",
-    ),
-    ..def(
-        "accessflow_exporter_last_refresh_timestamp_seconds",
-        Gauge,
-        &[],
-        "exporter",
-        "Unix time of the exporter's last successful refresh.",
-    )
-};
+pub const EXPORTER_LAST_REFRESH: MetricDef = def(
+    "accessflow_exporter_last_refresh_timestamp_seconds",
+    Gauge,
+    &[],
+    "exporter",
+    "Unix time of the exporter's last successful refresh.",
+);
 pub const EXPORTER_REFRESH_ERRORS: MetricDef = def(
     "accessflow_exporter_refresh_errors_total",
     Counter,
