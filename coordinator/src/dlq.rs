@@ -362,6 +362,19 @@ async fn replay_account(
     // Only what is there now: a replayed message that fails again lands back in the DLQ
     // and must not be replayed in a loop.
     let mut budget = ports.queues.depth(&sel.dlq).await?.total();
+    // The account has work again: the workers poll its queue (marked before anything is
+    // sent, so no worker retires it in between).
+    let ledger = Ledger::new(ports.store.clone());
+    if budget > 0 {
+        let run = ledger
+            .current_run(&sel.customer, &sel.account)
+            .await?
+            .unwrap_or_else(|| "replay".to_string());
+        ledger
+            .mark_active(&sel.customer, &sel.account, &run)
+            .await
+            .context("cannot mark the account as having work again")?;
+    }
     while budget > 0 && args.limit.is_none_or(|l| *replayed < l) {
         let batch = ports
             .queues
@@ -391,10 +404,7 @@ async fn replay_account(
                 .delete_batch(&sel.dlq, std::slice::from_ref(&message.receipt_handle))
                 .await?;
             // For the exporter's replay count; the message is replayed whatever this says.
-            if let Err(e) = Ledger::new(ports.store.clone())
-                .count_replays(&sel.customer, 1)
-                .await
-            {
+            if let Err(e) = ledger.count_replays(&sel.customer, 1).await {
                 tracing::warn!(customer = %sel.customer, error = %e, "could not count the replay in the ledger");
             }
             if let Ok(WorkMessage::AnalyzePrincipal { work, .. }) =

@@ -12,6 +12,7 @@
 //! | `acct#<customer>#<account>` | `current-run` | the run the account's queue is working on |
 //! | `acct#<customer>#<account>` | `report#<run>` | a finished report (drives the diff and the size hint) |
 //! | `tenants` | `<customer>#<account>` | the tenant registry: how to reach the account |
+//! | `active` | `<customer>#<account>` | an account with work outstanding: the queues workers poll |
 //! | `ops` | `replays#<customer>` | messages `coordinator dlq replay` sent back (counter `messages`) |
 
 use std::collections::BTreeMap;
@@ -122,6 +123,23 @@ pub struct MessageError {
     pub reason: String,
 }
 
+/// An account with work outstanding: its queue is one the workers poll. Written when work
+/// is published for it (a run is opened, a DLQ is replayed); retired by the worker that
+/// finds its queue empty once the account is finished in `run_id` (see
+/// [`Ledger::retire_if_finished`]). So an idle deployment polls no queue at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveAccount {
+    pub customer: String,
+    pub account: String,
+    /// The run whose work made it active.
+    pub run_id: String,
+    /// Its place in the run's dispatch order (largest expected work first).
+    pub order: u32,
+    /// The record's version: retiring it is conditional on nobody having marked it since.
+    #[serde(skip)]
+    pub version: u64,
+}
+
 /// A finished report, kept per account for the next run's diff and dispatch order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportRef {
@@ -186,6 +204,10 @@ pub fn report_ref_key(customer: &str, account: &str, run_id: &str) -> StoreKey {
 }
 pub fn tenant_key(customer: &str, account: &str) -> StoreKey {
     StoreKey::new("tenants", format!("{customer}#{account}"))
+}
+
+pub fn active_key(customer: &str, account: &str) -> StoreKey {
+    StoreKey::new("active", format!("{customer}#{account}"))
 }
 
 pub fn replays_key(customer: &str) -> StoreKey {
@@ -292,7 +314,7 @@ impl Ledger {
     /// (all of them for a new run; what a coordinator that died while opening the run did
     /// not get to, when it is resumed), and points each such account at the run.
     pub async fn open_missing_accounts(&self, header: &RunHeader) -> PortResult<()> {
-        for (customer, account) in &header.accounts {
+        for (order, (customer, account)) in header.accounts.iter().enumerate() {
             let progress = AccountProgress {
                 customer: customer.clone(),
                 account: account.clone(),
@@ -317,6 +339,7 @@ impl Ledger {
                     expires_at: None,
                     condition: Condition::None,
                 },
+                self.active_op(customer, account, &header.run_id, order as u32),
             ];
             match self.store.transact(ops).await {
                 Ok(()) => {}
@@ -520,6 +543,81 @@ impl Ledger {
             out.insert(item, from_record(record)?);
         }
         Ok(out)
+    }
+
+    // ---- accounts with work outstanding -------------------------------------------------
+
+    fn active_op(&self, customer: &str, account: &str, run_id: &str, order: u32) -> WriteOp {
+        let active = ActiveAccount {
+            customer: customer.to_string(),
+            account: account.to_string(),
+            run_id: run_id.to_string(),
+            order,
+            version: 0,
+        };
+        WriteOp::Put {
+            key: active_key(customer, account),
+            value: to_value(&active),
+            expires_at: None,
+            condition: Condition::None,
+        }
+    }
+
+    /// Marks an account as having work outstanding in `run_id` (before the work is sent,
+    /// so no worker retires it in between).
+    pub async fn mark_active(&self, customer: &str, account: &str, run_id: &str) -> PortResult<()> {
+        self.store
+            .transact(vec![self.active_op(customer, account, run_id, 0)])
+            .await
+    }
+
+    /// The accounts with work outstanding, in dispatch order.
+    pub async fn active_accounts(&self) -> PortResult<Vec<ActiveAccount>> {
+        let mut active: Vec<ActiveAccount> = self
+            .store
+            .query("active", "")
+            .await?
+            .iter()
+            .map(|r| {
+                from_record::<ActiveAccount>(r).map(|mut a| {
+                    a.version = r.version;
+                    a
+                })
+            })
+            .collect::<PortResult<_>>()?;
+        active.sort_by(|a, b| {
+            (a.order, &a.customer, &a.account).cmp(&(b.order, &b.customer, &b.account))
+        });
+        Ok(active)
+    }
+
+    /// Retires `active` if its account is finished in its run (or the run is gone) and
+    /// nobody marked it again since it was read; returns whether it was retired. Called by
+    /// a worker that found the account's queue empty (nothing visible, in flight or
+    /// delayed: a replay's messages may follow a finished account's).
+    pub async fn retire_if_finished(&self, active: &ActiveAccount) -> PortResult<bool> {
+        let finished = match self
+            .account_state(&active.run_id, &active.customer, &active.account)
+            .await?
+        {
+            Some((state, _)) => state.progress.status.is_finished(),
+            None => true,
+        };
+        if !finished {
+            return Ok(false);
+        }
+        match self
+            .store
+            .delete(
+                &active_key(&active.customer, &active.account),
+                Condition::VersionIs(active.version),
+            )
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_condition_failed() => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Counts `n` messages sent back from a DLQ of `customer` (never expires: the

@@ -469,3 +469,53 @@ fn a_night_with_30_percent_of_aws_calls_failing_completes_with_identical_reports
         "the workers counted no throttling: {throttled:?}"
     );
 }
+
+/// An idle deployment polls no queue: once a night is over, the worker that finds an
+/// account's queue empty retires the account from the polled set, and from then on workers
+/// make no SQS request at all (only the ledger read of the accounts with work, every few
+/// seconds).
+#[test]
+fn an_idle_deployment_polls_no_queue() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let account = moto::unique_account();
+    let (d, _backend, tenants) = provisioned(&runtime, "idle", &tenants_for(&account));
+    runtime.block_on(async {
+        seed::seed_fixture(&account, "iam_source_account.json")
+            .await
+            .expect("seed the account");
+    });
+    night(&d, &d, &tenants, "idle-night", 1);
+
+    // Two idle workers one after the other, each long enough to refresh its queue list.
+    let idle = |index: usize| -> BTreeMap<String, u64> {
+        let mut worker = d.worker(index);
+        std::thread::sleep(Duration::from_secs(8));
+        assert!(terminate(&mut worker, Duration::from_secs(30)).success());
+        let report: Value = serde_json::from_slice(
+            &std::fs::read(d.dir.path().join(format!("requests-{index}.json"))).unwrap(),
+        )
+        .unwrap();
+        serde_json::from_value(report["operations"].clone()).unwrap()
+    };
+    let sqs = |ops: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+        ops.iter()
+            .filter(|(op, _)| op.starts_with("sqs:"))
+            .map(|(op, n)| (op.clone(), *n))
+            .collect()
+    };
+    let first = idle(5);
+    // At most one look at the finished account's queue, to retire it (if the night's worker
+    // did not already).
+    let first_receives = first.get("sqs:ReceiveMessage").copied().unwrap_or(0);
+    assert!(first_receives <= 1, "the first idle worker: {first:?}");
+    let second = idle(6);
+    assert!(
+        sqs(&second).is_empty(),
+        "an idle worker made queue requests: {second:?}"
+    );
+    assert!(
+        second.get("dynamodb:Query").copied().unwrap_or(0) >= 1,
+        "the idle worker read the accounts with work: {second:?}"
+    );
+    eprintln!("idle workers: first {first:?}, second {second:?}");
+}

@@ -1,8 +1,10 @@
 //! The consumer: long-polls the account queues with bounded concurrency and hands each
 //! message to the pipeline, one at a time per queue.
 //!
-//! - Queues come from the tenant registry, polled largest account first, so the biggest
-//!   work starts first (docs/ARCHITECTURE.md §9).
+//! - Only the queues of accounts with work outstanding are polled (the ledger's active
+//!   accounts), largest account first, so the biggest work starts first
+//!   (docs/ARCHITECTURE.md §9). A worker that finds such a queue empty once its account is
+//!   finished retires the account: an idle deployment makes no queue request at all.
 //! - A receive may return several messages of one group: they are processed in order, by
 //!   one task; a queue is never worked on by two tasks of this process, and SQS FIFO (or the
 //!   embedded backend) never hands the group to another process meanwhile.
@@ -20,7 +22,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accessflow_shared::ledger::Ledger;
+use accessflow_shared::ledger::{ActiveAccount, Ledger};
 use accessflow_shared::message::{WorkMessage, ERROR_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE};
 use accessflow_shared::metrics::server::Health;
 use accessflow_shared::metrics::work::work as work_metrics;
@@ -109,7 +111,7 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut tasks = tokio::task::JoinSet::new();
-    let mut queues: Vec<String> = Vec::new();
+    let mut queues: Vec<(String, ActiveAccount)> = Vec::new();
     let mut refreshed: Option<Instant> = None;
     let mut idle_sweeps: u32 = 0;
     let ledger = Ledger::new(consumer.ports.store.clone());
@@ -123,7 +125,7 @@ pub async fn run(
         if refreshed.is_none_or(|at| at.elapsed() >= options.refresh_every) {
             match queue_order(&ledger, &consumer.names).await {
                 Ok(list) => {
-                    if list != queues {
+                    if list.len() != queues.len() {
                         debug!(queues = list.len(), "queue list refreshed");
                     }
                     queues = list;
@@ -143,11 +145,12 @@ pub async fn run(
         }
 
         let mut found = false;
-        for queue in &queues {
+        let mut retired = false;
+        for (queue, active) in &queues {
             if shutdown.is_triggered() {
                 break;
             }
-            if busy.lock().await.contains(queue) {
+            if busy.lock().await.contains(queue.as_str()) {
                 continue;
             }
             // Waiting for a free slot (every slot may be busy for minutes) still beats.
@@ -173,6 +176,8 @@ pub async fn run(
                 }
             };
             if messages.is_empty() {
+                drop(permit);
+                retired |= retire_if_idle(&consumer.ports, &ledger, queue, active).await;
                 continue;
             }
             found = true;
@@ -223,6 +228,10 @@ pub async fn run(
                 .instrument(span),
             );
         }
+        if retired {
+            // Poll the retired queues no more, from the next sweep on.
+            refreshed = None;
+        }
         // Idle sweeps back off (1, 2, 4, then 8 pauses): on AWS every empty receive is a
         // billed request, and an idle night should not poll hundreds of queues at full
         // speed. A sweep is not idle while this process is still working on a queue: that
@@ -260,19 +269,49 @@ pub async fn run(
     Ok(())
 }
 
-/// Account queues, largest expected work first.
-async fn queue_order(ledger: &Ledger, names: &Names) -> Result<Vec<String>, PortError> {
-    let mut tenants = ledger.tenants().await?;
-    tenants.sort_by(|a, b| {
-        b.size_hint
-            .cmp(&a.size_hint)
-            .then_with(|| a.locator.customer.cmp(&b.locator.customer))
-            .then_with(|| a.locator.account.cmp(&b.locator.account))
-    });
-    Ok(tenants
-        .iter()
-        .map(|t| names.account_queue(&t.locator.customer, &t.locator.account))
+/// The queues of the accounts with work outstanding, largest expected work first (the
+/// run's dispatch order, from each account's last measured size).
+async fn queue_order(
+    ledger: &Ledger,
+    names: &Names,
+) -> Result<Vec<(String, ActiveAccount)>, PortError> {
+    Ok(ledger
+        .active_accounts()
+        .await?
+        .into_iter()
+        .map(|a| (names.account_queue(&a.customer, &a.account), a))
         .collect())
+}
+
+/// After an empty receive: retires the account from the polled set if its queue is empty
+/// through and through (nothing in flight or delayed either) and it is finished in its
+/// run. Returns whether it was retired; a failure to check only means polling it again.
+async fn retire_if_idle(
+    ports: &Ports,
+    ledger: &Ledger,
+    queue: &str,
+    active: &ActiveAccount,
+) -> bool {
+    match ports.queues.depth(queue).await {
+        Ok(depth) if depth.total() == 0 => {}
+        Ok(_) => return false,
+        Err(e) => {
+            debug!(queue, error = %e, "cannot read the queue's depth; it stays polled");
+            return false;
+        }
+    }
+    match ledger.retire_if_finished(active).await {
+        Ok(retired) => {
+            if retired {
+                debug!(queue, run = %active.run_id, "account finished and its queue empty: no longer polled");
+            }
+            retired
+        }
+        Err(e) => {
+            debug!(queue, error = %e, "cannot retire the account; it stays polled");
+            false
+        }
+    }
 }
 
 /// Processes the messages of one receive, in order, under one lease over what is held.
