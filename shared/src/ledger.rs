@@ -126,7 +126,7 @@ pub struct MessageError {
 /// An account with work outstanding: its queue is one the workers poll. Written when work
 /// is published for it (a run is opened, a DLQ is replayed); retired by the worker that
 /// finds its queue empty once the account is finished in `run_id` (see
-/// [`Ledger::retire_if_finished`]). So an idle deployment polls no queue at all.
+/// [`Ledger::retire`]). So an idle deployment polls no queue at all.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActiveAccount {
     pub customer: String,
@@ -591,21 +591,24 @@ impl Ledger {
         Ok(active)
     }
 
-    /// Retires `active` if its account is finished in its run (or the run is gone) and
-    /// nobody marked it again since it was read; returns whether it was retired. Called by
-    /// a worker that found the account's queue empty (nothing visible, in flight or
+    /// Whether `active`'s account is finished in its run (or the run is gone).
+    pub async fn is_finished(&self, active: &ActiveAccount) -> PortResult<bool> {
+        Ok(
+            match self
+                .account_state(&active.run_id, &active.customer, &active.account)
+                .await?
+            {
+                Some((state, _)) => state.progress.status.is_finished(),
+                None => true,
+            },
+        )
+    }
+
+    /// Retires `active` unless somebody marked it again since it was read; returns whether
+    /// it was retired. Called by a worker that found the account finished
+    /// ([`Ledger::is_finished`]) and its queue empty (nothing visible, in flight or
     /// delayed: a replay's messages may follow a finished account's).
-    pub async fn retire_if_finished(&self, active: &ActiveAccount) -> PortResult<bool> {
-        let finished = match self
-            .account_state(&active.run_id, &active.customer, &active.account)
-            .await?
-        {
-            Some((state, _)) => state.progress.status.is_finished(),
-            None => true,
-        };
-        if !finished {
-            return Ok(false);
-        }
+    pub async fn retire(&self, active: &ActiveAccount) -> PortResult<bool> {
         match self
             .store
             .delete(

@@ -283,15 +283,25 @@ async fn queue_order(
         .collect())
 }
 
-/// After an empty receive: retires the account from the polled set if its queue is empty
-/// through and through (nothing in flight or delayed either) and it is finished in its
-/// run. Returns whether it was retired; a failure to check only means polling it again.
+/// After an empty receive: retires the account from the polled set if it is finished in its
+/// run and its queue is empty through and through (nothing in flight or delayed either).
+/// The ledger read comes first: during a night an empty receive usually means the group is
+/// held by another worker, and the (cheaper) read says so without asking the queue.
+/// Returns whether it was retired; a failure to check only means polling it again.
 async fn retire_if_idle(
     ports: &Ports,
     ledger: &Ledger,
     queue: &str,
     active: &ActiveAccount,
 ) -> bool {
+    match ledger.is_finished(active).await {
+        Ok(true) => {}
+        Ok(false) => return false,
+        Err(e) => {
+            debug!(queue, error = %e, "cannot read the account's state; it stays polled");
+            return false;
+        }
+    }
     match ports.queues.depth(queue).await {
         Ok(depth) if depth.total() == 0 => {}
         Ok(_) => return false,
@@ -300,7 +310,7 @@ async fn retire_if_idle(
             return false;
         }
     }
-    match ledger.retire_if_finished(active).await {
+    match ledger.retire(active).await {
         Ok(retired) => {
             if retired {
                 debug!(queue, run = %active.run_id, "account finished and its queue empty: no longer polled");
