@@ -3,17 +3,26 @@
 //! (a) a sample account from `accessflow-samples` (the one account generator): 6,000
 //!     principals (users and roles) and about 1,500 customer managed policies, analysed on
 //!     one thread: parse, every principal, report, render;
-//! (b) the largest cloudsplaining test file (3 users, 2 groups, 3 roles, 32 managed policies),
-//!     same steps, averaged over many runs;
-//! (c) in the same run, `cloudsplaining scan` (PyPI) on file (b), from a venv under the
-//!     target directory (created and installed on first use; skipped, loudly, if it cannot
-//!     be installed).
+//! (b) the largest cloudsplaining test file under `tests/data/cloudsplaining/` (chosen by
+//!     size and printed; today `example-authz-details.json`: 3 users, 2 groups, 3 roles,
+//!     32 managed policies), same steps, averaged over many runs;
+//! (c) in the same run, whole processes on file (b), side by side: `cloudsplaining scan`
+//!     (PyPI; from a venv under the target directory, created and installed on first use;
+//!     skipped, loudly, if it cannot be installed), median of 3; the real binary
+//!     `worker analyze FILE --out DIR` (`<target dir>/release/worker`, or
+//!     `ACCESSFLOW_WORKER_BIN`; not built by this bench: NOT MEASURED when absent), median of
+//!     11; and this bench binary re-run as a process that does what `worker analyze` does
+//!     with the analysis crate being benchmarked (no CLI parsing, no logging setup), median
+//!     of 11.
+//!
+//! `Engine::new` is timed first (the embedded catalog, precompiled by `build.rs`), beside
+//! parsing the same catalog at run time (`Catalog::from_gz`, what `Engine::new` did before).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use accessflow_analysis::{build_report, AccountModel, Engine, ReportContext};
+use accessflow_analysis::{build_report, AccountModel, Catalog, Engine, ReportContext};
 use accessflow_samples::{generate_account_with_policies, SampleAccountSpec};
 
 struct Timings {
@@ -109,15 +118,30 @@ fn cloudsplaining_bin() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// Set in the child process of (c): do what `worker analyze FILE --out DIR` does, then exit.
+const CHILD_FILE: &str = "ACCESSFLOW_BENCH_CHILD_ANALYZE";
+const CHILD_OUT: &str = "ACCESSFLOW_BENCH_CHILD_OUT";
+
 fn main() {
+    if let (Some(file), Some(out)) = (std::env::var_os(CHILD_FILE), std::env::var_os(CHILD_OUT)) {
+        let engine = Engine::new().expect("the embedded catalog loads");
+        write_reports(&engine, Path::new(&file), Path::new(&out));
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run small then
     let quick = !std::env::args().any(|a| a == "--bench");
     let t = Instant::now();
     let engine = Engine::new().expect("the embedded catalog loads");
     let catalog_load = t.elapsed();
+    let t = Instant::now();
+    let parsed = Catalog::from_gz(Catalog::embedded_gz()).expect("the embedded TSV parses");
+    let catalog_parse = t.elapsed();
+    assert_eq!(parsed.len(), engine.catalog().len());
+    drop(parsed);
     println!(
-        "== Engine::new (load the embedded catalog, once per process): {:.1} ms",
-        ms(catalog_load)
+        "== Engine::new (the embedded catalog, precompiled by build.rs; once per process): {:.3} ms; parsing the same catalog at run time (Catalog::from_gz, as before): {:.1} ms",
+        ms(catalog_load),
+        ms(catalog_parse)
     );
     let scale: f64 = std::env::var("ACCESSFLOW_BENCH_SCALE")
         .ok()
@@ -135,6 +159,7 @@ fn main() {
         principals,
         seed: 42,
         malformed_policy: false,
+        resources: false,
     };
     let bytes = generate_account_with_policies(&spec, extra_policies).authorization_details;
     if let Some(p) = std::env::var_os("ACCESSFLOW_BENCH_DUMP") {
@@ -168,9 +193,14 @@ fn main() {
         ms(t.parse + t.analyze)
     );
 
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/cloudsplaining/example-authz-details.json");
+    let (file, others) = largest_cloudsplaining_file();
     let small = std::fs::read(&file).expect("cloudsplaining file");
+    println!(
+        "== (b) cloudsplaining's largest example file: {} ({} bytes; the others: {})",
+        file.display(),
+        small.len(),
+        others
+    );
     let n = if quick { 3 } else { 200 };
     let _ = run_once(&engine, &small);
     let start = Instant::now();
@@ -180,7 +210,7 @@ fn main() {
     }
     let avg = start.elapsed() / n;
     let last = last.expect("ran");
-    println!("== (b) {} ({} principals): {:.2} ms per full analysis incl. report and render (avg of {n}); parse+analyze {:.2} ms", file.display(), last.principals, ms(avg), ms(last.parse + last.analyze));
+    println!("   {} ({} principals): {:.2} ms per full analysis incl. report and render (avg of {n}); parse+analyze {:.2} ms", file.display(), last.principals, ms(avg), ms(last.parse + last.analyze));
 
     // what `worker analyze FILE --out DIR` does: read the file, analyse, write the files
     let out_dir = target_dir().join("accessflow-bench-out");
@@ -197,9 +227,63 @@ fn main() {
     );
 
     if quick {
-        println!("== (c) cloudsplaining: skipped in quick mode (run `cargo bench`)");
+        println!("== (c) whole processes: skipped in quick mode (run `cargo bench`)");
         return;
     }
+    println!("== (c) whole processes on {}:", file.display());
+    let worker = worker_bin();
+    let worker_median = match &worker {
+        Ok(bin) => {
+            let out = target_dir().join("accessflow-bench-worker-out");
+            let mut cmd = Command::new(bin);
+            cmd.arg("analyze")
+                .arg(&file)
+                .arg("--out")
+                .arg(&out)
+                .current_dir(target_dir());
+            match median_process(&mut cmd, 11) {
+                Ok(m) => {
+                    println!(
+                        "   `worker analyze FILE --out DIR`: median {:.1} ms of 11 runs ({}{})",
+                        ms(m),
+                        bin.display(),
+                        if older_than_this_bench(bin) {
+                            "; NOTE: built before this bench binary, so maybe from other analysis sources"
+                        } else {
+                            ""
+                        }
+                    );
+                    Some(m)
+                }
+                Err(e) => {
+                    println!("!!!!!!!! `worker analyze` NOT MEASURED: {e} !!!!!!!!");
+                    None
+                }
+            }
+        }
+        Err(e) => {
+            println!("!!!!!!!! `worker analyze` NOT MEASURED: {e} !!!!!!!!");
+            None
+        }
+    };
+    let child_median = {
+        let mut cmd = Command::new(std::env::current_exe().expect("the bench binary"));
+        cmd.env(CHILD_FILE, &file)
+            .env(CHILD_OUT, target_dir().join("accessflow-bench-child-out"));
+        match median_process(&mut cmd, 11) {
+            Ok(m) => {
+                println!(
+                    "   this bench binary as a process doing what `worker analyze` does (Engine::new, read, analyse, write the report files; this analysis crate): median {:.1} ms of 11 runs",
+                    ms(m)
+                );
+                Some(m)
+            }
+            Err(e) => {
+                println!("!!!!!!!! the bench binary as a process NOT MEASURED: {e} !!!!!!!!");
+                None
+            }
+        }
+    };
     match cloudsplaining_bin() {
         Err(e) => {
             println!("!!!!!!!! (c) cloudsplaining scan NOT MEASURED: {e} !!!!!!!!");
@@ -233,9 +317,32 @@ fn main() {
             }
             times.sort();
             let median = times[1];
-            println!("== (c) cloudsplaining scan on the same file: median {:.0} ms of 3 runs (whole process, {})", ms(median), bin.display());
             println!(
-                "   ratio: cloudsplaining / accessflow = {:.0}x against the in-process analysis incl. report ({:.2} ms), {:.0}x against `worker analyze` incl. file I/O and catalog load ({:.2} ms)",
+                "   `cloudsplaining scan`: median {:.0} ms of 3 runs ({})",
+                ms(median),
+                bin.display()
+            );
+            match worker_median {
+                Some(w) => println!(
+                    "   ratio, whole process: cloudsplaining / `worker analyze` = {:.0}x ({:.0} ms / {:.1} ms)",
+                    ms(median) / ms(w),
+                    ms(median),
+                    ms(w)
+                ),
+                None => println!(
+                    "   ratio, whole process: cloudsplaining / `worker analyze` NOT MEASURED (no worker binary)"
+                ),
+            }
+            if let Some(c) = child_median {
+                println!(
+                    "   ratio, whole process: cloudsplaining / the bench binary's `worker analyze` work = {:.0}x ({:.0} ms / {:.1} ms)",
+                    ms(median) / ms(c),
+                    ms(median),
+                    ms(c)
+                );
+            }
+            println!(
+                "   ratio, in process: cloudsplaining / accessflow = {:.0}x against the analysis incl. report ({:.2} ms), {:.0}x against read, analyse, write plus the catalog load ({:.2} ms)",
                 ms(median) / ms(avg),
                 ms(avg),
                 ms(median) / ms(avg_cli),
@@ -243,6 +350,94 @@ fn main() {
             );
         }
     }
+}
+
+/// The largest file (by bytes) of `tests/data/cloudsplaining/`, and a list of the others.
+fn largest_cloudsplaining_file() -> (PathBuf, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/cloudsplaining");
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+        .expect("tests/data/cloudsplaining")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let len = p.metadata().ok()?.len();
+            (p.extension()? == "json").then_some((len, p))
+        })
+        .collect();
+    files.sort();
+    let (_, largest) = files.pop().expect("a cloudsplaining file");
+    let others = files
+        .iter()
+        .rev()
+        .map(|(len, p)| {
+            format!(
+                "{} {len} B",
+                p.file_name().unwrap_or_default().to_string_lossy()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    (largest, others)
+}
+
+/// The `worker` binary: `ACCESSFLOW_WORKER_BIN`, else `release/worker` in the target
+/// directory (this bench does not build it: the AWS SDK takes minutes).
+fn worker_bin() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("ACCESSFLOW_WORKER_BIN") {
+        let p = PathBuf::from(p);
+        return if p.exists() {
+            Ok(p)
+        } else {
+            Err(format!(
+                "ACCESSFLOW_WORKER_BIN={} does not exist",
+                p.display()
+            ))
+        };
+    }
+    let p = target_dir().join("release/worker");
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{} not found: build the worker first with cargo build --release -p accessflow-worker",
+            p.display()
+        ))
+    }
+}
+
+fn older_than_this_bench(bin: &Path) -> bool {
+    let mtime = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+    match (
+        mtime(bin),
+        std::env::current_exe().ok().and_then(|e| mtime(&e)),
+    ) {
+        (Some(w), Some(b)) => w < b,
+        _ => false,
+    }
+}
+
+/// The median wall time of `n` runs of a process (after one unmeasured run); fails if a run
+/// fails.
+fn median_process(cmd: &mut Command, n: usize) -> Result<Duration, String> {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut times = Vec::new();
+    for i in 0..=n {
+        let s = Instant::now();
+        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        let el = s.elapsed();
+        if !out.status.success() {
+            return Err(format!(
+                "{cmd:?}: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        if i > 0 {
+            times.push(el);
+        }
+    }
+    times.sort();
+    Ok(times[n / 2])
 }
 
 /// What the generated account holds, counted in its JSON.
@@ -293,6 +488,8 @@ fn bench_report(
         run_id: "bench",
         analysis_time: "2026-11-26T02:00:00.000000+00:00",
         credential_report: None,
+        resources: None,
+        trusted_accounts: &[],
     };
     build_report(engine, model, results, &[], &ctx, None)
 }

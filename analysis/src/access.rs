@@ -506,8 +506,8 @@ impl Engine {
                     }
                     let all = b.len() as u32 == s.capability_counts[cap as usize];
                     grants.push(Grant {
-                        service: s.prefix.clone(),
-                        service_name: s.name.clone(),
+                        service: s.prefix.to_string(),
+                        service_name: s.name.to_string(),
                         capability: cap,
                         resource: resource.clone(),
                         conditional: *conditional,
@@ -516,7 +516,7 @@ impl Engine {
                             Vec::new()
                         } else {
                             b.iter()
-                                .map(|i| cat.actions[*i as usize].full_name.clone())
+                                .map(|i| cat.actions[*i as usize].full_name.to_string())
                                 .collect()
                         },
                         except: except.clone(),

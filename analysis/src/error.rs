@@ -66,11 +66,22 @@ pub enum AnalysisError {
 pub enum ReportError {
     #[error("rendering {file}: {message}")]
     Render { file: String, message: String },
+    /// Storing a rendered file failed (the `store` of `AccountReport::write_files`).
+    #[error("storing {file}: {message}")]
+    Store { file: String, message: String },
 }
 
 impl ReportError {
     pub(crate) fn render(file: &str, e: impl std::fmt::Display) -> Self {
         ReportError::Render {
+            file: file.to_string(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Storing `file` failed: for the `store` of `AccountReport::write_files`.
+    pub fn store(file: &str, e: impl std::fmt::Display) -> Self {
+        ReportError::Store {
             file: file.to_string(),
             message: e.to_string(),
         }

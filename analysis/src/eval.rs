@@ -74,9 +74,31 @@ pub struct ResourcePolicy {
     pub document: PolicyDocument,
 }
 
-/// Parses the IAMSpy resource-policy file form: `[{"Resource": ARN, "Policy": {...}, "Account": "..."}]`.
+/// Parses resource policies in either form: the IAMSpy file form,
+/// `[{"Resource": ARN, "Policy": {...}, "Account": "..."}]`, or an account's resource
+/// inventory (`resources.json`, an object with `Resources`; its policies belong to the
+/// account in each ARN, or to none for S3, whose ARNs carry no account). A malformed
+/// policy in an inventory is an error here: a decision must not silently skip it.
 pub fn parse_resource_policies(bytes: &[u8]) -> Result<Vec<ResourcePolicy>, ParseError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::from_json(&e))?;
+    if v.get("Resources").is_some() {
+        let inventory = crate::resources::ResourceInventory::parse(bytes)?;
+        let mut out = Vec::with_capacity(inventory.resources.len());
+        for r in inventory.resources {
+            match r.policy {
+                None => {}
+                Some(Err(e)) => return Err(ParseError::structure(e.path, e.message)),
+                Some(Ok(document)) => out.push(ResourcePolicy {
+                    account: arn_account(&r.arn)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string),
+                    resource: r.arn,
+                    document,
+                }),
+            }
+        }
+        return Ok(out);
+    }
     let list = v.as_array().ok_or_else(|| {
         ParseError::structure("$", "must be a list of {Resource, Policy, Account}")
     })?;
@@ -401,6 +423,49 @@ fn eval_doc(
             conditional: c == Tri::Maybe,
         });
     }
+}
+
+/// The resource-policy layer of one request, alone: what [`crate::resources`] reads to say
+/// what a resource allows principals outside the account (whose own policies are not seen).
+#[derive(Debug, Default)]
+pub(crate) struct ResourceLayer(LayerResult);
+
+impl ResourceLayer {
+    /// (allowed at all, only under undecided conditions): an allow and no deny that is
+    /// certain; a conditional deny makes the allow conditional.
+    pub(crate) fn outcome(&self) -> (bool, bool) {
+        let allowed = tri(self.0.allow).and(tri(self.0.deny).negate());
+        (allowed != Tri::No, allowed == Tri::Maybe)
+    }
+
+    /// The statements that matched only conditionally: (statement index, effect).
+    pub(crate) fn conditional_statements(&self) -> Vec<(usize, Effect)> {
+        self.0
+            .statements
+            .iter()
+            .filter(|s| s.conditional)
+            .map(|s| (s.statement_index, s.effect))
+            .collect()
+    }
+}
+
+/// Evaluates a resource policy for one request of `principal` (ARN, account).
+pub(crate) fn eval_resource_doc(
+    doc: &PolicyDocument,
+    label: &str,
+    action: &str,
+    resource: &str,
+    principal: (&str, &str),
+    ctx: &RequestContext,
+    out: &mut ResourceLayer,
+) {
+    let req = Req {
+        action,
+        resource,
+        principal,
+        ctx,
+    };
+    eval_doc(doc, label, PolicyType::ResourceBased, &req, &mut out.0);
 }
 
 /// The keys AWS sets for every request of this principal.

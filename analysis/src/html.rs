@@ -1,14 +1,24 @@
 //! Self-contained HTML report: no external resource (a Content-Security-Policy forbids any
-//! network request), tables rendered server-side (readable without JavaScript), with a
-//! small inline script for sorting (click a header) and filtering (type in the box).
-//! Admins and external access come first. Each table shows columns of its rows' cells
+//! network request). The summary comes first (cards, then a list of the sections with their
+//! counts), then the findings that matter in the morning (admins, external access,
+//! escalation paths, what changed since the previous run, failures), then the large
+//! reference tables. Each table's first page is rendered server-side (readable without
+//! JavaScript); all its rows travel as data in the page, and a small inline script pages,
+//! sorts (click a header) and filters (type in the box) them, so a 100,000-row account
+//! renders as fast as a small one. Each table shows columns of its rows' cells
 //! (`table::TableRow::cells`, shared with the CSV files) under its own labels.
 
 use super::report::AccountReport;
-use super::table::{projection, Cell, TableRow};
+use super::table::{projection, TableRow};
 
 fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
+    esc_into(&mut o, s);
+    o
+}
+
+/// Appends `s` to `o`, escaped for HTML text and attribute values.
+fn esc_into(o: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '&' => o.push_str("&amp;"),
@@ -19,26 +29,51 @@ fn esc(s: &str) -> String {
             _ => o.push(c),
         }
     }
-    o
 }
 
-/// Rows shown per table in the HTML; the CSV files have everything.
-const MAX_ROWS: usize = 5000;
+/// Rows of a table rendered into the page itself: its first page, readable without
+/// JavaScript. All rows travel as data beside it, and the script pages, sorts and filters
+/// them, so the page's first render costs the same for 100 rows or 100,000.
+const PAGE_ROWS: usize = 100;
+
+/// `n` with thousands separators (`12,345`), as the script's `toLocaleString("en-US")`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Appends `s` as a JSON string that is safe inside a `<script>` element (no `<`).
+fn json_string_into(o: &mut String, s: &str) {
+    let quoted = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
+    o.push_str(&quoted.replace('<', "\\u003c"));
+}
 
 /// One section with a table of `rows`: each `(label, column)` shows the row's cell of that
-/// column (see [`TableRow::cells`]) under that label.
+/// column (see [`TableRow::cells`]) under that label. The first [`PAGE_ROWS`] rows are
+/// rendered as HTML; every row is also written as data (`<script type="application/json"
+/// id="rows-ID">`: a list of the table's distinct strings and the rows as indices into
+/// it, since names and ARNs repeat across rows), which the script pages through.
 fn table<R: TableRow>(
     out: &mut String,
+    toc: &mut Vec<(String, String, usize)>,
     id: &str,
     title: &str,
     note: &str,
     columns: &[(&str, &str)],
     rows: &[R],
 ) {
+    toc.push((id.to_string(), title.to_string(), rows.len()));
     out.push_str(&format!(
         "<section id=\"sec-{id}\"><h2>{} <span class=\"count\">{}</span></h2>",
         esc(title),
-        rows.len()
+        thousands(rows.len())
     ));
     if !note.is_empty() {
         out.push_str(&format!("<p class=\"note\">{}</p>", esc(note)));
@@ -52,34 +87,62 @@ fn table<R: TableRow>(
         esc(title),
         esc(title)
     ));
-    out.push_str(&format!(
-        "<table id=\"{id}\" class=\"sortable\"><thead><tr>"
-    ));
+    out.push_str(&format!("<table id=\"{id}\" class=\"paged\"><thead><tr>"));
     for (label, _) in columns {
         out.push_str(&format!("<th>{}</th>", esc(label)));
     }
     out.push_str("</tr></thead><tbody>\n");
     let names: Vec<&str> = columns.iter().map(|(_, c)| *c).collect();
     let sources = projection::<R>(&names);
-    for r in rows.iter().take(MAX_ROWS) {
-        let mut cells: Vec<Option<Cell>> = r.cells().into_iter().map(Some).collect();
-        out.push_str("<tr>");
-        for source in &sources {
-            let text = source
-                .and_then(|i| cells[i].take())
-                .map(Cell::into_html)
-                .unwrap_or_default();
-            out.push_str(&format!("<td>{}</td>", esc(&text)));
+    let mut strings: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut data = String::with_capacity(rows.len() * 8 * columns.len());
+    let mut dictionary = String::new();
+    for (index, r) in rows.iter().enumerate() {
+        let cells = r.cells();
+        if index < PAGE_ROWS {
+            out.push_str("<tr>");
+            for source in &sources {
+                let text = source.map_or("", |i| cells[i].as_html());
+                out.push_str("<td>");
+                esc_into(out, text);
+                out.push_str("</td>");
+            }
+            out.push_str("</tr>\n");
         }
-        out.push_str("</tr>\n");
+        data.push(if index == 0 { '[' } else { ',' });
+        for (column, source) in sources.iter().enumerate() {
+            let text = source.map_or("", |i| cells[i].as_html());
+            let n = match strings.get(text) {
+                Some(n) => *n,
+                None => {
+                    let n = strings.len();
+                    dictionary.push(if n == 0 { '[' } else { ',' });
+                    json_string_into(&mut dictionary, text);
+                    strings.insert(text.to_string(), n);
+                    n
+                }
+            };
+            data.push(if column == 0 { '[' } else { ',' });
+            data.push_str(&n.to_string());
+        }
+        data.push(']');
     }
+    data.push(']');
+    if dictionary.is_empty() {
+        dictionary.push('[');
+    }
+    dictionary.push(']');
     out.push_str("</tbody></table>");
-    if rows.len() > MAX_ROWS {
-        out.push_str(&format!(
-            "<p class=\"note\">Showing the first {MAX_ROWS} of {} rows; the CSV files have all of them.</p>",
-            rows.len()
-        ));
-    }
+    // The same words the script writes when it turns a page.
+    out.push_str(&format!(
+        "<div class=\"pager\" data-table=\"{id}\"><span class=\"shown\">Rows 1–{} of {} · page 1 of {}</span></div>",
+        thousands(rows.len().min(PAGE_ROWS)),
+        thousands(rows.len()),
+        thousands(rows.len().div_ceil(PAGE_ROWS))
+    ));
+    out.push_str(&format!(
+        "<script type=\"application/json\" id=\"rows-{id}\">{{\"strings\":{dictionary},\"rows\":{data}}}</script>"
+    ));
     out.push_str("</section>\n");
 }
 
@@ -103,35 +166,95 @@ th,td{border-bottom:1px solid #e4e7ec;padding:5px 8px;vertical-align:top;word-br
 th.asc::after{content:" \25B2"} th.desc::after{content:" \25BC"}
 tr:hover td{background:#f7f9fc}
 .filter{margin:4px 0 8px 0;padding:5px 8px;width:320px;border:1px solid #c8ced8;border-radius:6px}
+.pager{display:flex;gap:10px;align-items:center;margin:8px 0 0 0;font-size:13px;color:#5b6475}
+.pager button{padding:3px 10px;border:1px solid #c8ced8;border-radius:6px;background:#fff;cursor:pointer}
+.pager button:disabled{opacity:.45;cursor:default}
+nav.toc{display:flex;flex-wrap:wrap;gap:6px 14px;font-size:13px;margin:6px 0 4px 0}
+nav.toc a{color:#1d4ed8;text-decoration:none}
 .note,.empty{color:#5b6475;font-size:13px}
 "#;
 
-const SCRIPT: &str = r#"
+/// The page's script: pages, sorts (click a header) and filters (the box) each table over
+/// all its rows, from the table's data, read only once the table is first touched (the
+/// first render costs nothing for big tables). A table's view is kept in the address
+/// (`#access?q=s3&page=2&sort=1&order=desc`), so a filtered view can be linked and
+/// reloaded. When done, it notes on `<html>` how long the page took (`data-ready-ms`, and
+/// `data-load-ms` when the load event fires), for the render benchmark.
+const SCRIPT: &str = r##"
 (function(){
-  function cellText(tr,i){var c=tr.children[i];return c?c.textContent:"";}
-  document.querySelectorAll("table.sortable").forEach(function(t){
-    t.querySelectorAll("th").forEach(function(th,i){
-      th.addEventListener("click",function(){
-        var asc=!th.classList.contains("asc");
-        t.querySelectorAll("th").forEach(function(h){h.classList.remove("asc","desc");});
-        th.classList.add(asc?"asc":"desc");
-        var tb=t.tBodies[0];var rows=Array.prototype.slice.call(tb.rows);
-        rows.sort(function(a,b){var x=cellText(a,i),y=cellText(b,i);
-          var nx=parseFloat(x),ny=parseFloat(y);
-          var r=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?r:-r;});
-        rows.forEach(function(r){tb.appendChild(r);});
-      });
-    });
-  });
-  document.querySelectorAll("input.filter").forEach(function(inp){
-    inp.addEventListener("input",function(){
-      var q=inp.value.toLowerCase();var t=document.getElementById(inp.getAttribute("data-table"));
-      Array.prototype.forEach.call(t.tBodies[0].rows,function(r){
-        r.style.display=r.textContent.toLowerCase().indexOf(q)>=0?"":"none";});
-    });
+  var PAGE=100;
+  var tables={};
+  function text(n){return n.toLocaleString("en-US");}
+  function setup(t){
+    var id=t.id,sec=t.parentNode,pager=sec.querySelector(".pager"),
+        filter=sec.querySelector("input.filter"),shown=pager.querySelector(".shown");
+    var st={id:id,q:"",sort:-1,asc:true,page:0,rows:null,low:null,view:null};
+    var prev=document.createElement("button"),next=document.createElement("button");
+    prev.type=next.type="button";prev.textContent="\u2039 Previous";next.textContent="Next \u203A";
+    pager.insertBefore(prev,shown);pager.appendChild(next);
+    function load(){
+      if(st.rows)return;
+      var d=JSON.parse(document.getElementById("rows-"+id).textContent),s=d.strings;
+      st.rows=d.rows.map(function(r){return r.map(function(i){return s[i];});});
+      st.low=st.rows.map(function(r){return r.join("\u0001").toLowerCase();});
+    }
+    function select(){
+      load();
+      var v=[],q=st.q.toLowerCase();
+      for(var i=0;i<st.rows.length;i++){if(!q||st.low[i].indexOf(q)>=0)v.push(i);}
+      if(st.sort>=0){
+        var c=st.sort,rows=st.rows,dir=st.asc?1:-1;
+        v.sort(function(a,b){var x=rows[a][c],y=rows[b][c],nx=Number(x),ny=Number(y),r;
+          if(x!==""&&y!==""&&!isNaN(nx)&&!isNaN(ny))r=nx-ny;else r=x<y?-1:(x>y?1:0);
+          return r*dir||a-b;});
+      }
+      st.view=v;
+    }
+    function draw(){
+      var v=st.view,n=v.length,pages=Math.max(1,Math.ceil(n/PAGE));
+      if(st.page>=pages)st.page=pages-1;if(st.page<0)st.page=0;
+      var from=st.page*PAGE,to=Math.min(n,from+PAGE),tb=document.createElement("tbody");
+      for(var i=from;i<to;i++){var tr=document.createElement("tr"),r=st.rows[v[i]];
+        for(var j=0;j<r.length;j++){var td=document.createElement("td");td.textContent=r[j];tr.appendChild(td);}
+        tb.appendChild(tr);}
+      t.replaceChild(tb,t.tBodies[0]);
+      shown.textContent=(n?"Rows "+text(from+1)+"\u2013"+text(to)+" of "+text(n):"No rows match")+
+        (n<st.rows.length?" (filtered from "+text(st.rows.length)+")":"")+
+        " \u00b7 page "+text(st.page+1)+" of "+text(pages);
+      prev.disabled=st.page===0;next.disabled=st.page>=pages-1;
+      t.querySelectorAll("th").forEach(function(h,i){h.classList.remove("asc","desc");
+        if(i===st.sort)h.classList.add(st.asc?"asc":"desc");});
+    }
+    function remember(){
+      var p=[];if(st.q)p.push("q="+encodeURIComponent(st.q));if(st.page)p.push("page="+(st.page+1));
+      if(st.sort>=0){p.push("sort="+st.sort);if(!st.asc)p.push("order=desc");}
+      history.replaceState(null,"","#"+id+(p.length?"?"+p.join("&"):""));
+    }
+    filter.addEventListener("input",function(){st.q=filter.value;st.page=0;select();draw();remember();});
+    prev.addEventListener("click",function(){if(!st.view)select();st.page--;draw();remember();});
+    next.addEventListener("click",function(){if(!st.view)select();st.page++;draw();remember();});
+    t.querySelectorAll("th").forEach(function(th,i){th.addEventListener("click",function(){
+      st.asc=st.sort===i?!st.asc:true;st.sort=i;select();draw();remember();});});
+    prev.disabled=true;next.disabled=t.tBodies[0].rows.length<PAGE;
+    st.restore=function(params){
+      st.q=params.get("q")||"";filter.value=st.q;
+      var s=parseInt(params.get("sort"),10);st.sort=isNaN(s)?-1:s;st.asc=params.get("order")!=="desc";
+      var p=parseInt(params.get("page"),10);st.page=isNaN(p)?0:p-1;select();draw();
+      sec.scrollIntoView();
+    };
+    tables[id]=st;
+  }
+  document.querySelectorAll("table.paged").forEach(setup);
+  var h=decodeURIComponent(location.hash.slice(1)),at=h.indexOf("?");
+  var target=tables[at<0?h:h.slice(0,at)];
+  if(target)target.restore(new URLSearchParams(at<0?"":h.slice(at+1)));
+  var root=document.documentElement;
+  root.setAttribute("data-ready-ms",String(Math.round(performance.now())));
+  window.addEventListener("load",function(){
+    root.setAttribute("data-load-ms",String(Math.round(performance.now())));
   });
 })();
-"#;
+"##;
 
 pub(crate) fn render(r: &AccountReport) -> String {
     let mut o = String::with_capacity(64 * 1024);
@@ -178,17 +301,36 @@ pub(crate) fn render(r: &AccountReport) -> String {
             false,
         ),
         ("Failed", t.failed, t.failed > 0),
-    ] {
+    ]
+    .into_iter()
+    .chain(t.inventoried_resources.map(|_| {
+        (
+            "Public resources",
+            t.public_resources,
+            t.public_resources > 0,
+        )
+    }))
+    .chain(t.inventoried_resources.map(|_| {
+        (
+            "Resources shared with other accounts",
+            t.cross_account_resources,
+            t.untrusted_account_resources > 0,
+        )
+    })) {
         o.push_str(&format!(
-            "<div class=\"card{}\"><b>{v}</b>{}</div>",
+            "<div class=\"card{}\"><b>{}</b>{}</div>",
             if alert { " alert" } else { "" },
+            thousands(v),
             esc(label)
         ));
     }
     o.push_str("</div>\n");
 
+    let mut body = String::with_capacity(64 * 1024);
+    let mut toc = Vec::new();
     table(
-        &mut o,
+        &mut body,
+        &mut toc,
         "admins",
         "IAM admins",
         "Principals with full access, or able to grant themselves more (directly or by assuming an admin role).",
@@ -201,7 +343,8 @@ pub(crate) fn render(r: &AccountReport) -> String {
         &r.admins,
     );
     table(
-        &mut o,
+        &mut body,
+        &mut toc,
         "external",
         "External access",
         "Roles that principals outside the account can assume (other accounts, identity providers, anyone). Conditions such as sts:ExternalId narrow them.",
@@ -215,8 +358,33 @@ pub(crate) fn render(r: &AccountReport) -> String {
         ],
         &r.external_access,
     );
+    if let Some(n) = t.inventoried_resources {
+        table(
+            &mut body,
+            &mut toc,
+            "exposure",
+            "Public and cross-account",
+            &format!(
+                "What the resource policies, bucket ACLs and KMS grants of the account's {} inventoried resources allow everyone (public) or other accounts. Open: in force; conditional: only under the conditions shown; blocked: granted, but overridden by S3 Block Public Access. Another account also needs its own policies to allow it. Trusted: a partner the customer listed.",
+                thousands(n)
+            ),
+            &[
+                ("Resource", "resource_arn"),
+                ("Type", "resource_type"),
+                ("Exposure", "exposure"),
+                ("Principal", "principal"),
+                ("Trusted", "trusted_account"),
+                ("Capability", "access_capability"),
+                ("Status", "status"),
+                ("Via", "via"),
+                ("Condition", "condition"),
+            ],
+            &r.resource_exposure,
+        );
+    }
     table(
-        &mut o,
+        &mut body,
+        &mut toc,
         "escalations",
         "Privilege-escalation paths",
         "",
@@ -229,67 +397,13 @@ pub(crate) fn render(r: &AccountReport) -> String {
         ],
         &r.escalations,
     );
-    table(
-        &mut o,
-        "assumers",
-        "Who can assume which role",
-        "",
-        &[
-            ("Role", "role_arn"),
-            ("Principal", "principal_arn"),
-            ("How", "how"),
-            ("Conditional", "conditional"),
-        ],
-        &r.role_assumers,
-    );
-    table(
-        &mut o,
-        "unused",
-        "Granted but unused",
-        "Services a principal may use but has not used in the last-accessed tracking period.",
-        &[
-            ("Principal", "principal_name"),
-            ("Service", "service_name"),
-            ("Capabilities", "capabilities"),
-            ("ARN", "principal_arn"),
-        ],
-        &r.unused_access,
-    );
-    table(
-        &mut o,
-        "principals",
-        "Principals",
-        "",
-        &[
-            ("Name", "principal_name"),
-            ("Type", "principal_type"),
-            ("IAM admin", "principal_is_iam_admin"),
-            ("Last used", "principal_last_used"),
-            ("Password", "password_state"),
-            ("ARN", "principal_arn"),
-        ],
-        &r.principals,
-    );
-    table(
-        &mut o,
-        "access",
-        "Access by principal",
-        "Conditional: allowed only under policy conditions that depend on the request.",
-        &[
-            ("Principal", "principal_name"),
-            ("Service", "service_name"),
-            ("Capability", "access_capability"),
-            ("Resource", "resource_arn"),
-            ("Conditional", "conditional"),
-        ],
-        &r.principal_access,
-    );
     let note = match &r.diff_base_run {
         Some(run) => format!("Against run {run}."),
         None => "No previous run: nothing to compare.".to_string(),
     };
     table(
-        &mut o,
+        &mut body,
+        &mut toc,
         "diff",
         "Changes since the previous run",
         &note,
@@ -305,7 +419,8 @@ pub(crate) fn render(r: &AccountReport) -> String {
         &r.diff,
     );
     table(
-        &mut o,
+        &mut body,
+        &mut toc,
         "failures",
         "Failures",
         "",
@@ -313,7 +428,8 @@ pub(crate) fn render(r: &AccountReport) -> String {
         &r.failures,
     );
     table(
-        &mut o,
+        &mut body,
+        &mut toc,
         "policy-errors",
         "Malformed policies",
         "",
@@ -325,7 +441,67 @@ pub(crate) fn render(r: &AccountReport) -> String {
         &r.policy_errors,
     );
     table(
-        &mut o,
+        &mut body,
+        &mut toc,
+        "unused",
+        "Granted but unused",
+        "Services a principal may use but has not used in the last-accessed tracking period.",
+        &[
+            ("Principal", "principal_name"),
+            ("Service", "service_name"),
+            ("Capabilities", "capabilities"),
+            ("ARN", "principal_arn"),
+        ],
+        &r.unused_access,
+    );
+    table(
+        &mut body,
+        &mut toc,
+        "assumers",
+        "Who can assume which role",
+        "",
+        &[
+            ("Role", "role_arn"),
+            ("Principal", "principal_arn"),
+            ("How", "how"),
+            ("Conditional", "conditional"),
+        ],
+        &r.role_assumers,
+    );
+    table(
+        &mut body,
+        &mut toc,
+        "principals",
+        "Principals",
+        "",
+        &[
+            ("Name", "principal_name"),
+            ("Type", "principal_type"),
+            ("IAM admin", "principal_is_iam_admin"),
+            ("Last used", "principal_last_used"),
+            ("Password", "password_state"),
+            ("ARN", "principal_arn"),
+        ],
+        &r.principals,
+    );
+    table(
+        &mut body,
+        &mut toc,
+        "access",
+        "Access by principal",
+        "Conditional: allowed only under policy conditions that depend on the request.",
+        &[
+            ("Principal", "principal_name"),
+            ("Service", "service_name"),
+            ("Capability", "access_capability"),
+            ("Resource", "resource_arn"),
+            ("Conditional", "conditional"),
+        ],
+        &r.principal_access,
+    );
+    table(
+        &mut body,
+        &mut toc,
         "warnings",
         "Warnings",
         "",
@@ -333,6 +509,16 @@ pub(crate) fn render(r: &AccountReport) -> String {
         &r.warnings,
     );
 
+    o.push_str("<nav class=\"toc\" aria-label=\"Sections\">");
+    for (id, title, count) in &toc {
+        o.push_str(&format!(
+            "<a href=\"#sec-{id}\">{} <span class=\"count\">{}</span></a>",
+            esc(title),
+            thousands(*count)
+        ));
+    }
+    o.push_str("</nav>\n");
+    o.push_str(&body);
     o.push_str("</main><script>");
     o.push_str(SCRIPT);
     o.push_str("</script></body></html>\n");

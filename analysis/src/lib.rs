@@ -6,7 +6,8 @@
 //! - [`Engine::check`] answers one request (`Allowed | ExplicitDeny | ImplicitDeny`, conditional
 //!   or not, with the deciding statements), with optional SCPs and resource policies;
 //! - [`build_report`] aggregates principals into the account report, and
-//!   [`AccountReport::render_files`] writes JSON, the k9-style CSVs, HTML and the diff.
+//!   [`AccountReport::write_files`] writes JSON, the k9-style CSVs, HTML and the diff, one
+//!   file at a time ([`AccountReport::render_files`]: all at once).
 //!
 //! Caching: a principal's result depends on `ENGINE_VERSION`, `AccountModel::principal_digest`
 //! and, when last-accessed data is given, `LastAccessed::digest` (unused access);
@@ -23,7 +24,8 @@
 //! [`Engine::check`]; the account file carries neither, so the bulk analysis does not use them.
 //!
 //! Layout: `model` parses the account file, `policy` and `condition` read policy documents,
-//! `glob` matches ARN and action patterns, `catalog` is the embedded action catalog,
+//! `glob` matches ARN and action patterns, `catalog` is the embedded action catalog
+//! (precompiled into static tables by `build.rs` with the parser in `catalog_tsv`),
 //! `eval` answers single requests, `access` analyses one principal in bulk, `report`
 //! aggregates principals into the report (one function per section) and writes its JSON and
 //! CSV files, `html` renders the HTML page, and `table` turns each report row into cells
@@ -40,6 +42,7 @@
 
 pub mod access;
 pub mod catalog;
+mod catalog_tsv;
 pub mod condition;
 pub mod error;
 pub mod eval;
@@ -48,6 +51,8 @@ mod html;
 pub mod model;
 pub mod policy;
 pub mod report;
+pub mod resources;
+pub mod review;
 mod table;
 
 pub use access::{
@@ -63,7 +68,7 @@ pub use eval::{
 pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
 pub use report::{
     build_report, AccountReport, AssumeHow, DiffChange, DiffKind, IamAdmin, PrincipalFailure,
-    ReportContext,
+    ReportContext, READABLE_REPORT_FORMATS, REPORT_FILES, REPORT_FORMAT,
 };
 
 /// Bump when results change (part of every cached result's key).
@@ -75,8 +80,9 @@ pub struct Engine {
     pub(crate) catalog: std::sync::Arc<Catalog>,
 }
 
-/// The embedded catalog, loaded once per process (about 40-50 ms); every `Engine::new`
-/// after the first shares it.
+/// The embedded catalog, once per process; every `Engine::new` after the first shares it.
+/// Cheap: the catalog borrows static tables precompiled by `build.rs` (was 40-50 ms of
+/// gunzip and parsing at run time).
 static EMBEDDED: std::sync::OnceLock<Result<std::sync::Arc<Catalog>, CatalogError>> =
     std::sync::OnceLock::new();
 

@@ -622,16 +622,29 @@ impl LastAccessed {
                 },
             );
         }
-        let mut canon = String::new();
-        canonical_json(&v, &mut canon);
+        // Over what the analysis reads, not the whole document: a document fetched again
+        // tomorrow carries new job dates (`JobCreationDate`, `JobCompletionDate`) and would
+        // otherwise miss the result cache every night for the same access.
+        let mut hasher = Sha256::new();
+        for (namespace, service) in &services {
+            for part in [
+                namespace.as_str(),
+                service.service_name.as_str(),
+                service.last_authenticated.as_deref().unwrap_or("-"),
+            ] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
         Ok(LastAccessed {
             services,
-            digest: hex::encode(Sha256::digest(canon.as_bytes())),
+            digest: hex::encode(hasher.finalize()),
         })
     }
 
-    /// Hex sha256 of the (canonicalised) data: part of a result's cache key, since unused
-    /// access depends on it.
+    /// Hex sha256 of the services and their last-authenticated times (what unused access
+    /// is computed from): part of a result's cache key. Job metadata is left out, so the
+    /// same access fetched on another night has the same digest.
     pub fn digest(&self) -> &str {
         &self.digest
     }
@@ -642,5 +655,32 @@ impl LastAccessed {
             .values()
             .filter_map(|s| s.last_authenticated.as_deref())
             .max()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LastAccessed;
+
+    fn document(job_date: &str, last: &str) -> Vec<u8> {
+        format!(
+            r#"{{"JobStatus":"COMPLETED","JobCreationDate":"{job_date}","JobCompletionDate":"{job_date}",
+               "ServicesLastAccessed":[{{"ServiceName":"Amazon S3","ServiceNamespace":"s3",
+               "LastAuthenticated":"{last}"}},{{"ServiceName":"AWS KMS","ServiceNamespace":"kms"}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn the_digest_ignores_job_dates_but_not_access_times() {
+        let monday = LastAccessed::parse(&document("2026-11-30T02:00:00Z", "2026-11-01T00:00:00Z"))
+            .expect("parses");
+        let tuesday =
+            LastAccessed::parse(&document("2026-12-01T02:00:00Z", "2026-11-01T00:00:00Z"))
+                .expect("parses");
+        let used = LastAccessed::parse(&document("2026-12-01T02:00:00Z", "2026-11-30T09:00:00Z"))
+            .expect("parses");
+        assert_eq!(monday.digest(), tuesday.digest());
+        assert_ne!(tuesday.digest(), used.digest());
     }
 }

@@ -2,9 +2,12 @@
 //! function each: role assumers, admins, escalation paths, external access, unused access,
 //! principals, access by principal, resources, access by resource, warnings, the diff
 //! against the previous run), written as JSON and k9-style CSVs (cells from `table`) and
-//! HTML (`html`). Everything is sorted: same inputs, same bytes.
+//! HTML (`html`), one file at a time (`AccountReport::write_files`); `report.json` leaves out
+//! what only the CSV files need (format 2; `from_json` also reads format 1). Everything is
+//! sorted: same inputs, same bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,10 +16,32 @@ use super::catalog::Capability;
 use super::error::{ParseError, PolicyError, ReportError};
 use super::glob::{arn_service, has_wildcard, wildcard_match};
 use super::model::{AccountModel, PrincipalKind};
-use super::table::{parse_tags, projection, Cell, TableRow};
+use super::resources::{self, ExposureRow, ExposureTotals, ResourceInventory};
+use super::table::{parse_tags, projection, TableRow};
 use super::Engine;
 
-pub const REPORT_FORMAT: &str = "accessflow-account-report/1";
+/// The `format` of the `report.json` this version writes. Format 2 (against 1): no
+/// `resource_access` (the rows of `resource-access-summaries.csv`, which has them), the rows
+/// of `principal_access` without `principal_name` and `principal_type` (in `principals`), and
+/// one row per line instead of one field per line.
+pub const REPORT_FORMAT: &str = "accessflow-account-report/2";
+
+/// The formats [`AccountReport::from_json`] reads: this one and the previous one, so that the
+/// first night after an upgrade still diffs against the night before.
+pub const READABLE_REPORT_FORMATS: &[&str] = &["accessflow-account-report/1", REPORT_FORMAT];
+
+/// The files of a report, sorted by name: the order [`AccountReport::write_files`] writes
+/// them in.
+pub const REPORT_FILES: [&str; 8] = [
+    "diff.csv",
+    "principal-access-summaries.csv",
+    "principals.csv",
+    "public-and-cross-account.csv",
+    "report.html",
+    "report.json",
+    "resource-access-summaries.csv",
+    "resources.csv",
+];
 
 pub struct ReportContext<'a> {
     pub customer: &'a str,
@@ -26,6 +51,12 @@ pub struct ReportContext<'a> {
     pub analysis_time: &'a str,
     /// CSV of `iam get-credential-report`, decoded.
     pub credential_report: Option<&'a str>,
+    /// The account's resource inventory (`resources.json`), when the source collected one:
+    /// its resources go into `resources.csv`, their external access into
+    /// `public-and-cross-account.csv`.
+    pub resources: Option<&'a ResourceInventory>,
+    /// The customer's known partner accounts (the tenants file's `trusted_accounts`).
+    pub trusted_accounts: &'a [String],
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -125,6 +156,10 @@ pub enum DiffKind {
     Escalation,
     ExternalAccess,
     Principal,
+    /// Public or cross-account access to an inventoried resource: `principal_arn` is the
+    /// external principal (`*`: everyone), `service_name` says `public` or `cross-account`,
+    /// `detail` the status (`open`, `conditional`, `blocked`).
+    ResourceExposure,
 }
 
 impl DiffKind {
@@ -135,6 +170,7 @@ impl DiffKind {
             DiffKind::Escalation => "escalation",
             DiffKind::ExternalAccess => "external-access",
             DiffKind::Principal => "principal",
+            DiffKind::ResourceExposure => "resource-exposure",
         }
     }
 }
@@ -217,10 +253,14 @@ pub struct ResourceRow {
     pub resource_tags: String,
 }
 
+/// A row of `principal-access-summaries.csv`. In `report.json` (format 2) without
+/// `principal_name` and `principal_type`, which `principals` has; `from_json` fills them in.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AccessRow {
     pub principal_arn: String,
+    #[serde(default, skip_serializing)]
     pub principal_name: String,
+    #[serde(default, skip_serializing)]
     pub principal_type: String,
     pub service_name: String,
     pub access_capability: Capability,
@@ -263,6 +303,19 @@ pub struct Totals {
     pub escalation_paths: usize,
     pub principals_with_unused_services: usize,
     pub access_rows: usize,
+    /// Resources in the account's resource inventory; `None`: no inventory was collected
+    /// (public and cross-account access to data stores was not analysed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventoried_resources: Option<usize>,
+    /// Resources open to everyone (anyone, or any AWS account).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub public_resources: usize,
+    /// Resources open to another account (not public).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cross_account_resources: usize,
+    /// Of those, resources open to an account not listed in `trusted_accounts`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub untrusted_account_resources: usize,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -279,18 +332,28 @@ pub struct AccountReport {
     pub totals: Totals,
     pub admins: Vec<AdminEntry>,
     pub external_access: Vec<ExternalAccessRow>,
+    /// Public and cross-account access to the inventoried resources (older reports: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_exposure: Vec<ExposureRow>,
     pub role_assumers: Vec<RoleAssumer>,
     pub escalations: Vec<EscalationRow>,
     pub unused_access: Vec<UnusedRow>,
     pub principals: Vec<PrincipalRow>,
     pub resources: Vec<ResourceRow>,
     pub principal_access: Vec<AccessRow>,
+    /// The rows of `resource-access-summaries.csv`: not in `report.json` (format 2), so a
+    /// report read back with [`AccountReport::from_json`] has none.
+    #[serde(skip)]
     pub resource_access: Vec<ResourceAccessRow>,
     pub policy_errors: Vec<PolicyError>,
     pub warnings: Vec<String>,
     /// Run id of the previous report the diff is against (None: first run, empty diff).
     pub diff_base_run: Option<String>,
     pub diff: Vec<DiffRow>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 pub(crate) fn tag_lookup(tags: &BTreeMap<String, String>, want: &str) -> String {
@@ -399,7 +462,16 @@ pub fn build_report(
     let principals = principal_rows(model, &by_arn, &failed, &admin_reasons, &creds);
     let principal_access = principal_access_rows(&by_arn);
     let named = named_resources(&principal_access);
-    let resources = resource_rows(engine, model, &named);
+    let mut resources = resource_rows(engine, model, &named);
+    let resource_exposure = match ctx.resources {
+        Some(inv) => {
+            inventory_rows(inv, &mut resources);
+            warnings.extend(inv.warnings.iter().cloned());
+            resources::external_access(engine, inv, ctx.account, ctx.trusted_accounts)
+        }
+        None => Vec::new(),
+    };
+    let exposure = ExposureTotals::of(&resource_exposure);
     let resource_access = resource_access_rows(engine, &by_arn, &named);
     collect_warnings(&by_arn, &mut warnings);
     let principal_count = principals.len();
@@ -422,7 +494,15 @@ pub fn build_report(
             .collect::<BTreeSet<_>>()
             .len(),
         access_rows: principal_access.len(),
+        inventoried_resources: ctx.resources.map(|inv| inv.resources.len()),
+        public_resources: exposure.public_resources,
+        cross_account_resources: exposure.cross_account_resources,
+        untrusted_account_resources: exposure.untrusted_account_resources,
     };
+    let mut policy_errors = model.policy_errors();
+    if let Some(inv) = ctx.resources {
+        policy_errors.extend(inv.policy_errors());
+    }
     let mut report = AccountReport {
         format: REPORT_FORMAT.into(),
         engine_version: super::ENGINE_VERSION.into(),
@@ -436,6 +516,7 @@ pub fn build_report(
         totals,
         admins,
         external_access,
+        resource_exposure,
         role_assumers: assumption.role_assumers,
         escalations,
         unused_access,
@@ -443,7 +524,7 @@ pub fn build_report(
         resources,
         principal_access,
         resource_access,
-        policy_errors: model.policy_errors(),
+        policy_errors,
         warnings,
         diff_base_run: previous.map(|p| p.run_id.clone()),
         diff: Vec::new(),
@@ -814,33 +895,44 @@ fn principal_rows(
 }
 
 /// `principal-access-summaries.csv`: per principal, service, capability, resource pattern.
+/// Sorted as the rows are (`by_arn` is in ARN order and a principal's rows share its ARN,
+/// name and type, so sorting each principal's grants sorts the rows), deduplicated before
+/// any string is copied.
 fn principal_access_rows(by_arn: &BTreeMap<&str, &PrincipalAnalysis>) -> Vec<AccessRow> {
     let mut principal_access: Vec<AccessRow> = Vec::new();
+    let mut grants: Vec<&super::access::Grant> = Vec::new();
     for r in by_arn.values() {
-        let ptype = principal_type(r.principal.kind);
-        for g in &r.grants {
-            principal_access.push(AccessRow {
-                principal_arn: r.principal.arn.clone(),
-                principal_name: r.principal.name.clone(),
-                principal_type: ptype.clone(),
-                service_name: g.service_name.clone(),
-                access_capability: g.capability,
-                resource_arn: g.resource.clone(),
-                conditional: g.conditional,
-            });
+        grants.clear();
+        grants.extend(r.grants.iter());
+        fn key(g: &super::access::Grant) -> (&str, Capability, &str, bool) {
+            (
+                g.service_name.as_str(),
+                g.capability,
+                g.resource.as_str(),
+                g.conditional,
+            )
         }
+        grants.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        grants.dedup_by(|later, earlier| key(later) == key(earlier));
+        // an unconditional row makes the same conditional row redundant (sorted: it comes first)
+        grants.dedup_by(|later, earlier| {
+            later.conditional
+                && !earlier.conditional
+                && later.service_name == earlier.service_name
+                && later.capability == earlier.capability
+                && later.resource == earlier.resource
+        });
+        let ptype = r.principal.kind.as_str();
+        principal_access.extend(grants.iter().map(|g| AccessRow {
+            principal_arn: r.principal.arn.clone(),
+            principal_name: r.principal.name.clone(),
+            principal_type: ptype.to_string(),
+            service_name: g.service_name.clone(),
+            access_capability: g.capability,
+            resource_arn: g.resource.clone(),
+            conditional: g.conditional,
+        }));
     }
-    principal_access.sort_unstable();
-    principal_access.dedup();
-    // an unconditional row makes the same conditional row redundant (sorted: it comes first)
-    principal_access.dedup_by(|later, earlier| {
-        later.conditional
-            && !earlier.conditional
-            && later.principal_arn == earlier.principal_arn
-            && later.service_name == earlier.service_name
-            && later.access_capability == earlier.access_capability
-            && later.resource_arn == earlier.resource_arn
-    });
     principal_access
 }
 
@@ -916,13 +1008,34 @@ fn resource_rows(
     resources.into_values().collect()
 }
 
+/// The inventoried resources (buckets, keys, queues, ...) into `resources.csv`, with their
+/// tags; a resource already there (named in a grant) gets its type and tags.
+fn inventory_rows(inv: &ResourceInventory, resources: &mut Vec<ResourceRow>) {
+    let mut by_arn: BTreeMap<String, ResourceRow> = std::mem::take(resources)
+        .into_iter()
+        .map(|r| (r.resource_arn.clone(), r))
+        .collect();
+    for r in &inv.resources {
+        by_arn.insert(
+            r.arn.clone(),
+            ResourceRow {
+                resource_arn: r.arn.clone(),
+                resource_name: name_of(&r.arn),
+                resource_type: r.kind.clone(),
+                resource_tags: tags_json(&r.tags),
+            },
+        );
+    }
+    *resources = by_arn.into_values().collect();
+}
+
 /// `resource-access-summaries.csv`: the concrete resources named in policies, and who can
 /// do what on them (only actions that take that resource type count); access to every
 /// resource of a service is listed once, with resource `*`.
-fn resource_access_rows(
+fn resource_access_rows<'a>(
     engine: &Engine,
-    by_arn: &BTreeMap<&str, &PrincipalAnalysis>,
-    named: &BTreeSet<String>,
+    by_arn: &BTreeMap<&str, &'a PrincipalAnalysis>,
+    named: &'a BTreeSet<String>,
 ) -> Vec<ResourceAccessRow> {
     let cat = &engine.catalog;
     // index the scoped grants: literal resources by value, wildcard patterns by their
@@ -938,19 +1051,34 @@ fn resource_access_rows(
             }
         }
     }
-    let mut resource_access: Vec<ResourceAccessRow> = Vec::new();
+    // the rows' sort keys, borrowed: (resource ARN, service, capability, principal type,
+    // name, ARN, conditional); the resource name is a function of the ARN, so it need not
+    // be compared. Strings are copied only for the rows kept.
+    type Key<'r> = (
+        &'r str,
+        &'r str,
+        Capability,
+        &'static str,
+        &'r str,
+        &'r str,
+        bool,
+    );
+    let key =
+        |resource: &'a str, p: &'a PrincipalAnalysis, g: &'a super::access::Grant| -> Key<'a> {
+            (
+                resource,
+                g.service_name.as_str(),
+                g.capability,
+                p.principal.kind.as_str(),
+                p.principal.name.as_str(),
+                p.principal.arn.as_str(),
+                g.conditional,
+            )
+        };
+    let mut keys: Vec<Key> = Vec::new();
     for r in by_arn.values() {
         for g in r.grants.iter().filter(|g| g.resource == "*") {
-            resource_access.push(ResourceAccessRow {
-                resource_arn: "*".into(),
-                resource_name: "*".into(),
-                service_name: g.service_name.clone(),
-                access_capability: g.capability,
-                principal_type: principal_type(r.principal.kind),
-                principal_name: r.principal.name.clone(),
-                principal_arn: r.principal.arn.clone(),
-                conditional: g.conditional,
-            });
+            keys.push(key("*", r, g));
         }
     }
     for arn in named {
@@ -993,29 +1121,34 @@ fn resource_access_rows(
             if !applies {
                 continue;
             }
-            resource_access.push(ResourceAccessRow {
-                resource_arn: arn.clone(),
-                resource_name: name_of(arn),
-                service_name: g.service_name.clone(),
-                access_capability: g.capability,
-                principal_type: principal_type(p.principal.kind),
-                principal_name: p.principal.name.clone(),
-                principal_arn: p.principal.arn.clone(),
-                conditional: g.conditional,
-            });
+            keys.push(key(arn, p, g));
         }
     }
-    resource_access.sort_unstable();
-    resource_access.dedup();
-    resource_access.dedup_by(|later, earlier| {
-        later.conditional
-            && !earlier.conditional
-            && later.resource_arn == earlier.resource_arn
-            && later.service_name == earlier.service_name
-            && later.access_capability == earlier.access_capability
-            && later.principal_arn == earlier.principal_arn
+    keys.sort_unstable();
+    keys.dedup();
+    // an unconditional row makes the same conditional row redundant (sorted: it comes first)
+    keys.dedup_by(|later, earlier| {
+        later.6
+            && !earlier.6
+            && later.0 == earlier.0
+            && later.1 == earlier.1
+            && later.2 == earlier.2
+            && later.5 == earlier.5
     });
-    resource_access
+    keys.into_iter()
+        .map(
+            |(resource, service, capability, ptype, pname, parn, conditional)| ResourceAccessRow {
+                resource_arn: resource.to_string(),
+                resource_name: name_of(resource),
+                service_name: service.to_string(),
+                access_capability: capability,
+                principal_type: ptype.to_string(),
+                principal_name: pname.to_string(),
+                principal_arn: parn.to_string(),
+                conditional,
+            },
+        )
+        .collect()
 }
 
 /// Every principal's warnings, prefixed with its ARN; then all warnings sorted, deduplicated.
@@ -1029,23 +1162,23 @@ fn collect_warnings(by_arn: &BTreeMap<&str, &PrincipalAnalysis>, warnings: &mut 
     warnings.dedup();
 }
 
-/// What the diff compares: (kind, principal, service, capability, resource, detail).
-type DiffKey = (DiffKind, String, String, String, String, String);
+/// What the diff compares: (kind, principal, service, capability, resource, detail),
+/// borrowed from the report.
+type DiffKey<'a> = (DiffKind, &'a str, &'a str, &'a str, &'a str, &'a str);
 
-fn diff_keys(r: &AccountReport) -> BTreeSet<DiffKey> {
-    let mut s = BTreeSet::new();
-    let key = |kind: DiffKind, p: &str, svc: &str, cap: &str, res: &str, detail: &str| {
-        (
-            kind,
-            p.to_string(),
-            svc.to_string(),
-            cap.to_string(),
-            res.to_string(),
-            detail.to_string(),
-        )
-    };
+/// A report's diff keys, sorted and deduplicated, without those of `unknown` principals
+/// (except their existence, `DiffKind::Principal`).
+fn diff_keys<'a>(r: &'a AccountReport, unknown: &BTreeSet<&str>) -> Vec<DiffKey<'a>> {
+    let mut s: Vec<DiffKey<'a>> = Vec::with_capacity(
+        r.principal_access.len()
+            + r.admins.len()
+            + r.external_access.len()
+            + r.resource_exposure.len()
+            + r.escalations.len()
+            + r.principals.len(),
+    );
     for a in &r.principal_access {
-        s.insert(key(
+        s.push((
             DiffKind::Access,
             &a.principal_arn,
             &a.service_name,
@@ -1055,10 +1188,10 @@ fn diff_keys(r: &AccountReport) -> BTreeSet<DiffKey> {
         ));
     }
     for a in &r.admins {
-        s.insert(key(DiffKind::Admin, &a.principal_arn, "", "", "", ""));
+        s.push((DiffKind::Admin, &a.principal_arn, "", "", "", ""));
     }
     for e in &r.external_access {
-        s.insert(key(
+        s.push((
             DiffKind::ExternalAccess,
             &e.role_arn,
             "",
@@ -1067,18 +1200,21 @@ fn diff_keys(r: &AccountReport) -> BTreeSet<DiffKey> {
             &e.trusted_principal,
         ));
     }
-    for e in &r.escalations {
-        s.insert(key(
-            DiffKind::Escalation,
-            &e.principal_arn,
-            "",
-            "",
-            "",
-            &e.path,
+    for e in &r.resource_exposure {
+        s.push((
+            DiffKind::ResourceExposure,
+            &e.principal,
+            e.kind.as_str(),
+            e.access_capability.as_str(),
+            &e.resource_arn,
+            e.status.as_str(),
         ));
     }
+    for e in &r.escalations {
+        s.push((DiffKind::Escalation, &e.principal_arn, "", "", "", &e.path));
+    }
     for p in &r.principals {
-        s.insert(key(
+        s.push((
             DiffKind::Principal,
             &p.principal_arn,
             "",
@@ -1087,6 +1223,11 @@ fn diff_keys(r: &AccountReport) -> BTreeSet<DiffKey> {
             &p.principal_type,
         ));
     }
+    if !unknown.is_empty() {
+        s.retain(|k| k.0 == DiffKind::Principal || !unknown.contains(k.1));
+    }
+    s.sort_unstable();
+    s.dedup();
     s
 }
 
@@ -1102,206 +1243,428 @@ pub fn diff(previous: &AccountReport, current: &AccountReport) -> Vec<DiffRow> {
         .chain(&current.failures)
         .map(|f| f.principal_arn.as_str())
         .collect();
-    let known = |keys: BTreeSet<DiffKey>| -> BTreeSet<DiffKey> {
-        keys.into_iter()
-            .filter(|k| k.0 == DiffKind::Principal || !unknown.contains(k.1.as_str()))
-            .collect()
-    };
-    let old = known(diff_keys(previous));
-    let new = known(diff_keys(current));
+    let old = diff_keys(previous, &unknown);
+    let new = diff_keys(current, &unknown);
     let row = |change: DiffChange, k: &DiffKey| DiffRow {
         change,
         kind: k.0,
-        principal_arn: k.1.clone(),
-        service_name: k.2.clone(),
-        access_capability: k.3.clone(),
-        resource_arn: k.4.clone(),
-        detail: k.5.clone(),
+        principal_arn: k.1.to_string(),
+        service_name: k.2.to_string(),
+        access_capability: k.3.to_string(),
+        resource_arn: k.4.to_string(),
+        detail: k.5.to_string(),
     };
+    // both sorted: one merge pass finds what only one side has
     let mut out: Vec<DiffRow> = Vec::new();
-    for k in new.difference(&old) {
-        out.push(row(DiffChange::Added, k));
+    let (mut i, mut j) = (0, 0);
+    while i < old.len() || j < new.len() {
+        match (old.get(i), new.get(j)) {
+            (Some(o), Some(n)) if o == n => {
+                i += 1;
+                j += 1;
+            }
+            (Some(o), Some(n)) if o < n => {
+                out.push(row(DiffChange::Removed, o));
+                i += 1;
+            }
+            (Some(o), None) => {
+                out.push(row(DiffChange::Removed, o));
+                i += 1;
+            }
+            (_, Some(n)) => {
+                out.push(row(DiffChange::Added, n));
+                j += 1;
+            }
+            (None, None) => unreachable!("the loop runs while one side has keys"),
+        }
     }
-    for k in old.difference(&new) {
-        out.push(row(DiffChange::Removed, k));
-    }
+    merge_status_changes(&mut out);
     out.sort_by(|a, b| {
         (&a.kind, &a.principal_arn, &a.change, a).cmp(&(&b.kind, &b.principal_arn, &b.change, b))
     });
     out
 }
 
-/// A CSV file of `rows` with the given header: `analysis_time` is the report's, the other
-/// columns are the rows' cells of that name, or else `extra(row, column)` (columns joined
-/// from other tables).
-fn csv_table<R: TableRow>(
+/// A resource's access whose status changed (conditional to open: "the bucket became
+/// public") is one added row saying `open (was conditional)`, not a removal and an addition.
+fn merge_status_changes(rows: &mut Vec<DiffRow>) {
+    let key = |r: &DiffRow| -> (String, String, String, String) {
+        (
+            r.principal_arn.clone(),
+            r.service_name.clone(),
+            r.access_capability.clone(),
+            r.resource_arn.clone(),
+        )
+    };
+    let mut removed: BTreeMap<(String, String, String, String), Vec<usize>> = BTreeMap::new();
+    let mut added: BTreeMap<(String, String, String, String), Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        if r.kind != DiffKind::ResourceExposure {
+            continue;
+        }
+        match r.change {
+            DiffChange::Removed => removed.entry(key(r)).or_default().push(i),
+            DiffChange::Added => added.entry(key(r)).or_default().push(i),
+        }
+    }
+    let mut drop = BTreeSet::new();
+    for (k, olds) in &removed {
+        if let (Some(news), [old]) = (added.get(k), olds.as_slice()) {
+            if let [new] = news.as_slice() {
+                let was = rows[*old].detail.clone();
+                rows[*new].detail = format!("{} (was {was})", rows[*new].detail);
+                drop.insert(*old);
+            }
+        }
+    }
+    let mut i = 0;
+    rows.retain(|_| {
+        let keep = !drop.contains(&i);
+        i += 1;
+        keep
+    });
+}
+
+/// Writes a CSV file of `rows` with the given header to `out`: `analysis_time` is the
+/// report's, the other columns are the rows' cells of that name, or else `extra(row, column)`
+/// (columns joined from other tables). Streams: one row at a time, no string copied.
+fn csv_table<'x, R: TableRow>(
+    out: &mut dyn Write,
     file: &str,
     analysis_time: &str,
     header: &[&str],
     rows: &[R],
-    extra: impl Fn(&R, &str) -> Option<String>,
-) -> Result<Vec<u8>, ReportError> {
+    extra: impl Fn(&R, &str) -> Option<&'x str>,
+) -> Result<(), ReportError> {
     let sources = projection::<R>(header);
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
+        .buffer_capacity(64 * 1024)
+        .from_writer(out);
     w.write_record(header)
         .map_err(|e| ReportError::render(file, e))?;
-    let mut record: Vec<String> = Vec::with_capacity(header.len());
     for row in rows {
-        let mut cells: Vec<Option<Cell>> = row.cells().into_iter().map(Some).collect();
-        record.clear();
+        let cells = row.cells();
         for (column, source) in header.iter().zip(&sources) {
             let value = match source {
-                _ if *column == "analysis_time" => Some(analysis_time.to_string()),
-                Some(i) => cells[*i].take().map(Cell::into_csv),
+                _ if *column == "analysis_time" => Some(analysis_time),
+                Some(i) => Some(cells[*i].as_csv()),
                 None => extra(row, column),
             };
-            record.push(value.ok_or_else(|| {
+            let value = value.ok_or_else(|| {
                 ReportError::render(file, format!("no value for column {column}"))
-            })?);
+            })?;
+            w.write_field(value)
+                .map_err(|e| ReportError::render(file, e))?;
         }
-        w.write_record(&record)
+        w.write_record(None::<&[u8]>)
             .map_err(|e| ReportError::render(file, e))?;
     }
-    w.into_inner().map_err(|e| ReportError::render(file, e))
+    w.flush().map_err(|e| ReportError::render(file, e))
 }
 
-fn no_extra<R>(_: &R, _: &str) -> Option<String> {
+fn no_extra<'x, R>(_: &R, _: &str) -> Option<&'x str> {
     None
 }
 
+/// `report.json`'s layout: the top-level object, and the objects and arrays that are its
+/// values, one entry per line (indented as `serde_json`'s pretty form); anything deeper is
+/// compact, so each row of a section is one line.
+struct RowPerLine {
+    /// Containers open.
+    depth: usize,
+    /// Whether the innermost line-per-entry container has an entry.
+    has_value: bool,
+}
+
+impl RowPerLine {
+    /// Containers up to this depth get one entry per line.
+    const LINE_DEPTH: usize = 2;
+
+    fn newline_indent<W: ?Sized + Write>(&self, w: &mut W, depth: usize) -> std::io::Result<()> {
+        w.write_all(b"\n")?;
+        for _ in 0..depth {
+            w.write_all(b"  ")?;
+        }
+        Ok(())
+    }
+
+    fn begin<W: ?Sized + Write>(&mut self, w: &mut W, open: &[u8]) -> std::io::Result<()> {
+        self.depth += 1;
+        if self.depth <= Self::LINE_DEPTH {
+            self.has_value = false;
+        }
+        w.write_all(open)
+    }
+
+    fn end<W: ?Sized + Write>(&mut self, w: &mut W, close: &[u8]) -> std::io::Result<()> {
+        if self.depth <= Self::LINE_DEPTH && self.has_value {
+            self.newline_indent(w, self.depth - 1)?;
+        }
+        self.depth -= 1;
+        w.write_all(close)
+    }
+
+    fn entry<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        if self.depth <= Self::LINE_DEPTH {
+            self.newline_indent(w, self.depth)?;
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for RowPerLine {
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.begin(w, b"[")
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.end(w, b"]")
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.entry(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.begin(w, b"{")
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.end(w, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.entry(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(if self.depth <= Self::LINE_DEPTH {
+            b": "
+        } else {
+            b":"
+        })
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+}
+
 impl AccountReport {
-    /// Byte-for-byte deterministic files, sorted by name.
-    pub fn render_files(&self) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
+    /// Writes one report file (a name of [`REPORT_FILES`]) to `out`, streaming: nothing but
+    /// the report and `out`'s own buffer is held (`report.html`, a few MB at most, is built
+    /// whole first). Byte-for-byte deterministic.
+    pub fn write_file(&self, name: &str, out: &mut dyn Write) -> Result<(), ReportError> {
         let t = self.analysis_time.as_str();
-        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-        let mut json =
-            serde_json::to_vec_pretty(self).map_err(|e| ReportError::render("report.json", e))?;
-        json.push(b'\n');
-        files.push(("report.json".into(), json));
-        let mut principals_header = vec!["analysis_time"];
-        principals_header.extend_from_slice(PrincipalRow::COLUMNS);
-        files.push((
-            "principals.csv".into(),
-            csv_table(
-                "principals.csv",
-                t,
-                &principals_header,
-                &self.principals,
-                no_extra,
-            )?,
-        ));
-        let mut resources_header = vec!["analysis_time"];
-        resources_header.extend_from_slice(ResourceRow::COLUMNS);
-        files.push((
-            "resources.csv".into(),
-            csv_table(
-                "resources.csv",
-                t,
-                &resources_header,
-                &self.resources,
-                no_extra,
-            )?,
-        ));
-        let ptags: HashMap<&str, &str> = self
-            .principals
-            .iter()
-            .map(|p| (p.principal_arn.as_str(), p.principal_tags.as_str()))
-            .collect();
-        files.push((
-            "principal-access-summaries.csv".into(),
-            csv_table(
-                "principal-access-summaries.csv",
-                t,
-                &[
-                    "analysis_time",
-                    "principal_name",
-                    "principal_arn",
-                    "principal_type",
-                    "principal_tags",
-                    "service_name",
-                    "access_capability",
-                    "resource_arn",
-                    "conditional",
-                ],
-                &self.principal_access,
-                |a: &AccessRow, column| {
-                    (column == "principal_tags").then(|| {
-                        ptags
-                            .get(a.principal_arn.as_str())
-                            .copied()
-                            .unwrap_or_default()
-                            .to_string()
-                    })
-                },
-            )?,
-        ));
-        let rtags: HashMap<&str, &str> = self
-            .resources
-            .iter()
-            .map(|r| (r.resource_arn.as_str(), r.resource_tags.as_str()))
-            .collect();
-        files.push((
-            "resource-access-summaries.csv".into(),
-            csv_table(
-                "resource-access-summaries.csv",
-                t,
-                &[
-                    "analysis_time",
-                    "service_name",
-                    "resource_name",
-                    "resource_arn",
-                    "access_capability",
-                    "principal_type",
-                    "principal_name",
-                    "principal_arn",
-                    "resource_tag_confidentiality",
-                    "conditional",
-                ],
-                &self.resource_access,
-                |a: &ResourceAccessRow, column| {
-                    (column == "resource_tag_confidentiality").then(|| {
-                        let tags = parse_tags(
-                            rtags
-                                .get(a.resource_arn.as_str())
+        match name {
+            "report.json" => {
+                let mut w = std::io::BufWriter::with_capacity(64 * 1024, out);
+                let mut ser = serde_json::Serializer::with_formatter(
+                    &mut w,
+                    RowPerLine {
+                        depth: 0,
+                        has_value: false,
+                    },
+                );
+                self.serialize(&mut ser)
+                    .map_err(|e| ReportError::render(name, e))?;
+                w.write_all(b"\n")
+                    .and_then(|()| w.flush())
+                    .map_err(|e| ReportError::render(name, e))
+            }
+            "principals.csv" => {
+                let mut header = vec!["analysis_time"];
+                header.extend_from_slice(PrincipalRow::COLUMNS);
+                csv_table(out, name, t, &header, &self.principals, no_extra)
+            }
+            "resources.csv" => {
+                let mut header = vec!["analysis_time"];
+                header.extend_from_slice(ResourceRow::COLUMNS);
+                csv_table(out, name, t, &header, &self.resources, no_extra)
+            }
+            "principal-access-summaries.csv" => {
+                let ptags: HashMap<&str, &str> = self
+                    .principals
+                    .iter()
+                    .map(|p| (p.principal_arn.as_str(), p.principal_tags.as_str()))
+                    .collect();
+                csv_table(
+                    out,
+                    name,
+                    t,
+                    &[
+                        "analysis_time",
+                        "principal_name",
+                        "principal_arn",
+                        "principal_type",
+                        "principal_tags",
+                        "service_name",
+                        "access_capability",
+                        "resource_arn",
+                        "conditional",
+                    ],
+                    &self.principal_access,
+                    |a: &AccessRow, column| {
+                        (column == "principal_tags").then(|| {
+                            ptags
+                                .get(a.principal_arn.as_str())
                                 .copied()
-                                .unwrap_or_default(),
-                        );
-                        tag_lookup(&tags, "confidentiality")
+                                .unwrap_or_default()
+                        })
+                    },
+                )
+            }
+            "resource-access-summaries.csv" => {
+                // each resource's confidentiality tag, read once (not once per row)
+                let confidentiality: HashMap<&str, String> = self
+                    .resources
+                    .iter()
+                    .map(|r| {
+                        let tags = parse_tags(&r.resource_tags);
+                        (
+                            r.resource_arn.as_str(),
+                            tag_lookup(&tags, "confidentiality"),
+                        )
                     })
-                },
-            )?,
-        ));
-        let mut diff_header = vec!["analysis_time"];
-        diff_header.extend_from_slice(DiffRow::COLUMNS);
-        files.push((
-            "diff.csv".into(),
-            csv_table("diff.csv", t, &diff_header, &self.diff, no_extra)?,
-        ));
-        files.push(("report.html".into(), super::html::render(self).into_bytes()));
-        files.sort_by(|a, b| a.0.cmp(&b.0));
+                    .collect();
+                csv_table(
+                    out,
+                    name,
+                    t,
+                    &[
+                        "analysis_time",
+                        "service_name",
+                        "resource_name",
+                        "resource_arn",
+                        "access_capability",
+                        "principal_type",
+                        "principal_name",
+                        "principal_arn",
+                        "resource_tag_confidentiality",
+                        "conditional",
+                    ],
+                    &self.resource_access,
+                    |a: &ResourceAccessRow, column| {
+                        (column == "resource_tag_confidentiality").then(|| {
+                            confidentiality
+                                .get(a.resource_arn.as_str())
+                                .map_or("", String::as_str)
+                        })
+                    },
+                )
+            }
+            "public-and-cross-account.csv" => {
+                let mut header = vec!["analysis_time"];
+                header.extend_from_slice(ExposureRow::COLUMNS);
+                csv_table(out, name, t, &header, &self.resource_exposure, no_extra)
+            }
+            "diff.csv" => {
+                let mut header = vec!["analysis_time"];
+                header.extend_from_slice(DiffRow::COLUMNS);
+                csv_table(out, name, t, &header, &self.diff, no_extra)
+            }
+            "report.html" => out
+                .write_all(super::html::render(self).as_bytes())
+                .map_err(|e| ReportError::render(name, e)),
+            other => Err(ReportError::render(
+                other,
+                format!(
+                    "no such report file (the files are {})",
+                    REPORT_FILES.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Renders the files one at a time, in [`REPORT_FILES`] order, handing each to `store`
+    /// (name, bytes) before rendering the next: at most one rendered file is held besides
+    /// the report (and whatever `store` keeps). Stops at the first error, rendering's or
+    /// `store`'s. Byte-for-byte deterministic.
+    pub fn write_files<E: From<ReportError>>(
+        &self,
+        mut store: impl FnMut(&str, Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for name in REPORT_FILES {
+            let mut bytes = Vec::new();
+            self.write_file(name, &mut bytes)?;
+            store(name, bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Every file, rendered into memory at once, sorted by name ([`AccountReport::write_files`]
+    /// holds one file at a time).
+    pub fn render_files(&self) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
+        let mut files = Vec::with_capacity(REPORT_FILES.len());
+        self.write_files(|name, bytes| {
+            files.push((name.to_string(), bytes));
+            Ok::<(), ReportError>(())
+        })?;
         Ok(files)
     }
 
-    /// Loads a previous run's `report.json` (for the diff).
+    /// Loads a previous run's `report.json` (for the diff), of this format or the previous
+    /// one ([`READABLE_REPORT_FORMATS`]). The rows of `principal_access` get their principal's
+    /// name and type from `principals` (format 2 leaves them out); `resource_access` stays
+    /// empty (format 1's is ignored: the diff does not use it).
     pub fn from_json(bytes: &[u8]) -> Result<AccountReport, ParseError> {
-        let r: AccountReport = serde_json::from_slice(bytes).map_err(|e| {
+        let unsupported = |format: &str| {
+            ParseError::structure(
+                "$.format",
+                format!(
+                    "unsupported report format {format:?} (this version reads {})",
+                    READABLE_REPORT_FORMATS.join(", ")
+                ),
+            )
+        };
+        let mut r: AccountReport = serde_json::from_slice(bytes).map_err(|e| {
             if e.is_data() {
-                ParseError::structure(
-                    format!("line {} column {}", e.line(), e.column()),
-                    e.to_string(),
-                )
+                // another format's shape: say which format it is, if it says
+                #[derive(Deserialize)]
+                struct FormatOnly {
+                    format: String,
+                }
+                match serde_json::from_slice::<FormatOnly>(bytes) {
+                    Ok(f) if !READABLE_REPORT_FORMATS.contains(&f.format.as_str()) => {
+                        unsupported(&f.format)
+                    }
+                    _ => ParseError::structure(
+                        format!("line {} column {}", e.line(), e.column()),
+                        e.to_string(),
+                    ),
+                }
             } else {
                 ParseError::from_json(&e)
             }
         })?;
-        if r.format != REPORT_FORMAT {
-            return Err(ParseError::structure(
-                "$.format",
-                format!("unsupported report format {:?}", r.format),
-            ));
+        if !READABLE_REPORT_FORMATS.contains(&r.format.as_str()) {
+            return Err(unsupported(&r.format));
         }
+        let principals = std::mem::take(&mut r.principals);
+        let who: HashMap<&str, &PrincipalRow> = principals
+            .iter()
+            .map(|p| (p.principal_arn.as_str(), p))
+            .collect();
+        for a in &mut r.principal_access {
+            if a.principal_name.is_empty() && a.principal_type.is_empty() {
+                if let Some(p) = who.get(a.principal_arn.as_str()) {
+                    a.principal_name.clone_from(&p.principal_name);
+                    a.principal_type.clone_from(&p.principal_type);
+                }
+            }
+        }
+        drop(who);
+        r.principals = principals;
         Ok(r)
     }
 }

@@ -2,6 +2,7 @@
 //! type says once how it becomes cells ([`TableRow::cells`]), and each output picks the
 //! columns it shows by name. A flag is written `true`/`false` in CSV and `yes`/`no` in HTML.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::error::PolicyError;
@@ -9,47 +10,50 @@ use super::report::{
     tag_lookup, AccessRow, AdminEntry, DiffRow, EscalationRow, ExternalAccessRow, PrincipalFailure,
     PrincipalRow, ResourceAccessRow, ResourceRow, RoleAssumer, UnusedRow,
 };
+use super::resources::ExposureRow;
 
-/// One cell of a report table.
+/// One cell of a report table, borrowing from its row where it can (rendering a table
+/// copies no row's strings).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Cell {
-    Text(String),
+pub(crate) enum Cell<'a> {
+    Text(Cow<'a, str>),
     Flag(bool),
 }
 
-impl Cell {
+impl<'a> Cell<'a> {
     /// As a CSV field: flags are `true` / `false`.
-    pub(crate) fn into_csv(self) -> String {
+    pub(crate) fn as_csv(&self) -> &str {
         match self {
             Cell::Text(s) => s,
-            Cell::Flag(b) => b.to_string(),
+            Cell::Flag(true) => "true",
+            Cell::Flag(false) => "false",
         }
     }
 
     /// As HTML cell text (before escaping): flags are `yes` / `no`.
-    pub(crate) fn into_html(self) -> String {
+    pub(crate) fn as_html(&self) -> &str {
         match self {
             Cell::Text(s) => s,
-            Cell::Flag(true) => "yes".into(),
-            Cell::Flag(false) => "no".into(),
+            Cell::Flag(true) => "yes",
+            Cell::Flag(false) => "no",
         }
     }
 }
 
-impl From<String> for Cell {
-    fn from(s: String) -> Cell {
-        Cell::Text(s)
+impl From<String> for Cell<'_> {
+    fn from(s: String) -> Self {
+        Cell::Text(Cow::Owned(s))
     }
 }
 
-impl From<&str> for Cell {
-    fn from(s: &str) -> Cell {
-        Cell::Text(s.to_string())
+impl<'a> From<&'a str> for Cell<'a> {
+    fn from(s: &'a str) -> Self {
+        Cell::Text(Cow::Borrowed(s))
     }
 }
 
-impl From<bool> for Cell {
-    fn from(b: bool) -> Cell {
+impl From<bool> for Cell<'_> {
+    fn from(b: bool) -> Self {
         Cell::Flag(b)
     }
 }
@@ -61,7 +65,7 @@ pub(crate) trait TableRow {
     const COLUMNS: &'static [&'static str];
 
     /// This row's cells, one per entry of [`TableRow::COLUMNS`].
-    fn cells(&self) -> Vec<Cell>;
+    fn cells(&self) -> Vec<Cell<'_>>;
 }
 
 /// Where each wanted column comes from: the row's cells (by index) or elsewhere (`None`).
@@ -98,7 +102,7 @@ impl TableRow for PrincipalRow {
         "access_key_2_last_rotated",
         "access_key_2_state",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.principal_name.as_str().into(),
             self.principal_arn.as_str().into(),
@@ -135,7 +139,7 @@ impl TableRow for ResourceRow {
         "resource_tag_availability",
         "resource_tags",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         let tags = parse_tags(&self.resource_tags);
         vec![
             self.resource_name.as_str().into(),
@@ -162,7 +166,7 @@ impl TableRow for AccessRow {
         "resource_arn",
         "conditional",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.principal_name.as_str().into(),
             self.principal_arn.as_str().into(),
@@ -186,7 +190,7 @@ impl TableRow for ResourceAccessRow {
         "principal_arn",
         "conditional",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.service_name.as_str().into(),
             self.resource_name.as_str().into(),
@@ -210,7 +214,7 @@ impl TableRow for DiffRow {
         "resource_arn",
         "detail",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.change.as_str().into(),
             self.kind.as_str().into(),
@@ -230,7 +234,7 @@ impl TableRow for AdminEntry {
         "principal_arn",
         "reasons",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.principal_name.as_str().into(),
             self.principal_type.as_str().into(),
@@ -249,12 +253,12 @@ impl TableRow for ExternalAccessRow {
         "conditions",
         "role_arn",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.role_name.as_str().into(),
             self.trust_kind.as_str().into(),
             self.trusted_principal.as_str().into(),
-            self.trusted_account.clone().unwrap_or_default().into(),
+            self.trusted_account.as_deref().unwrap_or_default().into(),
             self.conditions.join("; ").into(),
             self.role_arn.as_str().into(),
         ]
@@ -269,7 +273,7 @@ impl TableRow for EscalationRow {
         "description",
         "conditional",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.principal_name.as_str().into(),
             self.principal_type.as_str().into(),
@@ -282,7 +286,7 @@ impl TableRow for EscalationRow {
 
 impl TableRow for RoleAssumer {
     const COLUMNS: &'static [&'static str] = &["role_arn", "principal_arn", "how", "conditional"];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.role_arn.as_str().into(),
             self.principal_arn.as_str().into(),
@@ -299,7 +303,7 @@ impl TableRow for UnusedRow {
         "capabilities",
         "principal_arn",
     ];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.principal_name.as_str().into(),
             self.service_name.as_str().into(),
@@ -316,7 +320,7 @@ impl TableRow for UnusedRow {
 
 impl TableRow for PrincipalFailure {
     const COLUMNS: &'static [&'static str] = &["principal_arn", "reason"];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.principal_arn.as_str().into(),
             self.reason.as_str().into(),
@@ -326,7 +330,7 @@ impl TableRow for PrincipalFailure {
 
 impl TableRow for PolicyError {
     const COLUMNS: &'static [&'static str] = &["policy", "path", "message"];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![
             self.policy.as_str().into(),
             self.path.as_str().into(),
@@ -338,7 +342,40 @@ impl TableRow for PolicyError {
 /// A report warning.
 impl TableRow for String {
     const COLUMNS: &'static [&'static str] = &["warning"];
-    fn cells(&self) -> Vec<Cell> {
+    fn cells(&self) -> Vec<Cell<'_>> {
         vec![self.as_str().into()]
+    }
+}
+
+impl TableRow for ExposureRow {
+    const COLUMNS: &'static [&'static str] = &[
+        "resource_arn",
+        "resource_type",
+        "exposure",
+        "principal",
+        "external_account",
+        "trusted_account",
+        "access_capability",
+        "status",
+        "via",
+        "scope",
+        "condition",
+        "finding_id",
+    ];
+    fn cells(&self) -> Vec<Cell<'_>> {
+        vec![
+            self.resource_arn.as_str().into(),
+            self.resource_type.as_str().into(),
+            self.kind.as_str().into(),
+            self.principal.as_str().into(),
+            self.external_account.as_str().into(),
+            self.trusted.into(),
+            self.access_capability.as_str().into(),
+            self.status.as_str().into(),
+            self.via.as_str().into(),
+            self.scope.as_str().into(),
+            self.condition.as_str().into(),
+            self.finding_id.as_str().into(),
+        ]
     }
 }

@@ -36,6 +36,8 @@ fn analyse_bytes(bytes: &[u8]) -> (Vec<PrincipalAnalysis>, AccountReport) {
         run_id: "r1",
         analysis_time: "2026-11-26T02:00:00.000000+00:00",
         credential_report: None,
+        resources: None,
+        trusted_accounts: &[],
     };
     let report = build_report(&ENGINE, &model, &results, &[], &ctx, None);
     assert!(!report.partial);

@@ -80,6 +80,8 @@ fn report_html(dir: &std::path::Path) -> PathBuf {
         run_id: "run-1",
         analysis_time: "2026-11-26T02:00:00.000000+00:00",
         credential_report: None,
+        resources: None,
+        trusted_accounts: &[],
     };
     let report = build_report(&engine, &model, &results, &[], &ctx, None);
     let mut path = dir.join("report.html");
@@ -234,4 +236,205 @@ fn html_report_in_headless_chromium() {
         page.len()
     );
     assert!(page.is_empty(), "the page made network requests: {page:?}");
+}
+
+/// A generated account big enough that its tables span many pages.
+fn large_report(dir: &std::path::Path) -> (PathBuf, accessflow_analysis::AccountReport) {
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let account = accessflow_samples::generate_account(&accessflow_samples::SampleAccountSpec {
+        account_id: "210987654321".into(),
+        principals: 300,
+        seed: 7,
+        malformed_policy: false,
+        resources: false,
+    });
+    let model = AccountModel::parse(&account.authorization_details).expect("parse");
+    let results: Vec<_> = model
+        .principals()
+        .iter()
+        .map(|p| {
+            engine
+                .analyze_principal(&model, &p.arn, None)
+                .expect("analyze")
+        })
+        .collect();
+    let ctx = ReportContext {
+        customer: "acme",
+        account: "210987654321",
+        run_id: "run-1",
+        analysis_time: "2026-11-26T02:00:00.000000+00:00",
+        credential_report: None,
+        resources: None,
+        trusted_accounts: &[],
+    };
+    let report = build_report(&engine, &model, &results, &[], &ctx, None);
+    let mut path = dir.join("report.html");
+    for (name, data) in report.render_files().expect("render") {
+        let p = dir.join(&name);
+        std::fs::write(&p, data).expect("write");
+        if name == "report.html" {
+            path = p;
+        }
+    }
+    (path, report)
+}
+
+/// The `<tbody>` rows of table `id` in a dumped DOM, each as its cells' texts.
+fn dom_rows(dom: &str, id: &str) -> Vec<Vec<String>> {
+    let start = dom
+        .find(&format!("<table id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no table {id} in the DOM"));
+    let table = &dom[start..start + dom[start..].find("</table>").expect("end of table")];
+    let body = &table[table.find("<tbody>").expect("tbody")..];
+    body.split("<tr>")
+        .skip(1)
+        .map(|tr| {
+            tr.split("<td>")
+                .skip(1)
+                .map(|td| {
+                    td.split("</td>")
+                        .next()
+                        .unwrap_or_default()
+                        .replace("&amp;", "&")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                        .replace("&quot;", "\"")
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The text of the pager under table `id` in a dumped DOM.
+fn pager_text(dom: &str, id: &str) -> String {
+    let needle = format!("<div class=\"pager\" data-table=\"{id}\">");
+    let start = dom.find(&needle).expect("pager") + needle.len();
+    let pager = &dom[start..start + dom[start..].find("</div>").expect("end of pager")];
+    let shown = pager
+        .find("<span class=\"shown\">")
+        .expect("the pager's count");
+    let text = &pager[shown + "<span class=\"shown\">".len()..];
+    text[..text.find("</span>").expect("end")].to_string()
+}
+
+/// The access table of a 300-principal account (thousands of rows) is paged in the
+/// browser: the first page is in the HTML, and a view kept in the address (filter, page,
+/// sort) is applied over all the rows, not only the ones rendered. The rows the page shows
+/// are checked against the report's own rows, filtered and sorted here.
+#[test]
+fn large_report_pages_filters_and_sorts_every_row_in_headless_chromium() {
+    let Some(bin) = chromium() else {
+        eprintln!("!!! SKIPPED large_report_pages_filters_and_sorts_every_row_in_headless_chromium: no chromium installed (apt-get install -y chromium)");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let (html, report) = large_report(dir.path());
+    let rows: Vec<[String; 5]> = report
+        .principal_access
+        .iter()
+        .map(|r| {
+            [
+                r.principal_name.clone(),
+                r.service_name.clone(),
+                r.access_capability.as_str().to_string(),
+                r.resource_arn.clone(),
+                if r.conditional { "yes" } else { "no" }.to_string(),
+            ]
+        })
+        .collect();
+    assert!(rows.len() > 1000, "only {} access rows", rows.len());
+    let profile = dir.path().join("profile");
+    let url = format!("file://{}", html.display());
+
+    // As served: the first 100 rows, in the report's order, and the count of all.
+    let out = run_chromium(&bin, &profile, 9, &["--dump-dom".to_string()], &url);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("data-ready-ms=\""),
+        "the page's script did not finish: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = dom_rows(&dom, "access");
+    let want: Vec<Vec<String>> = rows.iter().take(100).map(|r| r.to_vec()).collect();
+    assert_eq!(shown, want, "the first page is the report's first 100 rows");
+    assert_eq!(
+        pager_text(&dom, "access"),
+        format!(
+            "Rows 1–100 of {} · page 1 of {}",
+            thousands(rows.len()),
+            rows.len().div_ceil(100)
+        )
+    );
+
+    // A filter that matches rows beyond the first page, on its second page.
+    let query = "s3";
+    let matching: Vec<&[String; 5]> = rows
+        .iter()
+        .filter(|r| r.join("\u{1}").to_lowercase().contains(query))
+        .collect();
+    assert!(
+        matching.len() > 100,
+        "the filter should span pages: {} rows",
+        matching.len()
+    );
+    let out = run_chromium(
+        &bin,
+        &profile,
+        9,
+        &["--dump-dom".to_string()],
+        &format!("{url}#access?q={query}&page=2"),
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let shown = dom_rows(&dom, "access");
+    let want: Vec<Vec<String>> = matching
+        .iter()
+        .skip(100)
+        .take(100)
+        .map(|r| r.to_vec())
+        .collect();
+    assert_eq!(shown, want, "page 2 of the rows matching {query:?}");
+    let pages = matching.len().div_ceil(100);
+    assert_eq!(
+        pager_text(&dom, "access"),
+        format!(
+            "Rows 101–{} of {} (filtered from {}) · page 2 of {pages}",
+            thousands(matching.len().min(200)),
+            thousands(matching.len()),
+            thousands(rows.len())
+        )
+    );
+
+    // Sorted by resource, descending: the first page holds the largest ARNs.
+    let out = run_chromium(
+        &bin,
+        &profile,
+        9,
+        &["--dump-dom".to_string()],
+        &format!("{url}#access?sort=3&order=desc"),
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let shown = dom_rows(&dom, "access");
+    let mut sorted: Vec<(usize, &[String; 5])> = rows.iter().enumerate().collect();
+    // Descending by the resource column, ties in the report's order (as the page does).
+    sorted.sort_by(|(ia, a), (ib, b)| b[3].cmp(&a[3]).then(ia.cmp(ib)));
+    let want: Vec<Vec<String>> = sorted.iter().take(100).map(|(_, r)| r.to_vec()).collect();
+    assert_eq!(shown, want, "the first page sorted by resource, descending");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("Uncaught"),
+        "script errors: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `n` with thousands separators, as the page prints counts.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -4,8 +4,16 @@
 //! sha256 must equal the value recorded from the code before the report refactoring, except
 //! the second runs' diffs (`*-r2/diff.csv`, and the diff inside `report.json`/`report.html`),
 //! re-recorded when the diff stopped reporting the access of principals that failed as
-//! added or removed (their access is unknown).
-//! Guards byte-for-byte determinism of `build_report` and `render_files`.
+//! added or removed (their access is unknown), and every `report.json`, re-recorded for
+//! report format 2 (no `resource_access`, access rows without the principal's name and type,
+//! one row per line): every other file kept its bytes through that change.
+//! `public-and-cross-account.csv` (header only: these accounts have no resource inventory)
+//! was added later; every other file kept its bytes through that change.
+//! Guards byte-for-byte determinism of `build_report` and `render_files`; also that
+//! `report.json` carries everything but the resource-access rows (a report read back renders
+//! the same files), and that a format-1 `report.json` written by the code before format 2
+//! (`tests/data/report/format-1-a-r1-report.json.gz`, the `a-r1` report) still reads and
+//! gives the same diff.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +30,7 @@ fn spec(account_id: &str, principals: usize, seed: u64, malformed: bool) -> Samp
         principals,
         seed,
         malformed_policy: malformed,
+        resources: false,
     }
 }
 
@@ -64,6 +73,8 @@ fn report_for(
         run_id,
         analysis_time: "2026-11-25T02:00:00Z",
         credential_report: Some(&creds),
+        resources: None,
+        trusted_accounts: &[],
     };
     build_report(engine, &model, &results, &failures, &ctx, previous)
 }
@@ -134,12 +145,16 @@ const EXPECTED: &[(&str, &str)] = &[
         "e3efab1ef14559e6d178d79546a909f4238eb24043b2fcfa2748fae15e964ec6",
     ),
     (
+        "a-r1/public-and-cross-account.csv",
+        "b506814f7dd12ffe3a17afe0a3ab3db61fbe0aa7b1bcd0b43aa4775512cae27a",
+    ),
+    (
         "a-r1/report.html",
-        "afb68a214a772f2fd003db8e65aa28c86c94f0e95e00002b3d01e31cbf82465a",
+        "ef3f5635a7f96379117e546967c31acb5f2af17e64f8b40950da209542168c94",
     ),
     (
         "a-r1/report.json",
-        "ae75dfa37f39f50141d57f2e695bb85ac3461f3537b7511151ebd33018411f32",
+        "c20f86417c3bd81af4036b800def92f5ddc88f168c6704e6e768dac808b65950",
     ),
     (
         "a-r1/resource-access-summaries.csv",
@@ -162,12 +177,16 @@ const EXPECTED: &[(&str, &str)] = &[
         "efdbae7b1e0e36989c78741930e91627e4a4b014b8b21a386c784ec943dd71ea",
     ),
     (
+        "a-r2/public-and-cross-account.csv",
+        "b506814f7dd12ffe3a17afe0a3ab3db61fbe0aa7b1bcd0b43aa4775512cae27a",
+    ),
+    (
         "a-r2/report.html",
-        "9906f9daec5ec2de45058ba754c8db4c9ac123b8ebafeab9079cfd6ebcf776a6",
+        "9632d0f39e6365240b66b1dfe0b78f31ce9341fdf1b0c7f65df923926c9df779",
     ),
     (
         "a-r2/report.json",
-        "34cc9a8c08dca6e6408849e39a286a4b214645276099f38ff5037a9ea9908706",
+        "3b404b3e1f7ebaeee6901aab50a5b41864f8e2f7f22244f2b1508b39e7f16d77",
     ),
     (
         "a-r2/resource-access-summaries.csv",
@@ -190,12 +209,16 @@ const EXPECTED: &[(&str, &str)] = &[
         "b2d70f6cf0a88195b051de5fab2f996cf4f7d22d4df7ef3775987d9de01fe6fa",
     ),
     (
+        "b-r1/public-and-cross-account.csv",
+        "b506814f7dd12ffe3a17afe0a3ab3db61fbe0aa7b1bcd0b43aa4775512cae27a",
+    ),
+    (
         "b-r1/report.html",
-        "5c219d7e2bb979d3feb86b7a1be81644e8326177d5e745415591161e5dcf63c7",
+        "d9ab0b532c97e10831f151610b10ff365d5387c6165e0617a0f1f30c30d624f9",
     ),
     (
         "b-r1/report.json",
-        "f3ff0d15564e0794c346f03c13e670cd0558ba6d36e241a7202d0d351d3cf583",
+        "513b29cd3b2b4115233557e9ea9234232b0d06df35214c5e5e20b5b8a4e67fcf",
     ),
     (
         "b-r1/resource-access-summaries.csv",
@@ -218,12 +241,16 @@ const EXPECTED: &[(&str, &str)] = &[
         "9229e626fbd60d4a022745bf69f4505c3277b588b80e35bfcb99fb6f9877b177",
     ),
     (
+        "b-r2/public-and-cross-account.csv",
+        "b506814f7dd12ffe3a17afe0a3ab3db61fbe0aa7b1bcd0b43aa4775512cae27a",
+    ),
+    (
         "b-r2/report.html",
-        "c98dc93d34a557e3cecc5e6c81ad6057d4f69b2fdbe7dfc521d030aab24e6b0a",
+        "f8b0c65bf3cf94d8b7c262f92fddd6bd3b4e59c45ae37bad52c2a74f0a65b1c0",
     ),
     (
         "b-r2/report.json",
-        "b2e1b6a4cdf0752c50db78b1a2738f17f184e84b08759eb50a1c4bfdf5084bb9",
+        "ef8a465033b4eea0b9923b339b0e1bf0ac21ff51756d86137b026ba7cc82f933",
     ),
     (
         "b-r2/resource-access-summaries.csv",
@@ -247,4 +274,201 @@ fn report_files_are_byte_identical_to_the_recorded_ones() {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     assert_eq!(got, expected, "report file hashes changed; now:\n{listing}");
+}
+
+fn file<'f>(files: &'f [(String, Vec<u8>)], name: &str) -> &'f [u8] {
+    &files
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+        .1
+}
+
+/// `report.json` holds everything but the resource-access rows: read back, the report equals
+/// the one built (without those rows) and renders the same files, but for
+/// `resource-access-summaries.csv` (its header only).
+#[test]
+fn report_json_reads_back_to_the_same_report_and_files() {
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let b = spec("444455556666", 260, 0xB0B, false);
+    let b1 = report_for(&engine, &b, "r1", Some(17), None);
+    let b2 = report_for(
+        &engine,
+        &spec("444455556666", 240, 0xB0C, true),
+        "r2",
+        None,
+        Some(&b1),
+    );
+    for built in [&b1, &b2] {
+        let files = built.render_files().expect("render");
+        let json = file(&files, "report.json");
+        let back = AccountReport::from_json(json).expect("report.json reads back");
+        assert!(back.resource_access.is_empty());
+        assert!(!built.resource_access.is_empty());
+        let mut without = built.clone();
+        without.resource_access.clear();
+        assert!(back == without, "{} read back differs", built.run_id);
+        let again = back.render_files().expect("render the report read back");
+        for (name, body) in &files {
+            if name == "resource-access-summaries.csv" {
+                continue;
+            }
+            assert!(
+                file(&again, name) == body.as_slice(),
+                "{name} differs when rendered from the report read back"
+            );
+        }
+    }
+}
+
+/// The rows are one per line: the top-level keys and each row of a section start a line.
+#[test]
+fn report_json_has_one_row_per_line() {
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let r = report_for(
+        &engine,
+        &spec("111122223333", 40, 7, true),
+        "r1",
+        None,
+        None,
+    );
+    let files = r.render_files().expect("render");
+    let json = std::str::from_utf8(file(&files, "report.json")).expect("UTF-8");
+    assert!(json.starts_with("{\n  \"format\": \"accessflow-account-report/2\",\n"));
+    assert!(json.ends_with("\n}\n"));
+    let access_lines = json
+        .lines()
+        .filter(|l| {
+            l.starts_with("    {\"principal_arn\":") && l.contains("\"access_capability\":")
+        })
+        .count();
+    assert_eq!(access_lines, r.principal_access.len());
+    assert!(!json.contains("\"resource_access\""));
+    let value: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+    let first = &value["principal_access"][0];
+    assert!(first.get("principal_name").is_none() && first.get("principal_type").is_none());
+}
+
+/// The first night after the upgrade: last night's `report.json` is format 1 (the file is
+/// the `a-r1` report as the code before format 2 wrote it; its sha256 is the one this test
+/// file recorded for `a-r1/report.json` then). It still reads, and tonight's report diffs
+/// against it exactly as against the report it was written from.
+#[test]
+fn a_format_1_report_still_reads_and_diffs() {
+    use std::io::Read;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/report/format-1-a-r1-report.json.gz"
+    );
+    let mut old = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open the format-1 file"))
+        .read_to_end(&mut old)
+        .expect("gunzip the format-1 file");
+    assert_eq!(
+        hex::encode(Sha256::digest(&old)),
+        "ae75dfa37f39f50141d57f2e695bb85ac3461f3537b7511151ebd33018411f32",
+        "the file is the format-1 a-r1 report.json"
+    );
+    let from_old = AccountReport::from_json(&old).expect("a format-1 report.json reads");
+    assert_eq!(from_old.format, "accessflow-account-report/1");
+    assert!(
+        from_old.resource_access.is_empty(),
+        "format 1's are ignored"
+    );
+
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let a1 = report_for(
+        &engine,
+        &spec("111122223333", 40, 7, true),
+        "r1",
+        None,
+        None,
+    );
+    // what the diff reads is the same as in the report built tonight by this code
+    assert_eq!(from_old.principal_access, a1.principal_access);
+    assert_eq!(from_old.principals, a1.principals);
+    assert_eq!(from_old.admins, a1.admins);
+    assert_eq!(from_old.external_access, a1.external_access);
+    assert_eq!(from_old.escalations, a1.escalations);
+    assert_eq!(from_old.failures, a1.failures);
+
+    let a2 = |previous: &AccountReport| {
+        report_for(
+            &engine,
+            &spec("111122223333", 55, 8, false),
+            "r2",
+            Some(3),
+            Some(previous),
+        )
+    };
+    let against_old = a2(&from_old);
+    let against_new = a2(&a1);
+    assert!(!against_old.diff.is_empty());
+    assert_eq!(against_old.diff, against_new.diff);
+    let files = against_old.render_files().expect("render");
+    let expected = EXPECTED
+        .iter()
+        .find(|(k, _)| *k == "a-r2/diff.csv")
+        .expect("recorded")
+        .1;
+    assert_eq!(
+        hex::encode(Sha256::digest(file(&files, "diff.csv"))),
+        expected
+    );
+}
+
+/// An unknown format is refused, naming it and the formats that are read.
+#[test]
+fn an_unknown_report_format_is_refused_by_name() {
+    let err = AccountReport::from_json(br#"{"format": "accessflow-account-report/9"}"#)
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("accessflow-account-report/9"), "{text}");
+}
+
+/// `write_files` hands over the files one at a time, in name order, with the bytes
+/// `render_files` returns; `write_file` of an unknown name says which name.
+#[test]
+fn write_files_streams_the_same_files() {
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let r = report_for(
+        &engine,
+        &spec("111122223333", 40, 7, true),
+        "r1",
+        None,
+        None,
+    );
+    let all = r.render_files().expect("render");
+    let mut seen: Vec<(String, Vec<u8>)> = Vec::new();
+    r.write_files(|name, bytes| {
+        seen.push((name.to_string(), bytes));
+        Ok::<(), accessflow_analysis::ReportError>(())
+    })
+    .expect("write_files");
+    assert_eq!(seen, all);
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, accessflow_analysis::report::REPORT_FILES);
+    for (name, body) in &all {
+        let mut out = Vec::new();
+        r.write_file(name, &mut out).expect("write_file");
+        assert!(&out == body, "{name}");
+    }
+    let err = r
+        .write_file("report.xml", &mut Vec::new())
+        .expect_err("no such file");
+    assert!(err.to_string().contains("report.xml"), "{err}");
+    // a store error stops the writing and comes back
+    let mut calls = 0;
+    let stopped = r.write_files(|name, _| {
+        calls += 1;
+        Err(accessflow_analysis::ReportError::Store {
+            file: name.to_string(),
+            message: "disk full".into(),
+        })
+    });
+    assert_eq!(calls, 1);
+    assert!(stopped
+        .expect_err("stopped")
+        .to_string()
+        .contains("disk full"));
 }

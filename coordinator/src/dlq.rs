@@ -153,6 +153,20 @@ fn describe(message: &ReceivedMessage) -> String {
                 work.run_id
             )
         }
+        Ok(WorkMessage::AnalyzePrincipals {
+            work,
+            first_item,
+            principals,
+            ..
+        }) => {
+            let last = u64::from(first_item) + principals.len() as u64 - 1;
+            format!(
+                "analyze_principals run={} items={first_item}-{last} ({} principals, first {})",
+                work.run_id,
+                principals.len(),
+                principals.first().map_or("none", String::as_str),
+            )
+        }
         Ok(m) => format!("{} run={}", m.kind(), m.work().run_id),
         Err(_) => "undecodable".to_string(),
     };
@@ -407,8 +421,10 @@ async fn replay_account(
             if let Err(e) = ledger.count_replays(&sel.customer, 1).await {
                 tracing::warn!(customer = %sel.customer, error = %e, "could not count the replay in the ledger");
             }
-            if let Ok(WorkMessage::AnalyzePrincipal { work, .. }) =
-                WorkMessage::decode(&message.body)
+            if let Ok(
+                WorkMessage::AnalyzePrincipal { work, .. }
+                | WorkMessage::AnalyzePrincipals { work, .. },
+            ) = WorkMessage::decode(&message.body)
             {
                 rebuild.insert((work.run_id, sel.customer.clone(), sel.account.clone()));
             }

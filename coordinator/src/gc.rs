@@ -6,7 +6,8 @@
 //! from the newest run, not the clock, so a deployment that stopped running nights does not
 //! lose its last reports). Old runs lose their report files and every ledger record
 //! (header, accounts, items, errors, idempotency records, report references). Then every
-//! snapshot and result blob that no kept run references is deleted, with its cache record:
+//! snapshot and result (inline in its cache record, or a blob) that no kept run references
+//! is deleted, with its cache record:
 //! the next night that needs one computes it again. The newest run is always kept, so every
 //! account keeps a diff base.
 //!
@@ -88,6 +89,21 @@ pub async fn gc(ports: &Ports, args: &GcArgs) -> anyhow::Result<GcReport> {
                 report.report_files += 1;
             }
         }
+        // The customers' morning review of the run (index, digest), the files beside the
+        // account directories: listed, not probed (a listing needs no s3:GetObject).
+        let customers: BTreeSet<&str> = run.accounts.iter().map(|(c, _)| c.as_str()).collect();
+        for customer in customers {
+            let prefix = format!("{}/", crate::review::run_prefix(customer, &run.run_id));
+            for key in ports.blobs.list(&prefix).await? {
+                if key[prefix.len()..].contains('/') {
+                    continue; // an account's file, counted above
+                }
+                if !args.dry_run {
+                    ports.blobs.delete(&key).await?;
+                }
+                report.report_files += 1;
+            }
+        }
         if !args.dry_run {
             ledger.delete_run(run).await?;
         }
@@ -133,16 +149,32 @@ pub async fn gc(ports: &Ports, args: &GcArgs) -> anyhow::Result<GcReport> {
                 report.snapshots += 1;
             }
         }
+        // Results: small ones live inline in their index records, large ones in blobs
+        // the records point at; a blob whose record expired is found by listing.
+        let mut indexed = BTreeSet::new();
+        for (name, blob) in Caches::stored_results(ports.store.as_ref(), customer, account).await? {
+            if let Some(blob) = &blob {
+                indexed.insert(blob.clone());
+            }
+            if !results.contains(&name) {
+                if !args.dry_run {
+                    if let Some(index) = Caches::result_index_key(&name) {
+                        ports.store.delete(&index, Condition::None).await?;
+                    }
+                    if let Some(blob) = &blob {
+                        ports.blobs.delete(blob).await?;
+                    }
+                }
+                report.results += 1;
+            }
+        }
         for key in ports
             .blobs
             .list(&format!("{customer}/results/{account}/"))
             .await?
         {
-            if !results.contains(&key) {
+            if !results.contains(&key) && !indexed.contains(&key) {
                 if !args.dry_run {
-                    if let Some(index) = Caches::result_index_key(&key) {
-                        ports.store.delete(&index, Condition::None).await?;
-                    }
                     ports.blobs.delete(&key).await?;
                 }
                 report.results += 1;

@@ -12,7 +12,10 @@
 //!   messages;
 //! - `coordinator gc --keep-days N`: retention of runs, reports, snapshots and results;
 //! - `coordinator exporter`: serve the night's state as Prometheus metrics (long-running);
-//! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts.
+//! - `coordinator samples --out DIR`: write the bundled sample's fixture accounts;
+//! - `coordinator index [--run ID]`: each customer's morning review of a run (`index.html`,
+//!   `index.json`, the digest); `run` and `start --wait` build it when their run ends;
+//! - `coordinator notify [--run ID]`: send each customer's morning digest over SMTP.
 
 mod dlq;
 mod exit_code;
@@ -20,7 +23,9 @@ mod exporter;
 mod gc;
 mod local_pool;
 mod metrics;
+mod notify;
 mod reconcile;
+mod review;
 mod start;
 mod status;
 mod tenants_source;
@@ -146,6 +151,15 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Build each customer's morning review of a run: index.html, index.json (totals,
+    /// status, what changed, trends) and the digest, beside the account reports.
+    Index {
+        /// Run id (default: the latest run).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Send each customer's morning digest of a run over SMTP to its digest_recipients.
+    Notify(notify::NotifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -263,6 +277,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .await;
             pool.stop(Duration::from_secs(30)).await?;
             let totals = watched?;
+            let reviews = build_review(&ports, &identity.run_id).await;
             print_summary(
                 &ports,
                 &identity.run_id,
@@ -271,6 +286,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 started.elapsed(),
                 &log_dir,
             );
+            for w in &reviews {
+                println!("  morning review of {}: {}", w.customer, w.location);
+            }
             Ok(RunOutcome::of(&totals).exit_code())
         }
         Command::Exporter(args) => {
@@ -304,6 +322,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let totals = RunTotals::of(&ledger.account_states(&identity.run_id).await?);
             // The deadline may just have finished the run: say so at once.
             metric.observe(&totals);
+            if totals.is_complete() {
+                build_review(&ports, &identity.run_id).await;
+            }
             Ok(RunOutcome::of(&totals).exit_code())
         }
         Command::Status {
@@ -382,6 +403,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Index { run } => {
+            let (ports, _) = connect(&settings).await?;
+            let ledger = Ledger::new(ports.store.clone());
+            let run_id = status::resolve_run(&ledger, run.as_deref()).await?;
+            for w in review::build(&ports, &run_id).await? {
+                println!(
+                    "{}: {} account(s), {} notable change(s), {} run(s) of trends: {}",
+                    w.customer,
+                    w.index.accounts.len(),
+                    w.index.changes.len(),
+                    w.index.trend.len(),
+                    w.location
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notify(args) => {
+            notify::notify(&settings, &args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Samples { out } => {
             let mut tenants = tenants_source::bundled(&out)?;
             tenants_source::relative_to(&mut tenants, &out);
@@ -395,6 +436,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 path.display()
             );
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The morning review of a finished run (`review::build`). The night's reports are
+/// written whatever happens here, so a failure is reported, not fatal: `coordinator index`
+/// builds it again.
+async fn build_review(ports: &Ports, run_id: &str) -> Vec<review::Written> {
+    match review::build(ports, run_id).await {
+        Ok(written) => written,
+        Err(e) => {
+            tracing::warn!(
+                run = run_id,
+                error = format!("{e:#}"),
+                "the morning review was not built; `coordinator index --run {run_id}` builds it"
+            );
+            eprintln!("warning: the morning review of run {run_id} was not built: {e:#}");
+            Vec::new()
         }
     }
 }

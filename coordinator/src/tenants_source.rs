@@ -47,6 +47,8 @@ pub fn bundled(root: &Path) -> anyhow::Result<TenantsFile> {
             id: customer.customer_id.clone(),
             name: customer.name.clone(),
             accounts,
+            digest_recipients: Vec::new(),
+            trusted_accounts: customer.trusted_accounts.clone(),
         });
     }
     let file = TenantsFile { customers };

@@ -53,6 +53,7 @@ def rows(v: dict) -> list:
     ours = [f"kms:ResourceAliases={alias}"]
     theirs = ["kms:ResourceAliases=alias/aws/s3"]
     obj = f"{v['bucket_arn']}/{v['bucket_prefix']}acme/reports/20261126T020000Z/{v['customer_account_id']}/report.json"
+    run_dir = obj.rsplit("/", 2)[0] + "/"
     task = f"arn:aws:ecs:{region}:{acct}:task/{v['cluster']}/0123456789abcdef"
     other_task = f"arn:aws:ecs:{region}:{acct}:task/other/0123456789abcdef"
     W, C, A = "worker.json", "coordinator.json", "customer_audit.json"
@@ -114,8 +115,15 @@ def rows(v: dict) -> list:
         (C, "dynamodb:DeleteItem", v["table_arn"], [], ok),
         (C, "s3:ListBucket", v["bucket_arn"], [], ok),
         (C, "s3:DeleteObject", obj, [], ok),
+        # the morning review: its own files in the run directory, never the reports
         (C, "s3:GetObject", obj, [], no),
         (C, "s3:PutObject", obj, [], no),
+        (C, "s3:GetObject", obj.replace("report.json", "summary.json"), [], ok),
+        (C, "s3:PutObject", obj.replace("report.json", "summary.json"), [], no),
+        (C, "s3:GetObject", run_dir + "index.json", [], ok),
+        (C, "s3:PutObject", run_dir + "index.html", [], ok),
+        (C, "s3:PutObject", run_dir + "digest.html", [], ok),
+        (C, "s3:GetObject", run_dir + "trend-point.json", [], ok),
         (C, "kms:CreateKey", "*", [], ok),
         (C, "kms:TagResource", key, ["aws:TagKeys=customer"], ok),
         (C, "kms:TagResource", key, ["aws:TagKeys=owner"], no),
@@ -124,8 +132,9 @@ def rows(v: dict) -> list:
         (C, "kms:CreateAlias", key, ["aws:ResourceTag/customer=acme"], ok),
         (C, "kms:CreateAlias", f"arn:aws:kms:{region}:{acct}:alias/aws/s3", [], no),
         (C, "kms:ScheduleKeyDeletion", key, ["aws:ResourceTag/customer=acme"], ok),
-        (C, "kms:Decrypt", key, ours, no),
-        (C, "kms:GenerateDataKey", key, ours, no),
+        (C, "kms:Decrypt", key, ours, ok),  # the review's objects are SSE-KMS
+        (C, "kms:GenerateDataKey", key, ours, ok),
+        (C, "kms:Decrypt", key, theirs, no),
         (C, "cloudwatch:PutMetricData", "*", [], no),  # the metric goes through the logs (EMF)
         (C, "sts:AssumeRole", v["customer_role_arn"], [], no),
         (W, "aps:RemoteWrite", workspace, [], no),  # the binary's policy: the sidecar's is apart

@@ -36,6 +36,7 @@ mod emit;
 mod gen;
 mod json;
 mod model;
+mod resources;
 mod rng;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,10 @@ pub struct SampleAccountSpec {
     /// statement has `"Effect": "Permit"`); at least one user or role has it attached.
     #[serde(default)]
     pub malformed_policy: bool,
+    /// Also generate the account's resource inventory (`resources.json`, see
+    /// [`generate_resources`]): buckets, keys and queues with resource policies.
+    #[serde(default)]
+    pub resources: bool,
 }
 
 /// The fewest principals a generated account has.
@@ -73,6 +78,8 @@ pub struct GeneratedAccount {
     pub credential_report: Vec<u8>,
     /// Principal ARN -> `GetServiceLastAccessedDetails` result (JSON), for every user and role.
     pub last_accessed: BTreeMap<String, Vec<u8>>,
+    /// The resource inventory (`resources.json`) when the spec asks for one.
+    pub resources: Option<Vec<u8>>,
 }
 
 /// Generates one account. Pure and deterministic: the same spec gives identical bytes.
@@ -97,6 +104,9 @@ pub fn generate_account_with_policies(
         authorization_details: emit::authorization_details(&model, malformed),
         credential_report: emit::credential_report(&model),
         last_accessed: emit::last_accessed(&model),
+        resources: spec
+            .resources
+            .then(|| resources::inventory(&spec.account_id, false)),
     }
 }
 
@@ -137,6 +147,9 @@ pub fn write_fixture_dir(account: &GeneratedAccount, dir: &Path) -> std::io::Res
         dir.join("last-accessed.json"),
         last_accessed_file(&account.last_accessed),
     )?;
+    if let Some(resources) = &account.resources {
+        std::fs::write(dir.join("resources.json"), resources)?;
+    }
     Ok(())
 }
 
@@ -167,12 +180,35 @@ pub fn last_accessed_file(last_accessed: &BTreeMap<String, Vec<u8>>) -> Vec<u8> 
     out
 }
 
+/// The account's resource inventory (`resources.json`), the same for every night: the
+/// showcase of public and cross-account access (see [`generate_resources_night`]).
+pub fn generate_resources(account_id: &str) -> Vec<u8> {
+    resources::inventory(account_id, false)
+}
+
+/// The inventory of a later night in which the account's `-reports` bucket, shared only
+/// with the organisation before, has been made public (a statement for `*` added): what a
+/// diff must show as "bucket became public".
+pub fn generate_resources_night(account_id: &str, bucket_made_public: bool) -> Vec<u8> {
+    resources::inventory(account_id, bucket_made_public)
+}
+
+/// The partner account the bundled sample's customers list as trusted, and with which each
+/// account's `-partner-exchange` bucket is shared.
+pub const PARTNER_ACCOUNT: &str = resources::PARTNER_ACCOUNT;
+/// An account no customer lists: each account's `-vendor-drop` bucket and `data` key are
+/// shared with it.
+pub const UNKNOWN_ACCOUNT: &str = resources::UNKNOWN_ACCOUNT;
+
 /// A customer of the bundled sample and its accounts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SampleCustomer {
     pub customer_id: String,
     pub name: String,
     pub accounts: Vec<SampleAccountSpec>,
+    /// Known partner accounts (the tenants file's `trusted_accounts`).
+    #[serde(default)]
+    pub trusted_accounts: Vec<String>,
 }
 
 /// The bundled sample: 3 customers, 12 accounts, from 20 to 2,400 principals.
@@ -183,6 +219,7 @@ pub fn bundled_sample() -> Vec<SampleCustomer> {
             principals,
             seed,
             malformed_policy: false,
+            resources: true,
         }
     }
     vec![
@@ -196,6 +233,7 @@ pub fn bundled_sample() -> Vec<SampleCustomer> {
                 acct("645203158496", 75, 0xAC3E_0004),
                 acct("754314269507", 20, 0xAC3E_0005),
             ],
+            trusted_accounts: vec![PARTNER_ACCOUNT.to_string()],
         },
         SampleCustomer {
             customer_id: "globex".into(),
@@ -206,6 +244,7 @@ pub fn bundled_sample() -> Vec<SampleCustomer> {
                 acct("134169587243", 40, 0x610B_E003),
                 acct("245270698354", 25, 0x610B_E004),
             ],
+            trusted_accounts: vec![PARTNER_ACCOUNT.to_string()],
         },
         SampleCustomer {
             customer_id: "initech".into(),
@@ -215,6 +254,7 @@ pub fn bundled_sample() -> Vec<SampleCustomer> {
                 acct("467492810576", 110, 0x1417_EC02),
                 acct("578503921687", 22, 0x1417_EC03),
             ],
+            trusted_accounts: vec![PARTNER_ACCOUNT.to_string()],
         },
     ]
 }

@@ -15,6 +15,7 @@ fn spec(principals: usize, seed: u64) -> SampleAccountSpec {
         principals,
         seed,
         malformed_policy: false,
+        resources: false,
     }
 }
 
@@ -421,6 +422,7 @@ fn malformed_policy_breaks_exactly_one_used_document() {
         let good = generate_account(&spec(n, seed));
         let bad = generate_account(&SampleAccountSpec {
             malformed_policy: true,
+            resources: false,
             ..spec(n, seed)
         });
         let d = details(&bad);

@@ -54,6 +54,7 @@ impl Backend {
         let report = serde_json::json!({
             "requests": self.aws_request_counts(),
             "operations": self.aws_operation_counts(),
+            "billed_units": self.aws.as_ref().map(AwsBackend::billed_units).unwrap_or_default(),
             "throttled": self.aws_throttle_counts(),
         });
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)

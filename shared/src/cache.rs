@@ -8,7 +8,10 @@
 //! - **Results**: per principal, keyed by a digest of everything that determines the result
 //!   plus the engine version; an unchanged principal is not evaluated again.
 //!
-//! Blobs hold the bytes (no 400 KB item limit); the key-value port holds the small index.
+//! Blobs hold the snapshots (no 400 KB item limit). A result, sealed, is usually a few
+//! kilobytes: up to [`INLINE_RESULT_MAX_BYTES`] it is kept inline in its index record of
+//! the key-value port (one DynamoDB item instead of an S3 object, its PUT, HEAD and GET);
+//! a larger one goes to a blob the index record points at.
 //! Freshness is judged by the [`Clock`] the caches are built with (the ports' clock).
 
 use std::io::{Read, Write};
@@ -74,18 +77,78 @@ fn gunzip(bytes: &[u8], what: &str) -> Result<Vec<u8>, CacheError> {
 struct SnapshotDoc {
     authorization_details: String,
     credential_report: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resources: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct LastAccessedEntry {
     fetched_at_ms: i64,
-    /// Hex of the sealed JSON; absent when the source had no data for the principal.
+    /// Base64 of the sealed, gzipped JSON; absent (with `sealed`) when the source had no
+    /// data for the principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_gz64: Option<String>,
+    /// Hex of the sealed JSON, as written before `sealed_gz64`: still read.
+    #[serde(default)]
     sealed: Option<String>,
 }
 
+/// Sealed bytes as text in a key-value record: base64, 4 characters per 3 bytes (hex, used
+/// before, took 2 per byte, and DynamoDB bills every KB written).
+fn to_base64(sealed: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(sealed)
+}
+
+fn from_base64(text: &str, what: &str) -> Result<Vec<u8>, CacheError> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| CacheError::Corrupt {
+            what: what.to_string(),
+            detail: format!("not base64: {e}"),
+        })
+}
+
+/// Largest sealed result kept inline in its index record; a larger one goes to a blob. Set
+/// by price, not by DynamoDB's 400 KB item limit: a DynamoDB write costs a unit per KB
+/// ($0.625 per million) and an S3 PUT $5 per million, so inline pays up to about 8 KB
+/// written, which base64 (4 characters per 3 sealed bytes) reaches at 6 KB sealed.
+pub const INLINE_RESULT_MAX_BYTES: usize = 6 * 1024;
+
+/// A result's index record: the sealed result inline, or the blob that holds it.
 #[derive(Serialize, Deserialize)]
 struct ResultEntry {
-    blob: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blob: Option<String>,
+    /// Base64 of the sealed result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inline64: Option<String>,
+    /// Hex of the sealed result, as written before `inline64`: still read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    inline: Option<String>,
+}
+
+impl ResultEntry {
+    fn in_blob(blob: String) -> ResultEntry {
+        ResultEntry {
+            blob: Some(blob),
+            inline64: None,
+            inline: None,
+        }
+    }
+
+    /// Whether the result is in the record itself (either encoding).
+    fn is_inline(&self) -> bool {
+        self.inline64.is_some() || self.inline.is_some()
+    }
+}
+
+/// A sealed cache record not yet written: see [`Caches::put_pending`].
+pub struct PendingWrite {
+    key: StoreKey,
+    value: serde_json::Value,
+    expires_at: Option<i64>,
 }
 
 /// The three caches over the blob and key-value ports, sealed per customer.
@@ -128,7 +191,16 @@ impl Caches {
         account: &str,
         raw: &AccountSnapshotRaw,
     ) -> Result<(String, bool), CacheError> {
-        let digest = sha256_hex(&[&raw.authorization_details, &raw.credential_report]);
+        // Without an inventory the digest is what it was before inventories existed, so
+        // stored snapshots and the runs that name them stay valid.
+        let digest = match &raw.resources {
+            None => sha256_hex(&[&raw.authorization_details, &raw.credential_report]),
+            Some(resources) => sha256_hex(&[
+                &raw.authorization_details,
+                &raw.credential_report,
+                resources,
+            ]),
+        };
         let key = Self::snapshot_blob(customer, account, &digest);
         let stored = self.blobs.exists(&key).await?;
         work().cache_lookup("snapshot", stored);
@@ -138,6 +210,10 @@ impl Caches {
         let doc = SnapshotDoc {
             authorization_details: String::from_utf8_lossy(&raw.authorization_details).into_owned(),
             credential_report: String::from_utf8_lossy(&raw.credential_report).into_owned(),
+            resources: raw
+                .resources
+                .as_ref()
+                .map(|r| String::from_utf8_lossy(r).into_owned()),
         };
         let json = serde_json::to_vec(&doc).map_err(|e| CacheError::Corrupt {
             what: key.clone(),
@@ -181,6 +257,7 @@ impl Caches {
         Ok(AccountSnapshotRaw {
             authorization_details: doc.authorization_details.into_bytes(),
             credential_report: doc.credential_report.into_bytes(),
+            resources: doc.resources.map(String::into_bytes),
         })
     }
 
@@ -188,31 +265,43 @@ impl Caches {
         StoreKey::new(format!("lastacc#{customer}#{account}"), principal_arn)
     }
 
-    /// Fresh cached last-accessed data: `Some(data)` on a hit (data itself may be `None`:
-    /// the source had none), `None` on a miss or a stale entry.
-    pub async fn get_last_accessed(
+    /// Fresh cached last-accessed data of each of `principal_arns`, in their order:
+    /// `Some(data)` on a hit (data itself may be `None`: the source had none), `None` on a
+    /// miss or a stale entry. One store read for the lot (DynamoDB: 100 keys per request).
+    pub async fn get_last_accessed_many(
         &self,
         customer: &str,
         account: &str,
-        principal_arn: &str,
-    ) -> Result<Option<Option<Vec<u8>>>, CacheError> {
-        let found = self
-            .lookup_last_accessed(customer, account, principal_arn)
-            .await?;
-        work().cache_lookup("last_accessed", found.is_some());
-        Ok(found)
+        principal_arns: &[String],
+    ) -> Result<Vec<Option<Option<Vec<u8>>>>, CacheError> {
+        let keys: Vec<StoreKey> = principal_arns
+            .iter()
+            .map(|arn| Self::last_accessed_key(customer, account, arn))
+            .collect();
+        let records = self.store.get_many(&keys).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, record) in keys.iter().zip(records) {
+            let found = match record {
+                Some(record) => {
+                    self.open_last_accessed(customer, account, key, record)
+                        .await?
+                }
+                None => None,
+            };
+            work().cache_lookup("last_accessed", found.is_some());
+            out.push(found);
+        }
+        Ok(out)
     }
 
-    async fn lookup_last_accessed(
+    /// A stored last-accessed entry, unsealed; `None` when it is stale.
+    async fn open_last_accessed(
         &self,
         customer: &str,
         account: &str,
-        principal_arn: &str,
+        key: &StoreKey,
+        record: crate::ports::Record,
     ) -> Result<Option<Option<Vec<u8>>>, CacheError> {
-        let key = Self::last_accessed_key(customer, account, principal_arn);
-        let Some(record) = self.store.get(&key).await? else {
-            return Ok(None);
-        };
         let entry: LastAccessedEntry =
             serde_json::from_value(record.value).map_err(|e| CacheError::Corrupt {
                 what: key.to_string(),
@@ -221,11 +310,19 @@ impl Caches {
         if self.clock.now_ms() - entry.fetched_at_ms > self.last_accessed_ttl.as_millis() as i64 {
             return Ok(None);
         }
-        match entry.sealed {
-            None => Ok(Some(None)),
-            Some(hex) => {
+        let what = key.to_string();
+        match (entry.sealed_gz64, entry.sealed) {
+            (Some(text), _) => {
+                let sealed = from_base64(&text, &what)?;
+                let zipped = self
+                    .sealer
+                    .open(customer, account, "last-accessed", &sealed)
+                    .await?;
+                Ok(Some(Some(gunzip(&zipped, &what)?)))
+            }
+            (None, Some(hex)) => {
                 let sealed = hex::decode(&hex).map_err(|e| CacheError::Corrupt {
-                    what: key.to_string(),
+                    what,
                     detail: e.to_string(),
                 })?;
                 Ok(Some(Some(
@@ -234,6 +331,7 @@ impl Caches {
                         .await?,
                 )))
             }
+            (None, None) => Ok(Some(None)),
         }
     }
 
@@ -244,18 +342,21 @@ impl Caches {
         principal_arn: &str,
         data: Option<&[u8]>,
     ) -> Result<(), CacheError> {
-        let sealed = match data {
-            Some(bytes) => Some(hex::encode(
+        // Last-accessed JSON repeats service names and keys: gzipped first, it seals to a
+        // fraction of its size (DynamoDB bills every KB written).
+        let sealed_gz64 = match data {
+            Some(bytes) => Some(to_base64(
                 &self
                     .sealer
-                    .seal(customer, account, "last-accessed", bytes)
+                    .seal(customer, account, "last-accessed", &gzip(bytes))
                     .await?,
             )),
             None => None,
         };
         let entry = LastAccessedEntry {
             fetched_at_ms: self.clock.now_ms(),
-            sealed,
+            sealed_gz64,
+            sealed: None,
         };
         let key = Self::last_accessed_key(customer, account, principal_arn);
         let expires = Some(self.clock.now_secs() + self.last_accessed_ttl.as_secs() as i64 + 3600);
@@ -284,30 +385,104 @@ impl Caches {
             .then(|| Self::result_key(customer, account, digest))
     }
 
-    /// The blob key of a cached result for `digest`, if any.
-    pub async fn get_result_blob(
+    /// For each of `digests`, in their order, the result key (`<customer>/results/
+    /// <account>/<digest>`, what item outcomes refer to) of its cached result, if one is
+    /// stored. One store read for the lot (DynamoDB: 100 keys per request).
+    pub async fn find_results(
+        &self,
+        customer: &str,
+        account: &str,
+        digests: &[String],
+    ) -> Result<Vec<Option<String>>, CacheError> {
+        let keys: Vec<StoreKey> = digests
+            .iter()
+            .map(|digest| Self::result_key(customer, account, digest))
+            .collect();
+        let records = self.store.get_many(&keys).await?;
+        let mut out = Vec::with_capacity(keys.len());
+        for ((key, digest), record) in keys.iter().zip(digests).zip(records) {
+            let found = match record {
+                Some(record) => {
+                    let entry = Self::result_entry(key, record.value)?;
+                    match (entry.is_inline(), entry.blob) {
+                        (true, _) => true,
+                        (false, Some(blob)) => self.blobs.exists(&blob).await?,
+                        (false, None) => false,
+                    }
+                }
+                None => false,
+            };
+            work().cache_lookup("result", found);
+            out.push(found.then(|| Self::result_name(customer, account, digest)));
+        }
+        Ok(out)
+    }
+
+    fn result_name(customer: &str, account: &str, digest: &str) -> String {
+        format!("{customer}/results/{account}/{digest}")
+    }
+
+    fn result_entry(key: &StoreKey, value: serde_json::Value) -> Result<ResultEntry, CacheError> {
+        serde_json::from_value(value).map_err(|e| CacheError::Corrupt {
+            what: key.to_string(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// Seals a result (JSON bytes) for `digest`: a small one goes inline into its index
+    /// record, a larger one into a blob now. Returns its result key and the index record
+    /// still to be written with [`Caches::put_pending`] (so a batch of results is one store
+    /// request per 25 on DynamoDB). The result is found only once that record is written.
+    pub async fn seal_result(
         &self,
         customer: &str,
         account: &str,
         digest: &str,
-    ) -> Result<Option<String>, CacheError> {
-        let key = Self::result_key(customer, account, digest);
-        let found = match self.store.get(&key).await? {
-            Some(record) => {
-                let entry: ResultEntry =
-                    serde_json::from_value(record.value).map_err(|e| CacheError::Corrupt {
-                        what: key.to_string(),
-                        detail: e.to_string(),
-                    })?;
-                self.blobs.exists(&entry.blob).await?.then_some(entry.blob)
+        json: &[u8],
+    ) -> Result<(String, PendingWrite), CacheError> {
+        let name = Self::result_name(customer, account, digest);
+        let sealed = self
+            .sealer
+            .seal(customer, account, "result", &gzip(json))
+            .await?;
+        let entry = if sealed.len() <= INLINE_RESULT_MAX_BYTES {
+            ResultEntry {
+                blob: None,
+                inline64: Some(to_base64(&sealed)),
+                inline: None,
             }
-            None => None,
+        } else {
+            self.blobs.put(&name, sealed).await?;
+            ResultEntry::in_blob(name.clone())
         };
-        work().cache_lookup("result", found.is_some());
-        Ok(found)
+        let pending = PendingWrite {
+            key: Self::result_key(customer, account, digest),
+            value: crate::ledger::to_value(&entry),
+            expires_at: Some(
+                self.clock.now_secs() + crate::ledger::RUN_RECORD_TTL.as_secs() as i64,
+            ),
+        };
+        Ok((name, pending))
     }
 
-    /// Stores a result (JSON bytes) under `digest`; returns its blob key.
+    /// Writes cache records sealed earlier, all at once.
+    pub async fn put_pending(&self, pending: Vec<PendingWrite>) -> Result<(), CacheError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .put_many(
+                pending
+                    .into_iter()
+                    .map(|p| (p.key, p.value, p.expires_at))
+                    .collect(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a result now ([`Caches::seal_result`] and its record written); returns its
+    /// result key.
     pub async fn put_result(
         &self,
         customer: &str,
@@ -315,46 +490,97 @@ impl Caches {
         digest: &str,
         json: &[u8],
     ) -> Result<String, CacheError> {
-        let blob = format!("{customer}/results/{account}/{digest}");
-        let sealed = self
-            .sealer
-            .seal(customer, account, "result", &gzip(json))
-            .await?;
-        self.blobs.put(&blob, sealed).await?;
-        let entry = ResultEntry { blob: blob.clone() };
-        self.store
-            .put(
-                &Self::result_key(customer, account, digest),
-                crate::ledger::to_value(&entry),
-                Some(self.clock.now_secs() + crate::ledger::RUN_RECORD_TTL.as_secs() as i64),
-                Condition::None,
-            )
-            .await?;
-        Ok(blob)
+        let (name, pending) = self.seal_result(customer, account, digest, json).await?;
+        self.put_pending(vec![pending]).await?;
+        Ok(name)
     }
 
-    /// Reads a result blob back.
+    /// Reads a result back by its result key.
     pub async fn get_result(
         &self,
         customer: &str,
         account: &str,
-        blob: &str,
+        name: &str,
     ) -> Result<Vec<u8>, CacheError> {
-        let sealed = self
-            .blobs
-            .get(blob)
+        let mut results = self
+            .get_results(customer, account, &[name.to_string()])
+            .await?;
+        results.pop().ok_or_else(|| CacheError::Corrupt {
+            what: name.to_string(),
+            detail: "no result read".into(),
+        })
+    }
+
+    /// Reads results back by their result keys, in their order: their index records in one
+    /// store read (DynamoDB: 100 keys per request), then each inline result unsealed or
+    /// its blob read.
+    pub async fn get_results(
+        &self,
+        customer: &str,
+        account: &str,
+        names: &[String],
+    ) -> Result<Vec<Vec<u8>>, CacheError> {
+        let corrupt = |name: &str, detail: &str| CacheError::Corrupt {
+            what: name.to_string(),
+            detail: detail.to_string(),
+        };
+        let indexes = names
+            .iter()
+            .map(|name| {
+                Self::result_index_key(name).ok_or_else(|| corrupt(name, "not a result key"))
+            })
+            .collect::<Result<Vec<StoreKey>, CacheError>>()?;
+        let records = self.store.get_many(&indexes).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for ((name, index), record) in names.iter().zip(&indexes).zip(records) {
+            let entry = match record {
+                Some(record) => Self::result_entry(index, record.value)?,
+                // An index record gone (expired) while its blob stayed: read the blob.
+                None => ResultEntry::in_blob(name.to_string()),
+            };
+            let sealed = match (entry.inline64, entry.inline, entry.blob) {
+                (Some(text), _, _) => from_base64(&text, name)?,
+                (None, Some(inline), _) => hex::decode(inline)
+                    .map_err(|e| corrupt(name, &format!("inline result: {e}")))?,
+                (None, None, Some(blob)) => self
+                    .blobs
+                    .get(&blob)
+                    .await?
+                    .ok_or_else(|| corrupt(name, "result blob is missing"))?,
+                (None, None, None) => {
+                    return Err(corrupt(name, "the index record holds no result"))
+                }
+            };
+            out.push(gunzip(
+                &self
+                    .sealer
+                    .open(customer, account, "result", &sealed)
+                    .await?,
+                name,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored result of an account, as (result key, blob holding it if not inline),
+    /// for retention.
+    pub async fn stored_results(
+        store: &dyn KeyValueStore,
+        customer: &str,
+        account: &str,
+    ) -> Result<Vec<(String, Option<String>)>, CacheError> {
+        let mut out = Vec::new();
+        for record in store
+            .query(&format!("result#{customer}#{account}"), "")
             .await?
-            .ok_or_else(|| CacheError::Corrupt {
-                what: blob.to_string(),
-                detail: "result blob is missing".into(),
-            })?;
-        gunzip(
-            &self
-                .sealer
-                .open(customer, account, "result", &sealed)
-                .await?,
-            blob,
-        )
+        {
+            let entry = Self::result_entry(&record.key, record.value)?;
+            out.push((
+                Self::result_name(customer, account, &record.key.sk),
+                entry.blob,
+            ));
+        }
+        Ok(out)
     }
 }
 
@@ -362,6 +588,83 @@ impl Caches {
 mod tests {
     use super::*;
     use crate::embedded::EmbeddedBackend;
+
+    /// A small result lives in its index record, a large one in a blob; both read back,
+    /// both are listed for retention.
+    #[tokio::test]
+    async fn small_results_are_inline_and_large_ones_are_blobs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = crate::embedded::EmbeddedBackend::open(dir.path())
+            .expect("open embedded backend")
+            .ports();
+        ports.keys.ensure_customer_key("acme").await.unwrap();
+        let caches = Caches::new(
+            ports.blobs.clone(),
+            ports.store.clone(),
+            Sealer::new(ports.keys.clone()),
+            Duration::from_secs(3600),
+            Clock::system(),
+        );
+        let account = "111122223333";
+        let small = br#"{"principal":"small"}"#.to_vec();
+        // Hash outputs as raw bytes: incompressible, so the sealed form stays above the limit.
+        let large: Vec<u8> = (0..(INLINE_RESULT_MAX_BYTES / 16) as u64)
+            .flat_map(|i| hex::decode(sha256_hex(&[&i.to_be_bytes()])).expect("hex digest"))
+            .collect();
+        assert!(large.len() >= 2 * INLINE_RESULT_MAX_BYTES);
+        let digests = ["d1".to_string(), "d2".to_string()];
+        assert_eq!(
+            caches
+                .find_results("acme", account, &digests)
+                .await
+                .unwrap(),
+            vec![None, None]
+        );
+        let small_key = caches
+            .put_result("acme", account, "d1", &small)
+            .await
+            .unwrap();
+        let large_key = caches
+            .put_result("acme", account, "d2", &large)
+            .await
+            .unwrap();
+        assert_eq!(small_key, "acme/results/111122223333/d1");
+        assert_eq!(
+            caches
+                .find_results("acme", account, &digests)
+                .await
+                .unwrap(),
+            vec![Some(small_key.clone()), Some(large_key.clone())]
+        );
+        assert_eq!(
+            caches
+                .get_result("acme", account, &small_key)
+                .await
+                .unwrap(),
+            small
+        );
+        assert_eq!(
+            caches
+                .get_result("acme", account, &large_key)
+                .await
+                .unwrap(),
+            large
+        );
+        assert!(
+            !ports.blobs.exists(&small_key).await.unwrap(),
+            "small: no blob"
+        );
+        assert!(
+            ports.blobs.exists(&large_key).await.unwrap(),
+            "large: a blob"
+        );
+        assert_eq!(
+            Caches::stored_results(ports.store.as_ref(), "acme", account)
+                .await
+                .unwrap(),
+            vec![(small_key, None), (large_key.clone(), Some(large_key))]
+        );
+    }
 
     #[tokio::test]
     async fn last_accessed_data_is_fresh_for_its_ttl_of_clock_time() {
@@ -387,20 +690,130 @@ mod tests {
         assert!(clock.advance(ttl));
         assert_eq!(
             caches
-                .get_last_accessed("acme", "111122223333", arn)
+                .get_last_accessed_many("acme", "111122223333", &[arn.to_string()])
                 .await
                 .unwrap(),
-            Some(Some(b"[1]".to_vec())),
+            vec![Some(Some(b"[1]".to_vec()))],
             "fresh up to the end of its TTL"
         );
         assert!(clock.advance(Duration::from_millis(1)));
         assert_eq!(
             caches
-                .get_last_accessed("acme", "111122223333", arn)
+                .get_last_accessed_many("acme", "111122223333", &[arn.to_string()])
                 .await
                 .unwrap(),
-            None,
+            vec![None],
             "stale after it"
+        );
+    }
+
+    /// Cache records are written base64 (last-accessed data gzipped first), smaller than
+    /// the hex records written before, and those older hex records still read back.
+    #[tokio::test]
+    async fn records_are_base64_and_older_hex_records_still_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = EmbeddedBackend::open(dir.path())
+            .expect("open embedded backend")
+            .ports();
+        ports.keys.ensure_customer_key("acme").await.unwrap();
+        let sealer = Sealer::new(ports.keys.clone());
+        let caches = Caches::new(
+            ports.blobs.clone(),
+            ports.store.clone(),
+            sealer.clone(),
+            Duration::from_secs(3600),
+            Clock::system(),
+        );
+        let account = "111122223333";
+        // Last-accessed data as IAM returns it: the same keys for every service.
+        let services: Vec<String> = (0..60)
+            .map(|i| format!(r#"{{"ServiceName":"Service {i}","ServiceNamespace":"svc{i}","LastAuthenticated":"2026-11-0{}T10:00:00Z","TotalAuthenticatedEntities":1}}"#, i % 9 + 1))
+            .collect();
+        let data = format!(
+            r#"{{"JobStatus":"COMPLETED","ServicesLastAccessed":[{}]}}"#,
+            services.join(",")
+        );
+        let alice = "arn:aws:iam::111122223333:user/alice";
+        caches
+            .put_last_accessed("acme", account, alice, Some(data.as_bytes()))
+            .await
+            .unwrap();
+        let record = ports
+            .store
+            .get(&Caches::last_accessed_key("acme", account, alice))
+            .await
+            .unwrap()
+            .expect("written");
+        let stored = record.value.to_string().len();
+        assert!(
+            stored * 4 < data.len(),
+            "the record ({stored} bytes) should be a fraction of the data ({} bytes)",
+            data.len()
+        );
+        // A record as written before: hex of the sealed JSON, not gzipped.
+        let bob = "arn:aws:iam::111122223333:user/bob";
+        let legacy = sealer
+            .seal("acme", account, "last-accessed", data.as_bytes())
+            .await
+            .unwrap();
+        ports
+            .store
+            .put(
+                &Caches::last_accessed_key("acme", account, bob),
+                serde_json::json!({"fetched_at_ms": Clock::system().now_ms(), "sealed": hex::encode(&legacy)}),
+                None,
+                Condition::None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            caches
+                .get_last_accessed_many("acme", account, &[alice.to_string(), bob.to_string()])
+                .await
+                .unwrap(),
+            vec![
+                Some(Some(data.as_bytes().to_vec())),
+                Some(Some(data.as_bytes().to_vec()))
+            ]
+        );
+
+        // A result: base64 inline; one written before as hex still reads.
+        let result = br#"{"principal":"carol","grants":[1,2,3]}"#.to_vec();
+        let key = caches
+            .put_result("acme", account, "d1", &result)
+            .await
+            .unwrap();
+        let record = ports
+            .store
+            .get(&Caches::result_key("acme", account, "d1"))
+            .await
+            .unwrap()
+            .expect("written");
+        assert!(record.value.get("inline64").is_some(), "{}", record.value);
+        let sealed = sealer
+            .seal("acme", account, "result", &gzip(&result))
+            .await
+            .unwrap();
+        ports
+            .store
+            .put(
+                &Caches::result_key("acme", account, "d2"),
+                serde_json::json!({"inline": hex::encode(&sealed)}),
+                None,
+                Condition::None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            caches
+                .get_results(
+                    "acme",
+                    account,
+                    &[key, "acme/results/111122223333/d2".to_string()]
+                )
+                .await
+                .unwrap(),
+            vec![result.clone(), result]
         );
     }
 }

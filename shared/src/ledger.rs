@@ -96,6 +96,17 @@ pub struct AccountState {
     pub reused: u64,
     /// Items whose last-accessed data came from the cache.
     pub last_accessed_reused: u64,
+    /// Wall milliseconds the workers spent on the items (summed over batches): what the
+    /// next run sizes its batches from.
+    pub item_ms: u64,
+}
+
+impl AccountState {
+    /// Measured milliseconds per item, if any item was measured.
+    pub fn ms_per_item(&self) -> Option<f64> {
+        let items = self.done + self.failed;
+        (items > 0 && self.item_ms > 0).then(|| self.item_ms as f64 / items as f64)
+    }
 }
 
 /// The outcome of one item, written with its idempotency record.
@@ -111,7 +122,7 @@ pub struct ItemOutcome {
 }
 
 /// A message that could not be processed, recorded against its account's current run.
-/// Keyed by its step (`collect`, `item#000007`, `finalize`) when the message could be
+/// Keyed by its step (`collect`, `items#000090+45`, `finalize`) when the message could be
 /// decoded — so a successful replay of the step deletes it — else by the message id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageError {
@@ -171,6 +182,7 @@ pub const COUNTER_DONE: &str = "done";
 pub const COUNTER_FAILED: &str = "failed";
 pub const COUNTER_REUSED: &str = "reused";
 pub const COUNTER_LA_REUSED: &str = "last_accessed_reused";
+pub const COUNTER_ITEM_MS: &str = "item_ms";
 
 pub fn runs_key(run_id: &str) -> StoreKey {
     StoreKey::new("runs", run_id)
@@ -524,6 +536,64 @@ impl Ledger {
     }
 
     /// Item outcomes of an account in a run, by item number.
+    /// One item's outcome, if it has one.
+    pub async fn item_outcome(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+        item: u32,
+    ) -> PortResult<Option<ItemOutcome>> {
+        match self
+            .store
+            .get(&item_key(run_id, customer, account, item))
+            .await?
+        {
+            Some(record) => Ok(Some(from_record(&record)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The outcomes of `items`, in their order (one store request per 100 on DynamoDB).
+    pub async fn item_outcomes_of(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+        items: &[u32],
+    ) -> PortResult<Vec<Option<ItemOutcome>>> {
+        let keys: Vec<StoreKey> = items
+            .iter()
+            .map(|item| item_key(run_id, customer, account, *item))
+            .collect();
+        self.store
+            .get_many(&keys)
+            .await?
+            .into_iter()
+            .map(|record| record.map(|r| from_record(&r)).transpose())
+            .collect()
+    }
+
+    /// The account's state in the latest run before `run_id` that finished it (by as-of
+    /// time), for what that run measured.
+    pub async fn previous_state(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+    ) -> PortResult<Option<AccountState>> {
+        let refs = self.report_refs(customer, account).await?;
+        for previous in refs.iter().rev().filter(|r| r.run_id != run_id) {
+            if let Some((state, _)) = self
+                .account_state(&previous.run_id, customer, account)
+                .await?
+            {
+                return Ok(Some(state));
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn item_outcomes(
         &self,
         run_id: &str,
@@ -668,6 +738,7 @@ fn state_of(record: &Record) -> PortResult<AccountState> {
         failed: counter(record, COUNTER_FAILED),
         reused: counter(record, COUNTER_REUSED),
         last_accessed_reused: counter(record, COUNTER_LA_REUSED),
+        item_ms: counter(record, COUNTER_ITEM_MS),
     })
 }
 

@@ -24,6 +24,15 @@ pub const MAX_ITEMS_PER_ACCOUNT: u32 = 100_000;
 /// Longest principal ARN (IAM's limit is 2,048 characters).
 pub const MAX_ARN_LEN: usize = 2048;
 
+/// Most principals one `AnalyzePrincipals` message carries. A batch commits its items in
+/// one store transaction (DynamoDB's limit: 100 operations), beside the step's record,
+/// the account's counters and the step's error.
+pub const MAX_PRINCIPALS_PER_MESSAGE: usize = 90;
+
+/// Most bytes of ARNs one `AnalyzePrincipals` message carries, leaving room for the rest
+/// of the body under [`MAX_BODY_BYTES`].
+pub const MAX_ARN_BYTES_PER_MESSAGE: usize = 200 * 1024;
+
 /// The identity of one account's work within one run, carried by every message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountWork {
@@ -41,7 +50,9 @@ pub enum WorkMessage {
         #[serde(flatten)]
         work: AccountWork,
     },
-    /// Evaluate one principal of the snapshot.
+    /// Evaluate one principal of the snapshot. Collect now plans batches
+    /// ([`WorkMessage::AnalyzePrincipals`]); this single form is still read, so messages
+    /// sent by an earlier version (in a queue or a DLQ) are processed.
     AnalyzePrincipal {
         #[serde(flatten)]
         work: AccountWork,
@@ -50,6 +61,17 @@ pub enum WorkMessage {
         /// Position of the item in the plan (0-based); the idempotency key.
         item: u32,
         principal_arn: String,
+    },
+    /// Evaluate a batch of consecutive items of the snapshot: items `first_item`,
+    /// `first_item + 1`, ... are the principals in order. Sized by collect so that one
+    /// message is a few hundred milliseconds of work.
+    AnalyzePrincipals {
+        #[serde(flatten)]
+        work: AccountWork,
+        snapshot: String,
+        /// Position in the plan of the first principal (0-based).
+        first_item: u32,
+        principals: Vec<String>,
     },
     /// Aggregate the items into the account's reports.
     FinalizeAccount {
@@ -118,6 +140,7 @@ impl WorkMessage {
         match self {
             WorkMessage::CollectAccount { work }
             | WorkMessage::AnalyzePrincipal { work, .. }
+            | WorkMessage::AnalyzePrincipals { work, .. }
             | WorkMessage::FinalizeAccount { work, .. } => work,
         }
     }
@@ -127,6 +150,7 @@ impl WorkMessage {
         match self {
             WorkMessage::CollectAccount { .. } => "collect_account",
             WorkMessage::AnalyzePrincipal { .. } => "analyze_principal",
+            WorkMessage::AnalyzePrincipals { .. } => "analyze_principals",
             WorkMessage::FinalizeAccount { .. } => "finalize_account",
         }
     }
@@ -139,6 +163,9 @@ impl WorkMessage {
             WorkMessage::CollectAccount { .. } => format!("{}.{}.collect", w.run_id, w.account),
             WorkMessage::AnalyzePrincipal { item, .. } => {
                 format!("{}.{}.item.{item}", w.run_id, w.account)
+            }
+            WorkMessage::AnalyzePrincipals { first_item, .. } => {
+                format!("{}.{}.items.{first_item}", w.run_id, w.account)
             }
             WorkMessage::FinalizeAccount { generation: 0, .. } => {
                 format!("{}.{}.finalize", w.run_id, w.account)
@@ -236,6 +263,43 @@ impl WorkMessage {
                 }
                 Ok(())
             }
+            WorkMessage::AnalyzePrincipals {
+                snapshot,
+                first_item,
+                principals,
+                ..
+            } => {
+                check_snapshot(snapshot)?;
+                if principals.is_empty() || principals.len() > MAX_PRINCIPALS_PER_MESSAGE {
+                    return Err(out_of_bounds(
+                        "principals",
+                        format!(
+                            "{} principals, not 1 to {MAX_PRINCIPALS_PER_MESSAGE}",
+                            principals.len()
+                        ),
+                    ));
+                }
+                let end = u64::from(*first_item) + principals.len() as u64;
+                if end > u64::from(MAX_ITEMS_PER_ACCOUNT) {
+                    return Err(out_of_bounds(
+                        "first_item",
+                        format!(
+                            "items {first_item} to {} go past {MAX_ITEMS_PER_ACCOUNT}",
+                            end - 1
+                        ),
+                    ));
+                }
+                if let Some(bad) = principals
+                    .iter()
+                    .position(|arn| !arn.starts_with("arn:") || arn.len() > MAX_ARN_LEN)
+                {
+                    return Err(out_of_bounds(
+                        "principals",
+                        format!("entry {bad} is not an ARN of at most {MAX_ARN_LEN} characters"),
+                    ));
+                }
+                Ok(())
+            }
             // `generation` is any u32 (replay uses the time); nothing is sized by it.
             WorkMessage::FinalizeAccount {
                 snapshot, items, ..
@@ -283,6 +347,15 @@ mod tests {
                 snapshot: "abc".into(),
                 item: 7,
                 principal_arn: "arn:aws:iam::111122223333:role/x".into(),
+            },
+            WorkMessage::AnalyzePrincipals {
+                work: work(),
+                snapshot: "abc".into(),
+                first_item: 90,
+                principals: vec![
+                    "arn:aws:iam::111122223333:role/x".into(),
+                    "arn:aws:iam::111122223333:user/y".into(),
+                ],
             },
             WorkMessage::FinalizeAccount {
                 work: work(),
@@ -353,6 +426,32 @@ mod tests {
             "principal_arn"
         );
         assert_eq!(field(&analyze(1, arn, "../../etc")), "snapshot");
+        let batch = |first_item: u32, principals: Vec<String>| WorkMessage::AnalyzePrincipals {
+            work: work(),
+            snapshot: "abc".into(),
+            first_item,
+            principals,
+        };
+        assert_eq!(field(&batch(0, vec![])), "principals");
+        assert_eq!(
+            field(&batch(
+                0,
+                vec![arn.to_string(); MAX_PRINCIPALS_PER_MESSAGE + 1]
+            )),
+            "principals"
+        );
+        assert_eq!(
+            field(&batch(0, vec![arn.to_string(), "role/x".into()])),
+            "principals"
+        );
+        assert_eq!(
+            field(&batch(MAX_ITEMS_PER_ACCOUNT - 1, vec![arn.to_string(); 2])),
+            "first_item"
+        );
+        assert!(WorkMessage::decode(
+            &batch(0, vec![arn.to_string(); MAX_PRINCIPALS_PER_MESSAGE]).encode()
+        )
+        .is_ok());
         let mut bad_work = work();
         bad_work.account = "1".repeat(400);
         assert_eq!(

@@ -39,6 +39,13 @@ pub struct CustomerConfig {
     pub name: String,
     #[serde(default)]
     pub accounts: Vec<AccountConfig>,
+    /// Who receives the customer's morning digest (`coordinator notify`): e-mail addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub digest_recipients: Vec<String>,
+    /// The customer's known partner accounts (12-digit ids): the reports tell access from
+    /// these apart from access by unknown accounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_accounts: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +134,15 @@ impl TenantsFile {
             if customer.accounts.is_empty() {
                 return Err(format!("customer {:?} has no accounts", customer.id));
             }
+            for address in &customer.digest_recipients {
+                check_address(address).map_err(|problem| {
+                    format!("customer {:?}, digest_recipients: {problem}", customer.id)
+                })?;
+            }
+            for trusted in &customer.trusted_accounts {
+                validate_account(trusted)
+                    .map_err(|e| format!("customer {:?}, trusted_accounts: {e}", customer.id))?;
+            }
             for account in &customer.accounts {
                 validate_account(&account.id)
                     .map_err(|e| format!("customer {:?}: {e}", customer.id))?;
@@ -177,12 +193,33 @@ impl TenantsFile {
                             role_arn: a.role_arn.clone(),
                             external_id: a.external_id.clone(),
                             fixture_dir: a.fixture_dir.as_ref().map(|d| d.display().to_string()),
+                            trusted_accounts: c.trusted_accounts.clone(),
                         },
                         a.size_hint,
                     )
                 })
             })
             .collect()
+    }
+}
+
+/// A digest recipient must look like an e-mail address (the SMTP server decides the rest).
+fn check_address(address: &str) -> Result<(), String> {
+    let ok = match address.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !address.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{address:?} is not an e-mail address (name@example.com)"
+        ))
     }
 }
 
@@ -272,6 +309,7 @@ role_arn = "arn:aws:iam::111122223333:role/audit/AccessflowAudit"
             ("", "no customers"),
             ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"\nrole_arn=\"arn:aws:iam::444455556666:role/AccessflowAudit\"", "is a role of account 444455556666, not of account 111122223333"),
             ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"\nrole_arn=\"arn:aws:s3:::111122223333\"", "is not an IAM role ARN"),
+            ("[[customers]]\nid = \"acme\"\ndigest_recipients = [\"ops@acme.example\", \"not an address\"]\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"", "customer \"acme\", digest_recipients: \"not an address\" is not an e-mail address"),
         ];
         for (text, expected) in cases {
             let path = write(dir.path(), text);

@@ -25,6 +25,7 @@ fn locator(account: &str) -> AccountLocator {
         role_arn: Some(format!("arn:aws:iam::{account}:role/accessflow-reader")),
         external_id: Some("acme-external-id".into()),
         fixture_dir: None,
+        trusted_accounts: Vec::new(),
     }
 }
 
@@ -364,6 +365,7 @@ fn fake_locator(role: &str) -> AccountLocator {
         role_arn: Some(format!("arn:aws:iam::111122223333:role/{role}")),
         external_id: Some("xid".into()),
         fixture_dir: None,
+        trusted_accounts: Vec::new(),
     }
 }
 
@@ -598,6 +600,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         role_arn: Some(format!("arn:aws:iam::{account}:role/accessflow-reader")),
         external_id: Some("x".into()),
         fixture_dir: None,
+        trusted_accounts: Vec::new(),
     };
     let iam = backend.iam().iam_client(&locator).await.unwrap();
     let summary = seed::seed_account(&iam, &account, &fixture).await.unwrap();
@@ -650,4 +653,177 @@ async fn a_fixture_account_round_trips_through_moto() {
         policy["PolicyVersionList"][0]["Document"],
         fixture["Policies"][0]["PolicyVersionList"][0]["Document"]
     );
+}
+
+/// `ACCESSFLOW_COLLECT_RESOURCES=on`: the account's buckets and customer managed keys come
+/// back as the resource inventory, with their policies, Block Public Access, the ACL
+/// grants to everyone, tags and KMS grants; the S3 and KMS requests are counted. Not shown
+/// on moto (it enforces no IAM): access denied on one resource (a warning, by the same
+/// code path as a missing policy) and more than one page of buckets or keys.
+#[tokio::test]
+async fn collects_the_resource_inventory_when_asked() {
+    use aws_sdk_iam::config::{BehaviorVersion, Region};
+    let account = moto::unique_account();
+    seed(&account).await;
+    let credentials = moto::credentials_in_account(&account).await;
+    let base = moto::settings(&moto::unique_prefix("res"));
+    let endpoint = base.endpoint_url.clone().expect("moto endpoint");
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .force_path_style(true)
+            .http_client(accessflow_shared::aws::https_client())
+            .credentials_provider(credentials.clone())
+            .build(),
+    );
+    let kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .http_client(accessflow_shared::aws::https_client())
+            .credentials_provider(credentials)
+            .build(),
+    );
+    let public = format!("pub-{account}");
+    let blocked = format!("bpa-{account}");
+    let acl = format!("acl-{account}");
+    let plain = format!("plain-{account}");
+    for b in [&public, &blocked, &acl, &plain] {
+        s3.create_bucket()
+            .bucket(b.as_str())
+            .send()
+            .await
+            .expect("bucket");
+    }
+    let policy = |b: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{b}/*"}}]}}"#
+        )
+    };
+    for b in [&public, &blocked] {
+        s3.put_bucket_policy()
+            .bucket(b.as_str())
+            .policy(policy(b))
+            .send()
+            .await
+            .expect("bucket policy");
+    }
+    s3.put_public_access_block()
+        .bucket(blocked.as_str())
+        .public_access_block_configuration(
+            aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("public access block");
+    s3.put_bucket_acl()
+        .bucket(acl.as_str())
+        .acl(aws_sdk_s3::types::BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .expect("acl");
+    s3.put_bucket_tagging()
+        .bucket(plain.as_str())
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("confidentiality")
+                        .value("high")
+                        .build()
+                        .expect("tag"),
+                )
+                .build()
+                .expect("tagging"),
+        )
+        .send()
+        .await
+        .expect("tagging");
+    let key_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{account}:root"}},"Action":"kms:*","Resource":"*"}},{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::999988887777:root"}},"Action":"kms:Decrypt","Resource":"*"}}]}}"#
+    );
+    let key = kms
+        .create_key()
+        .policy(key_policy)
+        .send()
+        .await
+        .expect("key");
+    let key_id = key
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .expect("key id");
+    kms.create_grant()
+        .key_id(&key_id)
+        .grantee_principal("arn:aws:iam::444455556666:role/backup")
+        .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+        .send()
+        .await
+        .expect("grant");
+
+    // Off by default: no inventory, no S3 or KMS call.
+    let (off, _) = moto::backend("resoff").await;
+    let raw = off
+        .ports()
+        .iam
+        .fetch_account(&locator(&account))
+        .await
+        .unwrap();
+    assert!(raw.resources.is_none());
+
+    let mut settings = base;
+    settings.collect_resources = true;
+    let backend = accessflow_shared::aws::AwsBackend::connect(&settings)
+        .await
+        .expect("connect");
+    let raw = backend
+        .ports()
+        .iam
+        .fetch_account(&locator(&account))
+        .await
+        .unwrap();
+    let inventory: Value =
+        serde_json::from_slice(&raw.resources.expect("an inventory")).expect("JSON");
+    let resources = &inventory["Resources"];
+    let arn = |b: &str| format!("arn:aws:s3:::{b}");
+    let bucket = |b: &str| find(resources, "Arn", &arn(b)).clone();
+    assert!(bucket(&public)["Policy"]
+        .as_str()
+        .is_some_and(|p| p.contains("s3:GetObject")));
+    assert_eq!(
+        bucket(&blocked)["BlockPublicAccess"]["RestrictPublicBuckets"],
+        true
+    );
+    assert!(
+        bucket(&acl)["AclGrants"]
+            .as_array()
+            .is_some_and(|g| g.iter().any(|g| g["Grantee"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/AllUsers"))
+                && g["Permission"] == "READ")),
+        "{inventory:#}"
+    );
+    assert_eq!(bucket(&plain)["Tags"]["confidentiality"], "high");
+    assert!(bucket(&plain).get("Policy").is_none(), "no policy: none");
+    let key = resources
+        .as_array()
+        .expect("resources")
+        .iter()
+        .find(|r| r["Type"] == "AWS::KMS::Key")
+        .expect("the key");
+    assert!(key["Arn"].as_str().is_some_and(|a| a.ends_with(&key_id)));
+    assert!(key["Policy"]
+        .as_str()
+        .is_some_and(|p| p.contains("999988887777")));
+    assert_eq!(
+        key["Grants"][0]["GranteePrincipal"],
+        "arn:aws:iam::444455556666:role/backup"
+    );
+    let counts = backend.request_counts();
+    assert!(counts["s3"] >= 17, "ListBuckets + 4 per bucket: {counts:?}");
+    assert!(counts["kms"] >= 5, "{counts:?}");
 }

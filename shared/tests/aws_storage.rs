@@ -362,7 +362,8 @@ async fn blobs_in_s3() {
     assert_eq!(ops["s3:ListObjectsV2"], 2, "{ops:?}");
     assert_eq!(ops["s3:HeadObject"], 2, "{ops:?}");
     assert_eq!(ops["s3:GetObject"], 2, "{ops:?}");
-    let cost = accessflow_shared::aws::prices::estimate(&ops, &Default::default());
+    let cost =
+        accessflow_shared::aws::prices::estimate(&backend.billed_units(), &Default::default());
     assert!(cost["s3"] > 0.0);
 }
 

@@ -201,6 +201,7 @@ fn locator(dir: Option<&Path>) -> AccountLocator {
         role_arn: None,
         external_id: None,
         fixture_dir: dir.map(|d| d.display().to_string()),
+        trusted_accounts: Vec::new(),
     }
 }
 

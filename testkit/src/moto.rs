@@ -250,6 +250,21 @@ pub async fn backend(label: &str) -> (AwsBackend, String) {
 /// An IAM client acting inside another (emulated) AWS account: moto keys its state by the
 /// account of the credentials, and credentials from AssumeRole belong to the role's account.
 pub async fn iam_in_account(account: &str) -> aws_sdk_iam::Client {
+    use aws_sdk_iam::config::{BehaviorVersion, Region};
+    let server = server();
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&server.url)
+        .http_client(accessflow_shared::aws::https_client())
+        .credentials_provider(credentials_in_account(account).await)
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+/// Credentials acting inside another (emulated) AWS account (see [`iam_in_account`]), for
+/// clients of other services (S3, KMS) in that account.
+pub async fn credentials_in_account(account: &str) -> aws_sdk_iam::config::Credentials {
     use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
     let server = server();
     let base = aws_sdk_sts::Config::builder()
@@ -268,20 +283,13 @@ pub async fn iam_in_account(account: &str) -> aws_sdk_iam::Client {
         .await
         .expect("assume a role in the seeded account");
     let c = out.credentials().expect("credentials");
-    let config = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(&server.url)
-        .http_client(accessflow_shared::aws::https_client())
-        .credentials_provider(Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            None,
-            "seeder",
-        ))
-        .build();
-    aws_sdk_iam::Client::from_conf(config)
+    Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "seeder",
+    )
 }
 
 /// A random 12-digit account id, so tests never share IAM state.

@@ -367,6 +367,7 @@ pub fn spec(account_id: &str, principals: usize, seed: u64) -> SampleAccountSpec
         principals,
         seed,
         malformed_policy: false,
+        resources: false,
     }
 }
 

@@ -241,6 +241,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         assert!(terminate(w, Duration::from_secs(30)).success());
     }
     let mut operations: BTreeMap<String, u64> = BTreeMap::new();
+    let mut units: BTreeMap<String, u64> = BTreeMap::new();
     for index in [10, 11] {
         let bytes = std::fs::read(d.dir.path().join(format!("requests-{index}.json")))
             .expect("request report");
@@ -248,16 +249,22 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         for (op, n) in report["operations"].as_object().unwrap() {
             *operations.entry(op.clone()).or_default() += n.as_u64().unwrap();
         }
+        for (op, n) in report["billed_units"].as_object().unwrap() {
+            *units.entry(op.clone()).or_default() += n.as_u64().unwrap();
+        }
     }
-    let items = principals + 2; // + collect + finalize
+    // Per principal analysed (what "per million items" means in the README's cost table).
+    let items = principals;
     let mut per_service: BTreeMap<String, u64> = BTreeMap::new();
     for (op, n) in &operations {
         *per_service
             .entry(op.split(':').next().unwrap_or_default().to_string())
             .or_default() += n;
     }
-    let dollars = cost::estimate(&operations, &cost::Prices::default());
-    eprintln!("AWS requests of the workers of a clean run, {items} processed messages (idle polling included):");
+    let dollars = cost::estimate(&units, &cost::Prices::default());
+    eprintln!(
+        "AWS requests of the workers of a clean run, {items} principals (idle polling included):"
+    );
     for (service, n) in &per_service {
         eprintln!(
             "  {service}: {n} ({:.2} per item, ${:.2} per million items)",
@@ -266,7 +273,10 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         );
     }
     for (op, n) in &operations {
-        eprintln!("    {op}: {n}");
+        eprintln!(
+            "    {op}: {n} ({} billed units)",
+            units.get(op).copied().unwrap_or(0)
+        );
     }
     assert!(
         per_service.get("sqs").copied().unwrap_or(0) > 0,

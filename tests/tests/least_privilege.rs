@@ -3,8 +3,8 @@
 //!
 //! 1. **What is called.** A night on moto with the real binaries, every AWS request counted
 //!    by the programs themselves (`--request-report`): the coordinator's commands
-//!    (reconcile, start, status, the DLQ commands on a really dead-lettered account, gc, a
-//!    reconcile that removes an account), the workers, and `coordinator exporter` (its own
+//!    (reconcile, start, status, the DLQ commands on a really dead-lettered account, index,
+//!    gc, a reconcile that removes an account), the workers, and `coordinator exporter` (its own
 //!    read-only role). The workers' IAM calls are made
 //!    with the customer role's credentials, so they belong to the customer audit role.
 //! 2. **What is granted.** `deploy/checks/render_policies.py` renders each role's policy
@@ -69,6 +69,16 @@ const NEEDED_BESIDES_CALLS: &[(&str, &str, &str)] = &[
         "coordinator",
         "kms:TagResource",
         "reconcile creates each customer's key with tags, which KMS authorizes as TagResource",
+    ),
+    (
+        "coordinator",
+        "kms:GenerateDataKey",
+        "the morning review is written to S3 with SSE-KMS under the customer's key: S3 asks KMS for a data key with the caller's rights",
+    ),
+    (
+        "coordinator",
+        "kms:Decrypt",
+        "the summaries and earlier indexes the morning review reads are SSE-KMS objects: S3 decrypts their data key with the caller's rights",
     ),
     (
         "worker",
@@ -252,6 +262,9 @@ fn observe_a_night() -> Observed {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The customers' morning review of the second night (what `start --wait` builds when
+    // its run ends): summaries and the first night's files read, the index written.
+    coordinator(&d, &mut reports, &["index", "--run", second]);
     assert!(terminate(&mut worker, Duration::from_secs(60)).success());
     // The exporter, over the finished night and its non-empty DLQ: a few refreshes.
     let exporter_report = d.dir.path().join("exporter-requests.json");
@@ -573,9 +586,10 @@ fn value<'a>(values: &'a Value, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("values.json has no string {name:?}: {values:#}"))
 }
 
-/// A resource (and the request context AWS would send) for each request of `action` that a
-/// binary makes, in the deployment the example values describe.
+/// A resource (and the request context AWS would send) for each request of `action` that
+/// role `who`'s binary makes, in the deployment the example values describe.
 fn requests_of(
+    who: &str,
     action: &str,
     values: &Value,
     catalog: &BTreeMap<String, Vec<String>>,
@@ -611,6 +625,32 @@ fn requests_of(
             value(values, "table")
         ))],
         "s3" if op == "ListBucket" => vec![plain(format!("arn:aws:s3:::{bucket}"))],
+        // The coordinator reads and writes only the morning review's files of a run (its
+        // reports are the worker's); gc deletes anything.
+        "s3" if who == "coordinator" && (op == "GetObject" || op == "PutObject") => {
+            let files: &[&str] = if op == "GetObject" {
+                &["summary.json", "index.json", "trend-point.json"]
+            } else {
+                &[
+                    "index.json",
+                    "index.html",
+                    "digest.txt",
+                    "digest.html",
+                    "trend-point.json",
+                ]
+            };
+            files
+                .iter()
+                .map(|f| {
+                    let dir = if *f == "summary.json" {
+                        format!("acme/reports/night/{customer_account}")
+                    } else {
+                        "acme/reports/night".to_string()
+                    };
+                    plain(format!("arn:aws:s3:::{bucket}/{dir}/{f}"))
+                })
+                .collect()
+        }
         "s3" => vec![
             plain(format!(
                 "arn:aws:s3:::{bucket}/acme/reports/night/{customer_account}/report.json"
@@ -733,13 +773,13 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
         "Account": value(&rendered.values, "customer_account_id"),
         "Policy": customer_role["AssumeRolePolicyDocument"],
     }]);
-    let needed = |actions: &BTreeSet<String>| {
+    let needed = |who: &str, actions: &BTreeSet<String>| {
         actions
             .iter()
             .map(|a| {
                 (
                     a.clone(),
-                    requests_of(a, &rendered.values, &catalog, trust.clone()),
+                    requests_of(who, a, &rendered.values, &catalog, trust.clone()),
                 )
             })
             .collect()
@@ -748,22 +788,22 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
         RoleUnderTest {
             name: "worker task role",
             file: rendered.dir.join("worker.json"),
-            needed: needed(&worker),
+            needed: needed("worker", &worker),
         },
         RoleUnderTest {
             name: "coordinator task role",
             file: rendered.dir.join("coordinator.json"),
-            needed: needed(&coordinator),
+            needed: needed("coordinator", &coordinator),
         },
         RoleUnderTest {
             name: "exporter task role",
             file: rendered.dir.join("exporter.json"),
-            needed: needed(&exporter),
+            needed: needed("exporter", &exporter),
         },
         RoleUnderTest {
             name: "customer audit role",
             file: rendered.dir.join("customer_audit.json"),
-            needed: needed(&customer),
+            needed: needed("customer", &customer),
         },
     ];
     let mut problems = Vec::new();

@@ -399,4 +399,13 @@ fn start_wait_prints_accounts_with_work_and_exits_with_the_runs_code() {
         Some(serde_json::json!(0)),
         "{lines:#?}"
     );
+    // The nightly task's run ended: it wrote the customer's morning review.
+    let index = d
+        .data_dir()
+        .join("blobs/initech/reports/metric-night/index.json");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index).expect("start --wait wrote index.json"))
+            .expect("index.json");
+    assert_eq!(index["run_id"], "metric-night");
+    assert_eq!(index["accounts_complete"], 2, "{index:#}");
 }

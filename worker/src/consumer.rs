@@ -360,7 +360,7 @@ async fn work_batch(
             }
         };
         let retried = matches!(outcome, Outcome::Retry { .. });
-        count_message(&customer, &message, &outcome, started.elapsed());
+        count_message(queue, &customer, &message, &outcome, started.elapsed());
         // Out of the heartbeat first, so a tick cannot undo a retry delay.
         lease.let_go(&message.receipt_handle).await;
         let dead_letter = matches!(outcome, Outcome::DeadLetter { .. });
@@ -382,25 +382,36 @@ async fn work_batch(
     drop(lease);
     // Give back what was received but not started, so the group's next receiver gets it
     // (after the unfinished message ahead of it, which keeps the group blocked meanwhile).
-    for message in remaining {
+    let remaining: Vec<String> = remaining.map(|m| m.receipt_handle).collect();
+    if !remaining.is_empty() {
         match queues
-            .change_visibility(queue, &message.receipt_handle, Duration::ZERO)
+            .change_visibility_batch(queue, &remaining, Duration::ZERO)
             .await
         {
-            Ok(()) if shutdown.is_triggered() => work_metrics().released_on_shutdown.inc(),
+            Ok(()) if shutdown.is_triggered() => work_metrics()
+                .released_on_shutdown
+                .inc_by(remaining.len() as u64),
             Ok(()) => {}
             Err(e) => {
-                warn!(queue, error = %e, "could not release a message; it returns after its visibility timeout")
+                warn!(queue, error = %e, "could not release every unstarted message; those return after their visibility timeout")
             }
         }
     }
 }
 
 /// Counts a handled message by its step and outcome, and the step's duration.
-fn count_message(customer: &str, message: &ReceivedMessage, outcome: &Outcome, took: Duration) {
+fn count_message(
+    queue: &str,
+    customer: &str,
+    message: &ReceivedMessage,
+    outcome: &Outcome,
+    took: Duration,
+) {
     let step = match WorkMessage::decode(&message.body) {
         Ok(WorkMessage::CollectAccount { .. }) => "collect",
-        Ok(WorkMessage::AnalyzePrincipal { .. }) => "analyze",
+        Ok(WorkMessage::AnalyzePrincipal { .. } | WorkMessage::AnalyzePrincipals { .. }) => {
+            "analyze"
+        }
         Ok(WorkMessage::FinalizeAccount { .. }) => "finalize",
         Err(_) => "undecodable",
     };
@@ -409,6 +420,13 @@ fn count_message(customer: &str, message: &ReceivedMessage, outcome: &Outcome, t
         Outcome::Retry { .. } => "retry",
         Outcome::DeadLetter { .. } => "dead_letter",
     };
+    debug!(
+        queue,
+        step,
+        outcome,
+        took_ms = took.as_secs_f64() * 1000.0,
+        "message handled"
+    );
     let metrics = work_metrics();
     metrics
         .messages

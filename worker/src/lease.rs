@@ -113,11 +113,17 @@ async fn heartbeat(
     let queue = held.queue.as_str();
     loop {
         tokio::time::sleep(every).await;
-        for receipt in held.receipts.lock().await.iter() {
-            match queues.change_visibility(queue, receipt, visibility).await {
-                Ok(()) => work().heartbeat_extensions.inc(),
+        // Everything held in one request (SQS: up to 10 per request, the most one
+        // receive hands out).
+        let receipts = held.receipts.lock().await.clone();
+        if !receipts.is_empty() {
+            match queues
+                .change_visibility_batch(queue, &receipts, visibility)
+                .await
+            {
+                Ok(()) => work().heartbeat_extensions.inc_by(receipts.len() as u64),
                 Err(e) => {
-                    warn!(queue, error = %e, "heartbeat could not extend a message's visibility")
+                    warn!(queue, error = %e, "heartbeat could not extend the visibility of every held message")
                 }
             }
         }

@@ -44,6 +44,13 @@ pub struct AnalyzeArgs {
     /// single SCP document (repeatable).
     #[arg(long = "scp", value_name = "FILE")]
     pub scp: Vec<PathBuf>,
+    /// The account's resource inventory (`resources.json`: data stores with their resource
+    /// policies), for `public-and-cross-account.csv`.
+    #[arg(long, value_name = "FILE")]
+    pub resources: Option<PathBuf>,
+    /// A known partner account (repeatable): its access is marked trusted.
+    #[arg(long = "trusted-account", value_name = "ACCOUNT")]
+    pub trusted_accounts: Vec<String>,
 }
 
 /// One decision: may PRINCIPAL do ACTION on RESOURCE? Prints JSON.
@@ -64,7 +71,8 @@ pub struct CheckArgs {
     /// Service control policies: an organization tree JSON or a single SCP document (repeatable).
     #[arg(long = "scp", value_name = "FILE")]
     pub scp: Vec<PathBuf>,
-    /// Resource policies: `[{"Resource": ARN, "Policy": {...}, "Account": "..."}]` (repeatable).
+    /// Resource policies: `[{"Resource": ARN, "Policy": {...}, "Account": "..."}]`, or an
+    /// account's resource inventory (`resources.json`) (repeatable).
     #[arg(long = "resource-policies", value_name = "FILE")]
     pub resource_policies: Vec<PathBuf>,
 }
@@ -141,12 +149,24 @@ pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
         .account
         .clone()
         .unwrap_or_else(|| model.account_id().to_string());
+    let inventory = match &args.resources {
+        Some(f) => {
+            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            Some(
+                accessflow_analysis::resources::ResourceInventory::parse(&bytes)
+                    .with_context(|| format!("resource inventory {}", f.display()))?,
+            )
+        }
+        None => None,
+    };
     let ctx = ReportContext {
         customer: &args.customer,
         account: &account,
         run_id: &args.run_id,
         analysis_time: &analysis_time,
         credential_report: creds.as_deref(),
+        resources: inventory.as_ref(),
+        trusted_accounts: &args.trusted_accounts,
     };
     let report = build_report(
         &engine,
@@ -158,9 +178,17 @@ pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
     );
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    for (name, data) in report.render_files()? {
-        let path = args.out.join(&name);
-        std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
+    drop(previous);
+    // One file at a time, straight to disk.
+    for name in accessflow_analysis::REPORT_FILES {
+        let path = args.out.join(name);
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        report
+            .write_file(name, &mut out)
+            .with_context(|| format!("writing {}", path.display()))?;
+        std::io::Write::flush(&mut out).with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!(
         "analysed {} principals ({} failed): {} admins, {} externally assumable roles; report in {}",

@@ -20,6 +20,8 @@ fn analyze(file: &str, out: &std::path::Path, previous: Option<std::path::PathBu
         account: None,
         run_id: "run-1".into(),
         scp: vec![],
+        resources: None,
+        trusted_accounts: vec![],
     })
     .expect("analyze");
 }
@@ -45,6 +47,7 @@ fn analyze_writes_all_files_deterministically() {
             "diff.csv",
             "principal-access-summaries.csv",
             "principals.csv",
+            "public-and-cross-account.csv",
             "report.html",
             "report.json",
             "resource-access-summaries.csv",

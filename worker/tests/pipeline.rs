@@ -100,6 +100,7 @@ impl Night {
             principals: 12,
             seed: 7,
             malformed_policy: false,
+            resources: false,
         });
         let fixtures = dir.path().join("fixtures").join(ACCOUNT);
         write_fixture_dir(&sample, &fixtures).expect("fixtures");
@@ -125,6 +126,7 @@ impl Night {
                     role_arn: None,
                     external_id: None,
                     fixture_dir: Some(fixtures.display().to_string()),
+                    trusted_accounts: Vec::new(),
                 },
                 size_hint: u64::from(principals),
                 subscribed_at_ms: None,
@@ -189,9 +191,9 @@ impl Night {
     }
 
     /// Works the queue until it is empty, deleting what is done; every outcome must be
-    /// `Delete`. Returns how many messages were handled.
-    async fn drain(&self) -> usize {
-        let mut handled = 0;
+    /// `Delete`. Returns the messages handled, in order.
+    async fn drain(&self) -> Vec<WorkMessage> {
+        let mut handled = Vec::new();
         loop {
             let batch = self.receive().await;
             if batch.is_empty() {
@@ -205,7 +207,7 @@ impl Night {
                     .delete_batch(&self.queue, std::slice::from_ref(&message.receipt_handle))
                     .await
                     .expect("delete");
-                handled += 1;
+                handled.push(WorkMessage::decode(&message.body).expect("a well-formed message"));
             }
         }
     }
@@ -271,8 +273,39 @@ async fn a_night_collects_analyzes_and_finalizes_into_the_reports() {
 
     let items = night.principals;
     assert!(items > 0);
-    // collect + one message per item + finalize.
-    assert_eq!(handled, items as usize + 2);
+    // collect, then batches of consecutive principals covering every item once, then
+    // finalize.
+    assert!(matches!(
+        handled.first(),
+        Some(WorkMessage::CollectAccount { .. })
+    ));
+    assert!(matches!(
+        handled.last(),
+        Some(WorkMessage::FinalizeAccount { .. })
+    ));
+    let mut batches = Vec::new();
+    for message in &handled[1..handled.len() - 1] {
+        match message {
+            WorkMessage::AnalyzePrincipals {
+                first_item,
+                principals,
+                ..
+            } => batches.push(Step::Items {
+                first: *first_item,
+                count: u32::try_from(principals.len()).expect("batch size"),
+            }),
+            other => panic!("expected a batch of principals, got {other:?}"),
+        }
+    }
+    let mut next = 0;
+    for batch in &batches {
+        let Step::Items { first, count } = *batch else {
+            unreachable!()
+        };
+        assert_eq!(first, next, "batches are consecutive: {batches:?}");
+        next = first + count;
+    }
+    assert_eq!(next, items, "the batches cover every item: {batches:?}");
     let state = night.state().await;
     assert_eq!(state.progress.status, AccountStatus::Finalized);
     assert_eq!(state.progress.items, Some(items));
@@ -286,12 +319,10 @@ async fn a_night_collects_analyzes_and_finalizes_into_the_reports() {
         .expect("items");
     assert_eq!(outcomes.len(), items as usize);
     assert!(outcomes.values().all(|o| o.result_key.is_some()));
-    for step in [
-        Step::Collect,
-        Step::Item(0),
-        Step::Item(items - 1),
-        Step::Finalize { generation: 0 },
-    ] {
+    for step in [Step::Collect, Step::Finalize { generation: 0 }]
+        .into_iter()
+        .chain(batches)
+    {
         let record = night.record(step).await.expect("idempotency record");
         assert_eq!(record.status, ItemStatus::Done, "{step}");
     }
@@ -324,7 +355,7 @@ async fn a_night_collects_analyzes_and_finalizes_into_the_reports() {
     let mut resend = duplicate.to_outgoing();
     resend.dedup_id = format!("{}.late", resend.dedup_id);
     night.send(resend).await;
-    assert_eq!(night.drain().await, 1);
+    assert_eq!(night.drain().await.len(), 1);
     let after = night.state().await;
     assert_eq!(after.done, u64::from(items));
     assert_eq!(after.progress.status, AccountStatus::Finalized);
@@ -675,6 +706,7 @@ impl IamSource for TakenOverWhileCollecting {
             authorization_details: std::fs::read(dir.join("authorization-details.json"))
                 .expect("fixture"),
             credential_report: Vec::new(),
+            resources: None,
         })
     }
 

@@ -200,6 +200,7 @@ impl Night {
             principals: 12,
             seed: 7,
             malformed_policy: false,
+            resources: false,
         });
         let fixtures = dir.path().join("fixtures").join(ACCOUNT);
         write_fixture_dir(&sample, &fixtures).expect("fixtures");
@@ -222,6 +223,7 @@ impl Night {
                     role_arn: None,
                     external_id: None,
                     fixture_dir: Some(fixtures.display().to_string()),
+                    trusted_accounts: Vec::new(),
                 },
                 size_hint: 12,
                 subscribed_at_ms: None,

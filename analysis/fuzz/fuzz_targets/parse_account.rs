@@ -24,6 +24,8 @@ fuzz_target!(|data: &[u8]| {
         run_id: "fuzz",
         analysis_time: "2026-01-01T00:00:00.000000+00:00",
         credential_report: None,
+        resources: None,
+        trusted_accounts: &[],
     };
     let report = build_report(&ENGINE, &model, &results, &[], &ctx, None);
     let _ = report.render_files();

@@ -16,6 +16,7 @@
 //! | `ACCESSFLOW_AWS_RETRY_MAX_SECS` | how long IAM/STS throttling is retried with backoff | `60` |
 //! | `ACCESSFLOW_ROLE_SESSION_NAME` | session name used for AssumeRole into customer accounts | `accessflow` |
 //! | `ACCESSFLOW_IAM_LAST_ACCESSED` | fetch IAM service-last-accessed data (`off` only for emulators without it, e.g. moto: unused-access findings are then skipped) | `on` |
+//! | `ACCESSFLOW_COLLECT_RESOURCES` | also collect each account's resource inventory (S3 bucket policies, Block Public Access, ACLs, tags; KMS key policies, grants, tags) through the assumed role, for the public and cross-account report; needs the read permissions listed in the README | `off` |
 //! | `ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS` | longest single attempt of any AWS call (above SQS's 20 s long poll) | `60` |
 //! | `ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS` | longest AWS call, all its retries included | `300` |
 //!
@@ -62,6 +63,10 @@ pub struct AwsSettings {
     /// Whether IAM service-last-accessed jobs are run. `false` only for emulators that lack
     /// the API (moto): the unused-access findings are then skipped.
     pub last_accessed: bool,
+    /// Whether each account's resource inventory (S3 buckets, KMS keys and their policies)
+    /// is collected with its IAM data. Off by default: the customer's role needs read
+    /// permissions on those services first.
+    pub collect_resources: bool,
 }
 
 /// A setting that is missing or wrong: which one, and what to do about it.
@@ -101,6 +106,7 @@ impl AwsSettings {
             attempt_timeout: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(300),
             last_accessed: true,
+            collect_resources: false,
         }
     }
 
@@ -178,6 +184,15 @@ impl AwsSettings {
                     "ACCESSFLOW_IAM_LAST_ACCESSED",
                     format!("`{v}` is not on or off"),
                     "Use on (AWS) or off (an emulator without service-last-accessed jobs).",
+                )
+            })?;
+        }
+        if let Some(v) = get("ACCESSFLOW_COLLECT_RESOURCES") {
+            s.collect_resources = parse_bool(&v).ok_or_else(|| {
+                SettingsError::new(
+                    "ACCESSFLOW_COLLECT_RESOURCES",
+                    format!("`{v}` is not on or off"),
+                    "Use on (the customers' roles may read S3 and KMS policies) or off.",
                 )
             })?;
         }
@@ -389,6 +404,26 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("`soon` is not a whole number"));
+    }
+
+    #[test]
+    fn resource_collection_is_off_unless_turned_on() {
+        let base = [("ACCESSFLOW_BUCKET", "my-bucket")];
+        assert!(
+            !AwsSettings::from_lookup(lookup(&base))
+                .unwrap()
+                .collect_resources
+        );
+        let on =
+            AwsSettings::from_lookup(lookup(&[base[0], ("ACCESSFLOW_COLLECT_RESOURCES", "on")]))
+                .unwrap();
+        assert!(on.collect_resources);
+        let err = AwsSettings::from_lookup(lookup(&[
+            base[0],
+            ("ACCESSFLOW_COLLECT_RESOURCES", "maybe"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.setting, "ACCESSFLOW_COLLECT_RESOURCES");
     }
 
     #[test]

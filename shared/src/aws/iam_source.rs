@@ -55,6 +55,7 @@ type SessionKey = (String, String, Option<String>);
 
 struct CachedSession {
     client: IamClient,
+    credentials: Credentials,
     expires: SystemTime,
 }
 
@@ -68,6 +69,9 @@ pub struct AwsIamSource {
     session_name: String,
     /// `false` (`ACCESSFLOW_IAM_LAST_ACCESSED=off`): no service-last-accessed jobs.
     last_accessed_enabled: bool,
+    /// `Some(force_path_style)` (`ACCESSFLOW_COLLECT_RESOURCES=on`): the resource inventory
+    /// (S3, KMS) is collected too, see [`super::resource_inventory`].
+    collect_resources: Option<bool>,
     /// Keyed by (account, role ARN, ExternalId): a session checked for one account is never
     /// reused for another.
     sessions: Mutex<HashMap<SessionKey, CachedSession>>,
@@ -404,6 +408,7 @@ impl AwsIamSource {
         policy: RetryPolicy,
         session_name: String,
         last_accessed_enabled: bool,
+        collect_resources: Option<bool>,
     ) -> Self {
         AwsIamSource {
             sdk,
@@ -413,6 +418,7 @@ impl AwsIamSource {
             stats: RetryStats::default(),
             session_name,
             last_accessed_enabled,
+            collect_resources,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -430,6 +436,14 @@ impl AwsIamSource {
 
     /// An IAM client acting as the customer's role (cached until shortly before expiry).
     async fn session(&self, account: &AccountLocator) -> PortResult<IamClient> {
+        Ok(self.session_parts(account).await?.0)
+    }
+
+    /// The IAM client and the credentials of the customer role's session (cached).
+    async fn session_parts(
+        &self,
+        account: &AccountLocator,
+    ) -> PortResult<(IamClient, Credentials)> {
         let op = "sts:AssumeRole";
         let role_arn = account.role_arn.clone().ok_or_else(|| PortError::Invalid {
             op,
@@ -450,7 +464,7 @@ impl AwsIamSource {
             .get(&cache_key)
         {
             if s.expires > SystemTime::now() + Duration::from_secs(300) {
-                return Ok(s.client.clone());
+                return Ok((s.client.clone(), s.credentials.clone()));
             }
         }
         let session_name = format!("{}-{}", self.session_name, account.account)
@@ -495,7 +509,7 @@ impl AwsIamSource {
             "accessflow-assume-role",
         );
         let config = aws_sdk_iam::config::Builder::from(&self.sdk)
-            .credentials_provider(provider)
+            .credentials_provider(provider.clone())
             .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
             .interceptor(self.counter.interceptor("iam"))
             .build();
@@ -507,10 +521,11 @@ impl AwsIamSource {
                 cache_key,
                 CachedSession {
                     client: client.clone(),
+                    credentials: provider.clone(),
                     expires,
                 },
             );
-        Ok(client)
+        Ok((client, provider))
     }
 
     async fn authorization_details(&self, iam: &IamClient) -> PortResult<Value> {
@@ -582,7 +597,7 @@ impl AwsIamSource {
 #[async_trait]
 impl IamSource for AwsIamSource {
     async fn fetch_account(&self, account: &AccountLocator) -> PortResult<AccountSnapshotRaw> {
-        let iam = self.session(account).await?;
+        let (iam, credentials) = self.session_parts(account).await?;
         let details = self.authorization_details(&iam).await?;
         let credential_report = self.credential_report(&iam).await?;
         let authorization_details =
@@ -593,6 +608,21 @@ impl IamSource for AwsIamSource {
         Ok(AccountSnapshotRaw {
             authorization_details,
             credential_report,
+            resources: match self.collect_resources {
+                Some(force_path_style) => Some(
+                    super::resource_inventory::Collector::new(
+                        &self.sdk,
+                        credentials,
+                        &self.counter,
+                        force_path_style,
+                        &self.policy,
+                        &self.stats,
+                    )
+                    .collect(account)
+                    .await?,
+                ),
+                None => None,
+            },
         })
     }
 

@@ -15,6 +15,7 @@ mod keys;
 pub mod prices;
 mod queues;
 mod request_counter;
+mod resource_inventory;
 mod retry;
 mod store;
 mod topics;
@@ -202,6 +203,9 @@ impl AwsBackend {
                 RetryPolicy::new(settings.retry_max_elapsed),
                 settings.role_session_name.clone(),
                 settings.last_accessed,
+                settings
+                    .collect_resources
+                    .then_some(settings.s3_force_path_style),
             )),
             clock,
         })
@@ -234,10 +238,15 @@ impl AwsBackend {
         self.counter.requests()
     }
 
-    /// AWS requests sent so far, per `service:Operation` (see [`RequestCounter::operations`]);
-    /// [`prices::estimate`] turns them into dollars.
+    /// AWS requests sent so far, per `service:Operation` (see [`RequestCounter::operations`]).
     pub fn operation_counts(&self) -> BTreeMap<String, u64> {
         self.counter.operations()
+    }
+
+    /// Billed units so far, per `service:Operation` (see [`RequestCounter::billed_units`]);
+    /// [`prices::estimate`] turns them into dollars.
+    pub fn billed_units(&self) -> BTreeMap<String, u64> {
+        self.counter.billed_units()
     }
 
     /// Throttled responses seen so far, per service.

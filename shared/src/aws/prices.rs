@@ -4,10 +4,13 @@
 //!
 //! The default prices are AWS's public on-demand list prices in us-east-1 as known when
 //! this was written; they are plain data ([`Prices`]) so they can be updated or replaced
-//! for another region. What the estimate leaves out: free tiers, payload-size surcharges
-//! (SQS/SNS bill every 64 KB chunk as a request; SNS FIFO also bills payload GBs),
-//! DynamoDB items over 1 KB (each extra KB is another write unit), storage (S3, DynamoDB),
-//! KMS's $1 per key per month, and data transfer. STS and IAM requests are free.
+//! for another region. DynamoDB is billed in request units, which depend on item sizes and
+//! on how many items a batch or transaction holds: [`billed_units`] estimates them from
+//! each request's body (every KB written is a write unit, a transaction's items count
+//! twice; each key read is a read unit), so large inline items cost what they weigh. What
+//! the estimate leaves out: free tiers, payload-size surcharges (SQS/SNS bill every 64 KB
+//! chunk as a request; SNS FIFO also bills payload GBs), reads over 4 KB, storage (S3,
+//! DynamoDB), KMS's $1 per key per month, and data transfer. STS and IAM requests are free.
 
 use std::collections::BTreeMap;
 
@@ -50,10 +53,8 @@ impl Default for Prices {
     }
 }
 
-/// The price of one request of `service:Operation`, in request units where that is how AWS
-/// bills: a strongly consistent DynamoDB read of an item up to 4 KB is 1 read unit, a write
-/// up to 1 KB 1 write unit, and a transactional write 2 units per item (counted here as 2
-/// per request: the ledger's transactions hold 2-3 items, so this is a lower bound).
+/// The price of one billed unit of `service:Operation`: a request, or for DynamoDB a
+/// request unit ([`billed_units`] says how many a request is).
 pub fn price_of(operation: &str, prices: &Prices) -> f64 {
     let (service, op) = operation.split_once(':').unwrap_or((operation, ""));
     match service {
@@ -67,8 +68,7 @@ pub fn price_of(operation: &str, prices: &Prices) -> f64 {
         },
         "dynamodb" => match op {
             "GetItem" | "Query" | "Scan" | "BatchGetItem" => prices.dynamodb_read_unit,
-            "TransactWriteItems" => 2.0 * prices.dynamodb_write_unit,
-            "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" => {
+            "TransactWriteItems" | "PutItem" | "UpdateItem" | "DeleteItem" | "BatchWriteItem" => {
                 prices.dynamodb_write_unit
             }
             _ => 0.0,
@@ -91,7 +91,36 @@ pub fn price_of(operation: &str, prices: &Prices) -> f64 {
     }
 }
 
-/// Estimated cost in US dollars per service, from per-operation request counts.
+/// How many billed units one request of `service:Operation` with this body is: 1 for
+/// everything but DynamoDB; for DynamoDB an estimate from the request's JSON body: a write
+/// is a unit per KB (at least one per item written), a transaction's items count twice,
+/// and a read is a unit per key (items up to 4 KB). Expression text in the body makes it
+/// slightly high for single writes.
+pub fn billed_units(operation: &str, body: Option<&[u8]>) -> u64 {
+    let Some(op) = operation.strip_prefix("dynamodb:") else {
+        return 1;
+    };
+    let body = body.unwrap_or_default();
+    let kb = (body.len() as u64).div_ceil(1024).max(1);
+    let count = |needle: &[u8]| -> u64 {
+        if needle.is_empty() || body.len() < needle.len() {
+            return 0;
+        }
+        body.windows(needle.len()).filter(|w| *w == needle).count() as u64
+    };
+    match op {
+        "PutItem" | "UpdateItem" | "DeleteItem" => kb,
+        "BatchWriteItem" => kb.max(count(b"\"PutRequest\"") + count(b"\"DeleteRequest\"")),
+        // Every transaction item names its table.
+        "TransactWriteItems" => 2 * kb.max(count(b"\"TableName\"")),
+        // Every key names its partition key attribute.
+        "BatchGetItem" => count(b"\"pk\"").max(1),
+        _ => 1,
+    }
+}
+
+/// Estimated cost in US dollars per service, from billed units per operation
+/// ([`billed_units`]; for anything but DynamoDB these are the request counts).
 pub fn estimate(operations: &BTreeMap<String, u64>, prices: &Prices) -> BTreeMap<String, f64> {
     let mut per_service = BTreeMap::new();
     for (operation, n) in operations {
@@ -104,6 +133,26 @@ pub fn estimate(operations: &BTreeMap<String, u64>, prices: &Prices) -> BTreeMap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dynamodb_bills_by_size_and_by_item() {
+        let small = br#"{"TableName":"t","Key":{"pk":{"S":"a"},"sk":{"S":"b"}}}"#;
+        assert_eq!(billed_units("dynamodb:UpdateItem", Some(small)), 1);
+        let big = vec![b'x'; 5 * 1024 + 1];
+        assert_eq!(billed_units("dynamodb:UpdateItem", Some(&big)), 6);
+        let batch =
+            br#"{"RequestItems":{"t":[{"PutRequest":{}},{"PutRequest":{}},{"PutRequest":{}}]}}"#;
+        assert_eq!(billed_units("dynamodb:BatchWriteItem", Some(batch)), 3);
+        let transaction =
+            br#"{"TransactItems":[{"Put":{"TableName":"t"}},{"Update":{"TableName":"t"}}]}"#;
+        assert_eq!(
+            billed_units("dynamodb:TransactWriteItems", Some(transaction)),
+            4
+        );
+        let get = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"a"}},{"pk":{"S":"b"}}]}}}"#;
+        assert_eq!(billed_units("dynamodb:BatchGetItem", Some(get)), 2);
+        assert_eq!(billed_units("sqs:ReceiveMessage", Some(&big)), 1);
+    }
 
     #[test]
     fn a_million_of_each() {

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{
-    BatchResultErrorEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
-    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+    BatchResultErrorEntry, ChangeMessageVisibilityBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    QueueAttributeName, SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
 
@@ -827,6 +828,69 @@ impl WorkQueues for AwsQueues {
                     self.sqs.fail(op, queue, e)
                 }
             })?;
+        Ok(())
+    }
+
+    async fn change_visibility_batch(
+        &self,
+        queue: &str,
+        receipt_handles: &[String],
+        timeout: Duration,
+    ) -> PortResult<()> {
+        let op = "sqs:ChangeMessageVisibilityBatch";
+        if receipt_handles.is_empty() {
+            return Ok(());
+        }
+        let secs = secs_ceil(timeout);
+        if secs > MAX_VISIBILITY_SECS {
+            return Err(PortError::invalid(op, format!("visibility {secs}s > 12 h")));
+        }
+        let (stale, valid): (Vec<&String>, Vec<&String>) = {
+            let receipts = self.sqs.receipts.lock().unwrap_or_else(|e| e.into_inner());
+            receipt_handles
+                .iter()
+                .partition(|h| receipts.is_stale(queue, h))
+        };
+        let url = self.sqs.url(queue).await?;
+        let mut failed = 0usize;
+        let mut first_failure_code = None;
+        for chunk in valid.chunks(MAX_BATCH) {
+            let mut request = self
+                .sqs
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&url);
+            for (i, handle) in chunk.iter().enumerate() {
+                request = request.entries(
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle.as_str())
+                        .visibility_timeout(secs as i32)
+                        .build()
+                        .map_err(|e| PortError::invalid(op, e.to_string()))?,
+                );
+            }
+            let out = request
+                .send()
+                .await
+                .map_err(|e| self.sqs.fail(op, queue, e))?;
+            failed += out.failed().len();
+            if first_failure_code.is_none() {
+                first_failure_code = out.failed().first().map(|f| f.code().to_string());
+            }
+        }
+        if failed > 0 || !stale.is_empty() {
+            return Err(PortError::invalid(
+                op,
+                format!(
+                    "{} of {} message(s) not changed: {} receipt handle(s) expired (received again since), {failed} refused{}",
+                    failed + stale.len(),
+                    receipt_handles.len(),
+                    stale.len(),
+                    first_failure_code.map(|c| format!(" ({c})")).unwrap_or_default()
+                ),
+            ));
+        }
         Ok(())
     }
 

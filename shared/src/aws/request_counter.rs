@@ -16,7 +16,7 @@ use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 
-use super::prices::{price_of, Prices};
+use super::prices::{billed_units, price_of, Prices};
 use crate::metrics::aws::aws;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -26,6 +26,8 @@ struct ServiceCounts {
     requests: AtomicU64,
     throttled: AtomicU64,
     operations: Mutex<BTreeMap<String, u64>>,
+    /// Billed units per operation ([`billed_units`]).
+    units: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Request and throttle counters, shared by every client of one backend.
@@ -76,6 +78,21 @@ impl RequestCounter {
         for (service, counts) in map.iter() {
             let ops = counts.operations.lock().unwrap_or_else(|e| e.into_inner());
             for (op, n) in ops.iter() {
+                out.insert(format!("{service}:{op}"), *n);
+            }
+        }
+        out
+    }
+
+    /// Billed units so far, per `service:Operation` (see [`billed_units`]: DynamoDB request
+    /// units; for other services the request counts): what [`super::prices::estimate`]
+    /// prices.
+    pub fn billed_units(&self) -> BTreeMap<String, u64> {
+        let map = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = BTreeMap::new();
+        for (service, counts) in map.iter() {
+            let units = counts.units.lock().unwrap_or_else(|e| e.into_inner());
+            for (op, n) in units.iter() {
                 out.insert(format!("{service}:{op}"), *n);
             }
         }
@@ -158,7 +175,7 @@ impl Intercept for CountingInterceptor {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -173,10 +190,19 @@ impl Intercept for CountingInterceptor {
             .requests
             .with_label_values(&[self.service, &op])
             .inc();
+        let operation = format!("{}:{op}", self.service);
+        let units = billed_units(&operation, context.request().body().bytes());
         metrics
             .cost
             .with_label_values(&[self.service])
-            .inc_by(price_of(&format!("{}:{op}", self.service), &PRICES));
+            .inc_by(units as f64 * price_of(&operation, &PRICES));
+        *self
+            .counts
+            .units
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(op.clone())
+            .or_default() += units;
         // The orchestrator numbers the attempts of one operation from 1.
         if cfg
             .load::<RequestAttempts>()

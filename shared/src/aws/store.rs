@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, KeySchemaElement,
-    KeyType, ReturnValue, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
-    TimeToLiveStatus, TransactWriteItem, Update,
+    KeyType, KeysAndAttributes, PutRequest, ReturnValue, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -38,6 +38,10 @@ const EXPIRES: &str = "expires_at";
 /// Prefix of counter attribute names.
 pub const COUNTER_PREFIX: &str = "c_";
 const MAX_TRANSACT: usize = 100;
+/// Keys per `BatchGetItem` request.
+const MAX_BATCH_GET: usize = 100;
+/// Puts per `BatchWriteItem` request.
+const MAX_BATCH_WRITE: usize = 25;
 const COND_FAILED: &[&str] = &["ConditionalCheckFailedException"];
 
 /// Placeholders for attribute names and values, so only the used ones are sent.
@@ -261,6 +265,19 @@ fn record_of(item: &HashMap<String, AttributeValue>) -> PortResult<Record> {
 
 fn expired(item: &HashMap<String, AttributeValue>, now: i64) -> bool {
     number(item, EXPIRES).is_some_and(|t| t < now)
+}
+
+/// Waits before sending a batch's unprocessed part again (DynamoDB hands back what it
+/// throttled), doubling from 50 ms; gives up as a transient error after 8 tries.
+async fn unprocessed_backoff(op: &'static str, attempt: u32) -> PortResult<()> {
+    if attempt >= 8 {
+        return Err(PortError::Transient {
+            op,
+            message: "part of the batch was still unprocessed (throttled) after 8 attempts".into(),
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+    Ok(())
 }
 
 /// The DynamoDB key-value store.
@@ -548,6 +565,94 @@ impl KeyValueStore for AwsStore {
             Some(item) if !expired(&item, self.clock.now_secs()) => Ok(Some(record_of(&item)?)),
             _ => Ok(None),
         }
+    }
+
+    async fn get_many(&self, keys: &[StoreKey]) -> PortResult<Vec<Option<Record>>> {
+        let op = "dynamodb:BatchGetItem";
+        let mut unique: Vec<&StoreKey> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let now = self.clock.now_secs();
+        let mut found: HashMap<StoreKey, Record> = HashMap::new();
+        for chunk in unique.chunks(MAX_BATCH_GET) {
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().map(|k| key_map(k)).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| PortError::invalid(op, e.to_string()))?;
+            for attempt in 0.. {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.fail(op, e))?;
+                let items = out.responses().and_then(|r| r.get(&self.table));
+                for item in items.into_iter().flatten() {
+                    if !expired(item, now) {
+                        let record = record_of(item)?;
+                        found.insert(record.key.clone(), record);
+                    }
+                }
+                match out.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    Some(left) if !left.keys().is_empty() => {
+                        request = left.clone();
+                        unprocessed_backoff(op, attempt).await?;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
+    async fn put_many(
+        &self,
+        items: Vec<(StoreKey, serde_json::Value, Option<i64>)>,
+    ) -> PortResult<()> {
+        let op = "dynamodb:BatchWriteItem";
+        // One request may not name a key twice: the last document of a key wins.
+        let mut last: BTreeMap<StoreKey, (serde_json::Value, Option<i64>)> = BTreeMap::new();
+        for (key, value, expires_at) in items {
+            last.insert(key, (value, expires_at));
+        }
+        let mut requests = Vec::with_capacity(last.len());
+        for (key, (value, expires_at)) in last {
+            let json =
+                serde_json::to_string(&value).map_err(|e| PortError::invalid(op, e.to_string()))?;
+            let mut item = key_map(&key);
+            item.insert(VALUE.to_string(), AttributeValue::S(json));
+            item.insert(VERSION.to_string(), n(1));
+            if let Some(t) = expires_at {
+                item.insert(EXPIRES.to_string(), n(t));
+            }
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(|e| PortError::invalid(op, e.to_string()))?;
+            requests.push(WriteRequest::builder().put_request(put).build());
+        }
+        for chunk in requests.chunks(MAX_BATCH_WRITE) {
+            let mut pending = chunk.to_vec();
+            for attempt in 0.. {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| self.fail(op, e))?;
+                match out.unprocessed_items().and_then(|u| u.get(&self.table)) {
+                    Some(left) if !left.is_empty() => {
+                        pending = left.clone();
+                        unprocessed_backoff(op, attempt).await?;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn put(

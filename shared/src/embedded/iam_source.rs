@@ -3,9 +3,10 @@
 //! An account's `fixture_dir` holds `authorization-details.json` (the output of
 //! `aws iam get-account-authorization-details`), `credential-report.csv` and
 //! `last-accessed.json` (one JSON object mapping a principal ARN to its
-//! `GetServiceLastAccessedDetails` response).
+//! `GetServiceLastAccessedDetails` response) and, optionally, `resources.json` (the
+//! account's resource inventory: data stores with their resource policies; without it the
+//! reports say public and cross-account access to data stores was not analysed).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -16,15 +17,24 @@ use crate::ports::{AccountLocator, AccountSnapshotRaw, IamSource, PortError, Por
 
 pub const AUTHORIZATION_DETAILS_FILE: &str = "authorization-details.json";
 pub const CREDENTIAL_REPORT_FILE: &str = "credential-report.csv";
+/// The optional resource inventory of a fixture account.
+pub const RESOURCES_FILE: &str = "resources.json";
 pub const LAST_ACCESSED_FILE: &str = "last-accessed.json";
 
 type LastAccessed = Arc<serde_json::Map<String, serde_json::Value>>;
 
-/// The fixture-directory [`IamSource`]. Parsed `last-accessed.json` files are cached (keyed
-/// by path and modification time), so asking for many principals reads the file once.
+/// How many parsed `last-accessed.json` files a process keeps: about the accounts it works
+/// on at once. Kept without a bound, a worker of a 1,000-account night held every account's
+/// file it had met (hundreds of MB; the scale bench's RSS grew with the night).
+const LAST_ACCESSED_FILES_KEPT: usize = 4;
+
+/// The fixture-directory [`IamSource`]. The last few parsed `last-accessed.json` files are
+/// kept (by path and modification time), so asking for many principals of an account
+/// reads its file once.
 #[derive(Default)]
 pub struct FixtureIamSource {
-    last_accessed: Mutex<HashMap<PathBuf, (Option<SystemTime>, LastAccessed)>>,
+    /// Most recently used first.
+    last_accessed: Mutex<Vec<(PathBuf, Option<SystemTime>, LastAccessed)>>,
 }
 
 impl FixtureIamSource {
@@ -68,14 +78,15 @@ impl FixtureIamSource {
             .await
             .ok()
             .and_then(|m| m.modified().ok());
-        if let Some((cached_mtime, map)) = self
-            .last_accessed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(path)
         {
-            if *cached_mtime == mtime && mtime.is_some() {
-                return Ok(Arc::clone(map));
+            let mut kept = self.last_accessed.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(at) = kept.iter().position(|(p, cached_mtime, _)| {
+                p == path && *cached_mtime == mtime && mtime.is_some()
+            }) {
+                let hit = kept.remove(at);
+                let map = Arc::clone(&hit.2);
+                kept.insert(0, hit);
+                return Ok(map);
             }
         }
         let bytes = read_file(OP, path).await?;
@@ -88,10 +99,10 @@ impl FixtureIamSource {
                 ),
             })?;
         let map = Arc::new(map);
-        self.last_accessed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(path.to_path_buf(), (mtime, Arc::clone(&map)));
+        let mut kept = self.last_accessed.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|(p, _, _)| p != path);
+        kept.insert(0, (path.to_path_buf(), mtime, Arc::clone(&map)));
+        kept.truncate(LAST_ACCESSED_FILES_KEPT);
         Ok(map)
     }
 }
@@ -110,6 +121,11 @@ impl IamSource for FixtureIamSource {
         Ok(AccountSnapshotRaw {
             authorization_details: read_file(OP, &dir.join(AUTHORIZATION_DETAILS_FILE)).await?,
             credential_report: read_file(OP, &dir.join(CREDENTIAL_REPORT_FILE)).await?,
+            resources: match read_file(OP, &dir.join(RESOURCES_FILE)).await {
+                Ok(bytes) => Some(bytes),
+                Err(PortError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            },
         })
     }
 

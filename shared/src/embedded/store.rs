@@ -220,6 +220,43 @@ impl KeyValueStore for SqliteStore {
             .await
     }
 
+    async fn get_many(&self, keys: &[StoreKey]) -> PortResult<Vec<Option<Record>>> {
+        const OP: &str = "get_many";
+        for key in keys {
+            validate_key(OP, key)?;
+        }
+        let keys = keys.to_vec();
+        let clock = self.db.clock().clone();
+        self.db
+            .read(OP, move |tx| {
+                let now = clock.now_secs();
+                keys.iter().map(|key| load(tx, OP, key, now)).collect()
+            })
+            .await
+    }
+
+    async fn put_many(
+        &self,
+        items: Vec<(StoreKey, serde_json::Value, Option<i64>)>,
+    ) -> PortResult<()> {
+        const OP: &str = "put_many";
+        if items.is_empty() {
+            return Ok(());
+        }
+        for (key, _, _) in &items {
+            validate_key(OP, key)?;
+        }
+        self.db.purge_if_due().await?;
+        self.db
+            .write(OP, move |tx| {
+                for (key, value, expires_at) in items {
+                    save(tx, OP, &put_record(&key, value, expires_at, None))?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn put(
         &self,
         key: &StoreKey,

@@ -24,6 +24,9 @@ pub struct AccountLocator {
     /// Fixture directory (embedded backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixture_dir: Option<String>,
+    /// The customer's known partner accounts (the tenants file's `trusted_accounts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_accounts: Vec<String>,
 }
 
 /// The raw account-level IAM data, exactly as AWS returns it.
@@ -33,6 +36,9 @@ pub struct AccountSnapshotRaw {
     pub authorization_details: Vec<u8>,
     /// The credential report CSV (decoded).
     pub credential_report: Vec<u8>,
+    /// The resource inventory (`resources.json`: data stores with their resource policies,
+    /// see `accessflow_analysis::resources`), when the source collects one.
+    pub resources: Option<Vec<u8>>,
 }
 
 #[async_trait]

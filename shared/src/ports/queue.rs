@@ -155,6 +155,26 @@ pub trait WorkQueues: Send + Sync {
         timeout: Duration,
     ) -> PortResult<()>;
 
+    /// Sets the remaining visibility of several received messages of `queue` at once: the
+    /// heartbeat's extension of everything a worker holds, or giving back what it received
+    /// but did not start. Every valid handle is applied; a stale one (received again since)
+    /// is an error naming how many were, after the others were applied. SQS does up to 10
+    /// per request (`ChangeMessageVisibilityBatch`); this default goes one by one.
+    async fn change_visibility_batch(
+        &self,
+        queue: &str,
+        receipt_handles: &[String],
+        timeout: Duration,
+    ) -> PortResult<()> {
+        let mut first_error = None;
+        for handle in receipt_handles {
+            if let Err(e) = self.change_visibility(queue, handle, timeout).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
     /// Approximate depth of a queue.
     async fn depth(&self, queue: &str) -> PortResult<QueueDepth>;
 

@@ -89,6 +89,19 @@ pub trait KeyValueStore: Send + Sync {
     /// Reads one item (strongly consistent).
     async fn get(&self, key: &StoreKey) -> PortResult<Option<Record>>;
 
+    /// Reads several items at once (strongly consistent), in the order of `keys`: `None` for
+    /// an absent or expired one. DynamoDB: `BatchGetItem`, up to 100 keys per request.
+    async fn get_many(&self, keys: &[StoreKey]) -> PortResult<Vec<Option<Record>>>;
+
+    /// Writes several documents at once, each replacing its whole item (no counters kept,
+    /// version 1), with no condition and no atomicity across them (each item is written
+    /// whole or not at all): for entries nobody versions or counts, such as cache entries.
+    /// A key given twice keeps its last document. DynamoDB: `BatchWriteItem`, 25 per request.
+    async fn put_many(
+        &self,
+        items: Vec<(StoreKey, serde_json::Value, Option<i64>)>,
+    ) -> PortResult<()>;
+
     /// Writes the document if `condition` holds; returns the new version.
     /// A failed condition is `PortError::ConditionFailed`.
     async fn put(

@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             queue_visibility_timeout_redelivers,
             queue_heartbeat_extends_visibility,
             queue_release_with_zero,
+            queue_visibility_batch,
             queue_dead_letter_at_max_receive_count,
             queue_dedup_window,
             queue_delay,
@@ -67,6 +68,7 @@ macro_rules! conformance_suite {
             store_transactions,
             store_ttl,
             store_query_prefix,
+            store_batch_reads_and_writes,
             blobs_roundtrip,
             blobs_reject_escaping_keys,
             keys_wrap_unwrap,
@@ -456,6 +458,72 @@ pub async fn queue_visibility_timeout_redelivers(ports: &Ports, prefix: &str) {
 
     delete(ports, &name, &again).await;
     assert_eq!(ports.queues.depth(&name).await.unwrap().total(), 0);
+}
+
+/// Several held messages extended or released in one call (the heartbeat, and giving back
+/// what was received but not started); a stale handle among them is an error naming it,
+/// and the valid ones are still applied.
+pub async fn queue_visibility_batch(ports: &Ports, prefix: &str) {
+    let name = format!("{prefix}-q");
+    make_queue(ports, &name, 2, 5).await;
+    send(
+        ports,
+        &name,
+        &[
+            msg("a", "d1", "a1"),
+            msg("b", "d2", "b1"),
+            msg("c", "d3", "c1"),
+        ],
+    )
+    .await;
+    let mut held = Vec::new();
+    while held.len() < 3 {
+        let got = receive_within(ports, &name, 10, Duration::from_secs(5)).await;
+        assert!(
+            !got.is_empty(),
+            "three messages of three groups are receivable"
+        );
+        held.extend(got);
+    }
+    let handles: Vec<String> = held.iter().map(|m| m.receipt_handle.clone()).collect();
+    ports
+        .queues
+        .change_visibility_batch(&name, &handles, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Past the original 2 s timeout, all three are still held.
+    let_time_pass(ports, Duration::from_secs(3)).await;
+    assert!(receive(ports, &name, 10).await.is_empty());
+    // Given back at once.
+    ports
+        .queues
+        .change_visibility_batch(&name, &handles, Duration::ZERO)
+        .await
+        .unwrap();
+    let mut again = Vec::new();
+    while again.len() < 3 {
+        let got = receive_within(ports, &name, 10, Duration::from_secs(5)).await;
+        assert!(!got.is_empty(), "the released messages come back");
+        again.extend(got);
+    }
+    let mut back = bodies(&again);
+    back.sort();
+    assert_eq!(back, vec!["a1", "b1", "c1"]);
+    assert!(again.iter().all(|m| m.receive_count == 2));
+    // The first receive's handles are stale now; the one fresh handle is still applied.
+    let mut mixed = handles.clone();
+    mixed.push(again[0].receipt_handle.clone());
+    let err = ports
+        .queues
+        .change_visibility_batch(&name, &mixed, Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PortError::Invalid { .. }), "{err:?}");
+    let released = receive_within(ports, &name, 10, Duration::from_secs(5)).await;
+    assert_eq!(bodies(&released), vec![again[0].body.as_str()]);
+    delete(ports, &name, &released).await;
+    delete(ports, &name, &again[1..]).await;
+    assert!(drain(ports, &name).await.is_empty());
 }
 
 /// Extending the visibility (a heartbeat) keeps the message invisible past its original
@@ -1128,6 +1196,60 @@ pub async fn store_ttl(ports: &Ports, prefix: &str) {
     let rec = s.get(&soon).await.unwrap().unwrap();
     assert_eq!(rec.value, serde_json::json!(4));
     assert_eq!(rec.expires_at, None);
+}
+
+/// get_many reads many keys in their order (absent and expired ones as None, duplicates
+/// answered twice); put_many writes many items across request-size boundaries, replacing
+/// whole items, the last document of a repeated key winning.
+pub async fn store_batch_reads_and_writes(ports: &Ports, prefix: &str) {
+    let s = ports.store.as_ref();
+    let now = ports.clock.now_secs();
+    let key = |i: usize| StoreKey::new(format!("{prefix}#p{}", i % 2), format!("k{i:03}"));
+    // An item with counters and a few versions, which put_many replaces whole.
+    s.add(&key(0), &BTreeMap::from([("n".to_string(), 5)]))
+        .await
+        .unwrap();
+    s.put(&key(0), serde_json::json!("old"), None, Condition::None)
+        .await
+        .unwrap();
+    let mut items: Vec<(StoreKey, serde_json::Value, Option<i64>)> = (0..130)
+        .map(|i| (key(i), serde_json::json!({ "i": i }), Some(now + 3600)))
+        .collect();
+    items.push((key(7), serde_json::json!("second"), None));
+    items.push((key(8), serde_json::json!("gone"), Some(now - 60)));
+    s.put_many(items).await.unwrap();
+
+    let mut keys: Vec<StoreKey> = (0..130).map(key).collect();
+    keys.push(StoreKey::new(format!("{prefix}#p0"), "absent"));
+    keys.push(key(3));
+    let got = s.get_many(&keys).await.unwrap();
+    assert_eq!(got.len(), keys.len());
+    for (i, record) in got.iter().enumerate().take(130) {
+        match i {
+            7 => {
+                let r = record.as_ref().expect("k007");
+                assert_eq!(r.value, serde_json::json!("second"));
+                assert_eq!(r.expires_at, None);
+            }
+            8 => assert!(record.is_none(), "an expired item reads as absent"),
+            _ => {
+                let r = record.as_ref().unwrap_or_else(|| panic!("k{i:03} written"));
+                assert_eq!(r.key, key(i));
+                assert_eq!(r.value, serde_json::json!({ "i": i }));
+                assert_eq!(r.expires_at, Some(now + 3600));
+            }
+        }
+    }
+    let replaced = got[0].as_ref().expect("k000");
+    assert!(replaced.counters.is_empty(), "{replaced:?}");
+    assert_eq!(replaced.version, 1);
+    assert!(got[130].is_none());
+    assert_eq!(
+        got[131].as_ref().map(|r| &r.value),
+        Some(&serde_json::json!({ "i": 3 }))
+    );
+    assert!(s.get_many(&[]).await.unwrap().is_empty());
+    s.put_many(Vec::new()).await.unwrap();
 }
 
 /// query returns the live items of one partition whose sort key starts with the prefix,

@@ -1,7 +1,8 @@
 # The coordinator's roles and the scheduler's.
 #
 # Task role: exactly what the coordinator's commands call (reconcile, start, status,
-# dlq list/show/replay/purge, gc; shared/src/aws/*.rs names every call), by name prefix.
+# dlq list/show/replay/purge, gc, index/notify; shared/src/aws/*.rs names every call), by
+# name prefix.
 # deploy/checks/render_policies.py renders data.aws_iam_policy_document.coordinator_task
 # for the least-privilege test.
 
@@ -93,6 +94,46 @@ data "aws_iam_policy_document" "coordinator_task" {
       "dynamodb:Query",
     ]
     resources = [var.table_arn]
+  }
+
+  # review.rs (`start --wait`, `index`, `notify`): the customers' morning review. It
+  # reads the accounts' summary.json and the runs' index.json and trend-point.json, and
+  # writes the review files into the run directory; never the reports themselves
+  # (report.json, the CSVs, the snapshots stay the worker's).
+  statement {
+    sid     = "MorningReviewReads"
+    actions = ["s3:GetObject"]
+    resources = [
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/summary.json",
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/index.json",
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/trend-point.json",
+    ]
+  }
+
+  statement {
+    sid     = "MorningReviewWrites"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/index.json",
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/index.html",
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/digest.txt",
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/digest.html",
+      "${var.bucket_arn}/${var.bucket_prefix}*/reports/*/trend-point.json",
+    ]
+  }
+
+  # The review's objects are SSE-KMS under the customer's key (blobs.rs): PutObject needs
+  # GenerateDataKey, GetObject Decrypt; any key of this account and region, only while it
+  # carries an alias under the customer alias prefix (as the worker's).
+  statement {
+    sid       = "MorningReviewKeys"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = ["arn:${local.partition}:kms:${local.region}:${local.account_id}:key/*"]
+    condition {
+      test     = "ForAnyValue:StringLike"
+      variable = "kms:ResourceAliases"
+      values   = ["${var.kms_alias_prefix}*"]
+    }
   }
 
   # gc.rs: list a customer's reports, snapshots and results, delete the unreferenced.

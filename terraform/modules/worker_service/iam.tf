@@ -44,7 +44,9 @@ data "aws_iam_policy_document" "worker_task" {
   }
 
   # store.rs: GetItem, UpdateItem, DeleteItem (an expired record in the way of a
-  # conditional write), Query, and TransactWriteItems, which IAM authorizes through the
+  # conditional write), Query, BatchGetItem and BatchWriteItem (get_many/put_many: an
+  # AnalyzePrincipals batch reads its caches and writes its results' records together),
+  # and TransactWriteItems, which IAM authorizes through the
   # actions it contains: the code's transactions hold updates and deletes only (the port's
   # ConditionCheck is never used, so dynamodb:ConditionCheckItem is not granted). The
   # table's KMS key is used through DynamoDB (core key policy).
@@ -52,7 +54,9 @@ data "aws_iam_policy_document" "worker_task" {
     sid = "Ledger"
     actions = [
       "dynamodb:GetItem",
+      "dynamodb:BatchGetItem",
       "dynamodb:UpdateItem",
+      "dynamodb:BatchWriteItem",
       "dynamodb:DeleteItem",
       "dynamodb:Query",
     ]

@@ -1,18 +1,30 @@
-//! `AnalyzePrincipal`: one principal of the account's snapshot, evaluated.
+//! `AnalyzePrincipals`: a batch of consecutive principals of the account's snapshot,
+//! evaluated (the single-principal `AnalyzePrincipal` of earlier versions is a batch of one).
 //!
-//! The principal's last-accessed data comes from the cache when it is fresh enough, else
-//! from the account; the evaluation is cached by the digest of everything it reads, so an
+//! Each principal's last-accessed data comes from the cache when it is fresh enough, else
+//! from the account; each evaluation is cached by the digest of everything it reads, so an
 //! unchanged principal is not evaluated again the next night. A principal whose own data
-//! makes it unanalysable fails as an item (recorded, counted) and the run goes on. The
-//! item's outcome, the account's counters and the step's final state land in one
-//! transaction.
+//! makes it unanalysable fails as an item (recorded, counted) and the rest of the batch
+//! goes on. The batch's item outcomes, the account's counters and the step's final state
+//! land in one transaction.
+//!
+//! The caches are read once per batch (one request per 100 keys on DynamoDB), and the new
+//! results' records written together (one request per 25). A worker that dies mid-batch
+//! commits nothing; the next receiver redoes the batch. The expensive part of a principal,
+//! fetching its last-accessed data from the account, is stored as soon as it arrives, so
+//! the redone batch fetches from the account only from the first principal the dead
+//! worker had not reached; re-evaluating the others costs a fraction of a millisecond each. Items that already have an outcome in the ledger (a
+//! replayed batch, or an earlier version's single-item message for the same item) are
+//! skipped, so no item is counted twice.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use accessflow_analysis::LastAccessed;
 use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{
-    self, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_LA_REUSED, COUNTER_REUSED,
+    self, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS, COUNTER_LA_REUSED,
+    COUNTER_REUSED,
 };
 use accessflow_shared::message::AccountWork;
 use accessflow_shared::metrics::work::work as work_metrics;
@@ -23,83 +35,97 @@ use tracing::warn;
 use super::claim::StepError;
 use super::{Attempt, LoadedSnapshot, Pipeline};
 
+/// One principal of a batch, evaluated (or failed), before the batch commits.
+struct ItemDone {
+    item: u32,
+    outcome: ItemOutcome,
+    /// `reused`, `analyzed` or `failed`, for the metrics.
+    counted_as: &'static str,
+    last_accessed_reused: bool,
+}
+
 impl Pipeline {
+    /// Analyses `principals`, items `first_item..`, as the one step `step`.
     pub(super) async fn analyze(
         &self,
         work: &AccountWork,
         snapshot: &str,
-        item: u32,
-        principal_arn: &str,
+        step: Step,
+        first_item: u32,
+        principals: &[String],
         attempt: &Attempt<'_>,
     ) -> Result<(), StepError> {
-        let step = Step::Item(item);
         if !self.claim(work, step, attempt).await? {
             return Ok(());
         }
+        let started = Instant::now();
         let loaded = self.load_snapshot(work, snapshot).await?;
-
-        let (last_accessed, la_reused) = self.last_accessed(work, principal_arn).await?;
-        let evaluation = self
-            .evaluate(work, &loaded, principal_arn, last_accessed.as_deref())
-            .await?;
+        // A first delivery of a batch collect planned cannot find outcomes of its own
+        // items; anything else (a redelivery, a replay, a single-item message) might.
+        let check_existing =
+            attempt.replayed || attempt.receive_count > 1 || matches!(step, Step::Item(_));
+        let mut todo: Vec<(u32, &str)> = principals
+            .iter()
+            .enumerate()
+            .map(|(offset, arn)| (first_item + offset as u32, arn.as_str()))
+            .collect();
+        if check_existing {
+            let items: Vec<u32> = todo.iter().map(|(item, _)| *item).collect();
+            let outcomes = self
+                .ledger
+                .item_outcomes_of(&work.run_id, &work.customer, &work.account, &items)
+                .await?;
+            todo = todo
+                .into_iter()
+                .zip(outcomes)
+                .filter(|(_, outcome)| outcome.is_none())
+                .map(|(item, _)| item)
+                .collect();
+        }
+        let done = self.analyze_items(work, &loaded, &todo).await?;
+        let item_ms = started.elapsed().as_millis().min(i64::MAX as u128) as i64;
 
         let mut deltas = std::collections::BTreeMap::new();
-        let counted_as = match &evaluation {
-            Ok((_, true)) => "reused",
-            Ok((_, false)) => "analyzed",
-            Err(_) => "failed",
+        let mut count = |name: &str, n: i64| {
+            if n > 0 {
+                *deltas.entry(name.to_string()).or_insert(0) += n;
+            }
         };
-        let (outcome, status, digest, reason) = match evaluation {
-            Ok((blob, reused)) => {
-                deltas.insert(COUNTER_DONE.to_string(), 1);
-                if reused {
-                    deltas.insert(COUNTER_REUSED.to_string(), 1);
-                }
-                let digest = blob.rsplit('/').next().map(str::to_string);
-                (
-                    ItemOutcome {
-                        principal_arn: principal_arn.to_string(),
-                        result_key: Some(blob),
-                        error: None,
-                    },
+        let tally = |what: &str| done.iter().filter(|d| d.counted_as == what).count() as i64;
+        let failed = tally("failed");
+        count(COUNTER_DONE, done.len() as i64 - failed);
+        count(COUNTER_FAILED, failed);
+        count(COUNTER_REUSED, tally("reused"));
+        count(
+            COUNTER_LA_REUSED,
+            done.iter().filter(|d| d.last_accessed_reused).count() as i64,
+        );
+        count(COUNTER_ITEM_MS, item_ms.max(1));
+        // A single-item step keeps its earlier record: failed when its principal failed,
+        // with the digest of its result.
+        let (status, digest, reason) = match (step, done.first()) {
+            (Step::Item(_), Some(only)) => match &only.outcome {
+                ItemOutcome {
+                    result_key: Some(blob),
+                    ..
+                } => (
                     ItemStatus::Done,
-                    digest,
+                    blob.rsplit('/').next().map(str::to_string),
                     None,
-                )
-            }
-            Err(reason) => {
-                warn!(principal = principal_arn, %reason, "principal could not be analysed; marked failed");
-                deltas.insert(COUNTER_FAILED.to_string(), 1);
-                (
-                    ItemOutcome {
-                        principal_arn: principal_arn.to_string(),
-                        result_key: None,
-                        error: Some(reason.clone()),
-                    },
-                    ItemStatus::Failed,
-                    None,
-                    Some(reason),
-                )
-            }
+                ),
+                ItemOutcome { error, .. } => (ItemStatus::Failed, None, error.clone()),
+            },
+            _ => (ItemStatus::Done, None, None),
         };
-        if la_reused {
-            deltas.insert(COUNTER_LA_REUSED.to_string(), 1);
-        }
         let committed = self
             .claims
             .commit(attempt.lease, |token| {
-                vec![
+                let mut ops = vec![
                     idempotency::finish_op(token, status, digest, reason),
                     WriteOp::Add {
                         key: ledger::account_key(&work.run_id, &work.customer, &work.account),
                         deltas,
                         condition: Condition::Exists,
-                    },
-                    WriteOp::Put {
-                        key: ledger::item_key(&work.run_id, &work.customer, &work.account, item),
-                        value: serde_json::to_value(&outcome).unwrap_or_default(),
-                        expires_at: self.ledger.expiry(),
-                        condition: Condition::NotExists,
                     },
                     Ledger::clear_error_op(
                         &work.run_id,
@@ -107,103 +133,181 @@ impl Pipeline {
                         &work.account,
                         &step.to_string(),
                     ),
-                ]
+                ];
+                ops.extend(done.iter().map(|d| WriteOp::Put {
+                    key: ledger::item_key(&work.run_id, &work.customer, &work.account, d.item),
+                    value: serde_json::to_value(&d.outcome).unwrap_or_default(),
+                    expires_at: self.ledger.expiry(),
+                    condition: Condition::NotExists,
+                }));
+                ops
             })
             .await;
         if committed.is_ok() {
-            work_metrics()
-                .items
-                .with_label_values(&[work.customer.as_str(), counted_as])
-                .inc();
+            for d in &done {
+                work_metrics()
+                    .items
+                    .with_label_values(&[work.customer.as_str(), d.counted_as])
+                    .inc();
+            }
         }
         committed
     }
 
-    /// Last-accessed data of a principal: (data, whether it came from the cache).
-    async fn last_accessed(
-        &self,
-        work: &AccountWork,
-        principal_arn: &str,
-    ) -> Result<(Option<Vec<u8>>, bool), StepError> {
-        if let Some(hit) = self
-            .caches
-            .get_last_accessed(&work.customer, &work.account, principal_arn)
-            .await?
-        {
-            return Ok((hit, true));
-        }
-        let locator = self.locator(work).await?;
-        let fresh = self
-            .ports
-            .iam
-            .last_accessed(&locator, principal_arn)
-            .await?;
-        self.caches
-            .put_last_accessed(
-                &work.customer,
-                &work.account,
-                principal_arn,
-                fresh.as_deref(),
-            )
-            .await?;
-        Ok((fresh, false))
-    }
-
-    /// Evaluates a principal, or reuses the cached result for the same inputs.
-    /// `Ok(Ok((blob, reused)))` on success, `Ok(Err(reason))` when the principal's own data
-    /// makes it unanalysable (the item fails, the run goes on).
-    async fn evaluate(
+    /// The batch's principals still to do, `(item, principal)`: their last-accessed data,
+    /// then their evaluations, cached or new. The caches are read once for the lot; each
+    /// last-accessed fetch is stored as soon as it arrives (the expensive part, never
+    /// fetched twice after a crash), the new results' records together at the end (cheap
+    /// to recompute).
+    async fn analyze_items(
         &self,
         work: &AccountWork,
         loaded: &Arc<LoadedSnapshot>,
-        principal_arn: &str,
-        last_accessed: Option<&[u8]>,
-    ) -> Result<Result<(String, bool), String>, StepError> {
-        let Some(principal_digest) = loaded.model.principal_digest(principal_arn) else {
-            return Ok(Err(format!(
-                "principal {principal_arn} is not in the account's snapshot"
-            )));
-        };
-        let parsed_last_accessed = match last_accessed.map(LastAccessed::parse).transpose() {
-            Ok(parsed) => parsed,
-            Err(e) => {
-                return Ok(Err(format!(
-                    "last-accessed data of {principal_arn} is malformed: {e}"
-                )))
-            }
-        };
-        let digest = self
-            .engine
-            .result_key(&principal_digest, parsed_last_accessed.as_ref());
-        if let Some(blob) = self
+        todo: &[(u32, &str)],
+    ) -> Result<Vec<ItemDone>, StepError> {
+        let (customer, account) = (work.customer.as_str(), work.account.as_str());
+        let arns: Vec<String> = todo.iter().map(|(_, arn)| arn.to_string()).collect();
+
+        // Last-accessed data: the cache for all, the account for the misses.
+        let cached = self
             .caches
-            .get_result_blob(&work.customer, &work.account, &digest)
-            .await?
-        {
-            return Ok(Ok((blob, true)));
-        }
-        let engine = self.engine.clone();
-        let loaded = loaded.clone();
-        let arn = principal_arn.to_string();
-        let analysed = tokio::task::spawn_blocking(move || {
-            let timer = work_metrics().analysis_duration.start_timer();
-            let result = engine
-                .analyze_principal(&loaded.model, &arn, parsed_last_accessed.as_ref())
-                .map_err(|e| e.to_string());
-            timer.observe_duration();
-            result.and_then(|result| serde_json::to_vec(&result).map_err(|e| e.to_string()))
-        })
-        .await
-        .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
-        match analysed {
-            Ok(json) => {
-                let blob = self
-                    .caches
-                    .put_result(&work.customer, &work.account, &digest, &json)
-                    .await?;
-                Ok(Ok((blob, false)))
+            .get_last_accessed_many(customer, account, &arns)
+            .await?;
+        let mut locator = None;
+        let mut last_accessed: Vec<(Option<Vec<u8>>, bool)> = Vec::with_capacity(arns.len());
+        for (arn, hit) in arns.iter().zip(cached) {
+            if let Some(data) = hit {
+                last_accessed.push((data, true));
+                continue;
             }
-            Err(reason) => Ok(Err(reason)),
+            let locator = match &locator {
+                Some(locator) => locator,
+                None => locator.insert(self.locator(work).await?),
+            };
+            let fresh = self.ports.iam.last_accessed(locator, arn).await?;
+            self.caches
+                .put_last_accessed(customer, account, arn, fresh.as_deref())
+                .await?;
+            last_accessed.push((fresh, false));
         }
+
+        // What each result depends on; a principal whose own data is unusable fails here.
+        let mut inputs: Vec<Result<(String, Option<LastAccessed>), String>> = Vec::new();
+        for (arn, (data, _)) in arns.iter().zip(&last_accessed) {
+            let Some(principal_digest) = loaded.model.principal_digest(arn) else {
+                inputs.push(Err(format!(
+                    "principal {arn} is not in the account's snapshot"
+                )));
+                continue;
+            };
+            match data.as_deref().map(LastAccessed::parse).transpose() {
+                Ok(parsed) => inputs.push(Ok((
+                    self.engine.result_key(&principal_digest, parsed.as_ref()),
+                    parsed,
+                ))),
+                Err(e) => inputs.push(Err(format!(
+                    "last-accessed data of {arn} is malformed: {e}"
+                ))),
+            }
+        }
+
+        // Cached results, in one read.
+        let digests: Vec<String> = inputs
+            .iter()
+            .filter_map(|input| input.as_ref().ok().map(|(digest, _)| digest.clone()))
+            .collect();
+        let mut found = self
+            .caches
+            .find_results(customer, account, &digests)
+            .await?
+            .into_iter();
+        // Per principal: Ok((result key, reused)) or Err(why it failed).
+        let mut results: Vec<Result<(String, bool), String>> = Vec::with_capacity(arns.len());
+        let mut misses = Vec::new();
+        for (index, input) in inputs.into_iter().enumerate() {
+            match input {
+                Err(reason) => results.push(Err(reason)),
+                Ok((digest, parsed)) => match found.next().flatten() {
+                    Some(key) => results.push(Ok((key, true))),
+                    None => {
+                        results.push(Err(String::new()));
+                        misses.push((index, arns[index].clone(), digest, parsed));
+                    }
+                },
+            }
+        }
+
+        // The misses evaluated off the async threads, in one task.
+        if !misses.is_empty() {
+            let engine = self.engine.clone();
+            let model = loaded.clone();
+            let evaluated = tokio::task::spawn_blocking(move || {
+                misses
+                    .into_iter()
+                    .map(|(index, arn, digest, parsed)| {
+                        let timer = work_metrics().analysis_duration.start_timer();
+                        let result = engine
+                            .analyze_principal(&model.model, &arn, parsed.as_ref())
+                            .map_err(|e| e.to_string())
+                            .and_then(|result| {
+                                serde_json::to_vec(&result).map_err(|e| e.to_string())
+                            });
+                        timer.observe_duration();
+                        (index, digest, result)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
+            let mut pending = Vec::with_capacity(evaluated.len());
+            for (index, digest, result) in evaluated {
+                results[index] = match result {
+                    Ok(json) => {
+                        let (key, record) = self
+                            .caches
+                            .seal_result(customer, account, &digest, &json)
+                            .await?;
+                        pending.push(record);
+                        Ok((key, false))
+                    }
+                    Err(reason) => Err(reason),
+                };
+            }
+            self.caches.put_pending(pending).await?;
+        }
+
+        let mut done = Vec::with_capacity(todo.len());
+        for (((item, arn), result), (_, last_accessed_reused)) in
+            todo.iter().zip(results).zip(last_accessed)
+        {
+            let (outcome, counted_as) = match result {
+                Ok((key, reused)) => (
+                    ItemOutcome {
+                        principal_arn: arn.to_string(),
+                        result_key: Some(key),
+                        error: None,
+                    },
+                    if reused { "reused" } else { "analyzed" },
+                ),
+                Err(reason) => {
+                    warn!(principal = arn, item, %reason, "principal could not be analysed; marked failed");
+                    (
+                        ItemOutcome {
+                            principal_arn: arn.to_string(),
+                            result_key: None,
+                            error: Some(reason),
+                        },
+                        "failed",
+                    )
+                }
+            };
+            done.push(ItemDone {
+                item: *item,
+                outcome,
+                counted_as,
+                last_accessed_reused,
+            });
+        }
+        Ok(done)
     }
 }

@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use accessflow_analysis::{AccountReport, PrincipalAnalysis, PrincipalFailure};
+use accessflow_analysis::review;
+use accessflow_analysis::{AccountReport, PrincipalAnalysis, PrincipalFailure, ReportError};
 use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{
     self, AccountStatus, ItemOutcome, Ledger, MessageError, ReportRef,
@@ -54,6 +55,7 @@ impl Pipeline {
         step: Step,
         attempt: &Attempt<'_>,
     ) -> Result<(), StepError> {
+        let started = std::time::Instant::now();
         let loaded = self.load_snapshot(work, snapshot).await?;
         let principals = loaded.model.principals();
         let outcomes = self
@@ -61,6 +63,7 @@ impl Pipeline {
             .item_outcomes(&work.run_id, &work.customer, &work.account)
             .await?;
 
+        let mut attributed = std::collections::BTreeSet::new();
         let mut errors: BTreeMap<String, MessageError> = self
             .ledger
             .message_errors(&work.run_id, &work.customer, &work.account)
@@ -70,26 +73,54 @@ impl Pipeline {
             .collect();
         let mut results: Vec<PrincipalAnalysis> = Vec::with_capacity(items as usize);
         let mut failures: Vec<PrincipalFailure> = Vec::new();
+        // The stored results, read a hundred at a time (one store request each).
+        let mut stored: BTreeMap<u32, PrincipalAnalysis> = BTreeMap::new();
+        let with_results: Vec<(u32, String)> = (0..items)
+            .filter_map(|item| match outcomes.get(&item) {
+                Some(ItemOutcome {
+                    result_key: Some(key),
+                    ..
+                }) => Some((item, key.clone())),
+                _ => None,
+            })
+            .collect();
+        for chunk in with_results.chunks(100) {
+            let names: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
+            let read = self
+                .caches
+                .get_results(&work.customer, &work.account, &names)
+                .await?;
+            for ((item, key), json) in chunk.iter().zip(read) {
+                let result: PrincipalAnalysis = serde_json::from_slice(&json).map_err(|e| {
+                    StepError::Permanent(format!("stored result {key} is unreadable: {e}"))
+                })?;
+                stored.insert(*item, result);
+            }
+        }
         for item in 0..items {
             let planned = principals
                 .get(item as usize)
                 .map(|p| p.arn.clone())
                 .unwrap_or_default();
             match outcomes.get(&item) {
-                Some(ItemOutcome { result_key: Some(blob), .. }) => {
-                    let json = self.caches.get_result(&work.customer, &work.account, blob).await?;
-                    let result: PrincipalAnalysis = serde_json::from_slice(&json)
-                        .map_err(|e| StepError::Permanent(format!("stored result {blob} is unreadable: {e}")))?;
-                    results.push(result);
-                }
+                Some(ItemOutcome { result_key: Some(key), .. }) => match stored.remove(&item) {
+                    Some(result) => results.push(result),
+                    None => return Err(StepError::Permanent(format!("stored result {key} was not read"))),
+                },
                 Some(ItemOutcome { principal_arn, error, .. }) => failures.push(PrincipalFailure {
                     principal_arn: principal_arn.clone(),
                     reason: error.clone().unwrap_or_else(|| "failed without a recorded reason".into()),
                 }),
                 None => failures.push(PrincipalFailure {
                     principal_arn: planned,
-                    reason: match errors.remove(&Step::Item(item).to_string()) {
-                        Some(error) => format!("dead-lettered: {}", error.reason),
+                    reason: match errors
+                        .iter()
+                        .find(|(step, _)| Step::parse(step).is_some_and(|s| s.covers_item(item)))
+                    {
+                        Some((step, error)) => {
+                            attributed.insert(step.clone());
+                            format!("dead-lettered: {}", error.reason)
+                        }
                         None => format!(
                             "no result: item {item} was dead-lettered after too many attempts (it is in the account's DLQ)"
                         ),
@@ -97,6 +128,9 @@ impl Pipeline {
                 }),
             }
         }
+        // An item step's error is told once per item it covers; any other (a collect that
+        // failed after sending, an undecodable message) once on its own.
+        errors.retain(|step, _| !attributed.contains(step));
         for error in errors.into_values() {
             failures.push(PrincipalFailure {
                 principal_arn: format!("message {}", error.message_id),
@@ -107,10 +141,20 @@ impl Pipeline {
             });
         }
 
+        let loaded_ms = started.elapsed().as_millis() as u64;
         let header = self.ledger.run(&work.run_id).await?.ok_or_else(|| {
             StepError::Permanent(format!("run {} has no header in the ledger", work.run_id))
         })?;
         let previous = self.previous_report(work, &header.as_of).await?;
+        // The customer's partner accounts, from the tenant registry. An account removed
+        // from the tenants file mid-run still gets its report, without partners marked.
+        let trusted_accounts = match self.locator(work).await {
+            Ok(locator) => locator.trusted_accounts,
+            Err(e) => {
+                tracing::warn!(error = %e, "no tenant entry: no account is marked trusted in the report");
+                Vec::new()
+            }
+        };
         // Building and rendering is CPU work (and any panic in it must not take the
         // consumer down): off the async threads.
         let engine = self.engine.clone();
@@ -121,13 +165,20 @@ impl Pipeline {
         );
         let as_of = header.as_of.clone();
         let report_failures = failures.clone();
-        let files = tokio::task::spawn_blocking(move || {
+        let prefix = report_prefix(&work.customer, &work.run_id, &work.account);
+        // Built and rendered off the async threads (CPU work, and a panic in it must not
+        // take the consumer down), one file at a time: each is stored while the next is
+        // rendered, so at most a few files are in memory, never all of them.
+        let (files, mut rendered) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(1);
+        let render = tokio::task::spawn_blocking(move || {
             let ctx = accessflow_analysis::ReportContext {
                 customer: &customer,
                 account: &account,
                 run_id: &run_id,
                 analysis_time: &as_of,
                 credential_report: Some(&loaded.credential_report),
+                resources: loaded.resources.as_ref(),
+                trusted_accounts: &trusted_accounts,
             };
             let report = accessflow_analysis::build_report(
                 &engine,
@@ -137,21 +188,40 @@ impl Pipeline {
                 &ctx,
                 previous.as_ref(),
             );
-            report
-                .render_files()
-                .map_err(|e| format!("the report cannot be rendered: {e}"))
-        })
-        .await
-        .map_err(|e| StepError::Permanent(format!("building the report panicked: {e}")))?
-        .map_err(StepError::Permanent)?;
-        let prefix = report_prefix(&work.customer, &work.run_id, &work.account);
-        for (name, bytes) in files {
-            self.ports
+            drop(previous);
+            let store = |name: &str, bytes: Vec<u8>| {
+                files
+                    .blocking_send((name.to_string(), bytes))
+                    .map_err(|_| ReportError::store(name, "storing the report stopped"))
+            };
+            report.write_files(store)?;
+            // The small summary the customer's index and trends read (issue 13).
+            store(
+                review::SUMMARY_FILE,
+                review::AccountSummary::of(&report).to_json(),
+            )
+        });
+        let mut stored = Ok(());
+        while let Some((name, bytes)) = rendered.recv().await {
+            stored = self
+                .ports
                 .blobs
                 .put(&format!("{prefix}/{name}"), bytes)
-                .await?;
+                .await;
+            if stored.is_err() {
+                // Dropping the receiver stops the renderer at its next file.
+                break;
+            }
         }
+        drop(rendered);
+        let rendering = render
+            .await
+            .map_err(|e| StepError::Permanent(format!("building the report panicked: {e}")))?;
+        stored?;
+        rendering
+            .map_err(|e| StepError::Permanent(format!("the report cannot be rendered: {e}")))?;
 
+        let reported_ms = started.elapsed().as_millis() as u64 - loaded_ms;
         let partial = !failures.is_empty();
         let (mut progress, version) = self.progress(work).await?;
         progress.status = AccountStatus::Finalized;
@@ -190,6 +260,8 @@ impl Pipeline {
             items,
             failures = failures.len(),
             partial,
+            results_read_ms = loaded_ms,
+            report_ms = reported_ms,
             "account finalized"
         );
         Ok(())

@@ -1,7 +1,7 @@
 //! The three steps of an account's analysis, one handler each:
 //!
 //! - [`collect`]: `CollectAccount` snapshots the account's IAM data and plans its items;
-//! - [`analyze`]: `AnalyzePrincipal` evaluates one principal of the snapshot;
+//! - [`analyze`]: `AnalyzePrincipals` evaluates a batch of principals of the snapshot;
 //! - [`finalize`]: `FinalizeAccount` aggregates the items into the account's reports.
 //!
 //! Every step follows the [`claim`] protocol (claim the step's idempotency record, then
@@ -25,7 +25,7 @@ use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{AccountProgress, AccountStatus, Ledger, MessageError};
 use accessflow_shared::message::{AccountWork, WorkMessage, REPLAY_ATTRIBUTE};
 use accessflow_shared::naming::Names;
-use accessflow_shared::ports::{AccountLocator, Ports, ReceivedMessage};
+use accessflow_shared::ports::{AccountLocator, AccountSnapshotRaw, Ports, ReceivedMessage};
 use accessflow_shared::step::Step;
 use tokio::sync::Mutex;
 use tracing::{info, warn, Instrument};
@@ -51,6 +51,8 @@ struct LoadedSnapshot {
     digest: String,
     model: AccountModel,
     credential_report: String,
+    /// The resource inventory, when the source collected one.
+    resources: Option<accessflow_analysis::resources::ResourceInventory>,
 }
 
 /// How many parsed snapshots a worker keeps (one per account it is working on, roughly).
@@ -201,7 +203,25 @@ impl Pipeline {
                     item,
                     principal_arn,
                 } => {
-                    self.analyze(work, snapshot, *item, principal_arn, &attempt)
+                    let principals = std::slice::from_ref(principal_arn);
+                    self.analyze(
+                        work,
+                        snapshot,
+                        Step::Item(*item),
+                        *item,
+                        principals,
+                        &attempt,
+                    )
+                    .await
+                }
+                WorkMessage::AnalyzePrincipals {
+                    work,
+                    snapshot,
+                    first_item,
+                    principals,
+                } => {
+                    let step = Step::of(&decoded);
+                    self.analyze(work, snapshot, step, *first_item, principals, &attempt)
                         .await
                 }
                 WorkMessage::FinalizeAccount {
@@ -489,34 +509,55 @@ impl Pipeline {
         work: &AccountWork,
         digest: &str,
     ) -> Result<Arc<LoadedSnapshot>, StepError> {
-        if let Some(hit) = self
-            .snapshots
-            .lock()
-            .await
-            .iter()
-            .find(|s| s.digest == digest)
-        {
-            return Ok(hit.clone());
+        if let Some(hit) = self.cached_snapshot(digest).await {
+            return Ok(hit);
         }
         let raw = self
             .caches
             .get_snapshot(&work.customer, &work.account, digest)
             .await?;
-        let model = tokio::task::spawn_blocking(move || {
-            AccountModel::parse(&raw.authorization_details).map(|m| (m, raw))
+        self.parse_snapshot(digest, raw).await
+    }
+
+    /// The parsed snapshot `digest` if this process holds it.
+    async fn cached_snapshot(&self, digest: &str) -> Option<Arc<LoadedSnapshot>> {
+        self.snapshots
+            .lock()
+            .await
+            .iter()
+            .find(|s| s.digest == digest)
+            .cloned()
+    }
+
+    /// Parses `raw` (the snapshot `digest`) and keeps it in this process's small cache.
+    async fn parse_snapshot(
+        &self,
+        digest: &str,
+        raw: AccountSnapshotRaw,
+    ) -> Result<Arc<LoadedSnapshot>, StepError> {
+        let parsed = tokio::task::spawn_blocking(move || {
+            let model = AccountModel::parse(&raw.authorization_details).map_err(|e| {
+                format!("the account's authorization details cannot be parsed: {e}")
+            })?;
+            let resources = match &raw.resources {
+                Some(bytes) => Some(
+                    accessflow_analysis::resources::ResourceInventory::parse(bytes).map_err(
+                        |e| format!("the account's resource inventory (resources.json) cannot be parsed: {e}"),
+                    )?,
+                ),
+                None => None,
+            };
+            Ok::<_, String>((model, resources, raw))
         })
         .await
         .map_err(|e| StepError::Transient(format!("parsing task failed: {e}")))?
-        .map_err(|e| {
-            StepError::Permanent(format!(
-                "the account's authorization details cannot be parsed: {e}"
-            ))
-        })?;
-        let (model, raw) = model;
+        .map_err(StepError::Permanent)?;
+        let (model, resources, raw) = parsed;
         let loaded = Arc::new(LoadedSnapshot {
             digest: digest.to_string(),
             model,
             credential_report: String::from_utf8_lossy(&raw.credential_report).into_owned(),
+            resources,
         });
         let mut cache = self.snapshots.lock().await;
         if !cache.iter().any(|s| s.digest == digest) {
