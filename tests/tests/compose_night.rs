@@ -26,7 +26,10 @@ const RUN: &str = "compose-night";
 const AS_OF: &str = "2026-11-26T02:00:00Z";
 /// The demo customer's accounts (the compose file's default).
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
-const REPORT_FILES: [&str; 7] = [
+/// The account report files compared between the nights (`summary.json` beside them and
+/// the run's morning review files are not: the review names its deployment's locations).
+const REPORT_FILES: [&str; 8] = [
+    "public-and-cross-account.csv",
     "report.json",
     "report.html",
     "principals.csv",
@@ -174,6 +177,12 @@ impl Stack {
             let blobs = AwsBackend::connect(&settings).await.unwrap().ports().blobs;
             let mut files = Vec::new();
             for key in blobs.list(&format!("demo/reports/{RUN}/")).await.unwrap() {
+                let is_report_file = key.rsplit_once('/').is_some_and(|(dir, file)| {
+                    dir.len() > format!("demo/reports/{RUN}").len() && REPORT_FILES.contains(&file)
+                });
+                if !is_report_file {
+                    continue;
+                }
                 let bytes = blobs.get(&key).await.unwrap().expect("a listed report");
                 files.push((key, bytes));
             }
@@ -242,7 +251,10 @@ fn compose_night_with_three_workers_and_with_a_killed_one() {
         started.elapsed().as_secs_f64()
     );
 
-    // The same night in a second deployment, one worker killed mid-night.
+    // The same night in a second deployment, one worker killed mid-night. Once the night
+    // is under way the workers are frozen (`docker pause`), so the status read then is the
+    // state the kill lands in: the night cannot finish between the read and the kill (a
+    // night on moto takes about fifteen seconds; polling alone once missed it).
     let started = Instant::now();
     stack.deploy("accessflow-kill");
     let workers = stack.workers();
@@ -251,15 +263,9 @@ fn compose_night_with_three_workers_and_with_a_killed_one() {
         let status = stack.status();
         let under_way = status["accounts"].as_array().is_some_and(|accounts| {
             accounts.len() == ACCOUNTS.len()
-                && accounts
-                    .iter()
-                    .all(|a| a["done"].as_u64().unwrap_or(0) >= 3)
+                && accounts.iter().any(|a| a["done"].as_u64().unwrap_or(0) >= 1)
         });
         if under_way {
-            assert_eq!(
-                status["complete"], false,
-                "the kill must land mid-night: {status:#}"
-            );
             break;
         }
         assert!(
@@ -267,9 +273,20 @@ fn compose_night_with_three_workers_and_with_a_killed_one() {
             "no progress: {status:#}\n{}",
             stack.project.logs()
         );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
+    for id in &workers {
+        run_ok(docker().args(["pause", id]), "docker pause a worker");
+    }
+    let status = stack.status();
+    assert_eq!(
+        status["complete"], false,
+        "the kill must land mid-night: {status:#}"
+    );
     run_ok(docker().args(["kill", &workers[0]]), "docker kill a worker");
+    for id in &workers[1..] {
+        run_ok(docker().args(["unpause", id]), "docker unpause a worker");
+    }
     assert_eq!(
         containers::inspect(&workers[0], "{{.State.Status}}"),
         "exited"
