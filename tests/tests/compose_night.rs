@@ -263,7 +263,9 @@ fn compose_night_with_three_workers_and_with_a_killed_one() {
         let status = stack.status();
         let under_way = status["accounts"].as_array().is_some_and(|accounts| {
             accounts.len() == ACCOUNTS.len()
-                && accounts.iter().any(|a| a["done"].as_u64().unwrap_or(0) >= 1)
+                && accounts
+                    .iter()
+                    .any(|a| a["done"].as_u64().unwrap_or(0) >= 1)
         });
         if under_way {
             break;
