@@ -6,14 +6,19 @@
 //! - IAM only: parse the authorization details, analyse every principal, build the report;
 //! - the same with the resource inventory: parse `resources.json` too, and the report's
 //!   public and cross-account section ([`resources::external_access`]);
-//! - the inventory part alone (parse + `external_access`).
+//!   public and cross-account section ([`resources::external_access`]) and its data access
+//!   section ([`data_access::data_access`]: who inside reaches each bucket);
+//! - the inventory parts alone: parse + `external_access`, and `data_access`.
 //!
-//! The buckets cycle through six policy shapes: private (own role), public read, shared
+//! The buckets are every concrete bucket the generated identity policies name (so that
+//! identity grants reach them), then `bench-NNNNN` ones up to 2,000; they cycle through
+//! six policy shapes: private (naming one of the account's roles), public read, shared
 //! with another account, organisation-only (conditional), public with a VPC-endpoint deny,
 //! and a public policy under Block Public Access. Median of 5 runs each.
 
 use std::time::{Duration, Instant};
 
+use accessflow_analysis::data_access;
 use accessflow_analysis::resources::{self, ResourceInventory};
 use accessflow_analysis::{build_report, AccountModel, Engine, ReportContext};
 use accessflow_samples::{generate_account, SampleAccountSpec};
@@ -21,12 +26,12 @@ use serde_json::{json, Value};
 
 const ACCOUNT: &str = "318574920163";
 
-fn bucket_policy(i: usize, name: &str) -> (Value, Option<Value>) {
+fn bucket_policy(i: usize, name: &str, roles: &[String]) -> (Value, Option<Value>) {
     let objects = format!("arn:aws:s3:::{name}/*");
     let allow = |principal: Value| json!({"Effect": "Allow", "Principal": principal, "Action": ["s3:GetObject", "s3:PutObject"], "Resource": objects});
     match i % 6 {
         0 => (
-            json!({"Statement": [allow(json!({"AWS": format!("arn:aws:iam::{ACCOUNT}:role/app-{i}")}))]}),
+            json!({"Statement": [allow(json!({"AWS": roles[i % roles.len()]}))]}),
             None,
         ),
         1 => (json!({"Statement": [allow(json!("*"))]}), None),
@@ -52,11 +57,31 @@ fn bucket_policy(i: usize, name: &str) -> (Value, Option<Value>) {
     }
 }
 
-fn inventory_json(buckets: usize) -> Vec<u8> {
+/// The concrete bucket names in the account file's policies (`arn:aws:s3:::NAME`...).
+fn named_buckets(authorization_details: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(authorization_details);
+    let mut out: Vec<String> = text
+        .split("arn:aws:s3:::")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(['"', '/', ',', ']']).unwrap_or(rest.len());
+            let name = &rest[..end];
+            (!name.is_empty() && !name.contains(['*', '?', '$'])).then(|| name.to_string())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn inventory_json(buckets: usize, named: &[String], roles: &[String]) -> Vec<u8> {
     let resources: Vec<Value> = (0..buckets)
         .map(|i| {
-            let name = format!("bench-{i:05}");
-            let (policy, bpa) = bucket_policy(i, &name);
+            let name = named
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("bench-{i:05}"));
+            let (policy, bpa) = bucket_policy(i, &name, roles);
             let mut r = json!({"Arn": format!("arn:aws:s3:::{name}"), "Type": "AWS::S3::Bucket",
                 "Region": "eu-west-1", "Policy": policy, "Tags": {"confidentiality": "internal"}});
             if let Some(b) = bpa {
@@ -87,7 +112,18 @@ fn main() {
         resources: false,
     };
     let account = generate_account(&spec);
-    let inventory = inventory_json(2000);
+    let named = named_buckets(&account.authorization_details);
+    let roles: Vec<String> = AccountModel::parse(&account.authorization_details)
+        .expect("parse")
+        .principals()
+        .into_iter()
+        .map(|p| p.arn)
+        .filter(|a| a.contains(":role/"))
+        .collect();
+    let inventory = inventory_json(2000, &named, &roles);
+    let mut data_alone = Vec::new();
+    let mut data_rows = 0;
+    let mut pairs = 0;
     let runs = 5;
     let mut iam_only = Vec::new();
     let mut with_resources = Vec::new();
@@ -122,7 +158,19 @@ fn main() {
             let took = t.elapsed();
             if with {
                 rows = report.resource_exposure.len();
+                data_rows = report.data_access.len();
                 with_resources.push(took);
+                let refs: Vec<_> = results.iter().collect();
+                let inv = inv.as_ref().expect("the inventory");
+                let t = Instant::now();
+                let d = data_access::data_access(&engine, &model, inv, &refs, ACCOUNT);
+                data_alone.push(t.elapsed());
+                pairs = d.evaluated.len();
+                assert_eq!(
+                    d.rows.len(),
+                    data_rows,
+                    "the same rows alone and in the report"
+                );
             } else {
                 iam_only.push(took);
             }
@@ -134,7 +182,8 @@ fn main() {
         assert_eq!(r.len(), rows, "the same rows alone and in the report");
     }
     println!(
-        "resources_bench: {principals} principals, 2,000 buckets with policies ({} KB inventory), one thread, median of {runs}:",
+        "resources_bench: {principals} principals, 2,000 buckets with policies ({} named by identity policies; {} KB inventory), one thread, median of {runs}:",
+        named.len().min(2000),
         inventory.len() / 1024
     );
     println!(
@@ -148,5 +197,9 @@ fn main() {
     println!(
         "   inventory alone (parse + external_access):  {:>8.0} ms",
         ms(median(inventory_alone))
+    );
+    println!(
+        "   data access alone (data_access):            {:>8.0} ms  ({data_rows} data access rows, {pairs} principal-resource pairs evaluated)",
+        ms(median(data_alone))
     );
 }

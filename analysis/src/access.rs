@@ -650,7 +650,12 @@ impl Engine {
         let any_role = format!("arn:aws:iam::{account}:role/*");
         let any_group = format!("arn:aws:iam::{account}:group/*");
         let any_policy = format!("arn:aws:iam::{account}:policy/*");
+        // AWS's own rules come first: a service-linked or AWS-reserved role cannot be
+        // changed by its own policies, whatever they allow.
         let allow = |action: &str, target: &str| -> Tri {
+            if let Some((allowed, _)) = super::eval::aws_fixed_rule(cat, action, target) {
+                return Tri::from_bool(allowed);
+            }
             match cat.action(action) {
                 Some(a) => eff.allows_on(a, target),
                 None => Tri::No,

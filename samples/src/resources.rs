@@ -11,7 +11,11 @@
 //! - `-logs`: only the account's own log-delivery role (nothing external);
 //! - a `data` KMS key shared with [`UNKNOWN_ACCOUNT`], and a `logs` key with the default
 //!   key policy (delegation to the account: nothing external);
-//! - an `events` queue that only SNS may send to (a service principal: nothing external).
+//! - an `events` queue that only SNS may send to (a service principal: nothing external);
+//! - `-payroll`: a bucket its policy opens to one role of the account
+//!   (`OrganizationAccountAccessRole`) and closes to every other principal, with a `payroll`
+//!   key whose policy names that role and does not delegate to the account: nothing
+//!   external, but the report's "Data access" shows who inside can reach them.
 
 use serde_json::{json, Value};
 
@@ -140,6 +144,30 @@ pub(crate) fn inventory(account: &str, reports_bucket_public: bool) -> Vec<u8> {
             ]},
         }),
     ];
+    let payroll_role = format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole");
+    let mut resources = resources;
+    resources.push(bucket(
+        &b("-payroll"),
+        json!({"Version": "2012-10-17", "Statement": [
+            statement("PayrollRole", json!({"AWS": payroll_role}),
+                json!(["s3:GetObject", "s3:PutObject"]), json!(objects("-payroll"))),
+            {"Sid": "NobodyElseReads", "Effect": "Deny", "Principal": "*",
+             "Action": ["s3:GetObject*", "s3:ListBucket*", "s3:ListMultipartUploadParts"],
+             "Resource": [format!("arn:aws:s3:::{account}-payroll"), objects("-payroll")],
+             "Condition": {"StringNotEquals": {"aws:PrincipalArn": payroll_role}}},
+        ]}),
+        json!({"confidentiality": "restricted"}),
+    ));
+    resources.push(json!({
+        "Arn": key("0b5e7d1a-0000-4000-8000-00000000fa11"),
+        "Type": "AWS::KMS::Key",
+        "Region": REGION,
+        "Policy": {"Version": "2012-10-17", "Statement": [
+            statement("PayrollRoleOnly", json!({"AWS": payroll_role}),
+                json!(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]), json!("*")),
+        ]},
+        "Tags": {"alias": "payroll", "confidentiality": "restricted"},
+    }));
     let doc = json!({
         "AccountBlockPublicAccess": {"BlockPublicAcls": true, "IgnorePublicAcls": true},
         "Resources": resources,

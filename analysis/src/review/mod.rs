@@ -152,7 +152,7 @@ impl Change {
             (Removed, Escalation) => 5,
             (Added, Principal) => 6,
             (Removed, Principal) => 7,
-            (_, Access) => return None,
+            (_, Access) | (_, DataAccess) => return None,
         })
     }
 
@@ -173,6 +173,8 @@ impl Change {
             (Removed, Principal) => "principal removed",
             (Added, Access) => "access granted",
             (Removed, Access) => "access removed",
+            (Added, DataAccess) => "data access granted",
+            (Removed, DataAccess) => "data access removed",
         }
     }
 }
