@@ -537,6 +537,15 @@ fn policy_access(
     let catalog = &engine.catalog;
     for ext in externals_of(doc, own_account) {
         let mut ctx = RequestContext::open();
+        // The account the request comes from, as the source-owner keys name it: a
+        // statement limited to the own account's sources (the default SNS topic policy:
+        // everyone, if `AWS:SourceOwner` is the account) grants outsiders nothing.
+        let source = match ext.kind {
+            ExposureKind::Public => "anonymous".to_string(),
+            ExposureKind::CrossAccount => ext.account.clone(),
+        };
+        ctx.set("aws:SourceOwner", source.clone());
+        ctx.set("aws:SourceAccount", source);
         let (arn, account) = match ext.kind {
             ExposureKind::Public => (ANYONE.to_string(), String::new()),
             ExposureKind::CrossAccount => {

@@ -539,3 +539,25 @@ fn check_decides_exactly_with_the_inventory_as_resource_policies() {
     .expect("json");
     assert!(parse_resource_policies(&bad).is_err());
 }
+
+#[test]
+fn the_default_sns_topic_policy_is_not_public_and_an_open_one_is() {
+    // SNS's default topic policy: everyone, if the request's source owner is the account
+    let topic = format!("arn:aws:sns:eu-west-1:{OWN}:alerts");
+    let default = json!({"Version": "2008-10-17", "Id": "__default_policy_ID", "Statement": [{
+        "Sid": "__default_statement_ID", "Effect": "Allow", "Principal": {"AWS": "*"},
+        "Action": ["SNS:GetTopicAttributes", "SNS:Subscribe", "SNS:Publish"],
+        "Resource": topic, "Condition": {"StringEquals": {"AWS:SourceOwner": OWN}}}]});
+    let resource = |policy: Value| json!({"Arn": topic, "Type": "AWS::SNS::Topic", "Region": "eu-west-1", "Policy": policy});
+    let inv = inventory(json!({"Resources": [resource(default)]}));
+    assert_eq!(rows(&inv, &[]), vec![]);
+    let open = json!({"Statement": [{"Effect": "Allow", "Principal": "*",
+        "Action": "SNS:Publish", "Resource": topic}]});
+    let inv = inventory(json!({"Resources": [resource(open)]}));
+    let r = rows(&inv, &[]);
+    assert!(
+        r.iter()
+            .any(|r| r.kind == ExposureKind::Public && r.status == ExposureStatus::Open),
+        "{r:#?}"
+    );
+}

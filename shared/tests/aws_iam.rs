@@ -655,9 +655,11 @@ async fn a_fixture_account_round_trips_through_moto() {
     );
 }
 
-/// `ACCESSFLOW_COLLECT_RESOURCES=on`: the account's buckets and customer managed keys come
-/// back as the resource inventory, with their policies, Block Public Access, the ACL
-/// grants to everyone, tags and KMS grants; the S3 and KMS requests are counted. Not shown
+/// `ACCESSFLOW_COLLECT_RESOURCES=on`: the account's buckets, customer managed keys, queues
+/// and topics come back as the resource inventory, with their policies, Block Public
+/// Access, the ACL grants to everyone, tags and KMS grants, and the analysis reads it (the
+/// queue shared with another account is cross-account, the default topic policy is not);
+/// the S3, KMS, SQS and SNS requests are counted. Not shown
 /// on moto (it enforces no IAM): access denied on one resource (a warning, by the same
 /// code path as a missing policy) and more than one page of buckets or keys.
 #[tokio::test]
@@ -684,9 +686,56 @@ async fn collects_the_resource_inventory_when_asked() {
             .region(Region::new("us-east-1"))
             .endpoint_url(&endpoint)
             .http_client(accessflow_shared::aws::https_client())
+            .credentials_provider(credentials.clone())
+            .build(),
+    );
+    let sqs = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .http_client(accessflow_shared::aws::https_client())
+            .credentials_provider(credentials.clone())
+            .build(),
+    );
+    let sns = aws_sdk_sns::Client::from_conf(
+        aws_sdk_sns::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&endpoint)
+            .http_client(accessflow_shared::aws::https_client())
             .credentials_provider(credentials)
             .build(),
     );
+    let queue_policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::999988887777:root"}},"Action":"sqs:SendMessage","Resource":"arn:aws:sqs:us-east-1:{account}:inbox"}}]}}"#
+    );
+    sqs.create_queue()
+        .queue_name("inbox")
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::Policy, queue_policy)
+        .tags("confidentiality", "internal")
+        .send()
+        .await
+        .expect("queue");
+    sqs.create_queue()
+        .queue_name("no-policy")
+        .send()
+        .await
+        .expect("queue");
+    let topic = sns
+        .create_topic()
+        .name("alerts")
+        .tags(
+            aws_sdk_sns::types::Tag::builder()
+                .key("environment")
+                .value("production")
+                .build()
+                .expect("tag"),
+        )
+        .send()
+        .await
+        .expect("topic");
+    let topic_arn = topic.topic_arn().expect("topic ARN").to_string();
     let public = format!("pub-{account}");
     let blocked = format!("bpa-{account}");
     let acl = format!("acl-{account}");
@@ -823,7 +872,49 @@ async fn collects_the_resource_inventory_when_asked() {
         key["Grants"][0]["GranteePrincipal"],
         "arn:aws:iam::444455556666:role/backup"
     );
+    // SQS: the policy and the tags; a queue without a policy has none
+    let inbox = find(
+        resources,
+        "Arn",
+        &format!("arn:aws:sqs:us-east-1:{account}:inbox"),
+    );
+    assert_eq!(inbox["Type"], "AWS::SQS::Queue");
+    assert!(inbox["Policy"]
+        .as_str()
+        .is_some_and(|p| p.contains("999988887777")));
+    assert_eq!(inbox["Tags"]["confidentiality"], "internal");
+    let no_policy = find(
+        resources,
+        "Arn",
+        &format!("arn:aws:sqs:us-east-1:{account}:no-policy"),
+    );
+    assert!(no_policy.get("Policy").is_none(), "{no_policy:#}");
+    // SNS: the topic's (default) policy and its tags
+    let alerts = find(resources, "Arn", &topic_arn);
+    assert_eq!(alerts["Type"], "AWS::SNS::Topic");
+    assert!(alerts["Policy"].as_str().is_some(), "{alerts:#}");
+    assert_eq!(alerts["Tags"]["environment"], "production");
+    // the analysis reads the collected inventory: the queue is open to the other account,
+    // the default topic policy (the account's own sources) to nobody outside
+    let parsed = accessflow_analysis::resources::ResourceInventory::parse(
+        &serde_json::to_vec(&inventory).expect("json"),
+    )
+    .expect("the collected inventory parses");
+    let engine = accessflow_analysis::Engine::new().expect("catalog");
+    let exposure = accessflow_analysis::resources::external_access(&engine, &parsed, &account, &[]);
+    assert!(
+        exposure
+            .iter()
+            .any(|r| r.resource_arn.ends_with(":inbox") && r.external_account == "999988887777"),
+        "{exposure:#?}"
+    );
+    assert!(
+        !exposure.iter().any(|r| r.resource_arn == topic_arn),
+        "{exposure:#?}"
+    );
     let counts = backend.request_counts();
     assert!(counts["s3"] >= 17, "ListBuckets + 4 per bucket: {counts:?}");
     assert!(counts["kms"] >= 5, "{counts:?}");
+    assert!(counts["sqs"] >= 5, "ListQueues + 2 per queue: {counts:?}");
+    assert!(counts["sns"] >= 3, "ListTopics + 2 per topic: {counts:?}");
 }

@@ -6,14 +6,18 @@
 //!   `GetBucketTagging`;
 //! - **KMS**: `ListKeys` (paged), and per customer managed key `DescribeKey`,
 //!   `GetKeyPolicy`, `ListGrants` (paged) and `ListResourceTags`. AWS managed keys (the
-//!   `aws/` aliases) are AWS's and skipped.
+//!   `aws/` aliases) are AWS's and skipped;
+//! - **SQS**: `ListQueues` (paged), and per queue `GetQueueAttributes` (`Policy`,
+//!   `QueueArn`) and `ListQueueTags`;
+//! - **SNS**: `ListTopics` (paged), and per topic `GetTopicAttributes` (`Policy`) and
+//!   `ListTagsForResource`.
 //!
 //! Throttling and 5xx are retried like the IAM calls ([`super::retry`]); every request is
 //! counted under its service. Access denied on one resource, or a bucket in another region,
 //! is a warning in the inventory (and so in the account's report), never a failed account.
 //!
-//! Not collected yet (issue 12): the account-level Block Public Access (S3 Control), SQS,
-//! SNS, Secrets Manager, Lambda, DynamoDB and ECR policies, and other regions than the
+//! Not collected yet (issue 12): the account-level Block Public Access (S3 Control),
+//! Secrets Manager, Lambda, DynamoDB and ECR policies, and other regions than the
 //! backend's.
 
 use aws_sdk_iam::config::Credentials;
@@ -53,10 +57,12 @@ fn got<T, E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     }
 }
 
-/// The S3 and KMS clients of one customer session.
+/// The S3, KMS, SQS and SNS clients of one customer session.
 pub(crate) struct Collector<'a> {
     pub s3: aws_sdk_s3::Client,
     pub kms: aws_sdk_kms::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sns: aws_sdk_sns::Client,
     pub region: String,
     pub policy: &'a RetryPolicy,
     pub stats: &'a RetryStats,
@@ -79,13 +85,25 @@ impl<'a> Collector<'a> {
             .interceptor(counter.interceptor("s3"))
             .build();
         let kms = aws_sdk_kms::config::Builder::from(sdk)
-            .credentials_provider(credentials)
+            .credentials_provider(credentials.clone())
             .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
             .interceptor(counter.interceptor("kms"))
+            .build();
+        let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .credentials_provider(credentials.clone())
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+            .interceptor(counter.interceptor("sqs"))
+            .build();
+        let sns = aws_sdk_sns::config::Builder::from(sdk)
+            .credentials_provider(credentials)
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+            .interceptor(counter.interceptor("sns"))
             .build();
         Collector {
             s3: aws_sdk_s3::Client::from_conf(s3),
             kms: aws_sdk_kms::Client::from_conf(kms),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            sns: aws_sdk_sns::Client::from_conf(sns),
             region: sdk
                 .region()
                 .map(|r| r.to_string())
@@ -102,6 +120,8 @@ impl<'a> Collector<'a> {
         self.buckets(&mut resources, &mut warnings).await?;
         self.keys(&account.account, &mut resources, &mut warnings)
             .await?;
+        self.queues(&mut resources, &mut warnings).await?;
+        self.topics(&mut resources, &mut warnings).await?;
         let doc = json!({"Resources": resources, "Warnings": warnings});
         Ok(serde_json::to_vec_pretty(&doc).unwrap_or_default())
     }
@@ -459,6 +479,222 @@ impl<'a> Collector<'a> {
             Got::Missing => {}
             Got::Denied => warnings.push(format!(
                 "KMS key {arn}: access denied reading its tags (kms:ListResourceTags)"
+            )),
+        }
+        Ok(Some(Value::Object(r)))
+    }
+
+    async fn queues(&self, out: &mut Vec<Value>, warnings: &mut Vec<String>) -> PortResult<()> {
+        let op = "sqs:ListQueues";
+        let mut token: Option<String> = None;
+        let mut urls = Vec::new();
+        loop {
+            let t = token.clone();
+            let page = retry_transient(self.policy, self.stats, || async {
+                got(
+                    op,
+                    self.sqs
+                        .list_queues()
+                        .set_next_token(t.clone())
+                        .max_results(1000)
+                        .send()
+                        .await,
+                    &[],
+                )
+            })
+            .await?;
+            let Got::Value(page) = page else {
+                warnings.push(
+                    "SQS: access denied listing the queues (sqs:ListQueues): queues not analysed"
+                        .to_string(),
+                );
+                return Ok(());
+            };
+            urls.extend(page.queue_urls().iter().cloned());
+            match page.next_token() {
+                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        urls.sort();
+        for url in urls {
+            if let Some(q) = self.queue(&url, warnings).await? {
+                out.push(q);
+            }
+        }
+        Ok(())
+    }
+
+    async fn queue(&self, url: &str, warnings: &mut Vec<String>) -> PortResult<Option<Value>> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let op = "sqs:GetQueueAttributes";
+        let attributes = match retry_transient(self.policy, self.stats, || async {
+            got(
+                op,
+                self.sqs
+                    .get_queue_attributes()
+                    .queue_url(url)
+                    .attribute_names(QueueAttributeName::Policy)
+                    .attribute_names(QueueAttributeName::QueueArn)
+                    .send()
+                    .await,
+                &[
+                    "AWS.SimpleQueueService.NonExistentQueue",
+                    "QueueDoesNotExist",
+                ],
+            )
+        })
+        .await?
+        {
+            Got::Value(a) => a.attributes().cloned().unwrap_or_default(),
+            Got::Missing => return Ok(None), // deleted since it was listed
+            Got::Denied => {
+                warnings.push(format!(
+                    "SQS queue {url}: access denied reading its attributes (sqs:GetQueueAttributes): not analysed"
+                ));
+                return Ok(None);
+            }
+        };
+        let Some(arn) = attributes.get(&QueueAttributeName::QueueArn).cloned() else {
+            warnings.push(format!(
+                "SQS queue {url}: no QueueArn attribute: not analysed"
+            ));
+            return Ok(None);
+        };
+        let mut r = Map::new();
+        r.insert("Arn".into(), json!(arn));
+        r.insert("Type".into(), json!("AWS::SQS::Queue"));
+        r.insert("Region".into(), json!(self.region));
+        if let Some(policy) = attributes.get(&QueueAttributeName::Policy) {
+            r.insert("Policy".into(), json!(policy));
+        }
+        let op = "sqs:ListQueueTags";
+        match retry_transient(self.policy, self.stats, || async {
+            got(
+                op,
+                self.sqs.list_queue_tags().queue_url(url).send().await,
+                &[],
+            )
+        })
+        .await?
+        {
+            Got::Value(t) => {
+                let tags: Map<String, Value> = t
+                    .tags()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                if !tags.is_empty() {
+                    r.insert("Tags".into(), Value::Object(tags));
+                }
+            }
+            Got::Missing => {}
+            Got::Denied => warnings.push(format!(
+                "SQS queue {arn}: access denied reading its tags (sqs:ListQueueTags)"
+            )),
+        }
+        Ok(Some(Value::Object(r)))
+    }
+
+    async fn topics(&self, out: &mut Vec<Value>, warnings: &mut Vec<String>) -> PortResult<()> {
+        let op = "sns:ListTopics";
+        let mut token: Option<String> = None;
+        let mut arns = Vec::new();
+        loop {
+            let t = token.clone();
+            let page = retry_transient(self.policy, self.stats, || async {
+                got(
+                    op,
+                    self.sns
+                        .list_topics()
+                        .set_next_token(t.clone())
+                        .send()
+                        .await,
+                    &[],
+                )
+            })
+            .await?;
+            let Got::Value(page) = page else {
+                warnings.push(
+                    "SNS: access denied listing the topics (sns:ListTopics): topics not analysed"
+                        .to_string(),
+                );
+                return Ok(());
+            };
+            arns.extend(
+                page.topics()
+                    .iter()
+                    .filter_map(|t| t.topic_arn().map(str::to_string)),
+            );
+            match page.next_token() {
+                Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
+                _ => break,
+            }
+        }
+        arns.sort();
+        for arn in arns {
+            if let Some(t) = self.topic(&arn, warnings).await? {
+                out.push(t);
+            }
+        }
+        Ok(())
+    }
+
+    async fn topic(&self, arn: &str, warnings: &mut Vec<String>) -> PortResult<Option<Value>> {
+        let op = "sns:GetTopicAttributes";
+        let attributes = match retry_transient(self.policy, self.stats, || async {
+            got(
+                op,
+                self.sns.get_topic_attributes().topic_arn(arn).send().await,
+                &["NotFound"],
+            )
+        })
+        .await?
+        {
+            Got::Value(a) => a.attributes().cloned().unwrap_or_default(),
+            Got::Missing => return Ok(None), // deleted since it was listed
+            Got::Denied => {
+                warnings.push(format!(
+                    "SNS topic {arn}: access denied reading its attributes (sns:GetTopicAttributes): not analysed"
+                ));
+                return Ok(None);
+            }
+        };
+        let mut r = Map::new();
+        r.insert("Arn".into(), json!(arn));
+        r.insert("Type".into(), json!("AWS::SNS::Topic"));
+        r.insert("Region".into(), json!(self.region));
+        if let Some(policy) = attributes.get("Policy") {
+            r.insert("Policy".into(), json!(policy));
+        }
+        let op = "sns:ListTagsForResource";
+        match retry_transient(self.policy, self.stats, || async {
+            got(
+                op,
+                self.sns
+                    .list_tags_for_resource()
+                    .resource_arn(arn)
+                    .send()
+                    .await,
+                &[],
+            )
+        })
+        .await?
+        {
+            Got::Value(t) => {
+                let tags: Map<String, Value> = t
+                    .tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), json!(t.value())))
+                    .collect();
+                if !tags.is_empty() {
+                    r.insert("Tags".into(), Value::Object(tags));
+                }
+            }
+            Got::Missing => {}
+            Got::Denied => warnings.push(format!(
+                "SNS topic {arn}: access denied reading its tags (sns:ListTagsForResource)"
             )),
         }
         Ok(Some(Value::Object(r)))
