@@ -4,11 +4,7 @@
 #
 # The permissions are exactly the IAM reads of the collector (shared/src/aws/iam_source.rs):
 # GetAccountAuthorizationDetails, the credential report (Generate + Get) and the
-# service-last-accessed jobs (Generate + Get); and, unless read_resource_policies = false,
-# the metadata reads of the resource inventory (shared/src/aws/resource_inventory.rs:
-# bucket policies, Block Public Access, ACLs and tags; key policies, grants and tags; queue
-# and topic policies and tags). Nothing else: no object, message or secret, no decryption,
-# no writes.
+# service-last-accessed jobs (Generate + Get). Nothing else: no data, no writes.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -72,49 +68,4 @@ resource "aws_iam_role_policy" "audit" {
   name   = "accessflow-audit"
   role   = aws_iam_role.audit.id
   policy = data.aws_iam_policy_document.audit.json
-}
-
-data "aws_iam_policy_document" "resource_policies" {
-  statement {
-    sid = "ListDataStores"
-    # List calls take no resource ARN: AWS accepts only "*" for these.
-    actions = [
-      "s3:ListAllMyBuckets",
-      "kms:ListKeys",
-      "sqs:ListQueues",
-      "sns:ListTopics",
-    ]
-    resources = ["*"]
-  }
-
-  statement {
-    sid = "ReadResourcePolicies"
-    actions = [
-      "s3:GetBucketPolicy",
-      "s3:GetBucketPublicAccessBlock",
-      "s3:GetBucketAcl",
-      "s3:GetBucketTagging",
-      "kms:DescribeKey",
-      "kms:GetKeyPolicy",
-      "kms:ListGrants",
-      "kms:ListResourceTags",
-      "sqs:GetQueueAttributes",
-      "sqs:ListQueueTags",
-      "sns:GetTopicAttributes",
-      "sns:ListTagsForResource",
-    ]
-    resources = [
-      "arn:${data.aws_partition.current.partition}:s3:::*",
-      "arn:${data.aws_partition.current.partition}:kms:*:${data.aws_caller_identity.current.account_id}:key/*",
-      "arn:${data.aws_partition.current.partition}:sqs:*:${data.aws_caller_identity.current.account_id}:*",
-      "arn:${data.aws_partition.current.partition}:sns:*:${data.aws_caller_identity.current.account_id}:*",
-    ]
-  }
-}
-
-resource "aws_iam_role_policy" "resource_policies" {
-  count  = var.read_resource_policies ? 1 : 0
-  name   = "accessflow-resource-policies"
-  role   = aws_iam_role.audit.id
-  policy = data.aws_iam_policy_document.resource_policies.json
 }

@@ -47,9 +47,3 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
-
-variable "read_resource_policies" {
-  description = "Also let Accessflow read the resource policies of the account's data stores (S3, KMS, SQS, SNS: policies, Block Public Access, ACLs, grants, tags; never their data), for the public, cross-account and data access reports (the worker's ACCESSFLOW_COLLECT_RESOURCES=on)."
-  type        = bool
-  default     = true
-}
