@@ -270,17 +270,18 @@ pub fn data_access(
         // per scope: the actions that take it, and of those the ones the resource policy
         // can decide (its statements name them); the rest the policy neither grants nor
         // denies
+        let mut in_policy = ActionSet::empty(cat.len());
+        if let Some(doc) = doc {
+            for st in crate::access::compile(cat, doc).statements {
+                in_policy.union_with(&st.actions);
+            }
+        }
         let scopes: Vec<(String, ActionSet, ActionSet)> = scopes_of(r)
             .into_iter()
             .filter_map(|scope| {
                 let (_, takes) = cat.resource_type_of(&scope)?;
-                let mut named = ActionSet::empty(cat.len());
-                if let Some(doc) = doc {
-                    for st in crate::access::compile(cat, doc).statements {
-                        named.union_with(&st.actions);
-                    }
-                    named.intersect_with(&takes);
-                }
+                let mut named = in_policy.clone();
+                named.intersect_with(&takes);
                 Some((scope, takes, named))
             })
             .collect();
