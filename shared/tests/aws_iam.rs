@@ -670,43 +670,24 @@ async fn collects_the_resource_inventory_when_asked() {
     let credentials = moto::credentials_in_account(&account).await;
     let base = moto::settings(&moto::unique_prefix("res"));
     let endpoint = base.endpoint_url.clone().expect("moto endpoint");
+    // one SDK configuration of the customer's account for the four services' clients
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(&endpoint)
+        .http_client(accessflow_shared::aws::https_client())
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+            credentials,
+        ))
+        .build();
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
+        aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(true)
-            .http_client(accessflow_shared::aws::https_client())
-            .credentials_provider(credentials.clone())
             .build(),
     );
-    let kms = aws_sdk_kms::Client::from_conf(
-        aws_sdk_kms::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .http_client(accessflow_shared::aws::https_client())
-            .credentials_provider(credentials.clone())
-            .build(),
-    );
-    let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .http_client(accessflow_shared::aws::https_client())
-            .credentials_provider(credentials.clone())
-            .build(),
-    );
-    let sns = aws_sdk_sns::Client::from_conf(
-        aws_sdk_sns::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&endpoint)
-            .http_client(accessflow_shared::aws::https_client())
-            .credentials_provider(credentials)
-            .build(),
-    );
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let sns = aws_sdk_sns::Client::new(&sdk);
     let queue_policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::999988887777:root"}},"Action":"sqs:SendMessage","Resource":"arn:aws:sqs:us-east-1:{account}:inbox"}}]}}"#
     );
