@@ -57,6 +57,19 @@ fn got<T, E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// Puts a resource's tags as `Tags`, when it has any.
+fn insert_tags<K: Into<String>, V: Into<String>>(
+    r: &mut Map<String, Value>,
+    tags: impl Iterator<Item = (K, V)>,
+) {
+    let tags: Map<String, Value> = tags
+        .map(|(k, v)| (k.into(), Value::String(v.into())))
+        .collect();
+    if !tags.is_empty() {
+        r.insert("Tags".into(), Value::Object(tags));
+    }
+}
+
 /// The S3, KMS, SQS and SNS clients of one customer session.
 pub(crate) struct Collector<'a> {
     pub s3: aws_sdk_s3::Client,
@@ -274,14 +287,7 @@ impl<'a> Collector<'a> {
         .await?
         {
             Got::Value(t) => {
-                let tags: Map<String, Value> = t
-                    .tag_set()
-                    .iter()
-                    .map(|t| (t.key().to_string(), json!(t.value())))
-                    .collect();
-                if !tags.is_empty() {
-                    r.insert("Tags".into(), Value::Object(tags));
-                }
+                insert_tags(&mut r, t.tag_set().iter().map(|t| (t.key(), t.value())));
             }
             Got::Missing => {}
             Got::Denied => denied("tags (s3:GetBucketTagging)"),
@@ -467,14 +473,10 @@ impl<'a> Collector<'a> {
         .await?
         {
             Got::Value(t) => {
-                let tags: Map<String, Value> = t
-                    .tags()
-                    .iter()
-                    .map(|t| (t.tag_key().to_string(), json!(t.tag_value())))
-                    .collect();
-                if !tags.is_empty() {
-                    r.insert("Tags".into(), Value::Object(tags));
-                }
+                insert_tags(
+                    &mut r,
+                    t.tags().iter().map(|t| (t.tag_key(), t.tag_value())),
+                );
             }
             Got::Missing => {}
             Got::Denied => warnings.push(format!(
@@ -579,15 +581,13 @@ impl<'a> Collector<'a> {
         .await?
         {
             Got::Value(t) => {
-                let tags: Map<String, Value> = t
-                    .tags()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect();
-                if !tags.is_empty() {
-                    r.insert("Tags".into(), Value::Object(tags));
-                }
+                insert_tags(
+                    &mut r,
+                    t.tags()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.as_str(), v.as_str())),
+                );
             }
             Got::Missing => {}
             Got::Denied => warnings.push(format!(
@@ -683,14 +683,7 @@ impl<'a> Collector<'a> {
         .await?
         {
             Got::Value(t) => {
-                let tags: Map<String, Value> = t
-                    .tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), json!(t.value())))
-                    .collect();
-                if !tags.is_empty() {
-                    r.insert("Tags".into(), Value::Object(tags));
-                }
+                insert_tags(&mut r, t.tags().iter().map(|t| (t.key(), t.value())));
             }
             Got::Missing => {}
             Got::Denied => warnings.push(format!(
