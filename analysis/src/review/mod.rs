@@ -289,21 +289,31 @@ impl AccountSummary {
 
     /// `summary.json`'s bytes (pretty JSON, deterministic).
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        pretty_json(self)
     }
 
     /// Reads a `summary.json`; `what` names it in the error (its key).
     pub fn from_json(bytes: &[u8], what: &str) -> Result<AccountSummary, ReviewError> {
-        let s: AccountSummary =
-            serde_json::from_slice(bytes).map_err(|source| ReviewError::Json {
-                what: what.to_string(),
-                source,
-            })?;
+        let s: AccountSummary = read_json(bytes, what)?;
         check_format(&s.format, SUMMARY_FORMAT, what)?;
         Ok(s)
     }
+}
+
+/// The review files' bytes: pretty JSON (deterministic: the types' field order) and a
+/// newline.
+fn pretty_json<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(v).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Reads a review file; `what` names it in the error (its key).
+fn read_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ReviewError> {
+    serde_json::from_slice(bytes).map_err(|source| ReviewError::Json {
+        what: what.to_string(),
+        source,
+    })
 }
 
 fn check_format(found: &str, expected: &'static str, what: &str) -> Result<(), ReviewError> {
@@ -396,17 +406,12 @@ pub struct TrendPoint {
 impl TrendPoint {
     /// `trend-point.json`'s bytes.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        pretty_json(self)
     }
 
     /// Reads a `trend-point.json`; `what` names it in the error (its key).
     pub fn from_json(bytes: &[u8], what: &str) -> Result<TrendPoint, ReviewError> {
-        serde_json::from_slice(bytes).map_err(|source| ReviewError::Json {
-            what: what.to_string(),
-            source,
-        })
+        read_json(bytes, what)
     }
 }
 
@@ -576,18 +581,12 @@ impl CustomerIndex {
 
     /// `index.json`'s bytes (pretty JSON, deterministic).
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        pretty_json(self)
     }
 
     /// Reads an `index.json`; `what` names it in the error (its key).
     pub fn from_json(bytes: &[u8], what: &str) -> Result<CustomerIndex, ReviewError> {
-        let i: CustomerIndex =
-            serde_json::from_slice(bytes).map_err(|source| ReviewError::Json {
-                what: what.to_string(),
-                source,
-            })?;
+        let i: CustomerIndex = read_json(bytes, what)?;
         check_format(&i.format, INDEX_FORMAT, what)?;
         Ok(i)
     }
