@@ -366,7 +366,15 @@ fn the_report_lists_data_access_in_its_files_and_the_diff_names_new_access() {
         "{summaries}"
     );
     let html = file("report.html");
-    assert!(html.contains("Data access"), "the section is there");
+    // the section, and in it the reader's row
+    let section = html
+        .split("id=\"sec-data-access\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</section>").next())
+        .expect("the Data access section");
+    assert!(section.contains("Data access"), "{section}");
+    assert!(section.contains(&arn("user", "reader")), "{section}");
+    assert!(section.contains("bucket policy"), "{section}");
     let diff = file("diff.csv");
     assert!(
         diff.lines().any(|l| l.contains("added")
