@@ -561,3 +561,95 @@ fn the_default_sns_topic_policy_is_not_public_and_an_open_one_is() {
         "{r:#?}"
     );
 }
+
+/// The other services' resource policies, shaped as their documentation shows them: a
+/// secret shared for `GetSecretValue`, a function another account may invoke (what
+/// `lambda add-permission` writes), an ECR repository anyone may pull (its policies have no
+/// `Resource` element: the repository itself), a DynamoDB table shared for reads, and a
+/// function URL open to anyone while its auth type is NONE (conditional).
+#[test]
+fn secrets_functions_repositories_and_tables_are_read_like_buckets() {
+    let secret = format!("arn:aws:secretsmanager:eu-west-1:{OWN}:secret:db-password-AbCdEf");
+    let function = format!("arn:aws:lambda:eu-west-1:{OWN}:function:thumbnailer");
+    let repository = format!("arn:aws:ecr:eu-west-1:{OWN}:repository/images");
+    let table = format!("arn:aws:dynamodb:eu-west-1:{OWN}:table/orders");
+    let allow = |principal: Value, action: &str, resource: &str| {
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": principal, "Action": action, "Resource": resource}
+        ]})
+    };
+    let inv = inventory(json!({"Resources": [
+        {"Arn": secret, "Type": "AWS::SecretsManager::Secret", "Region": "eu-west-1",
+         "Policy": allow(json!({"AWS": format!("arn:aws:iam::{STRANGER}:root")}), "secretsmanager:GetSecretValue", "*")},
+        {"Arn": function, "Type": "AWS::Lambda::Function", "Region": "eu-west-1",
+         "Policy": {"Version": "2012-10-17", "Statement": [
+            {"Sid": "partner", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{PARTNER}:root")},
+             "Action": "lambda:InvokeFunction", "Resource": function},
+            {"Sid": "url", "Effect": "Allow", "Principal": "*", "Action": "lambda:InvokeFunctionUrl",
+             "Resource": function, "Condition": {"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}}}
+         ]}},
+        {"Arn": repository, "Type": "AWS::ECR::Repository", "Region": "eu-west-1",
+         "Policy": {"Version": "2012-10-17", "Statement": [
+            {"Sid": "pull", "Effect": "Allow", "Principal": "*",
+             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}
+         ]}},
+        {"Arn": table, "Type": "AWS::DynamoDB::Table", "Region": "eu-west-1",
+         "Policy": allow(json!({"AWS": format!("arn:aws:iam::{STRANGER}:root")}), "dynamodb:GetItem", &table)}
+    ]}));
+    let rows = rows(&inv, &[PARTNER]);
+    let of = |arn: &str| -> Vec<(ExposureKind, String, Capability, ExposureStatus)> {
+        summary(
+            &rows
+                .iter()
+                .filter(|r| r.resource_arn == arn)
+                .cloned()
+                .collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        of(&secret),
+        vec![(
+            ExposureKind::CrossAccount,
+            format!("arn:aws:iam::{STRANGER}:root"),
+            Capability::ReadData,
+            ExposureStatus::Open
+        )]
+    );
+    let function_rows = of(&function);
+    assert!(
+        function_rows
+            .iter()
+            .any(|(k, p, _, s)| *k == ExposureKind::CrossAccount
+                && p.contains(PARTNER)
+                && *s == ExposureStatus::Open),
+        "{function_rows:?}"
+    );
+    assert!(
+        function_rows
+            .iter()
+            .any(|(k, _, _, s)| *k == ExposureKind::Public && *s == ExposureStatus::Conditional),
+        "the function URL is public while its auth type is NONE: {function_rows:?}"
+    );
+    assert!(rows
+        .iter()
+        .filter(|r| r.resource_arn == function && r.kind == ExposureKind::CrossAccount)
+        .all(|r| r.trusted));
+    assert_eq!(
+        of(&repository),
+        vec![(
+            ExposureKind::Public,
+            "*".to_string(),
+            Capability::ReadData,
+            ExposureStatus::Open
+        )]
+    );
+    assert_eq!(
+        of(&table),
+        vec![(
+            ExposureKind::CrossAccount,
+            format!("arn:aws:iam::{STRANGER}:root"),
+            Capability::ReadData,
+            ExposureStatus::Open
+        )]
+    );
+}

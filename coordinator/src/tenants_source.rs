@@ -49,6 +49,7 @@ pub fn bundled(root: &Path) -> anyhow::Result<TenantsFile> {
             accounts,
             digest_recipients: Vec::new(),
             trusted_accounts: customer.trusted_accounts.clone(),
+            regions: Vec::new(),
         });
     }
     let file = TenantsFile { customers };

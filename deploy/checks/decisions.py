@@ -178,6 +178,26 @@ def rows(v: dict) -> list:
         (A, "iam:CreateUser", f"arn:aws:iam::{v['customer_account_id']}:user/mallory", [], no),
         (A, "iam:PassRole", f"arn:aws:iam::{v['customer_account_id']}:role/admin", [], no),
         (A, "s3:GetObject", "arn:aws:s3:::customer-bucket/secret.txt", [], no),
+        # ... and the resource inventory's metadata reads, never the data
+        (A, "s3:ListAllMyBuckets", "*", [], ok),
+        (A, "s3:GetAccountPublicAccessBlock", "*", [], ok),
+        (A, "s3:GetBucketPolicy", "arn:aws:s3:::customer-bucket", [], ok),
+        (A, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::customer-bucket", [], ok),
+        (A, "kms:GetKeyPolicy", f"arn:aws:kms:{region}:{v['customer_account_id']}:key/0b5e7d1a", [], ok),
+        (A, "kms:Decrypt", f"arn:aws:kms:{region}:{v['customer_account_id']}:key/0b5e7d1a", [], no),
+        (A, "sqs:GetQueueAttributes", f"arn:aws:sqs:{region}:{v['customer_account_id']}:orders", [], ok),
+        (A, "sqs:ReceiveMessage", f"arn:aws:sqs:{region}:{v['customer_account_id']}:orders", [], no),
+        (A, "sns:GetTopicAttributes", f"arn:aws:sns:{region}:{v['customer_account_id']}:alerts", [], ok),
+        (A, "sns:Publish", f"arn:aws:sns:{region}:{v['customer_account_id']}:alerts", [], no),
+        (A, "secretsmanager:GetResourcePolicy", f"arn:aws:secretsmanager:eu-central-1:{v['customer_account_id']}:secret:db-AbCdEf", [], ok),
+        (A, "secretsmanager:GetSecretValue", f"arn:aws:secretsmanager:eu-central-1:{v['customer_account_id']}:secret:db-AbCdEf", [], no),
+        (A, "lambda:GetPolicy", f"arn:aws:lambda:{region}:{v['customer_account_id']}:function:thumbnailer", [], ok),
+        (A, "lambda:InvokeFunction", f"arn:aws:lambda:{region}:{v['customer_account_id']}:function:thumbnailer", [], no),
+        (A, "ecr:GetRepositoryPolicy", f"arn:aws:ecr:{region}:{v['customer_account_id']}:repository/images", [], ok),
+        (A, "ecr:BatchGetImage", f"arn:aws:ecr:{region}:{v['customer_account_id']}:repository/images", [], no),
+        (A, "dynamodb:GetResourcePolicy", f"arn:aws:dynamodb:{region}:{v['customer_account_id']}:table/orders", [], ok),
+        (A, "dynamodb:GetItem", f"arn:aws:dynamodb:{region}:{v['customer_account_id']}:table/orders", [], no),
+        (A, "s3:PutBucketPolicy", "arn:aws:s3:::customer-bucket", [], no),
     ]
 
 

@@ -15,7 +15,9 @@
 //! - `-payroll`: a bucket its policy opens to one role of the account
 //!   (`OrganizationAccountAccessRole`) and closes to every other principal, with a `payroll`
 //!   key whose policy names that role and does not delegate to the account: nothing
-//!   external, but the report's "Data access" shows who inside can reach them.
+//!   external, but the report's "Data access" shows who inside can reach them;
+//! - a `-partner-api-key` secret [`PARTNER_ACCOUNT`] may read (cross-account, trusted);
+//! - a `base-images` container repository the organisation may pull from (conditional).
 
 use serde_json::{json, Value};
 
@@ -167,6 +169,29 @@ pub(crate) fn inventory(account: &str, reports_bucket_public: bool) -> Vec<u8> {
                 json!(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:DescribeKey"]), json!("*")),
         ]},
         "Tags": {"alias": "payroll", "confidentiality": "restricted"},
+    }));
+    // A secret the partner reads (cross-account, trusted), and a container repository the
+    // organisation pulls from (its policy has no Resource element; conditional).
+    resources.push(json!({
+        "Arn": format!("arn:aws:secretsmanager:{REGION}:{account}:secret:{account}-partner-api-key-Xq3v9Z"),
+        "Type": "AWS::SecretsManager::Secret",
+        "Region": REGION,
+        "Policy": {"Version": "2012-10-17", "Statement": [
+            statement("PartnerReadsTheKey", json!({"AWS": format!("arn:aws:iam::{PARTNER_ACCOUNT}:root")}),
+                json!("secretsmanager:GetSecretValue"), json!("*")),
+        ]},
+        "Tags": {"confidentiality": "restricted", "environment": "production"},
+    }));
+    resources.push(json!({
+        "Arn": format!("arn:aws:ecr:{REGION}:{account}:repository/base-images"),
+        "Type": "AWS::ECR::Repository",
+        "Region": REGION,
+        "Policy": {"Version": "2012-10-17", "Statement": [{
+            "Sid": "OrganisationPulls", "Effect": "Allow", "Principal": "*",
+            "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-sample12345"}},
+        }]},
+        "Tags": {"environment": "shared"},
     }));
     let doc = json!({
         "AccountBlockPublicAccess": {"BlockPublicAcls": true, "IgnorePublicAcls": true},

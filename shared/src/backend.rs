@@ -54,6 +54,8 @@ impl Backend {
         let report = serde_json::json!({
             "requests": self.aws_request_counts(),
             "operations": self.aws_operation_counts(),
+            // Of those, the ones made with a customer role's credentials.
+            "customer_role_operations": self.aws.as_ref().map(AwsBackend::customer_role_operation_counts).unwrap_or_default(),
             "billed_units": self.aws.as_ref().map(AwsBackend::billed_units).unwrap_or_default(),
             "throttled": self.aws_throttle_counts(),
         });

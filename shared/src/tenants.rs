@@ -46,6 +46,10 @@ pub struct CustomerConfig {
     /// these apart from access by unknown accounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_accounts: Vec<String>,
+    /// The AWS regions the customer's accounts use (`eu-west-1`, ...): their resource
+    /// policies are collected in each. Empty: the deployment's own region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +147,17 @@ impl TenantsFile {
                 validate_account(trusted)
                     .map_err(|e| format!("customer {:?}, trusted_accounts: {e}", customer.id))?;
             }
+            let mut regions = BTreeSet::new();
+            for region in &customer.regions {
+                check_region(region)
+                    .map_err(|problem| format!("customer {:?}, regions: {problem}", customer.id))?;
+                if !regions.insert(region.as_str()) {
+                    return Err(format!(
+                        "customer {:?}, regions: {region:?} is listed twice",
+                        customer.id
+                    ));
+                }
+            }
             for account in &customer.accounts {
                 validate_account(&account.id)
                     .map_err(|e| format!("customer {:?}: {e}", customer.id))?;
@@ -194,12 +209,34 @@ impl TenantsFile {
                             external_id: a.external_id.clone(),
                             fixture_dir: a.fixture_dir.as_ref().map(|d| d.display().to_string()),
                             trusted_accounts: c.trusted_accounts.clone(),
+                            regions: c.regions.clone(),
                         },
                         a.size_hint,
                     )
                 })
             })
             .collect()
+    }
+}
+
+/// A region must look like an AWS region name (`us-east-1`, `eu-central-2`,
+/// `us-gov-west-1`): lowercase words and a number, joined by `-`.
+fn check_region(region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let words = &parts[..parts.len().saturating_sub(1)];
+    let ok = parts.len() >= 3
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{region:?} is not an AWS region name (like \"eu-west-1\")"
+        ))
     }
 }
 
@@ -299,6 +336,29 @@ role_arn = "arn:aws:iam::111122223333:role/audit/AccessflowAudit"
     }
 
     #[test]
+    fn region_names() {
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-4",
+        ] {
+            assert!(check_region(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "eu",
+            "eu-west",
+            "EU-west-1",
+            "eu-west-x",
+            "eu--1",
+            "eu-west-1 ",
+        ] {
+            assert!(check_region(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_problem_and_the_place() {
         let dir = tempfile::tempdir().unwrap();
         let cases = [
@@ -310,6 +370,8 @@ role_arn = "arn:aws:iam::111122223333:role/audit/AccessflowAudit"
             ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"\nrole_arn=\"arn:aws:iam::444455556666:role/AccessflowAudit\"", "is a role of account 444455556666, not of account 111122223333"),
             ("[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"\nrole_arn=\"arn:aws:s3:::111122223333\"", "is not an IAM role ARN"),
             ("[[customers]]\nid = \"acme\"\ndigest_recipients = [\"ops@acme.example\", \"not an address\"]\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"", "customer \"acme\", digest_recipients: \"not an address\" is not an e-mail address"),
+            ("[[customers]]\nid = \"acme\"\nregions = [\"eu-west-1\", \"Frankfurt\"]\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"", "customer \"acme\", regions: \"Frankfurt\" is not an AWS region name"),
+            ("[[customers]]\nid = \"acme\"\nregions = [\"eu-west-1\", \"eu-west-1\"]\n[[customers.accounts]]\nid=\"111122223333\"\nfixture_dir=\"x\"", "\"eu-west-1\" is listed twice"),
         ];
         for (text, expected) in cases {
             let path = write(dir.path(), text);

@@ -26,6 +26,7 @@ fn locator(account: &str) -> AccountLocator {
         external_id: Some("acme-external-id".into()),
         fixture_dir: None,
         trusted_accounts: Vec::new(),
+        regions: Vec::new(),
     }
 }
 
@@ -366,6 +367,7 @@ fn fake_locator(role: &str) -> AccountLocator {
         external_id: Some("xid".into()),
         fixture_dir: None,
         trusted_accounts: Vec::new(),
+        regions: Vec::new(),
     }
 }
 
@@ -601,6 +603,7 @@ async fn a_fixture_account_round_trips_through_moto() {
         external_id: Some("x".into()),
         fixture_dir: None,
         trusted_accounts: Vec::new(),
+        regions: Vec::new(),
     };
     let iam = backend.iam().iam_client(&locator).await.unwrap();
     let summary = seed::seed_account(&iam, &account, &fixture).await.unwrap();
@@ -655,13 +658,15 @@ async fn a_fixture_account_round_trips_through_moto() {
     );
 }
 
-/// `ACCESSFLOW_COLLECT_RESOURCES=on`: the account's buckets, customer managed keys, queues
-/// and topics come back as the resource inventory, with their policies, Block Public
-/// Access, the ACL grants to everyone, tags and KMS grants, and the analysis reads it (the
-/// queue shared with another account is cross-account, the default topic policy is not);
-/// the S3, KMS, SQS and SNS requests are counted. Not shown
-/// on moto (it enforces no IAM): access denied on one resource (a warning, by the same
-/// code path as a missing policy) and more than one page of buckets or keys.
+/// The resource inventory (on by default): the account's buckets, customer managed keys,
+/// queues, topics, secrets, functions, repositories and tables come back with their
+/// policies, the account's and each bucket's Block Public Access, the ACL grants to
+/// everyone, tags and KMS grants, in every region the customer lists (a queue in a second
+/// region); the analysis reads it (the queue, secret, function, repository and table
+/// shared with another account are cross-account, the default topic policy is not); the
+/// requests are counted, as the customer role's. Not shown on moto (it enforces no IAM):
+/// access denied on one resource (a warning, by the same code path as a missing policy)
+/// and more than one page of buckets or keys.
 #[tokio::test]
 async fn collects_the_resource_inventory_when_asked() {
     use aws_sdk_iam::config::{BehaviorVersion, Region};
@@ -795,8 +800,164 @@ async fn collects_the_resource_inventory_when_asked() {
         .await
         .expect("grant");
 
-    // Off by default: no inventory, no S3 or KMS call.
-    let (off, _) = moto::backend("resoff").await;
+    // Secrets Manager, Lambda, ECR and DynamoDB, each shared with the other account
+    let shared_with = |action: &str, resource: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::999988887777:root"}},"Action":"{action}","Resource":"{resource}"}}]}}"#
+        )
+    };
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let secret = secrets
+        .create_secret()
+        .name("db-password")
+        .secret_string("hunter2")
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("confidentiality")
+                .value("secret")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("secret");
+    let secret_arn = secret.arn().expect("secret ARN").to_string();
+    secrets
+        .put_resource_policy()
+        .secret_id(&secret_arn)
+        .resource_policy(shared_with("secretsmanager:GetSecretValue", "*"))
+        .send()
+        .await
+        .expect("secret policy");
+    let iam = moto::iam_in_account(&account).await;
+    let lambda_role = iam
+        .create_role()
+        .role_name("function-role")
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .expect("function role");
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    // The smallest valid zip archive (an empty one): moto stores the code, never runs it.
+    let empty_zip = [
+        80u8, 75, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let function = lambda
+        .create_function()
+        .function_name("thumbnailer")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("index.handler")
+        .role(lambda_role.role().map(|r| r.arn()).expect("role ARN"))
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(empty_zip.to_vec()))
+                .build(),
+        )
+        .tags("environment", "production")
+        .send()
+        .await
+        .expect("function");
+    let function_arn = function.function_arn().expect("function ARN").to_string();
+    lambda
+        .add_permission()
+        .function_name("thumbnailer")
+        .statement_id("partner-invoke")
+        .action("lambda:InvokeFunction")
+        .principal("999988887777")
+        .send()
+        .await
+        .expect("function permission");
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    let repository = ecr
+        .create_repository()
+        .repository_name("images")
+        .send()
+        .await
+        .expect("repository");
+    let repository_arn = repository
+        .repository()
+        .and_then(|r| r.repository_arn())
+        .expect("repository ARN")
+        .to_string();
+    ecr.set_repository_policy()
+        .repository_name("images")
+        .policy_text(
+            r#"{"Version":"2012-10-17","Statement":[{"Sid":"pull","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":["ecr:BatchGetImage","ecr:GetDownloadUrlForLayer"]}]}"#,
+        )
+        .send()
+        .await
+        .expect("repository policy");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    dynamodb
+        .create_table()
+        .table_name("orders")
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key schema"),
+        )
+        .send()
+        .await
+        .expect("table");
+    let table_arn = format!("arn:aws:dynamodb:us-east-1:{account}:table/orders");
+    dynamodb
+        .put_resource_policy()
+        .resource_arn(&table_arn)
+        .policy(shared_with("dynamodb:GetItem", &table_arn))
+        .send()
+        .await
+        .expect("table policy");
+    // The account's Block Public Access (S3 Control)
+    aws_sdk_s3control::Client::from_conf(
+        aws_sdk_s3control::config::Builder::from(&sdk)
+            .endpoint_resolver(accessflow_shared::aws::EmulatorS3ControlEndpoint(
+                endpoint.clone(),
+            ))
+            .build(),
+    )
+    .put_public_access_block()
+    .account_id(&account)
+    .public_access_block_configuration(
+        aws_sdk_s3control::types::PublicAccessBlockConfiguration::builder()
+            .ignore_public_acls(true)
+            .build(),
+    )
+    .send()
+    .await
+    .expect("account public access block");
+    // A queue in a second region the customer lists
+    let sqs_eu = aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .region(Region::new("eu-west-1"))
+            .build(),
+    );
+    sqs_eu
+        .create_queue()
+        .queue_name("eu-inbox")
+        .send()
+        .await
+        .expect("queue in eu-west-1");
+
+    // Turned off (ACCESSFLOW_COLLECT_RESOURCES=off): no inventory.
+    let mut off_settings = moto::settings(&moto::unique_prefix("resoff"));
+    off_settings.collect_resources = false;
+    let off = accessflow_shared::aws::AwsBackend::connect(&off_settings)
+        .await
+        .expect("connect");
     let raw = off
         .ports()
         .iam
@@ -805,15 +966,15 @@ async fn collects_the_resource_inventory_when_asked() {
         .unwrap();
     assert!(raw.resources.is_none());
 
-    let mut settings = base;
-    settings.collect_resources = true;
-    let backend = accessflow_shared::aws::AwsBackend::connect(&settings)
+    let backend = accessflow_shared::aws::AwsBackend::connect(&base)
         .await
         .expect("connect");
+    let mut in_two_regions = locator(&account);
+    in_two_regions.regions = vec!["us-east-1".into(), "eu-west-1".into()];
     let raw = backend
         .ports()
         .iam
-        .fetch_account(&locator(&account))
+        .fetch_account(&in_two_regions)
         .await
         .unwrap();
     let inventory: Value =
@@ -893,9 +1054,81 @@ async fn collects_the_resource_inventory_when_asked() {
         !exposure.iter().any(|r| r.resource_arn == topic_arn),
         "{exposure:#?}"
     );
+    // Secrets Manager, Lambda, ECR, DynamoDB: policies and tags
+    let secret = find(resources, "Arn", &secret_arn);
+    assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+    assert!(secret["Policy"]
+        .as_str()
+        .is_some_and(|p| p.contains("GetSecretValue")));
+    assert_eq!(secret["Tags"]["confidentiality"], "secret");
+    let function = find(resources, "Arn", &function_arn);
+    assert_eq!(function["Type"], "AWS::Lambda::Function");
+    assert!(function["Policy"]
+        .as_str()
+        .is_some_and(|p| p.contains("999988887777")));
+    assert_eq!(function["Tags"]["environment"], "production");
+    let repository = find(resources, "Arn", &repository_arn);
+    assert_eq!(repository["Type"], "AWS::ECR::Repository");
+    assert!(repository["Policy"]
+        .as_str()
+        .is_some_and(|p| p.contains("BatchGetImage")));
+    let table = find(resources, "Arn", &table_arn);
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    assert!(table["Policy"]
+        .as_str()
+        .is_some_and(|p| p.contains("dynamodb:GetItem")));
+    // the account's Block Public Access, and the second region's queue
+    assert_eq!(
+        inventory["AccountBlockPublicAccess"]["IgnorePublicAcls"], true,
+        "{inventory:#}"
+    );
+    let eu = find(
+        resources,
+        "Arn",
+        &format!("arn:aws:sqs:eu-west-1:{account}:eu-inbox"),
+    );
+    assert_eq!(eu["Region"], "eu-west-1");
+    for arn in [&secret_arn, &function_arn, &repository_arn, &table_arn] {
+        assert!(
+            exposure
+                .iter()
+                .any(|r| &r.resource_arn == arn && r.external_account == "999988887777"),
+            "{arn} is shared with 999988887777: {exposure:#?}"
+        );
+    }
+    // the account's IgnorePublicAcls blocks the public-read ACL
+    let acl_rows: Vec<_> = exposure
+        .iter()
+        .filter(|r| r.resource_arn == arn(&acl) && r.via == "bucket ACL")
+        .collect();
+    assert!(
+        !acl_rows.is_empty()
+            && acl_rows
+                .iter()
+                .all(|r| r.status == accessflow_analysis::resources::ExposureStatus::Blocked),
+        "{acl_rows:#?}"
+    );
+    let customer_role = backend.customer_role_operation_counts();
+    for op in [
+        "s3control:GetPublicAccessBlock",
+        "secretsmanager:GetResourcePolicy",
+        "lambda:GetPolicy",
+        "ecr:GetRepositoryPolicy",
+        "dynamodb:GetResourcePolicy",
+        "iam:GetAccountAuthorizationDetails",
+    ] {
+        assert!(customer_role.contains_key(op), "{op}: {customer_role:?}");
+    }
+    assert!(
+        !customer_role.keys().any(|op| op.starts_with("sts:")),
+        "AssumeRole is the worker's own request: {customer_role:?}"
+    );
     let counts = backend.request_counts();
     assert!(counts["s3"] >= 17, "ListBuckets + 4 per bucket: {counts:?}");
     assert!(counts["kms"] >= 5, "{counts:?}");
-    assert!(counts["sqs"] >= 5, "ListQueues + 2 per queue: {counts:?}");
+    assert!(
+        counts["sqs"] >= 8,
+        "ListQueues per region + 2 per queue: {counts:?}"
+    );
     assert!(counts["sns"] >= 3, "ListTopics + 2 per topic: {counts:?}");
 }

@@ -202,6 +202,7 @@ fn locator(dir: Option<&Path>) -> AccountLocator {
         external_id: None,
         fixture_dir: dir.map(|d| d.display().to_string()),
         trusted_accounts: Vec::new(),
+        regions: Vec::new(),
     }
 }
 

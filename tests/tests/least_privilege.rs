@@ -5,8 +5,9 @@
 //!    by the programs themselves (`--request-report`): the coordinator's commands
 //!    (reconcile, start, status, the DLQ commands on a really dead-lettered account, index,
 //!    gc, a reconcile that removes an account), the workers, and `coordinator exporter` (its own
-//!    read-only role). The workers' IAM calls are made
-//!    with the customer role's credentials, so they belong to the customer audit role.
+//!    read-only role). The workers' IAM reads and resource inventory are made with the
+//!    customer role's credentials (the request report counts them apart), so they belong
+//!    to the customer audit role; the customer account holds one data store of each kind.
 //! 2. **What is granted.** `deploy/checks/render_policies.py` renders each role's policy
 //!    documents from the Terraform files, parsed with python-hcl2 (no provider, no
 //!    `terraform plan`), into authorization-details files.
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use accessflow_shared::ports::OutgoingMessage;
 use accessflow_testkit::python_venv::{self, VenvSpec};
-use accessflow_testkit::{moto, seed};
+use accessflow_testkit::{data_stores, moto, seed};
 use accessflow_tests::aws::{provisioned, AwsDeployment};
 use accessflow_tests::{binary, repo_root, terminate};
 use serde_json::{json, Value};
@@ -96,15 +97,24 @@ const NEEDED_BESIDES_CALLS: &[(&str, &str, &str)] = &[
 fn operations_in(paths: &[PathBuf]) -> BTreeSet<String> {
     let mut ops = BTreeSet::new();
     for path in paths {
-        let report: Value = serde_json::from_slice(
-            &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-        )
-        .unwrap();
-        if let Some(map) = report["operations"].as_object() {
-            ops.extend(map.keys().cloned());
-        }
+        ops.extend(counts_in(path, "operations").into_keys());
     }
     ops
+}
+
+/// The request counts of one section (`operations`, `customer_role_operations`) of a
+/// request report.
+fn counts_in(path: &Path, section: &str) -> BTreeMap<String, u64> {
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap();
+    report[section]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(op, n)| (op.clone(), n.as_u64().unwrap_or(0)))
+        .collect()
 }
 
 /// A coordinator command of `d`, its AWS requests counted into a new report in `reports`.
@@ -132,7 +142,11 @@ fn coordinator(d: &AwsDeployment, reports: &mut Vec<PathBuf>, args: &[&str]) -> 
 /// What the binaries call in a night on moto, by role.
 struct Observed {
     coordinator: BTreeSet<String>,
+    /// The worker's own requests (with its task role).
     worker: BTreeSet<String>,
+    /// The worker's requests with the customer role's credentials (the IAM reads and the
+    /// resource inventory).
+    customer: BTreeSet<String>,
     /// `coordinator exporter`, which runs under a role of its own.
     exporter: BTreeSet<String>,
 }
@@ -145,6 +159,10 @@ fn observe_a_night() -> Observed {
         seed::seed_fixture(&good, "iam_source_account.json")
             .await
             .expect("seed the account");
+        // One data store of each kind: the inventory makes every one of its requests.
+        data_stores::seed_data_stores(&good, "lp")
+            .await
+            .expect("seed the data stores");
         seed::seed_fixture(&broken, "iam_source_account.json")
             .await
             .expect("seed the account");
@@ -312,9 +330,18 @@ fn observe_a_night() -> Observed {
         &["reconcile", "--tenants", other.to_str().unwrap()],
     );
 
+    // The worker's requests, split by the credentials they were made with.
+    let worker_report = d.dir.path().join("requests-0.json");
+    let all = counts_in(&worker_report, "operations");
+    let customer = counts_in(&worker_report, "customer_role_operations");
     Observed {
         coordinator: operations_in(&reports),
-        worker: operations_in(&[d.dir.path().join("requests-0.json")]),
+        worker: all
+            .iter()
+            .filter(|(op, n)| **n > customer.get(*op).copied().unwrap_or(0))
+            .map(|(op, _)| op.clone())
+            .collect(),
+        customer: customer.into_keys().collect(),
         exporter: operations_in(&[exporter_report]),
     }
 }
@@ -335,6 +362,13 @@ fn iam_actions(operation: &str) -> Vec<String> {
         ("sns", "PublishBatch") => "Publish",
         // S3: a HEAD is a GetObject, a listing is ListBucket, a multi-delete DeleteObject.
         ("s3", "HeadObject") => "GetObject",
+        // The resource inventory's S3 reads, and the account's Block Public Access (an
+        // S3 Control operation with an `s3:` action).
+        ("s3", "ListBuckets") => "ListAllMyBuckets",
+        ("s3", "GetPublicAccessBlock") => "GetBucketPublicAccessBlock",
+        ("s3control", "GetPublicAccessBlock") => {
+            return vec!["s3:GetAccountPublicAccessBlock".into()]
+        }
         ("s3", "ListObjectsV2") | ("s3", "ListObjects") => "ListBucket",
         ("s3", "DeleteObjects") => "DeleteObject",
         _ => op,
@@ -615,6 +649,21 @@ fn requests_of(
     );
     let bucket = value(values, "bucket");
     let plain = Request::on;
+    if who == "customer" && service != "iam" {
+        // The resource inventory reads the customer's own data stores, in any region.
+        let at = |kind: &str| format!("arn:aws:{service}:{region}:{customer_account}:{kind}");
+        return vec![plain(match service {
+            "s3" => "arn:aws:s3:::customer-data".to_string(),
+            "kms" => at("key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+            "sqs" => at("inbox"),
+            "sns" => at("alerts"),
+            "secretsmanager" => at("secret:db-password-AbCdEf"),
+            "lambda" => at("function:thumbnailer"),
+            "ecr" => at("repository/images"),
+            "dynamodb" => at("table/orders"),
+            other => panic!("no customer resource rule for {other} ({action})"),
+        })];
+    }
     match service {
         "sqs" => vec![plain(queue), plain(dlq)],
         "sns" => vec![plain(format!(
@@ -694,10 +743,22 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
     let Observed {
         coordinator: coordinator_ops,
         worker: worker_ops,
+        customer: customer_ops,
         exporter: exporter_ops,
     } = observe_a_night();
     eprintln!("coordinator calls: {coordinator_ops:?}");
     eprintln!("worker calls: {worker_ops:?}");
+    eprintln!("worker calls as the customer role: {customer_ops:?}");
+    for op in [
+        "s3:GetBucketPolicy",
+        "lambda:GetPolicy",
+        "dynamodb:GetResourcePolicy",
+    ] {
+        assert!(
+            customer_ops.contains(op),
+            "the night must have collected the resource inventory ({op}): {customer_ops:?}"
+        );
+    }
     eprintln!("exporter calls: {exporter_ops:?}");
     assert!(
         exporter_ops.contains("sqs:GetQueueAttributes") && exporter_ops.contains("dynamodb:Query"),
@@ -734,16 +795,11 @@ fn terraform_roles_allow_exactly_what_the_binaries_call() {
     let free: BTreeSet<&str> = NEEDS_NO_PERMISSION.iter().map(|(op, _)| *op).collect();
     let mut worker = BTreeSet::new();
     let mut customer = BTreeSet::new();
-    for op in &worker_ops {
-        if free.contains(op.as_str()) {
-            continue;
-        }
-        // The collector's IAM reads run with the customer role's credentials.
-        if op.starts_with("iam:") {
-            customer.extend(iam_actions(op));
-        } else {
-            worker.extend(iam_actions(op));
-        }
+    for op in worker_ops.iter().filter(|op| !free.contains(op.as_str())) {
+        worker.extend(iam_actions(op));
+    }
+    for op in customer_ops.iter().filter(|op| !free.contains(op.as_str())) {
+        customer.extend(iam_actions(op));
     }
     let mut coordinator: BTreeSet<String> = coordinator_ops
         .iter()

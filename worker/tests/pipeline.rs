@@ -127,6 +127,7 @@ impl Night {
                     external_id: None,
                     fixture_dir: Some(fixtures.display().to_string()),
                     trusted_accounts: Vec::new(),
+                    regions: Vec::new(),
                 },
                 size_hint: u64::from(principals),
                 subscribed_at_ms: None,

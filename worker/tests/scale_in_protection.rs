@@ -224,6 +224,7 @@ impl Night {
                     external_id: None,
                     fixture_dir: Some(fixtures.display().to_string()),
                     trusted_accounts: Vec::new(),
+                    regions: Vec::new(),
                 },
                 size_hint: 12,
                 subscribed_at_ms: None,

@@ -16,7 +16,7 @@
 //! | `ACCESSFLOW_AWS_RETRY_MAX_SECS` | how long IAM/STS throttling is retried with backoff | `60` |
 //! | `ACCESSFLOW_ROLE_SESSION_NAME` | session name used for AssumeRole into customer accounts | `accessflow` |
 //! | `ACCESSFLOW_IAM_LAST_ACCESSED` | fetch IAM service-last-accessed data (`off` only for emulators without it, e.g. moto: unused-access findings are then skipped) | `on` |
-//! | `ACCESSFLOW_COLLECT_RESOURCES` | also collect each account's resource inventory (S3 bucket policies, Block Public Access, ACLs, tags; KMS key policies, grants, tags; SQS queue and SNS topic policies and tags) through the assumed role, for the public and cross-account report; needs the read permissions listed in the README | `off` |
+//! | `ACCESSFLOW_COLLECT_RESOURCES` | collect each account's resource inventory with its IAM data, through the assumed role (S3 bucket policies, account and bucket Block Public Access, ACLs, tags; KMS key policies, grants, tags; SQS, SNS, Secrets Manager, Lambda, ECR and DynamoDB resource policies and tags), for the data access and public and cross-account reports; the Terraform customer role grants the reads (`off`: IAM only) | `on` |
 //! | `ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS` | longest single attempt of any AWS call (above SQS's 20 s long poll) | `60` |
 //! | `ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS` | longest AWS call, all its retries included | `300` |
 //!
@@ -63,9 +63,10 @@ pub struct AwsSettings {
     /// Whether IAM service-last-accessed jobs are run. `false` only for emulators that lack
     /// the API (moto): the unused-access findings are then skipped.
     pub last_accessed: bool,
-    /// Whether each account's resource inventory (S3 buckets, KMS keys and their policies)
-    /// is collected with its IAM data. Off by default: the customer's role needs read
-    /// permissions on those services first.
+    /// Whether each account's resource inventory (buckets, keys, queues, topics, secrets,
+    /// functions, repositories and tables, with their policies) is collected with its IAM
+    /// data. On by default; the customer's role needs the read permissions the Terraform
+    /// `customer_role` module grants.
     pub collect_resources: bool,
 }
 
@@ -106,7 +107,7 @@ impl AwsSettings {
             attempt_timeout: Duration::from_secs(60),
             operation_timeout: Duration::from_secs(300),
             last_accessed: true,
-            collect_resources: false,
+            collect_resources: true,
         }
     }
 
@@ -407,17 +408,17 @@ mod tests {
     }
 
     #[test]
-    fn resource_collection_is_off_unless_turned_on() {
+    fn resource_collection_is_on_unless_turned_off() {
         let base = [("ACCESSFLOW_BUCKET", "my-bucket")];
         assert!(
-            !AwsSettings::from_lookup(lookup(&base))
+            AwsSettings::from_lookup(lookup(&base))
                 .unwrap()
                 .collect_resources
         );
-        let on =
-            AwsSettings::from_lookup(lookup(&[base[0], ("ACCESSFLOW_COLLECT_RESOURCES", "on")]))
+        let off =
+            AwsSettings::from_lookup(lookup(&[base[0], ("ACCESSFLOW_COLLECT_RESOURCES", "off")]))
                 .unwrap();
-        assert!(on.collect_resources);
+        assert!(!off.collect_resources);
         let err = AwsSettings::from_lookup(lookup(&[
             base[0],
             ("ACCESSFLOW_COLLECT_RESOURCES", "maybe"),

@@ -511,7 +511,7 @@ impl AwsIamSource {
         let config = aws_sdk_iam::config::Builder::from(&self.sdk)
             .credentials_provider(provider.clone())
             .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
-            .interceptor(self.counter.interceptor("iam"))
+            .interceptor(self.counter.customer_role_interceptor("iam"))
             .build();
         let client = IamClient::from_conf(config);
         self.sessions
@@ -612,6 +612,7 @@ impl IamSource for AwsIamSource {
                 Some(force_path_style) => Some(
                     super::resource_inventory::Collector::new(
                         &self.sdk,
+                        account,
                         credentials,
                         &self.counter,
                         force_path_style,

@@ -34,6 +34,7 @@ pub use iam_source::{decode_policy_document, percent_decode, AwsIamSource};
 pub use keys::AwsKeys;
 pub use queues::AwsQueues;
 pub use request_counter::RequestCounter;
+pub use resource_inventory::EmulatorS3ControlEndpoint;
 pub use retry::{is_throttle, retry_transient, RetryPolicy, RetryStats};
 pub use store::{AwsStore, COUNTER_PREFIX};
 pub use topics::{AwsTopics, SNS_MANAGED_KEY};
@@ -241,6 +242,12 @@ impl AwsBackend {
     /// AWS requests sent so far, per `service:Operation` (see [`RequestCounter::operations`]).
     pub fn operation_counts(&self) -> BTreeMap<String, u64> {
         self.counter.operations()
+    }
+
+    /// Requests made with a customer role's credentials, per `service:Operation` (see
+    /// [`RequestCounter::customer_role_operations`]).
+    pub fn customer_role_operation_counts(&self) -> BTreeMap<String, u64> {
+        self.counter.customer_role_operations()
     }
 
     /// Billed units so far, per `service:Operation` (see [`RequestCounter::billed_units`]);

@@ -10,7 +10,10 @@
 //! twice; each key read is a read unit), so large inline items cost what they weigh. What
 //! the estimate leaves out: free tiers, payload-size surcharges (SQS/SNS bill every 64 KB
 //! chunk as a request; SNS FIFO also bills payload GBs), reads over 4 KB, storage (S3,
-//! DynamoDB), KMS's $1 per key per month, and data transfer. STS and IAM requests are free.
+//! DynamoDB), KMS's $1 per key per month, and data transfer. STS and IAM requests are free,
+//! and so are the control-plane reads of the resource inventory (Lambda, ECR, S3 Control,
+//! DynamoDB's ListTables and GetResourcePolicy); those made with a customer role's
+//! credentials are billed to the customer's account.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +36,8 @@ pub struct Prices {
     pub s3_get: f64,
     /// KMS: $0.03 per 10,000 requests.
     pub kms_request: f64,
+    /// Secrets Manager: $0.05 per 10,000 API calls (the resource inventory's reads).
+    pub secrets_manager_request: f64,
     /// AWS Step Functions Standard: $0.025 per 1,000 state transitions (for comparison).
     pub step_functions_transition: f64,
 }
@@ -48,6 +53,7 @@ impl Default for Prices {
             s3_put_list: 0.005 / 1e3,
             s3_get: 0.0004 / 1e3,
             kms_request: 0.03 / 1e4,
+            secrets_manager_request: 0.05 / 1e4,
             step_functions_transition: 0.025 / 1e3,
         }
     }
@@ -87,7 +93,10 @@ pub fn price_of(operation: &str, prices: &Prices) -> f64 {
             _ => prices.s3_get,
         },
         "kms" => prices.kms_request,
-        _ => 0.0, // sts, iam: free
+        "secretsmanager" => prices.secrets_manager_request,
+        // sts, iam, and the control-plane reads of the resource inventory (Lambda, ECR,
+        // S3 Control): free
+        _ => 0.0,
     }
 }
 

@@ -34,6 +34,9 @@ struct ServiceCounts {
 #[derive(Clone, Default)]
 pub struct RequestCounter {
     services: Arc<Mutex<BTreeMap<String, Arc<ServiceCounts>>>>,
+    /// The requests made with a customer role's credentials, per `service:Operation` (also
+    /// counted in `services`): the least-privilege test proves the customer role with them.
+    customer_role: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
 impl std::fmt::Debug for RequestCounter {
@@ -59,7 +62,27 @@ impl RequestCounter {
         CountingInterceptor {
             service,
             counts: self.service(service),
+            customer_role: None,
         }
+    }
+
+    /// Like [`Self::interceptor`], for a client acting with a customer role's credentials
+    /// (the IAM reads and the resource inventory): its requests are also counted in
+    /// [`Self::customer_role_operations`].
+    pub fn customer_role_interceptor(&self, service: &'static str) -> CountingInterceptor {
+        CountingInterceptor {
+            service,
+            counts: self.service(service),
+            customer_role: Some(self.customer_role.clone()),
+        }
+    }
+
+    /// Requests made with a customer role's credentials, per `service:Operation`.
+    pub fn customer_role_operations(&self) -> BTreeMap<String, u64> {
+        self.customer_role
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Requests sent so far, per service.
@@ -124,6 +147,7 @@ static PRICES: std::sync::LazyLock<Prices> = std::sync::LazyLock::new(Prices::de
 pub struct CountingInterceptor {
     service: &'static str,
     counts: Arc<ServiceCounts>,
+    customer_role: Option<Arc<Mutex<BTreeMap<String, u64>>>>,
 }
 
 impl std::fmt::Debug for CountingInterceptor {
@@ -191,6 +215,13 @@ impl Intercept for CountingInterceptor {
             .with_label_values(&[self.service, &op])
             .inc();
         let operation = format!("{}:{op}", self.service);
+        if let Some(customer_role) = &self.customer_role {
+            *customer_role
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(operation.clone())
+                .or_default() += 1;
+        }
         let units = billed_units(&operation, context.request().body().bytes());
         metrics
             .cost

@@ -27,6 +27,10 @@ pub struct AccountLocator {
     /// The customer's known partner accounts (the tenants file's `trusted_accounts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_accounts: Vec<String>,
+    /// The regions whose resource policies are collected (the tenants file's `regions`);
+    /// empty: the backend's own region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
 }
 
 /// The raw account-level IAM data, exactly as AWS returns it.

@@ -47,3 +47,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "read_resource_policies" {
+  description = "Also let Accessflow read the resource policies of the account's data stores (S3 with the account's Block Public Access, KMS, SQS, SNS, Secrets Manager, Lambda, ECR, DynamoDB: policies, Block Public Access, ACLs, grants, tags; never their data), for the data access and public and cross-account reports. With false, run the workers with ACCESSFLOW_COLLECT_RESOURCES=off."
+  type        = bool
+  default     = true
+}

@@ -1,0 +1,94 @@
+//! ECR: `DescribeRepositories` (paged), and per repository `GetRepositoryPolicy` and
+//! `ListTagsForResource`.
+
+use serde_json::{json, Value};
+
+use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use crate::aws::retry::retry_transient;
+use crate::ports::PortResult;
+
+pub(super) async fn repositories(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
+    let client = &ctx.clients.ecr;
+    let op = "ecr:DescribeRepositories";
+    let mut token: Option<String> = None;
+    // (ARN, name)
+    let mut listed = Vec::new();
+    loop {
+        let t = token.clone();
+        let page = retry_transient(ctx.policy, ctx.stats, || async {
+            got(
+                op,
+                client
+                    .describe_repositories()
+                    .set_next_token(t.clone())
+                    .max_results(1000)
+                    .send()
+                    .await,
+                &[],
+            )
+        })
+        .await?;
+        let Got::Value(page) = page else {
+            found.warn(format!(
+                "ECR in {}: access denied listing the repositories (ecr:DescribeRepositories): repositories not analysed",
+                ctx.region()
+            ));
+            return Ok(());
+        };
+        for repo in page.repositories() {
+            if let (Some(arn), Some(name)) = (repo.repository_arn(), repo.repository_name()) {
+                listed.push((arn.to_string(), name.to_string()));
+            }
+        }
+        match page.next_token() {
+            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    listed.sort();
+    for (arn, name) in listed {
+        let mut r = resource(&arn, "AWS::ECR::Repository", ctx.region());
+        let op = "ecr:GetRepositoryPolicy";
+        match retry_transient(ctx.policy, ctx.stats, || async {
+            got(
+                op,
+                client.get_repository_policy().repository_name(&name).send().await,
+                &["RepositoryPolicyNotFoundException", "RepositoryNotFoundException"],
+            )
+        })
+        .await?
+        {
+            Got::Value(p) => {
+                if let Some(text) = p.policy_text() {
+                    r.insert("Policy".into(), json!(text));
+                }
+            }
+            Got::Missing => {}
+            Got::Denied => found.warn(format!(
+                "ECR repository {arn}: access denied reading its policy (ecr:GetRepositoryPolicy): not analysed"
+            )),
+        }
+        let op = "ecr:ListTagsForResource";
+        match retry_transient(ctx.policy, ctx.stats, || async {
+            got(
+                op,
+                client
+                    .list_tags_for_resource()
+                    .resource_arn(&arn)
+                    .send()
+                    .await,
+                &["RepositoryNotFoundException"],
+            )
+        })
+        .await?
+        {
+            Got::Value(t) => insert_tags(&mut r, t.tags().iter().map(|t| (t.key(), t.value()))),
+            Got::Missing => {}
+            Got::Denied => found.warn(format!(
+                "ECR repository {arn}: access denied reading its tags (ecr:ListTagsForResource)"
+            )),
+        }
+        found.resources.push(Value::Object(r));
+    }
+    Ok(())
+}
