@@ -16,6 +16,8 @@
 //!   key whose policy does not delegate gives identity grants nothing.
 //! - **An explicit deny** in the resource policy (for the principal, or everyone) removes
 //!   what either side allowed; a deny under conditions makes it conditional.
+//! - **Resource control policies** of the organisation, when given, apply on top: what
+//!   they deny is not a row, what they deny under undecided conditions is conditional.
 //! - Each row says **via** which side it was allowed: `identity policy`, the resource's
 //!   policy (`bucket policy`, `key policy`, `resource policy`), or both.
 //!
@@ -36,7 +38,9 @@ use serde::{Deserialize, Serialize};
 use crate::access::{Grant, PrincipalAnalysis};
 use crate::catalog::{ActionSet, Capability, Catalog};
 use crate::condition::{RequestContext, Tri};
-use crate::eval::{boundary_allows, eval_resource_doc, principal_context, ResourceLayer};
+use crate::eval::{
+    boundary_allows, eval_resource_doc, principal_context, rcp_verdict, Rcps, ResourceLayer,
+};
 use crate::glob::{arn_account, pattern_covers, pattern_intersect, wildcard_match};
 use crate::model::{AccountModel, PrincipalKind};
 use crate::policy::{Effect, PolicyDocument, PrincipalMatch};
@@ -330,6 +334,7 @@ pub fn data_access(
                 fold_actions(
                     engine,
                     model,
+                    &inventory.rcps,
                     r,
                     doc,
                     kms,
@@ -391,6 +396,7 @@ pub fn data_access(
 fn fold_actions(
     engine: &Engine,
     model: &AccountModel,
+    rcps: &[Rcps],
     r: &InventoriedResource,
     doc: Option<&PolicyDocument>,
     kms: bool,
@@ -438,9 +444,16 @@ fn fold_actions(
             }
         };
         let identity_side = if kms { id.and(any) } else { id };
-        let allowed = identity_side.or(resource_side).and(deny.negate());
+        let mut allowed = identity_side.or(resource_side).and(deny.negate());
         if allowed == Tri::No {
             continue;
+        }
+        if !rcps.is_empty() {
+            let rcp = rcp_verdict(rcps, principal.1, &info.full_name, scope, principal, ctx);
+            allowed = allowed.and(rcp.deny.negate());
+            if allowed == Tri::No {
+                continue;
+            }
         }
         let fold = per.entry((info.service, info.capability)).or_default();
         fold.allowed = Some(fold.allowed.unwrap_or(Tri::No).or(allowed));

@@ -1,5 +1,6 @@
 //! One decision: may `principal` do `action` on `resource`? Follows AWS's policy evaluation
-//! logic: explicit deny anywhere wins; SCPs must allow (except in the management account);
+//! logic: explicit deny anywhere wins; SCPs must allow (except in the management account),
+//! and so must resource control policies for a resource of a service they govern;
 //! within one account an identity policy (limited by the permission boundary) or a
 //! resource policy naming the principal grants; across accounts both sides must allow.
 //! Conditions are evaluated in three-valued logic: without a request context a statement
@@ -30,6 +31,8 @@ pub enum Decision {
 #[serde(rename_all = "kebab-case")]
 pub enum PolicyType {
     Scp,
+    /// A resource control policy of the organisation.
+    Rcp,
     ResourceBased,
     Identity,
     PermissionBoundary,
@@ -274,10 +277,102 @@ impl Scps {
     }
 }
 
+/// Resource control policies: the same file formats as [`Scps`] (an organization tree of
+/// RCPs, or one RCP document attached to the account). They limit what can be done to the
+/// resources of the organisation's accounts, whoever asks, for the resource's account and
+/// only for the services RCPs govern ([`RCP_SERVICES`]); the management account's
+/// resources are not limited. AWS attaches `RCPFullAWSAccess` to every root, OU and
+/// account and it cannot be detached, so only their denies decide (a deny wins).
+pub type Rcps = Scps;
+
+/// The services whose resources resource control policies govern (AWS, 2025).
+pub const RCP_SERVICES: &[&str] = &[
+    "s3",
+    "sts",
+    "kms",
+    "sqs",
+    "secretsmanager",
+    "ecr",
+    "aoss",
+    "cognito-idp",
+    "logs",
+    "dynamodb",
+];
+
+/// What the organisation's RCPs say about one request to a resource.
+#[derive(Debug)]
+pub(crate) struct RcpVerdict {
+    /// A statement denies (`Maybe`: under undecided conditions).
+    pub deny: Tri,
+    pub statements: Vec<DecidingStatement>,
+    /// What decides it, for a report's `condition` column: the RCP and, for a statement
+    /// under undecided conditions, its conditions (`RCP data-perimeter: denied if
+    /// StringNotEquals aws:PrincipalOrgID = o-123`).
+    pub reasons: Vec<String>,
+}
+
+/// What the organisation's RCPs say about one request to a resource of
+/// `resource_account`. RCPs that do not govern the action's service, or trees without the
+/// account (or whose management account it is), allow.
+pub(crate) fn rcp_verdict(
+    rcps: &[Rcps],
+    resource_account: &str,
+    action: &str,
+    resource: &str,
+    principal: (&str, &str),
+    ctx: &RequestContext,
+) -> RcpVerdict {
+    let service = action.split(':').next().unwrap_or_default();
+    let mut verdict = RcpVerdict {
+        deny: Tri::No,
+        statements: Vec::new(),
+        reasons: Vec::new(),
+    };
+    if !RCP_SERVICES.iter().any(|s| s.eq_ignore_ascii_case(service)) {
+        return verdict;
+    }
+    let req = Req {
+        action,
+        resource,
+        principal,
+        ctx,
+    };
+    for tree in rcps {
+        if let Some(levels) = tree.levels(resource_account) {
+            for level in levels {
+                let mut lr = LayerResult::default();
+                for (name, doc) in level {
+                    eval_doc(doc, name, PolicyType::Rcp, &req, &mut lr);
+                }
+                for d in lr.statements.iter().filter(|d| d.effect == Effect::Deny) {
+                    let conditions = level
+                        .iter()
+                        .filter(|(name, _)| *name == d.policy)
+                        .flat_map(|(_, doc)| doc.statements.iter())
+                        .filter(|st| st.index == d.statement_index && d.conditional)
+                        .flat_map(|st| st.conditions.iter())
+                        .map(|c| format!("{} {} = {}", c.operator, c.key, c.values.join(",")))
+                        .collect::<Vec<_>>();
+                    verdict.reasons.push(if conditions.is_empty() {
+                        format!("RCP {}: denied", d.policy)
+                    } else {
+                        format!("RCP {}: denied if {}", d.policy, conditions.join(" and "))
+                    });
+                }
+                verdict.deny = verdict.deny.or(tri(lr.deny));
+                verdict.statements.extend(lr.statements);
+            }
+        }
+    }
+    verdict
+}
+
 /// Extra inputs for a check.
 #[derive(Debug, Clone, Default)]
 pub struct CheckInputs {
     pub scps: Vec<Scps>,
+    /// The organisation's resource control policies ([`Rcps`]).
+    pub rcps: Vec<Rcps>,
     pub resource_policies: Vec<ResourcePolicy>,
 }
 
@@ -397,7 +492,7 @@ fn eval_doc(
         if r == Tri::No {
             continue;
         }
-        let hit = if ptype == PolicyType::ResourceBased {
+        let hit = if matches!(ptype, PolicyType::ResourceBased | PolicyType::Rcp) {
             statement_principal(st, principal.0, principal.1)
         } else {
             PrincipalHit::Specific
@@ -816,11 +911,20 @@ impl Engine {
             );
         }
         let same_account = resource_account.as_deref().is_none_or(|a| a == account);
-
+        // RCPs, for the resource's account
+        let rcp = rcp_verdict(
+            &inputs.rcps,
+            resource_account.as_deref().unwrap_or(&account),
+            action,
+            resource,
+            pinfo,
+            &ctx,
+        );
         let deny = tri(id.deny)
             .or(tri(bnd.deny))
             .or(tri(scp.deny))
-            .or(tri(rp.deny));
+            .or(tri(rp.deny))
+            .or(rcp.deny);
         let boundary_ok = if has_boundary {
             tri(bnd.allow)
         } else {
@@ -860,6 +964,7 @@ impl Engine {
         for l in [scp, rp, id, bnd] {
             statements.extend(l.statements);
         }
+        statements.extend(rcp.statements);
         // on an explicit deny, the deny statements decided it
         if decision == Decision::ExplicitDeny {
             statements.retain(|s| s.effect == Effect::Deny && !s.conditional);

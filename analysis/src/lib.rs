@@ -68,7 +68,7 @@ pub use condition::{RequestContext, Tri};
 pub use error::{AnalysisError, ParseError, PolicyError, ReportError};
 pub use eval::{
     parse_resource_policies, CheckInputs, CheckResult, DecidingStatement, Decision, PolicyType,
-    ResourcePolicy, Scps,
+    Rcps, ResourcePolicy, Scps, RCP_SERVICES,
 };
 pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
 pub use report::{

@@ -23,6 +23,10 @@
 //! - Principals inside the account are not rows here: for them the resource policy adds to
 //!   the IAM analysis (not done yet: the bulk analysis reads identity policies only).
 //! - Canonical-user grantees other than everyone are not resolved to accounts (skipped).
+//! - The organisation's **resource control policies**, when given
+//!   ([`ResourceInventory::with_rcps`]), apply on top: access they deny is `blocked` (the
+//!   RCP named in `condition`), access they deny under undecided conditions (the usual
+//!   data perimeter: `aws:PrincipalOrgID` is not the organisation's) `conditional`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,9 +35,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Capability;
-use crate::condition::RequestContext;
+use crate::condition::{RequestContext, Tri};
 use crate::error::{ParseError, PolicyError};
-use crate::eval::{eval_resource_doc, ResourceLayer};
+use crate::eval::{eval_resource_doc, rcp_verdict, Rcps, ResourceLayer};
 use crate::glob::arn_account;
 use crate::policy::{parse_document, DocKind, Effect, PolicyDocument, PrincipalMatch};
 use crate::Engine;
@@ -128,6 +132,10 @@ pub struct ResourceInventory {
     pub account_block_public_access: Option<BlockPublicAccess>,
     pub resources: Vec<InventoriedResource>,
     pub warnings: Vec<String>,
+    /// The organisation's resource control policies, when given (`worker analyze --rcp`):
+    /// an access they deny is shown `blocked`, one they deny under undecided conditions
+    /// `conditional`.
+    pub rcps: Vec<Rcps>,
 }
 
 /// The file name of the inventory in a fixture directory and in the snapshot.
@@ -178,7 +186,14 @@ impl ResourceInventory {
             account_block_public_access: raw.account_block_public_access,
             resources,
             warnings: raw.warnings,
+            rcps: Vec::new(),
         })
+    }
+
+    /// Attaches the organisation's resource control policies.
+    pub fn with_rcps(mut self, rcps: Vec<Rcps>) -> ResourceInventory {
+        self.rcps = rcps;
+        self
     }
 
     /// The policy errors of the inventory's resources.
@@ -409,6 +424,37 @@ struct Fold {
     conditional: bool,
     scopes: BTreeSet<String>,
     conditions: BTreeSet<String>,
+    /// Granted, but the organisation's RCPs deny it: why.
+    rcp_blocked: BTreeSet<String>,
+}
+
+impl Fold {
+    /// Folds in one action the resource side allows (`conditional`: only under undecided
+    /// conditions, `conditions` says which), passed through the organisation's RCPs.
+    fn add(
+        &mut self,
+        scope: &str,
+        conditional: bool,
+        conditions: Vec<String>,
+        rcp: &crate::eval::RcpVerdict,
+    ) {
+        self.scopes.insert(scope.to_string());
+        match rcp.deny.negate() {
+            Tri::No => {
+                self.rcp_blocked.extend(rcp.reasons.iter().cloned());
+            }
+            Tri::Maybe => {
+                self.conditional = true;
+                self.conditions.extend(conditions);
+                self.conditions.extend(rcp.reasons.iter().cloned());
+            }
+            Tri::Yes if conditional => {
+                self.conditional = true;
+                self.conditions.extend(conditions);
+            }
+            Tri::Yes => self.open = true,
+        }
+    }
 }
 
 fn describe_conditions(doc: &PolicyDocument, indices: &[(usize, Effect)]) -> Vec<String> {
@@ -450,10 +496,10 @@ pub fn external_access(
                 || r.block_public_access.is_some_and(|b| b.ignore_public_acls));
         let mut per: BTreeMap<(External, Capability, &'static str), Fold> = BTreeMap::new();
         if let Some(Ok(doc)) = &r.policy {
-            policy_access(engine, r, doc, own_account, &mut per);
+            policy_access(engine, inventory, r, doc, own_account, &mut per);
         }
-        acl_access(engine, r, &mut per);
-        grant_access(engine, r, own_account, &mut per);
+        acl_access(engine, inventory, own_account, r, &mut per);
+        grant_access(engine, inventory, r, own_account, &mut per);
 
         // S3 calls a bucket policy public when it grants everyone without a condition
         // that fixes who may call; RestrictPublicBuckets then blocks all non-owner access
@@ -479,6 +525,11 @@ pub fn external_access(
                 (
                     ExposureStatus::Conditional,
                     fold.conditions.into_iter().collect::<Vec<_>>().join("; "),
+                )
+            } else if !fold.rcp_blocked.is_empty() {
+                (
+                    ExposureStatus::Blocked,
+                    fold.rcp_blocked.into_iter().collect::<Vec<_>>().join("; "),
                 )
             } else {
                 continue;
@@ -529,6 +580,7 @@ fn finding_id(resource: &str, principal: &str, capability: Capability, via: &str
 
 fn policy_access(
     engine: &Engine,
+    inventory: &ResourceInventory,
     r: &InventoriedResource,
     doc: &PolicyDocument,
     own_account: &str,
@@ -581,17 +633,22 @@ fn policy_access(
                 if !allowed {
                     continue;
                 }
-                let fold = per
-                    .entry((ext.clone(), info.capability, POLICY))
-                    .or_default();
-                fold.scopes.insert(scope.clone());
-                if conditional {
-                    fold.conditional = true;
-                    fold.conditions
-                        .extend(describe_conditions(doc, &layer.conditional_statements()));
+                let rcp = rcp_verdict(
+                    &inventory.rcps,
+                    own_account,
+                    &info.full_name,
+                    &scope,
+                    (&arn, &account),
+                    &ctx,
+                );
+                let conditions = if conditional {
+                    describe_conditions(doc, &layer.conditional_statements())
                 } else {
-                    fold.open = true;
-                }
+                    Vec::new()
+                };
+                per.entry((ext.clone(), info.capability, POLICY))
+                    .or_default()
+                    .add(&scope, conditional, conditions, &rcp);
             }
         }
     }
@@ -600,9 +657,12 @@ fn policy_access(
 /// Bucket ACL grants to everyone (`AllUsers`) or to any AWS account (`AuthenticatedUsers`).
 fn acl_access(
     engine: &Engine,
+    inventory: &ResourceInventory,
+    own_account: &str,
     r: &InventoriedResource,
     per: &mut BTreeMap<(External, Capability, &'static str), Fold>,
 ) {
+    let ctx = RequestContext::open();
     for g in &r.acl_grants {
         let everyone = g.grantee.ends_with("AllUsers") || g.grantee.ends_with("AuthenticatedUsers");
         if !everyone {
@@ -627,9 +687,10 @@ fn acl_access(
         for a in actions {
             if let Some(i) = engine.catalog.action(a) {
                 let cap = engine.catalog.actions[i as usize].capability;
-                let fold = per.entry((public(), cap, ACL)).or_default();
-                fold.open = true;
-                fold.scopes.insert(r.arn.clone());
+                let rcp = rcp_verdict(&inventory.rcps, own_account, a, &r.arn, (ANYONE, ""), &ctx);
+                per.entry((public(), cap, ACL))
+                    .or_default()
+                    .add(&r.arn, false, Vec::new(), &rcp);
             }
         }
     }
@@ -638,10 +699,12 @@ fn acl_access(
 /// KMS grants to principals of other accounts.
 fn grant_access(
     engine: &Engine,
+    inventory: &ResourceInventory,
     r: &InventoriedResource,
     own_account: &str,
     per: &mut BTreeMap<(External, Capability, &'static str), Fold>,
 ) {
+    let ctx = RequestContext::open();
     for g in &r.grants {
         let Some(account) = account_of_principal(&g.grantee_principal) else {
             continue;
@@ -655,11 +718,23 @@ fn grant_access(
             account,
         };
         for op in &g.operations {
-            if let Some(i) = engine.catalog.action(&format!("kms:{op}")) {
+            let action = format!("kms:{op}");
+            if let Some(i) = engine.catalog.action(&action) {
                 let cap = engine.catalog.actions[i as usize].capability;
-                let fold = per.entry((ext.clone(), cap, GRANT)).or_default();
-                fold.open = true;
-                fold.scopes.insert(r.arn.clone());
+                let rcp = rcp_verdict(
+                    &inventory.rcps,
+                    own_account,
+                    &action,
+                    &r.arn,
+                    (&g.grantee_principal, &ext.account),
+                    &ctx,
+                );
+                per.entry((ext.clone(), cap, GRANT)).or_default().add(
+                    &r.arn,
+                    false,
+                    Vec::new(),
+                    &rcp,
+                );
             }
         }
     }

@@ -414,6 +414,7 @@ fn check(
 fn no_inputs() -> CheckInputs {
     CheckInputs {
         scps: Vec::new(),
+        rcps: Vec::new(),
         resource_policies: Vec::new(),
     }
 }
@@ -431,6 +432,7 @@ fn check_decides_kms_by_the_key_policy() {
     let who = arn("role", "decrypter");
     let inputs = |policy: Value| CheckInputs {
         scps: Vec::new(),
+        rcps: Vec::new(),
         resource_policies: parse_resource_policies(
             &serde_json::to_vec(&json!({"Resources": [key(policy)]})).expect("json"),
         )
@@ -646,4 +648,48 @@ proptest::proptest! {
             );
         }
     }
+}
+
+/// Resource control policies apply inside the account too: an RCP that denies writes to
+/// a bucket removes the writer's row; one that denies unless the request uses TLS (AWS's
+/// RCP example "enforce secure transport") makes the reader's access conditional.
+#[test]
+fn resource_control_policies_limit_data_access_inside_the_account() {
+    let mut a = Account::new();
+    a.principal(
+        "role",
+        "app",
+        Some(doc(json!([
+            allow("s3:PutObject", "arn:aws:s3:::data/*"),
+            allow("s3:GetObject", "arn:aws:s3:::data/*")
+        ]))),
+        None,
+    );
+    let engine = engine();
+    let model = a.model();
+    let results = analyse(&engine, &model);
+    let refs: Vec<&PrincipalAnalysis> = results.iter().collect();
+    let rcp = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "NoWrites", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+         "Resource": "arn:aws:s3:::data/*"},
+        {"Sid": "SecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": "*", "Condition": {"BoolIfExists": {"aws:SecureTransport": "false"}}}
+    ]});
+    let rcps = vec![
+        accessflow_analysis::Rcps::parse(&serde_json::to_vec(&rcp).expect("json")).expect("RCP"),
+    ];
+    let inv = inventory(vec![bucket("data", None)]);
+    let without = data_access(&engine, &model, &inv, &refs, OWN).rows;
+    assert_eq!(
+        on(&without, "arn:aws:s3:::data"),
+        vec![
+            row("app", Capability::ReadData, false, "identity policy"),
+            row("app", Capability::WriteData, false, "identity policy"),
+        ]
+    );
+    let with = data_access(&engine, &model, &inv.with_rcps(rcps), &refs, OWN).rows;
+    assert_eq!(
+        on(&with, "arn:aws:s3:::data"),
+        vec![row("app", Capability::ReadData, true, "identity policy")]
+    );
 }

@@ -514,6 +514,7 @@ fn check_decides_exactly_with_the_inventory_as_resource_policies() {
         serde_json::to_vec(&json!({"Resources": [bucket("named", names_user)]})).expect("json");
     let inputs = CheckInputs {
         scps: Vec::new(),
+        rcps: Vec::new(),
         resource_policies: parse_resource_policies(&file).expect("inventory as resource policies"),
     };
     let check = |resource: &str| {
@@ -652,4 +653,177 @@ fn secrets_functions_repositories_and_tables_are_read_like_buckets() {
             ExposureStatus::Open
         )]
     );
+}
+
+/// An organisation tree of resource control policies over the own account: AWS's default
+/// `RCPFullAWSAccess` at the root, and the data-perimeter example of AWS's RCP
+/// documentation (deny S3 and Secrets Manager to principals outside the organisation,
+/// unless an AWS service acts) plus an unconditional deny of `s3:PutObject` on the vendor
+/// bucket, attached to the account.
+fn rcp_tree(management_account: &str) -> accessflow_analysis::Rcps {
+    let tree = json!({
+        "Id": "r-root",
+        "Arn": format!("arn:aws:organizations::{management_account}:root/o-sample12345/r-root"),
+        "Policies": [{"Name": "RCPFullAWSAccess", "Content": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]}}],
+        "Children": [{"Id": OWN, "Policies": [
+            {"Name": "data-perimeter", "Content": {"Version": "2012-10-17", "Statement": [{
+                "Sid": "EnforceOrgIdentities", "Effect": "Deny", "Principal": "*",
+                "Action": ["s3:*", "secretsmanager:*"], "Resource": "*",
+                "Condition": {
+                    "StringNotEqualsIfExists": {"aws:PrincipalOrgID": "o-sample12345"},
+                    "BoolIfExists": {"aws:PrincipalIsAWSService": "false"}
+                }}]}},
+            {"Name": "no-vendor-uploads", "Content": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::vendor-drop/*"}]}}
+        ]}]
+    });
+    accessflow_analysis::Rcps::parse(&serde_json::to_vec(&tree).expect("json")).expect("RCPs")
+}
+
+/// Resource control policies (AWS's "Resource control policies" and data perimeter
+/// examples): a deny makes public and cross-account access `blocked`, a deny under
+/// conditions the analysis cannot decide (who is in the organisation) `conditional` with
+/// the RCP named; services RCPs do not govern (SNS) and the management account's own
+/// resources are not limited; `worker check` decides with them.
+#[test]
+fn resource_control_policies_block_or_condition_external_access() {
+    let public = bucket(
+        "public-assets",
+        json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::public-assets/*"}]}),
+    );
+    let vendor = bucket(
+        "vendor-drop",
+        json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": STRANGER}, "Action": "s3:PutObject", "Resource": "arn:aws:s3:::vendor-drop/*"}]}),
+    );
+    let topic = format!("arn:aws:sns:eu-west-1:{OWN}:alerts");
+    let open_topic = json!({"Arn": topic, "Type": "AWS::SNS::Topic", "Region": "eu-west-1",
+        "Policy": {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sns:Publish", "Resource": topic}]}});
+    let inv = inventory(json!({"Resources": [public, vendor, open_topic]}));
+    let before = rows(&inv, &[]);
+    let with_rcps = inv.clone().with_rcps(vec![rcp_tree("023456789012")]);
+    let after = rows(&with_rcps, &[]);
+    let row = |rows: &[ExposureRow], arn: &str| -> ExposureRow {
+        rows.iter()
+            .find(|r| r.resource_arn == arn)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {arn}: {rows:#?}"))
+    };
+    // without RCPs: open
+    assert_eq!(
+        row(&before, "arn:aws:s3:::public-assets").status,
+        ExposureStatus::Open
+    );
+    assert_eq!(
+        row(&before, "arn:aws:s3:::vendor-drop").status,
+        ExposureStatus::Open
+    );
+    // the data perimeter: conditional, the RCP and its condition named
+    let public_row = row(&after, "arn:aws:s3:::public-assets");
+    assert_eq!(
+        public_row.status,
+        ExposureStatus::Conditional,
+        "{public_row:#?}"
+    );
+    assert!(
+        public_row
+            .condition
+            .contains("RCP data-perimeter: denied if")
+            && public_row.condition.contains("aws:PrincipalOrgID"),
+        "{public_row:#?}"
+    );
+    // an unconditional deny: blocked
+    let vendor_row = row(&after, "arn:aws:s3:::vendor-drop");
+    assert_eq!(
+        vendor_row.status,
+        ExposureStatus::Blocked,
+        "{vendor_row:#?}"
+    );
+    assert!(
+        vendor_row
+            .condition
+            .contains("RCP no-vendor-uploads: denied"),
+        "{vendor_row:#?}"
+    );
+    // SNS is not governed by RCPs: unchanged
+    assert_eq!(row(&after, &topic), row(&before, &topic));
+    // the management account's resources are not limited by RCPs
+    let mgmt = inv.clone().with_rcps(vec![rcp_tree(OWN)]);
+    assert_eq!(rows(&mgmt, &[]), before);
+    // RCPFullAWSAccess cannot be detached: a file without it still lets through what no
+    // RCP denies
+    let deny_only = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": "*"}]});
+    let deny_only =
+        accessflow_analysis::Rcps::parse(&serde_json::to_vec(&deny_only).expect("json"))
+            .expect("RCP");
+    assert_eq!(rows(&inv.clone().with_rcps(vec![deny_only]), &[]), before);
+
+    // worker check: the same RCPs decide a request to the vendor bucket
+    let model = AccountModel::parse(
+        &serde_json::to_vec(&json!({
+            "UserDetailList": [], "GroupDetailList": [], "Policies": [],
+            "RoleDetailList": [{
+                "RoleName": "uploader", "RoleId": "AROAUPLOADER", "Path": "/",
+                "Arn": format!("arn:aws:iam::{OWN}:role/uploader"),
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []},
+                "RolePolicyList": [{"PolicyName": "put", "PolicyDocument": {"Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}]}}],
+                "AttachedManagedPolicies": []
+            }]
+        }))
+        .expect("json"),
+    )
+    .expect("model");
+    let e = engine();
+    let check = |rcps: Vec<accessflow_analysis::Rcps>, resource: &str| {
+        let inputs = accessflow_analysis::CheckInputs {
+            rcps,
+            ..Default::default()
+        };
+        e.check(
+            &model,
+            &format!("arn:aws:iam::{OWN}:role/uploader"),
+            "s3:PutObject",
+            resource,
+            &[],
+            &inputs,
+        )
+        .expect("check")
+    };
+    let denied = check(vec![rcp_tree("023456789012")], "arn:aws:s3:::vendor-drop/x");
+    assert_eq!(denied.decision, accessflow_analysis::Decision::ExplicitDeny);
+    assert!(denied
+        .deciding_statements
+        .iter()
+        .any(|s| s.policy == "no-vendor-uploads"
+            && s.policy_type == accessflow_analysis::PolicyType::Rcp));
+    let elsewhere = check(vec![rcp_tree("023456789012")], "arn:aws:s3:::reports/x");
+    assert_eq!(elsewhere.decision, accessflow_analysis::Decision::Allowed);
+    assert!(
+        elsewhere.conditional,
+        "the data perimeter's deny is undecided: {elsewhere:#?}"
+    );
+    let closed = e
+        .check(
+            &model,
+            &format!("arn:aws:iam::{OWN}:role/uploader"),
+            "s3:PutObject",
+            "arn:aws:s3:::reports/x",
+            &[
+                (
+                    "aws:PrincipalOrgID".to_string(),
+                    "o-sample12345".to_string(),
+                ),
+                ("aws:PrincipalIsAWSService".to_string(), "false".to_string()),
+            ],
+            &accessflow_analysis::CheckInputs {
+                rcps: vec![rcp_tree("023456789012")],
+                ..Default::default()
+            },
+        )
+        .expect("check");
+    assert_eq!(closed.decision, accessflow_analysis::Decision::Allowed);
+    assert!(!closed.conditional, "{closed:#?}");
 }

@@ -44,6 +44,10 @@ pub struct AnalyzeArgs {
     /// single SCP document (repeatable).
     #[arg(long = "scp", value_name = "FILE")]
     pub scp: Vec<PathBuf>,
+    /// Resource control policies of the organisation, in the same formats as `--scp`
+    /// (repeatable): they limit access to the inventory's resources (`--resources`).
+    #[arg(long = "rcp", value_name = "FILE")]
+    pub rcp: Vec<PathBuf>,
     /// The account's resource inventory (`resources.json`: data stores with their resource
     /// policies), for `public-and-cross-account.csv`.
     #[arg(long, value_name = "FILE")]
@@ -71,10 +75,26 @@ pub struct CheckArgs {
     /// Service control policies: an organization tree JSON or a single SCP document (repeatable).
     #[arg(long = "scp", value_name = "FILE")]
     pub scp: Vec<PathBuf>,
+    /// Resource control policies: an organization tree JSON or a single RCP document
+    /// (repeatable); they apply to the resource's account.
+    #[arg(long = "rcp", value_name = "FILE")]
+    pub rcp: Vec<PathBuf>,
     /// Resource policies: `[{"Resource": ARN, "Policy": {...}, "Account": "..."}]`, or an
     /// account's resource inventory (`resources.json`) (repeatable).
     #[arg(long = "resource-policies", value_name = "FILE")]
     pub resource_policies: Vec<PathBuf>,
+}
+
+/// The organisation's SCPs or RCPs (`what`) from `files`: each an organization tree or
+/// one policy document.
+fn org_policies(files: &[PathBuf], what: &str) -> anyhow::Result<Vec<Scps>> {
+    files
+        .iter()
+        .map(|f| {
+            let b = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            Scps::parse(&b).with_context(|| format!("parsing {what} {}", f.display()))
+        })
+        .collect()
 }
 
 fn now_rfc3339() -> String {
@@ -89,14 +109,9 @@ fn now_rfc3339() -> String {
 pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let mut scps = Vec::new();
-    for f in &args.scp {
-        let b = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        scps.push(Scps::parse(&b).with_context(|| format!("parsing SCPs {}", f.display()))?);
-    }
     let model = AccountModel::parse(&bytes)
         .with_context(|| format!("parsing {}", args.file.display()))?
-        .with_scps(scps);
+        .with_scps(org_policies(&args.scp, "SCPs")?);
     let engine = Engine::new().context("the analysis engine cannot start")?;
     let previous = match &args.previous {
         Some(p) => Some(
@@ -154,8 +169,12 @@ pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
             let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
             Some(
                 accessflow_analysis::resources::ResourceInventory::parse(&bytes)
-                    .with_context(|| format!("resource inventory {}", f.display()))?,
+                    .with_context(|| format!("resource inventory {}", f.display()))?
+                    .with_rcps(org_policies(&args.rcp, "RCPs")?),
             )
+        }
+        None if !args.rcp.is_empty() => {
+            anyhow::bail!("--rcp needs --resources: RCPs limit access to the inventory's resources")
         }
         None => None,
     };
@@ -206,13 +225,11 @@ pub fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let model =
         AccountModel::parse(&bytes).with_context(|| format!("parsing {}", args.file.display()))?;
-    let mut inputs = CheckInputs::default();
-    for f in &args.scp {
-        let b = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        inputs
-            .scps
-            .push(Scps::parse(&b).with_context(|| format!("parsing SCPs {}", f.display()))?);
-    }
+    let mut inputs = CheckInputs {
+        scps: org_policies(&args.scp, "SCPs")?,
+        rcps: org_policies(&args.rcp, "RCPs")?,
+        ..CheckInputs::default()
+    };
     for f in &args.resource_policies {
         let b = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
         inputs.resource_policies.extend(

@@ -20,6 +20,7 @@ fn analyze(file: &str, out: &std::path::Path, previous: Option<std::path::PathBu
         account: None,
         run_id: "run-1".into(),
         scp: vec![],
+        rcp: vec![],
         resources: None,
         trusted_accounts: vec![],
     })
@@ -78,7 +79,33 @@ fn check_runs() {
         resource: "arn:aws:lambda:eu-west-1:123456789012:function:helloworld".into(),
         context: vec!["aws:SourceIp=10.0.0.1".into()],
         scp: vec![data("iamspy/scp-basic.json")],
+        rcp: vec![],
         resource_policies: vec![],
     })
     .expect("check");
+}
+
+#[test]
+fn resource_control_policies_need_the_inventory() {
+    let out = tempfile::tempdir().expect("tmp");
+    let err = run_analyze(&AnalyzeArgs {
+        file: data("cloudsplaining/example-authz-details.json"),
+        previous: None,
+        out: out.path().to_path_buf(),
+        credential_report: None,
+        last_accessed: None,
+        analysis_time: Some("2026-11-26T02:00:00.000000+00:00".into()),
+        customer: "acme".into(),
+        account: None,
+        run_id: "run-1".into(),
+        scp: vec![],
+        rcp: vec![data("iamspy/scp-basic.json")],
+        resources: None,
+        trusted_accounts: vec![],
+    })
+    .expect_err("--rcp without --resources");
+    assert!(
+        err.to_string().contains("--rcp needs --resources"),
+        "{err:#}"
+    );
 }
