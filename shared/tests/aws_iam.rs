@@ -664,9 +664,8 @@ async fn a_fixture_account_round_trips_through_moto() {
 /// everyone, tags and KMS grants, in every region the customer lists (a queue in a second
 /// region); the analysis reads it (the queue, secret, function, repository and table
 /// shared with another account are cross-account, the default topic policy is not); the
-/// requests are counted, as the customer role's. Not shown on moto (it enforces no IAM):
-/// access denied on one resource (a warning, by the same code path as a missing policy)
-/// and more than one page of buckets or keys.
+/// requests are counted, as the customer role's. Access denied is the next test's; more
+/// than one page of buckets or keys is not shown on moto.
 #[tokio::test]
 async fn collects_the_resource_inventory_when_asked() {
     use aws_sdk_iam::config::{BehaviorVersion, Region};
@@ -1131,4 +1130,95 @@ async fn collects_the_resource_inventory_when_asked() {
         "ListQueues per region + 2 per queue: {counts:?}"
     );
     assert!(counts["sns"] >= 3, "ListTopics + 2 per topic: {counts:?}");
+}
+
+/// Access denied is a warning in the account's inventory, never a failed account: with a
+/// proxy in front of moto answering AccessDenied as AWS does to a role its policies do not
+/// allow (moto enforces no IAM), one bucket's policy, the whole Secrets Manager listing and
+/// one topic's attributes cannot be read; each is named in a warning and everything else is
+/// collected.
+#[tokio::test]
+async fn access_denied_on_one_resource_is_a_warning_and_the_rest_is_collected() {
+    let account = moto::unique_account();
+    seed(&account).await;
+    accessflow_testkit::data_stores::seed_data_stores(&account, "den")
+        .await
+        .expect("data stores");
+    let denied_bucket = format!("den-{account}-data");
+    let proxy = moto::FaultProxy::start_denying(
+        0.0,
+        1,
+        &format!(
+            r"^GET /{denied_bucket}[/?]\S*policy|secretsmanager\.ListSecrets|Action=GetTopicAttributes"
+        ),
+    );
+    let mut settings = moto::settings(&moto::unique_prefix("den"));
+    settings.endpoint_url = Some(proxy.url.clone());
+    let backend = accessflow_shared::aws::AwsBackend::connect(&settings)
+        .await
+        .expect("connect");
+    let raw = backend
+        .ports()
+        .iam
+        .fetch_account(&locator(&account))
+        .await
+        .expect("access denied does not fail the account");
+    let inventory: Value =
+        serde_json::from_slice(&raw.resources.expect("an inventory")).expect("JSON");
+    let warnings: Vec<&str> = inventory["Warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let warned = |needle: &str| warnings.iter().any(|w| w.contains(needle));
+    assert!(
+        warned(&format!(
+            "S3 bucket {denied_bucket}: access denied reading its policy"
+        )),
+        "{warnings:#?}"
+    );
+    assert!(
+        warned("Secrets Manager in us-east-1: access denied listing the secrets"),
+        "{warnings:#?}"
+    );
+    assert!(
+        warned("SNS topic") && warned("access denied reading its attributes"),
+        "{warnings:#?}"
+    );
+    assert_eq!(warnings.len(), 3, "nothing else was denied: {warnings:#?}");
+    let kinds: std::collections::BTreeSet<&str> = inventory["Resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .filter_map(|r| r["Type"].as_str())
+        .collect();
+    // the denied bucket is still listed (without its policy); no secret, no topic
+    assert_eq!(
+        kinds,
+        [
+            "AWS::DynamoDB::Table",
+            "AWS::ECR::Repository",
+            "AWS::KMS::Key",
+            "AWS::Lambda::Function",
+            "AWS::S3::Bucket",
+            "AWS::SQS::Queue",
+        ]
+        .into_iter()
+        .collect(),
+        "{inventory:#}"
+    );
+    // the analysis carries the warnings into the account's report
+    let parsed = accessflow_analysis::resources::ResourceInventory::parse(
+        &serde_json::to_vec(&inventory).expect("json"),
+    )
+    .expect("parses");
+    assert_eq!(parsed.warnings.len(), 3);
+    let faults = proxy.faults();
+    assert!(
+        faults.get("s3:denied").copied().unwrap_or(0) >= 1
+            && faults.get("secretsmanager:denied").copied().unwrap_or(0) >= 1
+            && faults.get("sns:denied").copied().unwrap_or(0) >= 1,
+        "{faults:?}"
+    );
 }

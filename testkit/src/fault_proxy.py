@@ -1,11 +1,14 @@
-"""A fault-injecting HTTP proxy in front of moto: `python fault_proxy.py PORT UPSTREAM RATE SEED`.
+"""A fault-injecting HTTP proxy in front of moto: `python fault_proxy.py PORT UPSTREAM RATE SEED [DENY]`.
 
 Forwards every request to UPSTREAM (moto's URL) unchanged, except a fraction RATE of them,
 chosen by a seeded random generator, which get an error instead, half of them throttling
 and half a 5xx, each in the format of the service the request was signed for (read from
 the SigV4 credential scope): JSON for DynamoDB, SQS and KMS, XML for SNS, IAM, STS and
-S3. The injected faults are counted per service and kind; `GET /__faults` (not proxied)
-returns the counts as JSON. Exits when its stdin reaches end of file, like moto_server.py.
+S3. With DENY (a regular expression), every request whose "METHOD PATH?QUERY", then its
+X-Amz-Target header, then its body (one per line) match it is answered with the service's
+access-denied error, as AWS answers a caller its policies do not allow (moto enforces no
+IAM). The injected faults are counted per service and kind (`throttle`, `5xx`, `denied`);
+`GET /__faults` (not proxied) returns the counts as JSON. Exits when its stdin reaches end of file, like moto_server.py.
 """
 import http.client
 import json
@@ -18,6 +21,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT, UPSTREAM, RATE, SEED = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+DENY = re.compile(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else None
 UP = urllib.parse.urlparse(UPSTREAM)
 LOCK = threading.Lock()
 RNG = random.Random(SEED)
@@ -66,6 +70,24 @@ def fault(service, kind):
         f"<Message>injected</Message></Error><RequestId>f</RequestId></ErrorResponse>")
 
 
+def denied(service):
+    """(status, content type, body, error-type header) of an access-denied answer."""
+    if service == "s3":
+        return 403, "application/xml", (
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>"
+            "<Message>Access Denied (injected)</Message><RequestId>f</RequestId></Error>"), None
+    if service in ("sns", "iam", "sts"):
+        code = "AuthorizationError" if service == "sns" else "AccessDenied"
+        return 403, "text/xml", (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            "<Message>not authorized (injected)</Message></Error><RequestId>f</RequestId>"
+            "</ErrorResponse>"), None
+    # JSON and REST-JSON services (DynamoDB, SQS, KMS, Secrets Manager, Lambda, ECR, ...)
+    return 403, "application/x-amz-json-1.1", json.dumps(
+        {"__type": "AccessDeniedException", "message": "not authorized (injected)"}), \
+        "AccessDeniedException"
+
+
 class Proxy(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -84,6 +106,24 @@ class Proxy(BaseHTTPRequestHandler):
             self.wfile.write(out)
             return
         service = service_of(self.headers)
+        if DENY is not None and service != "unknown":
+            seen = "\n".join([f"{self.command} {self.path}",
+                              self.headers.get("X-Amz-Target", ""),
+                              body.decode("utf-8", "replace")])
+            if DENY.search(seen):
+                with LOCK:
+                    key = f"{service}:denied"
+                    COUNTS[key] = COUNTS.get(key, 0) + 1
+                status, ctype, text, error_type = denied(service)
+                out = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                if error_type:
+                    self.send_header("x-amzn-ErrorType", error_type)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+                return
         with LOCK:
             draw = RNG.random()
         # Unsigned requests (the harness's own health checks) are never faulted.

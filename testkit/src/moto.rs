@@ -306,8 +306,8 @@ pub fn unique_account() -> String {
 
 /// A fault-injecting proxy in front of the moto server (`fault_proxy.py`): a fraction
 /// `rate` of the requests, drawn from a generator seeded with `seed`, get a throttling
-/// error or a 5xx in the format of their service instead of reaching moto. Stopped when
-/// dropped.
+/// error or a 5xx in the format of their service instead of reaching moto, and the
+/// requests a `deny` pattern matches an access-denied error. Stopped when dropped.
 pub struct FaultProxy {
     pub url: String,
     child: Child,
@@ -324,6 +324,13 @@ const FAULT_PROXY: &str = include_str!("fault_proxy.py");
 
 impl FaultProxy {
     pub fn start(rate: f64, seed: u64) -> FaultProxy {
+        Self::start_denying(rate, seed, "")
+    }
+
+    /// Like [`Self::start`], and every request matching `deny` (a Python regular
+    /// expression over "METHOD PATH?QUERY", the X-Amz-Target header and the body, one per
+    /// line) is answered with its service's access-denied error.
+    pub fn start_denying(rate: f64, seed: u64, deny: &str) -> FaultProxy {
         let upstream = server().url.clone();
         let python = ensure_venv();
         let port = free_port();
@@ -335,6 +342,7 @@ impl FaultProxy {
                 &upstream,
                 &rate.to_string(),
                 &seed.to_string(),
+                deny,
             ])
             .stdin(Stdio::piped())
             .spawn()

@@ -19,7 +19,8 @@
 //! ([`super::request_counter::RequestCounter::customer_role_interceptor`]). Access denied on
 //! one resource, or on a whole service or region (a region not enabled for the account
 //! answers like a bad token), is a warning in the inventory and so in the account's report,
-//! never a failed account.
+//! never a failed account (proven on moto through a proxy that denies, in
+//! `shared/tests/aws_iam.rs`).
 
 use aws_sdk_iam::config::Credentials;
 use aws_sdk_sqs::config::http::HttpResponse;
@@ -46,6 +47,8 @@ const DENIED: &[&str] = &[
     "AccessDenied",
     "AccessDeniedException",
     "AllAccessDisabled",
+    // SNS's name for it
+    "AuthorizationError",
     "UnrecognizedClientException",
     "InvalidClientTokenId",
 ];
