@@ -664,8 +664,8 @@ async fn a_fixture_account_round_trips_through_moto() {
 /// everyone, tags and KMS grants, in every region the customer lists (a queue in a second
 /// region); the analysis reads it (the queue, secret, function, repository and table
 /// shared with another account are cross-account, the default topic policy is not); the
-/// requests are counted, as the customer role's. Access denied is the next test's; more
-/// than one page of buckets or keys is not shown on moto.
+/// requests are counted, as the customer role's. Access denied and paging are the next
+/// tests'.
 #[tokio::test]
 async fn collects_the_resource_inventory_when_asked() {
     use aws_sdk_iam::config::{BehaviorVersion, Region};
@@ -1221,4 +1221,89 @@ async fn access_denied_on_one_resource_is_a_warning_and_the_rest_is_collected() 
             && faults.get("sns:denied").copied().unwrap_or(0) >= 1,
         "{faults:?}"
     );
+}
+
+/// Paging: more than one page of topics, tables and secrets (moto pages them at 100, as
+/// AWS does) are all collected, each listing read page after page.
+#[tokio::test]
+async fn every_page_of_a_listing_is_collected() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    const N: usize = 101;
+    let account = moto::unique_account();
+    seed(&account).await;
+    let sdk = accessflow_testkit::data_stores::sdk_config_in_account(&account).await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    for i in 0..N {
+        sns.create_topic()
+            .name(format!("topic-{i:03}"))
+            .send()
+            .await
+            .expect("topic");
+        dynamodb
+            .create_table()
+            .table_name(format!("table-{i:03}"))
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key schema"),
+            )
+            .send()
+            .await
+            .expect("table");
+        secrets
+            .create_secret()
+            .name(format!("secret-{i:03}"))
+            .secret_string("x")
+            .send()
+            .await
+            .expect("secret");
+    }
+    let backend =
+        accessflow_shared::aws::AwsBackend::connect(&moto::settings(&moto::unique_prefix("page")))
+            .await
+            .expect("connect");
+    let raw = backend
+        .ports()
+        .iam
+        .fetch_account(&locator(&account))
+        .await
+        .expect("fetch");
+    let inventory: Value =
+        serde_json::from_slice(&raw.resources.expect("an inventory")).expect("JSON");
+    let count = |kind: &str| {
+        inventory["Resources"]
+            .as_array()
+            .expect("resources")
+            .iter()
+            .filter(|r| r["Type"] == kind)
+            .count()
+    };
+    assert_eq!(count("AWS::SNS::Topic"), N);
+    assert_eq!(count("AWS::DynamoDB::Table"), N);
+    assert_eq!(count("AWS::SecretsManager::Secret"), N);
+    let ops = backend.customer_role_operation_counts();
+    for op in [
+        "sns:ListTopics",
+        "dynamodb:ListTables",
+        "secretsmanager:ListSecrets",
+    ] {
+        assert!(
+            ops.get(op).copied().unwrap_or(0) >= 2,
+            "{op} read more than one page: {ops:?}"
+        );
+    }
 }

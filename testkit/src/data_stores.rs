@@ -14,9 +14,10 @@ const EMPTY_ZIP: [u8; 22] = [
     80, 75, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ];
 
-/// Creates the eight data stores in `account` (us-east-1), named `<prefix>-...`.
-pub async fn seed_data_stores(account: &str, prefix: &str) -> anyhow::Result<()> {
-    let sdk = aws_config::SdkConfig::builder()
+/// An SDK configuration acting inside `account` on the moto server (us-east-1), for the
+/// clients of any service.
+pub async fn sdk_config_in_account(account: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto::server().url)
@@ -24,7 +25,12 @@ pub async fn seed_data_stores(account: &str, prefix: &str) -> anyhow::Result<()>
         .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
             moto::credentials_in_account(account).await,
         ))
-        .build();
+        .build()
+}
+
+/// Creates the eight data stores in `account` (us-east-1), named `<prefix>-...`.
+pub async fn seed_data_stores(account: &str, prefix: &str) -> anyhow::Result<()> {
+    let sdk = sdk_config_in_account(account).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(true)

@@ -206,6 +206,33 @@ fn three_nights_index_trends_digest_and_page() {
         n1["public_resources_note"], "Resource policies analysed for 1 of 3 accounts.",
         "{n1:#}"
     );
+    // the account's report shows its cross-account key and secret with who they are
+    // shared with
+    let exposure = std::fs::read_to_string(
+        run_dir(&d, "n1")
+            .join(CHANGED)
+            .join("public-and-cross-account.csv"),
+    )
+    .expect("public-and-cross-account.csv");
+    let shared = |arn_part: &str, account: &str| {
+        exposure
+            .lines()
+            .any(|l| l.contains(arn_part) && l.contains(account) && l.contains(",cross-account,"))
+    };
+    assert!(
+        shared(
+            ":key/0b5e7d1a-0000-4000-8000-00000000da7a",
+            accessflow_samples::UNKNOWN_ACCOUNT
+        ),
+        "the data key shared with an unknown account:\n{exposure}"
+    );
+    assert!(
+        shared(
+            ":secret:111122223333-partner-api-key",
+            accessflow_samples::PARTNER_ACCOUNT
+        ),
+        "the partner's secret:\n{exposure}"
+    );
     for a in n1["accounts"].as_array().expect("accounts") {
         let status = if a["account"] == BROKEN {
             "partial"
