@@ -15,6 +15,8 @@
 //!   (or a principal in it). Cross-account access also needs the other account's own
 //!   policies to allow it; those are not visible from here, so a row says what this
 //!   account's resource allows (as Access Analyzer does).
+//! - A bucket whose **Object Ownership** is `BucketOwnerEnforced` has its ACLs disabled:
+//!   its ACL grants are kept, with status `blocked`.
 //! - **Block Public Access** (the account's or the bucket's) `RestrictPublicBuckets` blocks
 //!   every non-owner access through a public bucket policy, and `IgnorePublicAcls` the ACL
 //!   grants to everyone: such rows are kept, with status `blocked`.
@@ -93,6 +95,9 @@ struct RawResource {
     block_public_access: Option<BlockPublicAccess>,
     #[serde(default)]
     acl_grants: Vec<AclGrant>,
+    /// S3 Object Ownership (`BucketOwnerEnforced`, `BucketOwnerPreferred`, `ObjectWriter`).
+    #[serde(default)]
+    object_ownership: Option<String>,
     #[serde(default)]
     grants: Vec<KmsGrant>,
 }
@@ -123,6 +128,9 @@ pub struct InventoriedResource {
     pub tags: BTreeMap<String, String>,
     pub block_public_access: Option<BlockPublicAccess>,
     pub acl_grants: Vec<AclGrant>,
+    /// S3 Object Ownership: `BucketOwnerEnforced` disables ACLs (their grants then give
+    /// nothing).
+    pub object_ownership: Option<String>,
     pub grants: Vec<KmsGrant>,
 }
 
@@ -178,6 +186,7 @@ impl ResourceInventory {
                 tags: r.tags,
                 block_public_access: r.block_public_access,
                 acl_grants: r.acl_grants,
+                object_ownership: r.object_ownership,
                 grants: r.grants,
             });
         }
@@ -494,6 +503,7 @@ pub fn external_access(
                 .account_block_public_access
                 .is_some_and(|b| b.ignore_public_acls)
                 || r.block_public_access.is_some_and(|b| b.ignore_public_acls));
+        let acls_disabled = r.object_ownership.as_deref() == Some("BucketOwnerEnforced");
         let mut per: BTreeMap<(External, Capability, &'static str), Fold> = BTreeMap::new();
         if let Some(Ok(doc)) = &r.policy {
             policy_access(engine, inventory, r, doc, own_account, &mut per);
@@ -513,6 +523,11 @@ pub fn external_access(
                 (
                     ExposureStatus::Blocked,
                     "Block Public Access: RestrictPublicBuckets".to_string(),
+                )
+            } else if via == ACL && acls_disabled {
+                (
+                    ExposureStatus::Blocked,
+                    "Object Ownership: BucketOwnerEnforced (ACLs disabled)".to_string(),
                 )
             } else if via == ACL && bpa_ignore_acls {
                 (

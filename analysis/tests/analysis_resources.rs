@@ -202,8 +202,22 @@ fn acl_grants_to_all_users_are_public_unless_ignored() {
         && x.kind == ExposureKind::Public
         && x.status == ExposureStatus::Open));
     b["BlockPublicAccess"] = json!({"IgnorePublicAcls": true});
-    let r = rows(&inventory(json!({"Resources": [b]})), &[]);
+    let r = rows(&inventory(json!({"Resources": [b.clone()]})), &[]);
     assert!(r.iter().all(|x| x.status == ExposureStatus::Blocked));
+    // S3 user guide, "Controlling ownership of objects and disabling ACLs": with Object
+    // Ownership BucketOwnerEnforced, ACLs no longer affect permissions
+    b["BlockPublicAccess"] = Value::Null;
+    b["ObjectOwnership"] = json!("BucketOwnerEnforced");
+    let r = rows(&inventory(json!({"Resources": [b.clone()]})), &[]);
+    assert!(!r.is_empty());
+    assert!(
+        r.iter().all(|x| x.status == ExposureStatus::Blocked
+            && x.condition == "Object Ownership: BucketOwnerEnforced (ACLs disabled)"),
+        "{r:#?}"
+    );
+    b["ObjectOwnership"] = json!("BucketOwnerPreferred");
+    let r = rows(&inventory(json!({"Resources": [b]})), &[]);
+    assert!(r.iter().all(|x| x.status == ExposureStatus::Open));
 }
 
 fn key(policy: Value, grants: Value) -> Value {

@@ -183,6 +183,7 @@ def rows(v: dict) -> list:
         (A, "s3:GetAccountPublicAccessBlock", "*", [], ok),
         (A, "s3:GetBucketPolicy", "arn:aws:s3:::customer-bucket", [], ok),
         (A, "s3:GetBucketPublicAccessBlock", "arn:aws:s3:::customer-bucket", [], ok),
+        (A, "s3:GetBucketOwnershipControls", "arn:aws:s3:::customer-bucket", [], ok),
         (A, "kms:GetKeyPolicy", f"arn:aws:kms:{region}:{v['customer_account_id']}:key/0b5e7d1a", [], ok),
         (A, "kms:Decrypt", f"arn:aws:kms:{region}:{v['customer_account_id']}:key/0b5e7d1a", [], no),
         (A, "sqs:GetQueueAttributes", f"arn:aws:sqs:{region}:{v['customer_account_id']}:orders", [], ok),

@@ -761,6 +761,22 @@ async fn collects_the_resource_inventory_when_asked() {
         .send()
         .await
         .expect("acl");
+    s3.put_bucket_ownership_controls()
+        .bucket(plain.as_str())
+        .ownership_controls(
+            aws_sdk_s3::types::OwnershipControls::builder()
+                .rules(
+                    aws_sdk_s3::types::OwnershipControlsRule::builder()
+                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
+                        .build()
+                        .expect("rule"),
+                )
+                .build()
+                .expect("ownership controls"),
+        )
+        .send()
+        .await
+        .expect("object ownership");
     s3.put_bucket_tagging()
         .bucket(plain.as_str())
         .tagging(
@@ -998,6 +1014,7 @@ async fn collects_the_resource_inventory_when_asked() {
         "{inventory:#}"
     );
     assert_eq!(bucket(&plain)["Tags"]["confidentiality"], "high");
+    assert_eq!(bucket(&plain)["ObjectOwnership"], "BucketOwnerEnforced");
     assert!(bucket(&plain).get("Policy").is_none(), "no policy: none");
     let key = resources
         .as_array()

@@ -16,7 +16,7 @@
 //! | `ACCESSFLOW_AWS_RETRY_MAX_SECS` | how long IAM/STS throttling is retried with backoff | `60` |
 //! | `ACCESSFLOW_ROLE_SESSION_NAME` | session name used for AssumeRole into customer accounts | `accessflow` |
 //! | `ACCESSFLOW_IAM_LAST_ACCESSED` | fetch IAM service-last-accessed data (`off` only for emulators without it, e.g. moto: unused-access findings are then skipped) | `on` |
-//! | `ACCESSFLOW_COLLECT_RESOURCES` | collect each account's resource inventory with its IAM data, through the assumed role (S3 bucket policies, account and bucket Block Public Access, ACLs, tags; KMS key policies, grants, tags; SQS, SNS, Secrets Manager, Lambda, ECR and DynamoDB resource policies and tags), for the data access and public and cross-account reports; the Terraform customer role grants the reads (`off`: IAM only) | `on` |
+//! | `ACCESSFLOW_COLLECT_RESOURCES` | collect each account's resource inventory with its IAM data, through the assumed role (S3 bucket policies, account and bucket Block Public Access, ACLs, Object Ownership, tags; KMS key policies, grants, tags; SQS, SNS, Secrets Manager, Lambda, ECR and DynamoDB resource policies and tags), for the data access and public and cross-account reports; the Terraform customer role grants the reads (`off`: IAM only) | `on` |
 //! | `ACCESSFLOW_AWS_ATTEMPT_TIMEOUT_SECS` | longest single attempt of any AWS call (above SQS's 20 s long poll) | `60` |
 //! | `ACCESSFLOW_AWS_OPERATION_TIMEOUT_SECS` | longest AWS call, all its retries included | `300` |
 //!

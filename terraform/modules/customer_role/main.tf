@@ -98,6 +98,7 @@ data "aws_iam_policy_document" "resource_policies" {
       "s3:GetBucketPolicy",
       "s3:GetBucketPublicAccessBlock",
       "s3:GetBucketAcl",
+      "s3:GetBucketOwnershipControls",
       "s3:GetBucketTagging",
       "kms:DescribeKey",
       "kms:GetKeyPolicy",

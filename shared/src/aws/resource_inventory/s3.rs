@@ -1,6 +1,7 @@
 //! S3: the account's Block Public Access (S3 Control `GetPublicAccessBlock`), the buckets
 //! (`ListBuckets`, paged, once for all regions) and, per bucket in a collected region,
-//! `GetBucketPolicy`, `GetPublicAccessBlock`, `GetBucketAcl` (grants to everyone only) and
+//! `GetBucketPolicy`, `GetPublicAccessBlock`, `GetBucketAcl` (grants to everyone only),
+//! `GetBucketOwnershipControls` (`BucketOwnerEnforced` turns ACLs off) and
 //! `GetBucketTagging`.
 
 use serde_json::{json, Value};
@@ -208,6 +209,28 @@ async fn bucket(
         }
         Got::Missing => {}
         Got::Denied => denied(found, "ACL (s3:GetBucketAcl)"),
+    }
+
+    let op = "s3:GetBucketOwnershipControls";
+    match retry_transient(c.policy, c.stats, || async {
+        got(
+            op,
+            s3.get_bucket_ownership_controls().bucket(name).send().await,
+            &["OwnershipControlsNotFoundError"],
+        )
+    })
+    .await?
+    {
+        Got::Value(o) => {
+            if let Some(rule) = o.ownership_controls().and_then(|c| c.rules().first()) {
+                r.insert(
+                    "ObjectOwnership".into(),
+                    json!(rule.object_ownership().as_str()),
+                );
+            }
+        }
+        Got::Missing => {}
+        Got::Denied => denied(found, "Object Ownership (s3:GetBucketOwnershipControls)"),
     }
 
     let op = "s3:GetBucketTagging";
