@@ -353,6 +353,8 @@ async fn fake_backend_with(
     settings.endpoint_url = Some(url);
     settings.static_credentials = Some(("testing".into(), "testing".into()));
     settings.retry_max_elapsed = std::time::Duration::from_secs(20);
+    // The fake speaks STS and IAM only: no resource inventory.
+    settings.collect_resources = false;
     adjust(&mut settings);
     accessflow_shared::aws::AwsBackend::connect(&settings)
         .await
