@@ -242,6 +242,9 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     }
     let mut operations: BTreeMap<String, u64> = BTreeMap::new();
     let mut units: BTreeMap<String, u64> = BTreeMap::new();
+    // The requests made with the customer role's credentials (IAM reads and the resource
+    // inventory) are billed to the customer's account: counted apart.
+    let mut customer: BTreeMap<String, u64> = BTreeMap::new();
     for index in [10, 11] {
         let bytes = std::fs::read(d.dir.path().join(format!("requests-{index}.json")))
             .expect("request report");
@@ -252,7 +255,26 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         for (op, n) in report["billed_units"].as_object().unwrap() {
             *units.entry(op.clone()).or_default() += n.as_u64().unwrap();
         }
+        for (op, n) in report["customer_role_operations"].as_object().unwrap() {
+            *customer.entry(op.clone()).or_default() += n.as_u64().unwrap();
+        }
     }
+    for (op, n) in &customer {
+        for counts in [&mut operations, &mut units] {
+            if let Some(total) = counts.get_mut(op) {
+                *total = total.saturating_sub(*n);
+            }
+        }
+    }
+    operations.retain(|_, n| *n > 0);
+    units.retain(|_, n| *n > 0);
+    let customer_dollars: f64 = cost::estimate(&customer, &cost::Prices::default())
+        .values()
+        .sum();
+    eprintln!(
+        "requests with the customer role (billed to the customer's account): {} (${customer_dollars:.6} a night for this account): {customer:?}",
+        customer.values().sum::<u64>()
+    );
     // Per principal analysed (what "per million items" means in the README's cost table).
     let items = principals;
     let mut per_service: BTreeMap<String, u64> = BTreeMap::new();

@@ -3,43 +3,43 @@
 
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use super::{all_pages, got, insert_tags, resource, Found, Got, RegionCtx};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
 pub(super) async fn tables(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
     let client = &ctx.clients.dynamodb;
     let op = "dynamodb:ListTables";
-    let mut start: Option<String> = None;
-    let mut names = Vec::new();
-    loop {
-        let s = start.clone();
-        let page = retry_transient(ctx.policy, ctx.stats, || async {
+    let listed = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |start| async move {
             got(
                 op,
                 client
                     .list_tables()
-                    .set_exclusive_start_table_name(s.clone())
+                    .set_exclusive_start_table_name(start)
                     .limit(100)
                     .send()
                     .await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(format!(
-                "DynamoDB in {}: access denied listing the tables (dynamodb:ListTables): tables not analysed",
-                ctx.region()
-            ));
-            return Ok(());
-        };
-        names.extend(page.table_names().iter().cloned());
-        match page.last_evaluated_table_name() {
-            Some(next) if Some(next) != start.as_deref() => start = Some(next.to_string()),
-            _ => break,
-        }
-    }
+        },
+        |page: &aws_sdk_dynamodb::operation::list_tables::ListTablesOutput| {
+            (
+                page.table_names().to_vec(),
+                page.last_evaluated_table_name().map(str::to_string),
+            )
+        },
+    )
+    .await?;
+    let Some(mut names) = listed else {
+        found.warn(format!(
+            "DynamoDB in {}: access denied listing the tables (dynamodb:ListTables): tables not analysed",
+            ctx.region()
+        ));
+        return Ok(());
+    };
     names.sort();
     for name in names {
         let arn = format!(

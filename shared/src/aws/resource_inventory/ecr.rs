@@ -3,48 +3,51 @@
 
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use super::{all_pages, got, insert_tags, resource, Found, Got, RegionCtx};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
 pub(super) async fn repositories(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
     let client = &ctx.clients.ecr;
     let op = "ecr:DescribeRepositories";
-    let mut token: Option<String> = None;
     // (ARN, name)
-    let mut listed = Vec::new();
-    loop {
-        let t = token.clone();
-        let page = retry_transient(ctx.policy, ctx.stats, || async {
+    let listed = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |token| async move {
             got(
                 op,
                 client
                     .describe_repositories()
-                    .set_next_token(t.clone())
+                    .set_next_token(token)
                     .max_results(1000)
                     .send()
                     .await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(format!(
-                "ECR in {}: access denied listing the repositories (ecr:DescribeRepositories): repositories not analysed",
-                ctx.region()
-            ));
-            return Ok(());
-        };
-        for repo in page.repositories() {
-            if let (Some(arn), Some(name)) = (repo.repository_arn(), repo.repository_name()) {
-                listed.push((arn.to_string(), name.to_string()));
-            }
-        }
-        match page.next_token() {
-            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+        },
+        |page: &aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesOutput| {
+            let repositories = page
+                .repositories()
+                .iter()
+                .filter_map(|r| {
+                    Some((
+                        r.repository_arn()?.to_string(),
+                        r.repository_name()?.to_string(),
+                    ))
+                })
+                .collect();
+            (repositories, page.next_token().map(str::to_string))
+        },
+    )
+    .await?;
+    let Some(mut listed) = listed else {
+        found.warn(format!(
+            "ECR in {}: access denied listing the repositories (ecr:DescribeRepositories): repositories not analysed",
+            ctx.region()
+        ));
+        return Ok(());
+    };
     listed.sort();
     for (arn, name) in listed {
         let mut r = resource(&arn, "AWS::ECR::Repository", ctx.region());

@@ -4,48 +4,41 @@
 
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use super::{all_pages, got, insert_tags, resource, Found, Got, RegionCtx};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
 pub(super) async fn keys(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
     let kms = &ctx.clients.kms;
     let op = "kms:ListKeys";
-    let mut marker: Option<String> = None;
-    let mut ids = Vec::new();
-    loop {
-        let m = marker.clone();
-        let page = retry_transient(ctx.policy, ctx.stats, || async {
+    let listed = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |marker| async move {
             got(
                 op,
-                kms.list_keys()
-                    .set_marker(m.clone())
-                    .limit(1000)
-                    .send()
-                    .await,
+                kms.list_keys().set_marker(marker).limit(1000).send().await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(format!(
-                "KMS in {}: access denied listing the keys (kms:ListKeys): keys not analysed",
-                ctx.region()
-            ));
-            return Ok(());
-        };
-        ids.extend(
-            page.keys()
+        },
+        |page: &aws_sdk_kms::operation::list_keys::ListKeysOutput| {
+            let ids = page
+                .keys()
                 .iter()
-                .filter_map(|k| k.key_id().map(str::to_string)),
-        );
-        match page.next_marker() {
-            Some(next) if page.truncated() && Some(next) != marker.as_deref() => {
-                marker = Some(next.to_string())
-            }
-            _ => break,
-        }
-    }
+                .filter_map(|k| k.key_id().map(str::to_string))
+                .collect();
+            let next = page.next_marker().filter(|_| page.truncated());
+            (ids, next.map(str::to_string))
+        },
+    )
+    .await?;
+    let Some(mut ids) = listed else {
+        found.warn(format!(
+            "KMS in {}: access denied listing the keys (kms:ListKeys): keys not analysed",
+            ctx.region()
+        ));
+        return Ok(());
+    };
     ids.sort();
     for id in ids {
         if let Some(key) = key(ctx, &id, found).await? {
@@ -117,49 +110,43 @@ async fn key(ctx: &RegionCtx<'_>, id: &str, found: &mut Found) -> PortResult<Opt
     }
 
     let op = "kms:ListGrants";
-    let mut grants = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let m = marker.clone();
-        match retry_transient(ctx.policy, ctx.stats, || async {
+    let grants = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |marker| async move {
             got(
                 op,
                 kms.list_grants()
                     .key_id(id)
-                    .set_marker(m.clone())
+                    .set_marker(marker)
                     .limit(100)
                     .send()
                     .await,
                 &[],
             )
-        })
-        .await?
-        {
-            Got::Value(page) => {
-                for g in page.grants() {
-                    if let Some(p) = g.grantee_principal() {
-                        let ops: Vec<&str> = g.operations().iter().map(|o| o.as_str()).collect();
-                        grants.push(json!({"GranteePrincipal": p, "Operations": ops}));
-                    }
-                }
-                match page.next_marker() {
-                    Some(next) if page.truncated() && Some(next) != marker.as_deref() => {
-                        marker = Some(next.to_string())
-                    }
-                    _ => break,
-                }
-            }
-            Got::Missing => break,
-            Got::Denied => {
-                found.warn(format!(
-                    "KMS key {arn}: access denied listing its grants (kms:ListGrants): not analysed"
-                ));
-                break;
-            }
+        },
+        |page: &aws_sdk_kms::operation::list_grants::ListGrantsOutput| {
+            let grants = page
+                .grants()
+                .iter()
+                .filter_map(|g| {
+                    let ops: Vec<&str> = g.operations().iter().map(|o| o.as_str()).collect();
+                    Some(json!({"GranteePrincipal": g.grantee_principal()?, "Operations": ops}))
+                })
+                .collect();
+            let next = page.next_marker().filter(|_| page.truncated());
+            (grants, next.map(str::to_string))
+        },
+    )
+    .await?;
+    match grants {
+        Some(grants) if !grants.is_empty() => {
+            r.insert("Grants".into(), Value::Array(grants));
         }
-    }
-    if !grants.is_empty() {
-        r.insert("Grants".into(), Value::Array(grants));
+        Some(_) => {}
+        None => found.warn(format!(
+            "KMS key {arn}: access denied listing its grants (kms:ListGrants): not analysed"
+        )),
     }
 
     let op = "kms:ListResourceTags";

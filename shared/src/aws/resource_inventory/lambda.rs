@@ -3,47 +3,45 @@
 
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use super::{all_pages, got, insert_tags, resource, Found, Got, RegionCtx};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
 pub(super) async fn functions(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
     let client = &ctx.clients.lambda;
     let op = "lambda:ListFunctions";
-    let mut marker: Option<String> = None;
-    let mut arns = Vec::new();
-    loop {
-        let m = marker.clone();
-        let page = retry_transient(ctx.policy, ctx.stats, || async {
+    let listed = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |marker| async move {
             got(
                 op,
                 client
                     .list_functions()
-                    .set_marker(m.clone())
+                    .set_marker(marker)
                     .max_items(50)
                     .send()
                     .await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(format!(
-                "Lambda in {}: access denied listing the functions (lambda:ListFunctions): functions not analysed",
-                ctx.region()
-            ));
-            return Ok(());
-        };
-        arns.extend(
-            page.functions()
+        },
+        |page: &aws_sdk_lambda::operation::list_functions::ListFunctionsOutput| {
+            let arns = page
+                .functions()
                 .iter()
-                .filter_map(|f| f.function_arn().map(str::to_string)),
-        );
-        match page.next_marker() {
-            Some(next) if Some(next) != marker.as_deref() => marker = Some(next.to_string()),
-            _ => break,
-        }
-    }
+                .filter_map(|f| f.function_arn().map(str::to_string))
+                .collect();
+            (arns, page.next_marker().map(str::to_string))
+        },
+    )
+    .await?;
+    let Some(mut arns) = listed else {
+        found.warn(format!(
+            "Lambda in {}: access denied listing the functions (lambda:ListFunctions): functions not analysed",
+            ctx.region()
+        ));
+        return Ok(());
+    };
     arns.sort();
     for arn in arns {
         let mut r = resource(&arn, "AWS::Lambda::Function", ctx.region());

@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{classify, has_code};
 use super::request_counter::RequestCounter;
-use super::retry::{RetryPolicy, RetryStats};
+use super::retry::{retry_transient, RetryPolicy, RetryStats};
 use crate::ports::{AccountLocator, PortResult};
 
 mod dynamodb;
@@ -74,6 +74,38 @@ fn got<T, E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
         Err(e) if !missing.is_empty() && has_code(&e, missing) => Ok(Got::Missing),
         Err(e) if has_code(&e, DENIED) => Ok(Got::Denied),
         Err(e) => Err(classify(op, e)),
+    }
+}
+
+/// Every page of one listing, each page retried like any read: `page(token)` asks for
+/// the page after `token` (the first with `None`); `read(page)` gives what the page lists
+/// and the next token (`None` on the last page). `None` when the listing is denied.
+async fn all_pages<P, T, F, Fut>(
+    policy: &RetryPolicy,
+    stats: &RetryStats,
+    mut page: F,
+    read: impl Fn(&P) -> (Vec<T>, Option<String>),
+) -> PortResult<Option<Vec<T>>>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = PortResult<Got<P>>>,
+{
+    let mut token: Option<String> = None;
+    let mut out = Vec::new();
+    loop {
+        let t = token.clone();
+        let p = match retry_transient(policy, stats, || page(t.clone())).await? {
+            Got::Value(p) => p,
+            Got::Missing => return Ok(Some(out)),
+            Got::Denied => return Ok(None),
+        };
+        let (items, next) = read(&p);
+        out.extend(items);
+        match next {
+            // a token that does not move on ends the listing (never loop forever)
+            Some(next) if Some(&next) != token.as_ref() => token = Some(next),
+            _ => return Ok(Some(out)),
+        }
     }
 }
 

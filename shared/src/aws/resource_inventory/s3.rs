@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Collector, Found, Got, Regional};
+use super::{all_pages, got, insert_tags, resource, Collector, Found, Got, Regional};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
@@ -70,40 +70,40 @@ pub(super) async fn buckets(c: &Collector<'_>, found: &mut Found) -> PortResult<
         return Ok(());
     };
     let op = "s3:ListBuckets";
-    let mut token: Option<String> = None;
-    let mut names = Vec::new();
-    loop {
-        let t = token.clone();
-        let page = retry_transient(c.policy, c.stats, || async {
+    let listed = all_pages(
+        c.policy,
+        c.stats,
+        |token| async move {
             got(
                 op,
                 lister
                     .s3
                     .list_buckets()
-                    .set_continuation_token(t.clone())
+                    .set_continuation_token(token)
                     .max_buckets(1000)
                     .send()
                     .await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(
-                "S3: access denied listing the buckets (s3:ListAllMyBuckets): buckets not analysed",
-            );
-            return Ok(());
-        };
-        for b in page.buckets() {
-            if let Some(name) = b.name() {
-                names.push((name.to_string(), b.bucket_region().map(str::to_string)));
-            }
-        }
-        match page.continuation_token() {
-            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+        },
+        |page: &aws_sdk_s3::operation::list_buckets::ListBucketsOutput| {
+            let names = page
+                .buckets()
+                .iter()
+                .filter_map(|b| {
+                    Some((b.name()?.to_string(), b.bucket_region().map(str::to_string)))
+                })
+                .collect();
+            (names, page.continuation_token().map(str::to_string))
+        },
+    )
+    .await?;
+    let Some(mut names) = listed else {
+        found.warn(
+            "S3: access denied listing the buckets (s3:ListAllMyBuckets): buckets not analysed",
+        );
+        return Ok(());
+    };
     names.sort();
     for (name, region) in names {
         // A bucket whose region S3 does not say is read where it was listed.

@@ -3,55 +3,55 @@
 
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use super::{all_pages, got, insert_tags, resource, Found, Got, RegionCtx};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
 pub(super) async fn secrets(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
     let client = &ctx.clients.secrets_manager;
     let op = "secretsmanager:ListSecrets";
-    let mut token: Option<String> = None;
     // (ARN, tags) of every secret
-    let mut listed: Vec<(String, Vec<(String, String)>)> = Vec::new();
-    loop {
-        let t = token.clone();
-        let page = retry_transient(ctx.policy, ctx.stats, || async {
+    let listed = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |token| async move {
             got(
                 op,
                 client
                     .list_secrets()
-                    .set_next_token(t.clone())
+                    .set_next_token(token)
                     .max_results(100)
                     .send()
                     .await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(format!(
-                "Secrets Manager in {}: access denied listing the secrets (secretsmanager:ListSecrets): secrets not analysed",
-                ctx.region()
-            ));
-            return Ok(());
-        };
-        for s in page.secret_list() {
-            if let Some(arn) = s.arn() {
-                let tags = s
-                    .tags()
-                    .iter()
-                    .filter_map(|t| {
-                        Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
-                    })
-                    .collect();
-                listed.push((arn.to_string(), tags));
-            }
-        }
-        match page.next_token() {
-            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+        },
+        |page: &aws_sdk_secretsmanager::operation::list_secrets::ListSecretsOutput| {
+            let secrets = page
+                .secret_list()
+                .iter()
+                .filter_map(|s| {
+                    let tags: Vec<(String, String)> = s
+                        .tags()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                        })
+                        .collect();
+                    Some((s.arn()?.to_string(), tags))
+                })
+                .collect();
+            (secrets, page.next_token().map(str::to_string))
+        },
+    )
+    .await?;
+    let Some(mut listed) = listed else {
+        found.warn(format!(
+            "Secrets Manager in {}: access denied listing the secrets (secretsmanager:ListSecrets): secrets not analysed",
+            ctx.region()
+        ));
+        return Ok(());
+    };
     listed.sort();
     for (arn, tags) in listed {
         let mut r = resource(&arn, "AWS::SecretsManager::Secret", ctx.region());

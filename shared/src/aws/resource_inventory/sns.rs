@@ -3,42 +3,40 @@
 
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use super::{all_pages, got, insert_tags, resource, Found, Got, RegionCtx};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
 pub(super) async fn topics(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
     let sns = &ctx.clients.sns;
     let op = "sns:ListTopics";
-    let mut token: Option<String> = None;
-    let mut arns = Vec::new();
-    loop {
-        let t = token.clone();
-        let page = retry_transient(ctx.policy, ctx.stats, || async {
+    let listed = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |token| async move {
             got(
                 op,
-                sns.list_topics().set_next_token(t.clone()).send().await,
+                sns.list_topics().set_next_token(token).send().await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(format!(
-                "SNS in {}: access denied listing the topics (sns:ListTopics): topics not analysed",
-                ctx.region()
-            ));
-            return Ok(());
-        };
-        arns.extend(
-            page.topics()
+        },
+        |page: &aws_sdk_sns::operation::list_topics::ListTopicsOutput| {
+            let arns = page
+                .topics()
                 .iter()
-                .filter_map(|t| t.topic_arn().map(str::to_string)),
-        );
-        match page.next_token() {
-            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+                .filter_map(|t| t.topic_arn().map(str::to_string))
+                .collect();
+            (arns, page.next_token().map(str::to_string))
+        },
+    )
+    .await?;
+    let Some(mut arns) = listed else {
+        found.warn(format!(
+            "SNS in {}: access denied listing the topics (sns:ListTopics): topics not analysed",
+            ctx.region()
+        ));
+        return Ok(());
+    };
     arns.sort();
     for arn in arns {
         if let Some(t) = topic(ctx, &arn, found).await? {

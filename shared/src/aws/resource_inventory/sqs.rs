@@ -4,42 +4,42 @@
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
 
-use super::{got, insert_tags, resource, Found, Got, RegionCtx};
+use super::{all_pages, got, insert_tags, resource, Found, Got, RegionCtx};
 use crate::aws::retry::retry_transient;
 use crate::ports::PortResult;
 
 pub(super) async fn queues(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<()> {
     let sqs = &ctx.clients.sqs;
     let op = "sqs:ListQueues";
-    let mut token: Option<String> = None;
-    let mut urls = Vec::new();
-    loop {
-        let t = token.clone();
-        let page = retry_transient(ctx.policy, ctx.stats, || async {
+    let listed = all_pages(
+        ctx.policy,
+        ctx.stats,
+        |token| async move {
             got(
                 op,
                 sqs.list_queues()
-                    .set_next_token(t.clone())
+                    .set_next_token(token)
                     .max_results(1000)
                     .send()
                     .await,
                 &[],
             )
-        })
-        .await?;
-        let Got::Value(page) = page else {
-            found.warn(format!(
-                "SQS in {}: access denied listing the queues (sqs:ListQueues): queues not analysed",
-                ctx.region()
-            ));
-            return Ok(());
-        };
-        urls.extend(page.queue_urls().iter().cloned());
-        match page.next_token() {
-            Some(next) if Some(next) != token.as_deref() => token = Some(next.to_string()),
-            _ => break,
-        }
-    }
+        },
+        |page: &aws_sdk_sqs::operation::list_queues::ListQueuesOutput| {
+            (
+                page.queue_urls().to_vec(),
+                page.next_token().map(str::to_string),
+            )
+        },
+    )
+    .await?;
+    let Some(mut urls) = listed else {
+        found.warn(format!(
+            "SQS in {}: access denied listing the queues (sqs:ListQueues): queues not analysed",
+            ctx.region()
+        ));
+        return Ok(());
+    };
     urls.sort();
     for url in urls {
         if let Some(q) = queue(ctx, &url, found).await? {
