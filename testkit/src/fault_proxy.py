@@ -3,8 +3,8 @@
 Forwards every request to UPSTREAM (moto's URL) unchanged, except a fraction RATE of them,
 chosen by a seeded random generator, which get an error instead, half of them throttling
 and half a 5xx, each in the format of the service the request was signed for (read from
-the SigV4 credential scope): JSON for DynamoDB, SQS and KMS, XML for SNS, IAM, STS and
-S3. With DENY (a regular expression), every request whose "METHOD PATH?QUERY", then its
+the SigV4 credential scope): JSON for DynamoDB, SQS, KMS, Secrets Manager, Lambda and ECR,
+XML for SNS, IAM, STS and S3 (S3 Control signs as S3). With DENY (a regular expression), every request whose "METHOD PATH?QUERY", then its
 X-Amz-Target header, then its body (one per line) match it is answered with the service's
 access-denied error, as AWS answers a caller its policies do not allow (moto enforces no
 IAM). The injected faults are counted per service and kind (`throttle`, `5xx`, `denied`);
@@ -37,7 +37,7 @@ def watch():
 
 threading.Thread(target=watch, daemon=True).start()
 
-JSON_SERVICES = {"dynamodb", "sqs", "kms"}
+JSON_SERVICES = {"dynamodb", "sqs", "kms", "secretsmanager", "lambda", "ecr"}
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
        "proxy-authorization", "proxy-authenticate"}
 
@@ -53,8 +53,12 @@ def fault(service, kind):
         if kind == "throttle":
             name = {"dynamodb": "com.amazonaws.dynamodb.v20120810#ThrottlingException",
                     "sqs": "com.amazonaws.sqs#ThrottlingException",
-                    "kms": "ThrottlingException"}[service]
-            return 400, "application/x-amz-json-1.0", json.dumps(
+                    "kms": "ThrottlingException",
+                    "secretsmanager": "ThrottlingException",
+                    "lambda": "TooManyRequestsException",
+                    "ecr": "ThrottlingException"}[service]
+            status = 429 if service == "lambda" else 400
+            return status, "application/x-amz-json-1.0", json.dumps(
                 {"__type": name, "message": "Rate exceeded (injected)"})
         return 503, "application/x-amz-json-1.0", json.dumps(
             {"__type": "ServiceUnavailable", "message": "injected 5xx"})
