@@ -448,12 +448,13 @@ fn fold_actions(
         if allowed == Tri::No {
             continue;
         }
-        if !rcps.is_empty() {
-            let rcp = rcp_verdict(rcps, principal.1, &info.full_name, scope, principal, ctx);
-            allowed = allowed.and(rcp.deny.negate());
-            if allowed == Tri::No {
-                continue;
-            }
+        allowed = allowed.and(
+            rcp_verdict(rcps, principal.1, &info.full_name, scope, principal, ctx)
+                .deny
+                .negate(),
+        );
+        if allowed == Tri::No {
+            continue;
         }
         let fold = per.entry((info.service, info.capability)).or_default();
         fold.allowed = Some(fold.allowed.unwrap_or(Tri::No).or(allowed));

@@ -328,7 +328,8 @@ pub(crate) fn rcp_verdict(
         statements: Vec::new(),
         reasons: Vec::new(),
     };
-    if !RCP_SERVICES.iter().any(|s| s.eq_ignore_ascii_case(service)) {
+    // no RCPs (the usual case, on the exposure's per-action path): nothing to evaluate
+    if rcps.is_empty() || !RCP_SERVICES.iter().any(|s| s.eq_ignore_ascii_case(service)) {
         return verdict;
     }
     let req = Req {

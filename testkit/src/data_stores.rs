@@ -57,10 +57,32 @@ pub async fn seed_data_stores(account: &str, prefix: &str) -> anyhow::Result<()>
         .secret_string("hunter2")
         .send()
         .await?;
+    create_function(&sdk, account, &format!("{prefix}-thumbnailer"), &[]).await?;
+    aws_sdk_ecr::Client::new(&sdk)
+        .create_repository()
+        .repository_name(format!("{prefix}-images"))
+        .send()
+        .await?;
+    create_table(
+        &aws_sdk_dynamodb::Client::new(&sdk),
+        &format!("{prefix}-orders"),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Creates a Lambda function `name` with `tags` in `account` (with a role of its own, which
+/// moto requires to exist); returns its ARN.
+pub async fn create_function(
+    sdk: &aws_config::SdkConfig,
+    account: &str,
+    name: &str,
+    tags: &[(&str, &str)],
+) -> anyhow::Result<String> {
     let role = moto::iam_in_account(account)
         .await
         .create_role()
-        .role_name(format!("{prefix}-function"))
+        .role_name(format!("{name}-role"))
         .assume_role_policy_document(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
         )
@@ -70,9 +92,9 @@ pub async fn seed_data_stores(account: &str, prefix: &str) -> anyhow::Result<()>
         .role()
         .map(|r| r.arn().to_string())
         .ok_or_else(|| anyhow::anyhow!("CreateRole returned no role"))?;
-    aws_sdk_lambda::Client::new(&sdk)
+    let mut create = aws_sdk_lambda::Client::new(sdk)
         .create_function()
-        .function_name(format!("{prefix}-thumbnailer"))
+        .function_name(name)
         .runtime(aws_sdk_lambda::types::Runtime::Python312)
         .handler("index.handler")
         .role(role_arn)
@@ -80,20 +102,25 @@ pub async fn seed_data_stores(account: &str, prefix: &str) -> anyhow::Result<()>
             aws_sdk_lambda::types::FunctionCode::builder()
                 .zip_file(aws_sdk_lambda::primitives::Blob::new(EMPTY_ZIP.to_vec()))
                 .build(),
-        )
-        .send()
-        .await?;
-    aws_sdk_ecr::Client::new(&sdk)
-        .create_repository()
-        .repository_name(format!("{prefix}-images"))
-        .send()
-        .await?;
+        );
+    for (k, v) in tags {
+        create = create.tags(*k, *v);
+    }
+    let function = create.send().await?;
+    function
+        .function_arn()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("CreateFunction returned no ARN"))
+}
+
+/// Creates an on-demand DynamoDB table `name` keyed by a string `id`.
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
-    aws_sdk_dynamodb::Client::new(&sdk)
+    client
         .create_table()
-        .table_name(format!("{prefix}-orders"))
+        .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
             AttributeDefinition::builder()
