@@ -107,6 +107,10 @@ fn now_rfc3339() -> String {
 }
 
 pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
+    // before any work: a wrong combination is told at once
+    if !args.rcp.is_empty() && args.resources.is_none() {
+        anyhow::bail!("--rcp needs --resources: RCPs limit access to the inventory's resources");
+    }
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let model = AccountModel::parse(&bytes)
@@ -172,9 +176,6 @@ pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
                     .with_context(|| format!("resource inventory {}", f.display()))?
                     .with_rcps(org_policies(&args.rcp, "RCPs")?),
             )
-        }
-        None if !args.rcp.is_empty() => {
-            anyhow::bail!("--rcp needs --resources: RCPs limit access to the inventory's resources")
         }
         None => None,
     };
