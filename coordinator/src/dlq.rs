@@ -201,7 +201,7 @@ pub async fn list(
         } else {
             " (account removed from the tenants file: purge it with `coordinator dlq purge`)"
         };
-        println!(
+        say!(
             "{} {} {}: {} message(s){removed}",
             sel.customer,
             sel.account,
@@ -210,11 +210,11 @@ pub async fn list(
         );
         if show {
             for message in cycle_all(ports, &sel.dlq).await? {
-                println!("{}", describe(&message));
+                say!("{}", describe(&message));
             }
         }
     }
-    println!("{total} dead-lettered message(s)");
+    say!("{total} dead-lettered message(s)");
     Ok(())
 }
 
@@ -253,7 +253,7 @@ pub async fn purge(ports: &Ports, names: &Names, args: &PurgeArgs) -> anyhow::Re
     let sel = &found[0];
     let depth = ports.queues.depth(&sel.dlq).await?.total();
     if !args.yes {
-        println!(
+        say!(
             "would purge {depth} message(s) from {} (nothing changed; add --yes)",
             sel.dlq
         );
@@ -269,7 +269,7 @@ pub async fn purge(ports: &Ports, names: &Names, args: &PurgeArgs) -> anyhow::Re
             break;
         }
         for message in &batch {
-            println!("purging{}", describe(message));
+            say!("purging{}", describe(message));
         }
         let receipts: Vec<String> = batch.iter().map(|m| m.receipt_handle.clone()).collect();
         ports.queues.delete_batch(&sel.dlq, &receipts).await?;
@@ -277,9 +277,9 @@ pub async fn purge(ports: &Ports, names: &Names, args: &PurgeArgs) -> anyhow::Re
     }
     if !sel.registered && ports.queues.depth(&sel.dlq).await?.total() == 0 {
         ports.queues.delete_queue(&sel.dlq).await?;
-        println!("deleted {} (its account was removed)", sel.dlq);
+        say!("deleted {} (its account was removed)", sel.dlq);
     }
-    println!("purged {purged} message(s) from {}", sel.dlq);
+    say!("purged {purged} message(s) from {}", sel.dlq);
     Ok(())
 }
 
@@ -322,7 +322,7 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
                 sel.customer, sel.account, sel.account
             );
             if args.dry_run {
-                println!("would not replay {refusal}");
+                say!("would not replay {refusal}");
             } else {
                 errors.push(refusal);
             }
@@ -333,7 +333,7 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
                 if args.limit.is_some_and(|l| replayed >= l) {
                     break;
                 }
-                println!("would replay{}", describe(&message));
+                say!("would replay{}", describe(&message));
                 replayed += 1;
             }
             continue;
@@ -344,7 +344,7 @@ pub async fn replay(ports: &Ports, names: &Names, args: &ReplayArgs) -> anyhow::
         }
     }
     rebuild_reports(ports, names, &rebuild, &mut errors).await;
-    println!(
+    say!(
         "{} {replayed} message(s)",
         if args.dry_run {
             "would replay"
@@ -404,7 +404,7 @@ async fn replay_account(
                 return Ok(());
             }
             budget -= 1;
-            println!("replaying{}", describe(&message));
+            say!("replaying{}", describe(&message));
             let mut copy = resend_of(&message, "replay", ports);
             copy.attributes
                 .retain(|k, _| !k.starts_with(ATTRIBUTE_PREFIX));
@@ -488,7 +488,7 @@ async fn rebuild_reports(
         }
         .await;
         match sent {
-            Ok(true) => println!(
+            Ok(true) => say!(
                 "reports of {customer} {account} (run {run_id}) will be rebuilt after the replayed items"
             ),
             Ok(false) => {}

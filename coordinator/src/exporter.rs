@@ -76,7 +76,7 @@ pub async fn run(
             Ok(view) => {
                 run_metrics().publish(&view, now);
                 health.beat();
-                println!("{}", emf_line(deployment, &view, now));
+                say!("{}", emf_line(deployment, &view, now));
             }
             Err(e) => {
                 run_metrics().refresh_errors.inc();

@@ -162,15 +162,25 @@ impl WorkerPool {
     }
 }
 
+/// How often [`watch`] reads the run from the ledger: a SQLite read is nearly free and a
+/// small run is over in seconds, while a DynamoDB query is billed.
+pub fn watch_interval(backend: BackendKind) -> Duration {
+    match backend {
+        BackendKind::Embedded => Duration::from_millis(50),
+        BackendKind::Aws => Duration::from_millis(250),
+    }
+}
+
 /// Watches the run in the ledger until every account is finished (or `deadline` passes),
-/// with a progress bar; returns the run's totals then. With `metric`, every poll's totals
-/// go to it (it prints the autoscaling metric when due).
+/// reading it every `every`, with a progress bar; returns the run's totals then. With
+/// `metric`, every poll's totals go to it (it prints the autoscaling metric when due).
 pub async fn watch(
     ledger: &Ledger,
     run_id: &str,
     mut pool: Option<&mut WorkerPool>,
     show_bar: bool,
     deadline: Option<Instant>,
+    every: Duration,
     mut metric: Option<&mut AccountsWithWorkMetric>,
 ) -> anyhow::Result<RunTotals> {
     let bar = if show_bar {
@@ -224,7 +234,7 @@ pub async fn watch(
         if let Some(pool) = pool.as_deref_mut() {
             pool.supervise()?;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(every).await;
     }
 }
 

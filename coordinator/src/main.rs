@@ -17,6 +17,15 @@
 //!   `index.json`, the digest); `run` and `start --wait` build it when their run ends;
 //! - `coordinator notify [--run ID]`: send each customer's morning digest over SMTP.
 
+/// Prints a line to standard output, like `println!`, except that a closed pipe
+/// (`coordinator run | head -1`) drops the rest of the output instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod dlq;
 mod exit_code;
 mod exporter;
@@ -272,6 +281,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(&mut pool),
                 !no_progress,
                 None,
+                local_pool::watch_interval(settings.backend),
                 None,
             )
             .await;
@@ -287,7 +297,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &log_dir,
             );
             for w in &reviews {
-                println!("  morning review of {}: {}", w.customer, w.location);
+                say!("  morning review of {}: {}", w.customer, w.location);
             }
             Ok(RunOutcome::of(&totals).exit_code())
         }
@@ -298,7 +308,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Start { run, wait, timeout } => {
             let (ports, _, identity) = open_night(&settings, run).await?;
-            println!("{}", identity.run_id);
+            say!("{}", identity.run_id);
             if !wait {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -315,6 +325,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None,
                 false,
                 deadline,
+                local_pool::watch_interval(settings.backend),
                 Some(&mut metric),
             )
             .await?;
@@ -338,13 +349,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let run_id = status::resolve_run(&ledger, run.as_deref()).await?;
             if wait {
                 let deadline = timeout.map(|secs| Instant::now() + Duration::from_secs(secs));
-                local_pool::watch(&ledger, &run_id, None, false, deadline, None).await?;
+                local_pool::watch(
+                    &ledger,
+                    &run_id,
+                    None,
+                    false,
+                    deadline,
+                    local_pool::watch_interval(settings.backend),
+                    None,
+                )
+                .await?;
             }
             local_pool::enforce_deadline(&ledger, &run_id).await?;
             let states = ledger.account_states(&run_id).await?;
             let dlq = status::dlq_depths(&ports, &names, &states).await;
             if json {
-                println!(
+                say!(
                     "{}",
                     serde_json::to_string_pretty(&status::to_json(&run_id, &states, &dlq))?
                 );
@@ -360,14 +380,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Provision => {
             settings.validate()?;
             connect_backend(&settings).await?.provision().await?;
-            println!("provisioned: the backend's table and bucket exist");
+            say!("provisioned: the backend's table and bucket exist");
             Ok(ExitCode::SUCCESS)
         }
         Command::Reconcile { tenants } => {
             let (ports, names) = connect(&settings).await?;
             let tenants = tenants_source::load(&settings, tenants.as_deref())?;
             let report = reconcile::reconcile(&ports, &settings, &names, &tenants).await?;
-            println!(
+            say!(
                 "queues ensured: {}, removed: {}, draining: {}, DLQs kept: {}",
                 report.queues_ensured,
                 report.queues_removed.len(),
@@ -389,7 +409,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(args) => {
             let (ports, _) = connect(&settings).await?;
             let report = gc::gc(&ports, &args).await?;
-            println!(
+            say!(
                 "{} {} run(s), {} report file(s), {} snapshot(s), {} result(s)",
                 if args.dry_run {
                     "would delete"
@@ -408,7 +428,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let ledger = Ledger::new(ports.store.clone());
             let run_id = status::resolve_run(&ledger, run.as_deref()).await?;
             for w in review::build(&ports, &run_id).await? {
-                println!(
+                say!(
                     "{}: {} account(s), {} notable change(s), {} run(s) of trends: {}",
                     w.customer,
                     w.index.accounts.len(),
@@ -430,7 +450,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let text = toml::to_string_pretty(&tenants).context("serializing the tenants file")?;
             std::fs::write(&path, text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            println!(
+            say!(
                 "wrote the bundled sample to {} (tenants file: {})",
                 out.display(),
                 path.display()
@@ -466,8 +486,8 @@ fn print_summary(
     elapsed: Duration,
     log_dir: &std::path::Path,
 ) {
-    println!("Run {run_id} finished in {:.1} s", elapsed.as_secs_f64());
-    println!(
+    say!("Run {run_id} finished in {:.1} s", elapsed.as_secs_f64());
+    say!(
         "  customers: {}, accounts: {} ({} complete, {} partial, {} failed)",
         tenants.customers.len(),
         totals.accounts,
@@ -475,11 +495,12 @@ fn print_summary(
         totals.accounts_partial,
         totals.accounts_failed
     );
-    println!(
+    say!(
         "  principals analysed: {} ({} failed)",
-        totals.items_done, totals.items_failed
+        totals.items_done,
+        totals.items_failed
     );
-    println!(
+    say!(
         "  reused from caches: {}/{} snapshots unchanged, {}/{} principal results, {}/{} last-accessed lookups",
         totals.snapshots_reused,
         totals.accounts,
@@ -489,7 +510,7 @@ fn print_summary(
         totals.items_done + totals.items_failed
     );
     for customer in &tenants.customers {
-        println!(
+        say!(
             "  reports of {}: {}",
             customer.id,
             ports
@@ -497,5 +518,5 @@ fn print_summary(
                 .locate(&format!("{}/reports/{run_id}", customer.id))
         );
     }
-    println!("  worker logs: {}", log_dir.display());
+    say!("  worker logs: {}", log_dir.display());
 }

@@ -97,7 +97,7 @@ impl AccountsWithWorkMetric {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         if let Some(line) = self.due(totals, Instant::now(), timestamp_ms) {
-            println!("{line}");
+            say!("{line}");
         }
     }
 }

@@ -84,7 +84,7 @@ pub async fn notify(settings: &Settings, args: &NotifyArgs) -> anyhow::Result<us
             .unwrap_or_default();
         let digest = digest::digest(&index, Some(&location));
         let Some(smtp) = &smtp else {
-            println!(
+            say!(
                 "To: {}\nSubject: {}\n\n{}",
                 recipients.join(", "),
                 digest.subject,
@@ -110,7 +110,7 @@ pub async fn notify(settings: &Settings, args: &NotifyArgs) -> anyhow::Result<us
                 format!("cannot send customer {customer}'s digest through {server}")
             })?;
         info!(customer, recipients = recipients.len(), run = %run_id, "digest sent");
-        println!(
+        say!(
             "sent {customer}'s digest of run {run_id} to {}",
             recipients.join(", ")
         );

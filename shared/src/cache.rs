@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, Sealer};
 use crate::metrics::work::work;
-use crate::ports::{AccountSnapshotRaw, BlobStore, Condition, KeyValueStore, PortError, StoreKey};
+use crate::ports::{AccountSnapshotRaw, BlobStore, KeyValueStore, PortError, StoreKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -335,6 +335,7 @@ impl Caches {
         }
     }
 
+    /// Stores a principal's last-accessed data now.
     pub async fn put_last_accessed(
         &self,
         customer: &str,
@@ -342,6 +343,21 @@ impl Caches {
         principal_arn: &str,
         data: Option<&[u8]>,
     ) -> Result<(), CacheError> {
+        let pending = self
+            .seal_last_accessed(customer, account, principal_arn, data)
+            .await?;
+        self.put_pending(vec![pending]).await
+    }
+
+    /// A principal's last-accessed data sealed into its cache record, to be written with
+    /// [`Caches::put_pending`] (alone, or with others in one request).
+    pub async fn seal_last_accessed(
+        &self,
+        customer: &str,
+        account: &str,
+        principal_arn: &str,
+        data: Option<&[u8]>,
+    ) -> Result<PendingWrite, CacheError> {
         // Last-accessed JSON repeats service names and keys: gzipped first, it seals to a
         // fraction of its size (DynamoDB bills every KB written).
         let sealed_gz64 = match data {
@@ -358,17 +374,13 @@ impl Caches {
             sealed_gz64,
             sealed: None,
         };
-        let key = Self::last_accessed_key(customer, account, principal_arn);
-        let expires = Some(self.clock.now_secs() + self.last_accessed_ttl.as_secs() as i64 + 3600);
-        self.store
-            .put(
-                &key,
-                crate::ledger::to_value(&entry),
-                expires,
-                Condition::None,
-            )
-            .await?;
-        Ok(())
+        Ok(PendingWrite {
+            key: Self::last_accessed_key(customer, account, principal_arn),
+            value: crate::ledger::to_value(&entry),
+            expires_at: Some(
+                self.clock.now_secs() + self.last_accessed_ttl.as_secs() as i64 + 3600,
+            ),
+        })
     }
 
     fn result_key(customer: &str, account: &str, digest: &str) -> StoreKey {
@@ -588,6 +600,7 @@ impl Caches {
 mod tests {
     use super::*;
     use crate::embedded::EmbeddedBackend;
+    use crate::ports::Condition;
 
     /// A small result lives in its index record, a large one in a blob; both read back,
     /// both are listed for retention.

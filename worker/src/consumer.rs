@@ -8,6 +8,8 @@
 //! - A receive may return several messages of one group: they are processed in order, by
 //!   one task; a queue is never worked on by two tasks of this process, and SQS FIFO (or the
 //!   embedded backend) never hands the group to another process meanwhile.
+//! - A task that frees its queue wakes the polling loop, so the group's next batch is
+//!   received at once rather than after an idle pause.
 //! - While a task works, its batch's [`Lease`] extends the visibility of everything it
 //!   holds and the lease of its idempotency claim.
 //! - On shutdown, polling stops; each task finishes the message in hand and releases the
@@ -30,7 +32,7 @@ use accessflow_shared::naming::Names;
 use accessflow_shared::ports::{
     OutgoingMessage, PortError, Ports, ReceivedMessage, WorkQueues, MAX_BATCH,
 };
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, Notify, Semaphore};
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::lease::Lease;
@@ -110,6 +112,9 @@ pub async fn run(
 ) -> Result<(), PortError> {
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Told when a task frees its queue: that queue's next batch (or another queue, now
+    // that a slot is free) is then received at once, not after the rest of a pause.
+    let freed = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
     let mut queues: Vec<(String, ActiveAccount)> = Vec::new();
     let mut refreshed: Option<Instant> = None;
@@ -188,9 +193,10 @@ pub async fn run(
                 busy.insert(queue.clone());
                 metrics.busy_queues.set(busy.len() as i64);
             }
-            let (consumer, busy, queue, shutdown) = (
+            let (consumer, busy, freed, queue, shutdown) = (
                 consumer.clone(),
                 busy.clone(),
+                freed.clone(),
                 queue.clone(),
                 shutdown.clone(),
             );
@@ -224,6 +230,7 @@ pub async fn run(
                     }
                     drop(hold);
                     drop(permit);
+                    freed.notify_one();
                 }
                 .instrument(span),
             );
@@ -244,6 +251,7 @@ pub async fn run(
             let pause = options.idle_pause * (1 << (idle_sweeps - 1));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
+                _ = freed.notified() => {}
                 _ = shutdown.triggered() => {}
             }
         }

@@ -11,9 +11,9 @@
 //! The caches are read once per batch (one request per 100 keys on DynamoDB), and the new
 //! results' records written together (one request per 25). A worker that dies mid-batch
 //! commits nothing; the next receiver redoes the batch. The expensive part of a principal,
-//! fetching its last-accessed data from the account, is stored as soon as it arrives, so
-//! the redone batch fetches from the account only from the first principal the dead
-//! worker had not reached; re-evaluating the others costs a fraction of a millisecond each. Items that already have an outcome in the ledger (a
+//! fetching its last-accessed data from the account, is stored within a second of its
+//! arrival (the fetches of that second together), so the redone batch fetches from the
+//! account only what the dead worker fetched in its last second or had not reached; re-evaluating the others costs a fraction of a millisecond each. Items that already have an outcome in the ledger (a
 //! replayed batch, or an earlier version's single-item message for the same item) are
 //! skipped, so no item is counted twice.
 
@@ -34,6 +34,9 @@ use tracing::warn;
 
 use super::claim::StepError;
 use super::{Attempt, LoadedSnapshot, Pipeline};
+
+/// The longest a fetched last-accessed entry waits to be stored with the next ones.
+const LAST_ACCESSED_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One principal of a batch, evaluated (or failed), before the batch commits.
 struct ItemDone {
@@ -155,10 +158,10 @@ impl Pipeline {
     }
 
     /// The batch's principals still to do, `(item, principal)`: their last-accessed data,
-    /// then their evaluations, cached or new. The caches are read once for the lot; each
-    /// last-accessed fetch is stored as soon as it arrives (the expensive part, never
-    /// fetched twice after a crash), the new results' records together at the end (cheap
-    /// to recompute).
+    /// then their evaluations, cached or new. The caches are read once for the lot; the
+    /// last-accessed fetches are stored together about every second (the expensive part:
+    /// after a crash only the last second's fetches are fetched again), the new results'
+    /// records together at the end (cheap to recompute).
     async fn analyze_items(
         &self,
         work: &AccountWork,
@@ -175,6 +178,12 @@ impl Pipeline {
             .await?;
         let mut locator = None;
         let mut last_accessed: Vec<(Option<Vec<u8>>, bool)> = Vec::with_capacity(arns.len());
+        // Fetched entries are stored together, once `LAST_ACCESSED_FLUSH` has passed since
+        // the first of them arrived (checked after each fetch) and at the end: a worker
+        // that dies mid-batch loses about that much fetching, and a batch of fast fetches
+        // costs one write instead of one per principal.
+        let mut unstored = Vec::new();
+        let mut oldest_unstored = Instant::now();
         for (arn, hit) in arns.iter().zip(cached) {
             if let Some(data) = hit {
                 last_accessed.push((data, true));
@@ -185,11 +194,22 @@ impl Pipeline {
                 None => locator.insert(self.locator(work).await?),
             };
             let fresh = self.ports.iam.last_accessed(locator, arn).await?;
-            self.caches
-                .put_last_accessed(customer, account, arn, fresh.as_deref())
-                .await?;
+            if unstored.is_empty() {
+                oldest_unstored = Instant::now();
+            }
+            unstored.push(
+                self.caches
+                    .seal_last_accessed(customer, account, arn, fresh.as_deref())
+                    .await?,
+            );
+            if oldest_unstored.elapsed() >= LAST_ACCESSED_FLUSH {
+                self.caches
+                    .put_pending(std::mem::take(&mut unstored))
+                    .await?;
+            }
             last_accessed.push((fresh, false));
         }
+        self.caches.put_pending(unstored).await?;
 
         // What each result depends on; a principal whose own data is unusable fails here.
         let mut inputs: Vec<Result<(String, Option<LastAccessed>), String>> = Vec::new();

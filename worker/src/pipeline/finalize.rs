@@ -73,8 +73,6 @@ impl Pipeline {
             .collect();
         let mut results: Vec<PrincipalAnalysis> = Vec::with_capacity(items as usize);
         let mut failures: Vec<PrincipalFailure> = Vec::new();
-        // The stored results, read a hundred at a time (one store request each).
-        let mut stored: BTreeMap<u32, PrincipalAnalysis> = BTreeMap::new();
         let with_results: Vec<(u32, String)> = (0..items)
             .filter_map(|item| match outcomes.get(&item) {
                 Some(ItemOutcome {
@@ -84,19 +82,16 @@ impl Pipeline {
                 _ => None,
             })
             .collect();
-        for chunk in with_results.chunks(100) {
-            let names: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
-            let read = self
-                .caches
-                .get_results(&work.customer, &work.account, &names)
-                .await?;
-            for ((item, key), json) in chunk.iter().zip(read) {
-                let result: PrincipalAnalysis = serde_json::from_slice(&json).map_err(|e| {
-                    StepError::Permanent(format!("stored result {key} is unreadable: {e}"))
-                })?;
-                stored.insert(*item, result);
-            }
-        }
+        let header = self.ledger.run(&work.run_id).await?.ok_or_else(|| {
+            StepError::Permanent(format!("run {} has no header in the ledger", work.run_id))
+        })?;
+        // The previous report (parsed on a blocking thread) and the stored results at once:
+        // they are independent, and both are on the account's critical path.
+        let (previous, stored) = tokio::join!(
+            self.previous_report(work, &header.as_of),
+            self.stored_results(work, &with_results)
+        );
+        let (previous, mut stored) = (previous?, stored?);
         for item in 0..items {
             let planned = principals
                 .get(item as usize)
@@ -141,11 +136,8 @@ impl Pipeline {
             });
         }
 
+        // The snapshot, the results and the previous report read (logged as `read_ms`).
         let loaded_ms = started.elapsed().as_millis() as u64;
-        let header = self.ledger.run(&work.run_id).await?.ok_or_else(|| {
-            StepError::Permanent(format!("run {} has no header in the ledger", work.run_id))
-        })?;
-        let previous = self.previous_report(work, &header.as_of).await?;
         // The customer's partner accounts, from the tenant registry. An account removed
         // from the tenants file mid-run still gets its report, without partners marked.
         let trusted_accounts = match self.locator(work).await {
@@ -260,7 +252,7 @@ impl Pipeline {
             items,
             failures = failures.len(),
             partial,
-            results_read_ms = loaded_ms,
+            read_ms = loaded_ms,
             report_ms = reported_ms,
             "account finalized"
         );
@@ -284,15 +276,43 @@ impl Pipeline {
             return Ok(None);
         };
         let key = format!("{}/report.json", previous.prefix);
-        match self.ports.blobs.get(&key).await? {
-            Some(bytes) => match AccountReport::from_json(&bytes) {
-                Ok(report) => Ok(Some(report)),
-                Err(e) => {
-                    warn!(previous = %key, error = %e, "previous report unreadable; diffing against nothing");
-                    Ok(None)
-                }
-            },
-            None => Ok(None),
+        let Some(bytes) = self.ports.blobs.get(&key).await? else {
+            return Ok(None);
+        };
+        // Tens of megabytes of JSON for a large account: parsed off the async threads.
+        let parsed = tokio::task::spawn_blocking(move || AccountReport::from_json(&bytes))
+            .await
+            .map_err(|e| StepError::Permanent(format!("reading {key} panicked: {e}")))?;
+        match parsed {
+            Ok(report) => Ok(Some(report)),
+            Err(e) => {
+                warn!(previous = %key, error = %e, "previous report unreadable; diffing against nothing");
+                Ok(None)
+            }
         }
+    }
+
+    /// The stored results of `items` (item, result key), read a hundred at a time (one
+    /// store request each).
+    async fn stored_results(
+        &self,
+        work: &AccountWork,
+        items: &[(u32, String)],
+    ) -> Result<BTreeMap<u32, PrincipalAnalysis>, StepError> {
+        let mut stored = BTreeMap::new();
+        for chunk in items.chunks(100) {
+            let names: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
+            let read = self
+                .caches
+                .get_results(&work.customer, &work.account, &names)
+                .await?;
+            for ((item, key), json) in chunk.iter().zip(read) {
+                let result: PrincipalAnalysis = serde_json::from_slice(&json).map_err(|e| {
+                    StepError::Permanent(format!("stored result {key} is unreadable: {e}"))
+                })?;
+                stored.insert(*item, result);
+            }
+        }
+        Ok(stored)
     }
 }
