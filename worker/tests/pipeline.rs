@@ -73,6 +73,13 @@ fn system_now_ms() -> i64 {
 impl Night {
     /// A deployment in a fresh directory; `iam` replaces the fixture IAM source if given.
     async fn open(iam: Option<Arc<dyn IamSource>>) -> Night {
+        Night::open_wrapping_iam(|fixtures| iam.unwrap_or(fixtures)).await
+    }
+
+    /// A deployment in a fresh directory whose IAM source is `wrap` of the fixture one.
+    async fn open_wrapping_iam(
+        wrap: impl FnOnce(Arc<dyn IamSource>) -> Arc<dyn IamSource>,
+    ) -> Night {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let backend = EmbeddedBackend::open(&data).expect("embedded backend");
@@ -80,9 +87,7 @@ impl Night {
         // The time the pipeline reads; started at the wall clock, which the parts of the
         // backend not yet on `Clock` still read.
         ports.clock = Clock::manual(system_now_ms());
-        if let Some(iam) = iam {
-            ports.iam = iam;
-        }
+        ports.iam = wrap(ports.iam.clone());
         let settings = Cli::parse_from([
             "test".to_string(),
             "--data-dir".into(),
@@ -478,6 +483,110 @@ async fn a_transient_collect_failure_on_the_workers_last_try_fails_the_account_a
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].step, "collect");
         assert_eq!(errors[0].reason, reason);
+    }
+}
+
+/// The fixture IAM source, except that one last-accessed fetch (the `fail_at`-th, from 1)
+/// fails transiently; every fetch is recorded.
+struct OneFailingFetch {
+    fixtures: Arc<dyn IamSource>,
+    fail_at: usize,
+    fetches: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+#[async_trait::async_trait]
+impl IamSource for OneFailingFetch {
+    async fn fetch_account(&self, locator: &AccountLocator) -> PortResult<AccountSnapshotRaw> {
+        self.fixtures.fetch_account(locator).await
+    }
+
+    async fn last_accessed(
+        &self,
+        locator: &AccountLocator,
+        arn: &str,
+    ) -> PortResult<Option<Vec<u8>>> {
+        let call = {
+            let mut fetches = self.fetches.lock().expect("fetches");
+            fetches.push(arn.to_string());
+            fetches.len()
+        };
+        if call == self.fail_at {
+            return Err(PortError::Transient {
+                op: "last_accessed",
+                message: "throttled by the customer's account".into(),
+            });
+        }
+        self.fixtures.last_accessed(locator, arn).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_retried_after_a_failed_fetch_does_not_fetch_again_what_it_had_fetched() {
+    const FAIL_AT: usize = 5;
+    let fetches = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorded = fetches.clone();
+    let night = Night::open_wrapping_iam(move |fixtures| {
+        Arc::new(OneFailingFetch {
+            fixtures,
+            fail_at: FAIL_AT,
+            fetches: recorded,
+        })
+    })
+    .await;
+    assert!(
+        night.principals as usize > FAIL_AT,
+        "the failure is mid-batch"
+    );
+    night.send(collect_message()).await;
+    let mut retried = 0;
+    loop {
+        let batch = night.receive().await;
+        if batch.is_empty() {
+            break;
+        }
+        for (index, message) in batch.iter().enumerate() {
+            match night.handle(message).await {
+                Outcome::Delete => night
+                    .ports
+                    .queues
+                    .delete_batch(&night.queue, std::slice::from_ref(&message.receipt_handle))
+                    .await
+                    .expect("delete"),
+                Outcome::Retry { reason, .. } => {
+                    assert!(reason.contains("throttled"), "{reason}");
+                    retried += 1;
+                    // It and the rest of this receive come back, in order.
+                    for held in &batch[index..] {
+                        night
+                            .ports
+                            .queues
+                            .change_visibility(&night.queue, &held.receipt_handle, Duration::ZERO)
+                            .await
+                            .expect("visibility");
+                    }
+                    break;
+                }
+                other => panic!("unexpected outcome {other:?}"),
+            }
+        }
+    }
+    assert_eq!(retried, 1, "one batch was retried");
+    let state = night.state().await;
+    assert_eq!(state.progress.status, AccountStatus::Finalized);
+    assert_eq!(state.done, u64::from(night.principals));
+
+    // Every principal fetched once, but the one whose fetch failed: twice. The four fetched
+    // before the failure were stored with it, so the retry did not fetch them again.
+    let fetches = fetches.lock().expect("fetches").clone();
+    let failed = fetches[FAIL_AT - 1].clone();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for arn in &fetches {
+        *counts.entry(arn.as_str()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), night.principals as usize, "{fetches:?}");
+    for (arn, count) in &counts {
+        let expected = if *arn == failed { 2 } else { 1 };
+        assert_eq!(*count, expected, "{arn} fetched {count} times: {fetches:?}");
     }
 }
 

@@ -11,11 +11,13 @@
 //! The caches are read once per batch (one request per 100 keys on DynamoDB), and the new
 //! results' records written together (one request per 25). A worker that dies mid-batch
 //! commits nothing; the next receiver redoes the batch. The expensive part of a principal,
-//! fetching its last-accessed data from the account, is stored within a second of its
-//! arrival (the fetches of that second together), so the redone batch fetches from the
-//! account only what the dead worker fetched in its last second or had not reached; re-evaluating the others costs a fraction of a millisecond each. Items that already have an outcome in the ledger (a
-//! replayed batch, or an earlier version's single-item message for the same item) are
-//! skipped, so no item is counted twice.
+//! fetching its last-accessed data from the account, is stored within about a second of
+//! its arrival (the fetches of that second together, and what was fetched before a failed
+//! fetch), so the redone batch fetches from the account only what the dead worker fetched
+//! in its last second or had not reached; re-evaluating the others costs a fraction of a
+//! millisecond each. Items that already have an outcome in the ledger (a replayed batch,
+//! or an earlier version's single-item message for the same item) are skipped, so no item
+//! is counted twice.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -193,7 +195,14 @@ impl Pipeline {
                 Some(locator) => locator,
                 None => locator.insert(self.locator(work).await?),
             };
-            let fresh = self.ports.iam.last_accessed(locator, arn).await?;
+            let fresh = match self.ports.iam.last_accessed(locator, arn).await {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    // What was fetched before the failure is kept for the retry.
+                    self.caches.put_pending(unstored).await?;
+                    return Err(e.into());
+                }
+            };
             if unstored.is_empty() {
                 oldest_unstored = Instant::now();
             }
