@@ -33,14 +33,12 @@ pub(super) async fn tables(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult
         },
     )
     .await?;
-    let Some(mut names) = listed else {
-        found.warn(format!(
-            "DynamoDB in {}: access denied listing the tables (dynamodb:ListTables): tables not analysed",
-            ctx.region()
-        ));
-        return Ok(());
-    };
-    names.sort();
+    let names = found.listed(
+        listed,
+        &format!("DynamoDB in {}", ctx.region()),
+        "tables",
+        "dynamodb:ListTables",
+    );
     for name in names {
         let arn = format!(
             "arn:{}:dynamodb:{}:{}:table/{name}",

@@ -41,14 +41,12 @@ pub(super) async fn repositories(ctx: &RegionCtx<'_>, found: &mut Found) -> Port
         },
     )
     .await?;
-    let Some(mut listed) = listed else {
-        found.warn(format!(
-            "ECR in {}: access denied listing the repositories (ecr:DescribeRepositories): repositories not analysed",
-            ctx.region()
-        ));
-        return Ok(());
-    };
-    listed.sort();
+    let listed = found.listed(
+        listed,
+        &format!("ECR in {}", ctx.region()),
+        "repositories",
+        "ecr:DescribeRepositories",
+    );
     for (arn, name) in listed {
         let mut r = resource(&arn, "AWS::ECR::Repository", ctx.region());
         let op = "ecr:GetRepositoryPolicy";

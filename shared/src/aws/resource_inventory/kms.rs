@@ -32,14 +32,12 @@ pub(super) async fn keys(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult<(
         },
     )
     .await?;
-    let Some(mut ids) = listed else {
-        found.warn(format!(
-            "KMS in {}: access denied listing the keys (kms:ListKeys): keys not analysed",
-            ctx.region()
-        ));
-        return Ok(());
-    };
-    ids.sort();
+    let ids = found.listed(
+        listed,
+        &format!("KMS in {}", ctx.region()),
+        "keys",
+        "kms:ListKeys",
+    );
     for id in ids {
         if let Some(key) = key(ctx, &id, found).await? {
             found.resources.push(key);

@@ -35,14 +35,12 @@ pub(super) async fn functions(ctx: &RegionCtx<'_>, found: &mut Found) -> PortRes
         },
     )
     .await?;
-    let Some(mut arns) = listed else {
-        found.warn(format!(
-            "Lambda in {}: access denied listing the functions (lambda:ListFunctions): functions not analysed",
-            ctx.region()
-        ));
-        return Ok(());
-    };
-    arns.sort();
+    let arns = found.listed(
+        listed,
+        &format!("Lambda in {}", ctx.region()),
+        "functions",
+        "lambda:ListFunctions",
+    );
     for arn in arns {
         let mut r = resource(&arn, "AWS::Lambda::Function", ctx.region());
         let op = "lambda:GetPolicy";

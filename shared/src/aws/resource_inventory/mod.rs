@@ -143,6 +143,30 @@ impl Found {
     fn warn(&mut self, warning: impl Into<String>) {
         self.warnings.push(warning.into());
     }
+
+    /// A listing's items ([`all_pages`]), sorted. A denied listing (`None`) gives none, and
+    /// a warning: "`where_`: access denied listing the `things` (`op`): `things` not
+    /// analysed".
+    fn listed<T: Ord>(
+        &mut self,
+        listed: Option<Vec<T>>,
+        where_: &str,
+        things: &str,
+        op: &str,
+    ) -> Vec<T> {
+        match listed {
+            Some(mut items) => {
+                items.sort();
+                items
+            }
+            None => {
+                self.warn(format!(
+                    "{where_}: access denied listing the {things} ({op}): {things} not analysed"
+                ));
+                Vec::new()
+            }
+        }
+    }
 }
 
 /// An SDK client of service `$krate`, acting with the customer role's `$credentials` in

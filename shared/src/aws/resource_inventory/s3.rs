@@ -98,13 +98,7 @@ pub(super) async fn buckets(c: &Collector<'_>, found: &mut Found) -> PortResult<
         },
     )
     .await?;
-    let Some(mut names) = listed else {
-        found.warn(
-            "S3: access denied listing the buckets (s3:ListAllMyBuckets): buckets not analysed",
-        );
-        return Ok(());
-    };
-    names.sort();
+    let names = found.listed(listed, "S3", "buckets", "s3:ListAllMyBuckets");
     for (name, region) in names {
         // A bucket whose region S3 does not say is read where it was listed.
         let region = region.unwrap_or_else(|| lister.region.clone());

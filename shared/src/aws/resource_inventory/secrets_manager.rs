@@ -45,14 +45,12 @@ pub(super) async fn secrets(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResul
         },
     )
     .await?;
-    let Some(mut listed) = listed else {
-        found.warn(format!(
-            "Secrets Manager in {}: access denied listing the secrets (secretsmanager:ListSecrets): secrets not analysed",
-            ctx.region()
-        ));
-        return Ok(());
-    };
-    listed.sort();
+    let listed = found.listed(
+        listed,
+        &format!("Secrets Manager in {}", ctx.region()),
+        "secrets",
+        "secretsmanager:ListSecrets",
+    );
     for (arn, tags) in listed {
         let mut r = resource(&arn, "AWS::SecretsManager::Secret", ctx.region());
         let op = "secretsmanager:GetResourcePolicy";

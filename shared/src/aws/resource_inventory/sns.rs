@@ -30,14 +30,12 @@ pub(super) async fn topics(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult
         },
     )
     .await?;
-    let Some(mut arns) = listed else {
-        found.warn(format!(
-            "SNS in {}: access denied listing the topics (sns:ListTopics): topics not analysed",
-            ctx.region()
-        ));
-        return Ok(());
-    };
-    arns.sort();
+    let arns = found.listed(
+        listed,
+        &format!("SNS in {}", ctx.region()),
+        "topics",
+        "sns:ListTopics",
+    );
     for arn in arns {
         if let Some(t) = topic(ctx, &arn, found).await? {
             found.resources.push(t);

@@ -33,14 +33,12 @@ pub(super) async fn queues(ctx: &RegionCtx<'_>, found: &mut Found) -> PortResult
         },
     )
     .await?;
-    let Some(mut urls) = listed else {
-        found.warn(format!(
-            "SQS in {}: access denied listing the queues (sqs:ListQueues): queues not analysed",
-            ctx.region()
-        ));
-        return Ok(());
-    };
-    urls.sort();
+    let urls = found.listed(
+        listed,
+        &format!("SQS in {}", ctx.region()),
+        "queues",
+        "sqs:ListQueues",
+    );
     for url in urls {
         if let Some(q) = queue(ctx, &url, found).await? {
             found.resources.push(q);
