@@ -335,20 +335,6 @@ impl Caches {
         }
     }
 
-    /// Stores a principal's last-accessed data now.
-    pub async fn put_last_accessed(
-        &self,
-        customer: &str,
-        account: &str,
-        principal_arn: &str,
-        data: Option<&[u8]>,
-    ) -> Result<(), CacheError> {
-        let pending = self
-            .seal_last_accessed(customer, account, principal_arn, data)
-            .await?;
-        self.put_pending(vec![pending]).await
-    }
-
     /// A principal's last-accessed data sealed into its cache record, to be written with
     /// [`Caches::put_pending`] (alone, or with others in one request).
     pub async fn seal_last_accessed(
@@ -696,10 +682,11 @@ mod tests {
             clock.clone(),
         );
         let arn = "arn:aws:iam::111122223333:user/alice";
-        caches
-            .put_last_accessed("acme", "111122223333", arn, Some(&b"[1]"[..]))
+        let record = caches
+            .seal_last_accessed("acme", "111122223333", arn, Some(&b"[1]"[..]))
             .await
             .unwrap();
+        caches.put_pending(vec![record]).await.unwrap();
         assert!(clock.advance(ttl));
         assert_eq!(
             caches
@@ -747,10 +734,11 @@ mod tests {
             services.join(",")
         );
         let alice = "arn:aws:iam::111122223333:user/alice";
-        caches
-            .put_last_accessed("acme", account, alice, Some(data.as_bytes()))
+        let sealed = caches
+            .seal_last_accessed("acme", account, alice, Some(data.as_bytes()))
             .await
             .unwrap();
+        caches.put_pending(vec![sealed]).await.unwrap();
         let record = ports
             .store
             .get(&Caches::last_accessed_key("acme", account, alice))

@@ -185,7 +185,7 @@ impl Pipeline {
         // that dies mid-batch loses about that much fetching, and a batch of fast fetches
         // costs one write instead of one per principal.
         let mut unstored = Vec::new();
-        let mut oldest_unstored = Instant::now();
+        let mut oldest_unstored: Option<Instant> = None;
         for (arn, hit) in arns.iter().zip(cached) {
             if let Some(data) = hit {
                 last_accessed.push((data, true));
@@ -203,18 +203,16 @@ impl Pipeline {
                     return Err(e.into());
                 }
             };
-            if unstored.is_empty() {
-                oldest_unstored = Instant::now();
-            }
             unstored.push(
                 self.caches
                     .seal_last_accessed(customer, account, arn, fresh.as_deref())
                     .await?,
             );
-            if oldest_unstored.elapsed() >= LAST_ACCESSED_FLUSH {
+            if oldest_unstored.get_or_insert_with(Instant::now).elapsed() >= LAST_ACCESSED_FLUSH {
                 self.caches
                     .put_pending(std::mem::take(&mut unstored))
                     .await?;
+                oldest_unstored = None;
             }
             last_accessed.push((fresh, false));
         }
