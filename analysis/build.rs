@@ -2,7 +2,8 @@
 //! validates it with the crate's own parser (`src/catalog_tsv.rs`, the one `Catalog::parse`
 //! uses at run time) and writes `$OUT_DIR/catalog_tables.rs`, the static tables that
 //! `Catalog::embedded()` borrows (no parsing, no allocation per action at run time).
-//! A malformed catalog fails the build, naming the line.
+//! A malformed catalog fails the build, naming the line. It also writes
+//! `$OUT_DIR/report_code.rs`, the digest of the crate's sources (`REPORT_CODE_DIGEST`).
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -38,10 +39,57 @@ fn main() {
         PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("catalog_tables.rs");
     std::fs::write(&out, generate(&tables))
         .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", out.display())));
+    report_code_digest();
+}
+
+/// Writes `$OUT_DIR/report_code.rs`: the digest of every source file of the crate, so that
+/// a report carried forward from the night before (`AccountReport::carried_to`) is never
+/// one an earlier build of this code made.
+fn report_code_digest() {
+    use sha2::{Digest, Sha256};
+    println!("cargo:rerun-if-changed=src");
+    let mut files = Vec::new();
+    let mut dirs = vec![PathBuf::from("src")];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| fail(&format!("cannot list {}: {e}", dir.display())));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| fail(&format!("cannot list {}: {e}", dir.display())))
+                .path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut hasher = Sha256::new();
+    for path in &files {
+        let bytes = std::fs::read(path)
+            .unwrap_or_else(|e| fail(&format!("cannot read {}: {e}", path.display())));
+        let name = path.to_string_lossy();
+        hasher.update((name.len() as u64).to_be_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(&bytes);
+    }
+    let digest: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("report_code.rs");
+    std::fs::write(
+        &out,
+        format!("/// Digest of the crate's source files (build.rs).\npub const REPORT_CODE_DIGEST: &str = {digest:?};\n"),
+    )
+    .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", out.display())));
 }
 
 fn fail(message: &str) -> ! {
-    eprintln!("error: the action catalog cannot be precompiled: {message}");
+    eprintln!("error: the analysis crate's build script failed: {message}");
     std::process::exit(1)
 }
 

@@ -72,7 +72,7 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    pub(crate) fn render(file: &str, e: impl std::fmt::Display) -> Self {
+    pub fn render(file: &str, e: impl std::fmt::Display) -> Self {
         ReportError::Render {
             file: file.to_string(),
             message: e.to_string(),

@@ -8,7 +8,7 @@
 //! renders as fast as a small one. Each table shows columns of its rows' cells
 //! (`table::TableRow::cells`, shared with the CSV files) under its own labels.
 
-use super::report::AccountReport;
+use super::report::{AccountReport, DiffRow};
 use super::table::{projection, TableRow};
 
 fn esc(s: &str) -> String {
@@ -420,27 +420,7 @@ pub(crate) fn render(r: &AccountReport) -> String {
         ],
         &r.escalations,
     );
-    let note = match &r.diff_base_run {
-        Some(run) => format!("Against run {run}."),
-        None => "No previous run: nothing to compare.".to_string(),
-    };
-    table(
-        &mut body,
-        &mut toc,
-        "diff",
-        "Changes since the previous run",
-        &note,
-        &[
-            ("Change", "change"),
-            ("Kind", "kind"),
-            ("Principal", "principal_arn"),
-            ("Service", "service_name"),
-            ("Capability", "access_capability"),
-            ("Resource", "resource_arn"),
-            ("Detail", "detail"),
-        ],
-        &r.diff,
-    );
+    diff_section(&mut body, &mut toc, r.diff_base_run.as_deref(), &r.diff);
     table(
         &mut body,
         &mut toc,
@@ -534,11 +514,7 @@ pub(crate) fn render(r: &AccountReport) -> String {
 
     o.push_str("<nav class=\"toc\" aria-label=\"Sections\">");
     for (id, title, count) in &toc {
-        o.push_str(&format!(
-            "<a href=\"#sec-{id}\">{} <span class=\"count\">{}</span></a>",
-            esc(title),
-            thousands(*count)
-        ));
+        o.push_str(&toc_entry(id, title, *count));
     }
     o.push_str("</nav>\n");
     o.push_str(&body);
@@ -546,4 +522,103 @@ pub(crate) fn render(r: &AccountReport) -> String {
     o.push_str(SCRIPT);
     o.push_str("</script></body></html>\n");
     o
+}
+
+/// One section's entry in the list of sections, with its count.
+fn toc_entry(id: &str, title: &str, count: usize) -> String {
+    format!(
+        "<a href=\"#sec-{id}\">{} <span class=\"count\">{}</span></a>",
+        esc(title),
+        thousands(count)
+    )
+}
+
+const DIFF_ID: &str = "diff";
+const DIFF_TITLE: &str = "Changes since the previous run";
+
+/// The section of the diff against the run `base`.
+fn diff_section(
+    out: &mut String,
+    toc: &mut Vec<(String, String, usize)>,
+    base: Option<&str>,
+    diff: &[DiffRow],
+) {
+    let note = match base {
+        Some(run) => format!("Against run {run}."),
+        None => "No previous run: nothing to compare.".to_string(),
+    };
+    table(
+        out,
+        toc,
+        DIFF_ID,
+        DIFF_TITLE,
+        &note,
+        &[
+            ("Change", "change"),
+            ("Kind", "kind"),
+            ("Principal", "principal_arn"),
+            ("Service", "service_name"),
+            ("Capability", "access_capability"),
+            ("Resource", "resource_arn"),
+            ("Detail", "detail"),
+        ],
+        diff,
+    );
+}
+
+/// `report.html` of run `from_run` at `from_time`, as [`render`] writes it for the report
+/// carried to run `to_run` at `to_time` (`AccountReport::carried_to`): the time in the
+/// title, the run and time under the heading, and the diff section and its entry in the
+/// list of sections (now an empty diff against `from_run`) replaced; every other byte kept.
+/// Each part is found where `render` puts it, or it is an error.
+pub(crate) fn restamp(
+    html: &str,
+    (from_run, from_time): (&str, &str),
+    (to_run, to_time): (&str, &str),
+) -> Result<String, String> {
+    let find = |pattern: &str, after: usize, what: &str| {
+        html[after..]
+            .find(pattern)
+            .map(|at| after + at)
+            .ok_or_else(|| format!("the previous report.html has no {what}"))
+    };
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let title = format!(" - {}</title>", esc(from_time));
+    let at = find(&title, 0, "title with its analysis time")?;
+    edits.push((at, at + title.len(), format!(" - {}</title>", esc(to_time))));
+    let meta = format!(
+        " &middot; run {} &middot; analysed {} &middot; ",
+        esc(from_run),
+        esc(from_time)
+    );
+    let at = find(&meta, at, "run and analysis time under its heading")?;
+    edits.push((
+        at,
+        at + meta.len(),
+        format!(
+            " &middot; run {} &middot; analysed {} &middot; ",
+            esc(to_run),
+            esc(to_time)
+        ),
+    ));
+    let entry = format!("<a href=\"#sec-{DIFF_ID}\">");
+    let at = find(&entry, at, "diff entry in its list of sections")?;
+    let end = find("</a>", at, "end of its diff entry")? + "</a>".len();
+    edits.push((at, end, toc_entry(DIFF_ID, DIFF_TITLE, 0)));
+    let section = format!("<section id=\"sec-{DIFF_ID}\">");
+    let at = find(&section, end, "diff section")?;
+    let end = find("</section>\n", at, "end of its diff section")? + "</section>\n".len();
+    let mut fresh = String::new();
+    diff_section(&mut fresh, &mut Vec::new(), Some(from_run), &[]);
+    edits.push((at, end, fresh));
+
+    let mut out = String::with_capacity(html.len());
+    let mut kept = 0;
+    for (start, end, replacement) in edits {
+        out.push_str(&html[kept..start]);
+        out.push_str(&replacement);
+        kept = end;
+    }
+    out.push_str(&html[kept..]);
+    Ok(out)
 }

@@ -27,6 +27,11 @@ use super::Engine;
 /// one row per line instead of one field per line.
 pub const REPORT_FORMAT: &str = "accessflow-account-report/2";
 
+// `REPORT_CODE_DIGEST`: the digest of this crate's sources, from build.rs. A report is
+// carried forward to a later night (`carry_forward_files`) only when it was built by the
+// same code.
+include!(concat!(env!("OUT_DIR"), "/report_code.rs"));
+
 /// The formats [`AccountReport::from_json`] reads: this one and the previous one, so that the
 /// first night after an upgrade still diffs against the night before.
 pub const READABLE_REPORT_FORMATS: &[&str] = &["accessflow-account-report/1", REPORT_FORMAT];
@@ -1419,6 +1424,140 @@ fn csv_table<'x, R: TableRow>(
             .map_err(|e| ReportError::render(file, e))?;
     }
     w.flush().map_err(|e| ReportError::render(file, e))
+}
+
+/// Stores the files of the report of run `from` (run id, analysis time), `previous` (name
+/// and bytes of each of [`REPORT_FILES`], as written then), carried to the later run `to`
+/// whose inputs are exactly that report's (the same snapshot, results, failures and
+/// trusted accounts, built by the same code; the caller vouches for that): what
+/// [`build_report`] and [`AccountReport::write_files`] would write then, without building
+/// anything. A report depends on its run only through the run's id and time and the diff,
+/// and the diff against an identical report is empty. So the CSV files get the new time in
+/// each row ([`restamp_csv`]), `report.json` the new run, time and empty diff,
+/// `report.html` the same in its header and diff section, and `diff.csv` is rendered empty.
+/// An error (a file missing, or not as this module writes it) stops at that file.
+pub fn carry_forward_files<E: From<ReportError>>(
+    from: (&str, &str),
+    to: (&str, &str),
+    mut previous: BTreeMap<String, Vec<u8>>,
+    mut store: impl FnMut(&str, Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    for name in REPORT_FILES {
+        let old = previous
+            .remove(name)
+            .ok_or_else(|| ReportError::render(name, "the previous report has no such file"))?;
+        let bytes = match name {
+            "diff.csv" => {
+                let mut header = vec!["analysis_time"];
+                header.extend_from_slice(DiffRow::COLUMNS);
+                let mut bytes = Vec::new();
+                csv_table(&mut bytes, name, to.1, &header, &[] as &[DiffRow], no_extra)?;
+                bytes
+            }
+            "report.json" => restamp_json(name, &old, from, to)?,
+            "report.html" => {
+                let html = std::str::from_utf8(&old).map_err(|e| ReportError::render(name, e))?;
+                super::html::restamp(html, from, to)
+                    .map_err(|e| ReportError::render(name, e))?
+                    .into_bytes()
+            }
+            _ => restamp_csv(name, &old, from.1, to.1)?,
+        };
+        store(name, bytes)?;
+    }
+    Ok(())
+}
+
+/// `report.json` of run `from` with run `to`'s id and time and an empty diff against
+/// `from`: the two header lines and the diff at the end replaced, as [`RowPerLine`] writes
+/// them (each top-level entry starts a line indented by two spaces; rows are deeper).
+fn restamp_json(
+    file: &str,
+    bytes: &[u8],
+    (from_run, from_time): (&str, &str),
+    (to_run, to_time): (&str, &str),
+) -> Result<Vec<u8>, ReportError> {
+    let json = |value: &str| serde_json::to_string(value).map_err(|e| ReportError::render(file, e));
+    let text = std::str::from_utf8(bytes).map_err(|e| ReportError::render(file, e))?;
+    let mut out = String::with_capacity(text.len());
+    let mut kept = 0;
+    for (key, from, to) in [
+        ("run_id", from_run, to_run),
+        ("analysis_time", from_time, to_time),
+    ] {
+        let old = format!("\n  \"{key}\": {},", json(from)?);
+        let at = text[kept..].find(&old).map(|at| kept + at).ok_or_else(|| {
+            ReportError::render(file, format!("the previous report has no {key} {from}"))
+        })?;
+        out.push_str(&text[kept..at]);
+        out.push_str(&format!("\n  \"{key}\": {},", json(to)?));
+        kept = at + old.len();
+    }
+    let tail = text[kept..]
+        .rfind("\n  \"diff_base_run\": ")
+        .map(|at| kept + at)
+        .ok_or_else(|| ReportError::render(file, "the previous report has no diff_base_run"))?;
+    out.push_str(&text[kept..tail]);
+    out.push_str(&format!(
+        "\n  \"diff_base_run\": {},\n  \"diff\": []\n}}\n",
+        json(from_run)?
+    ));
+    Ok(out.into_bytes())
+}
+
+/// A CSV file of this module (`analysis_time` first in every row, CRLF after each record)
+/// written at `from`, with `to` in that column instead: the other bytes are kept as they
+/// are. A record ends at a line feed outside quotes (a quoted cell may hold line breaks;
+/// quotes inside cells are doubled, so counting them tells inside from outside). A row
+/// that does not start with `from` is an error, not a guess.
+pub fn restamp_csv(file: &str, bytes: &[u8], from: &str, to: &str) -> Result<Vec<u8>, ReportError> {
+    let header_end = bytes
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|at| at + 2)
+        .ok_or_else(|| ReportError::render(file, "the previous file has no header line"))?;
+    if !bytes.starts_with(b"analysis_time,") {
+        return Err(ReportError::render(
+            file,
+            "the previous file does not start with the analysis_time column",
+        ));
+    }
+    let rows = (bytes.len() - header_end) / (from.len() + 1).max(1);
+    let mut out =
+        Vec::with_capacity(bytes.len() + rows.saturating_mul(to.len().saturating_sub(from.len())));
+    out.extend_from_slice(&bytes[..header_end]);
+    let mut at = header_end;
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if !(rest.starts_with(from.as_bytes()) && rest.get(from.len()) == Some(&b',')) {
+            return Err(ReportError::render(
+                file,
+                format!("the previous file's row at byte {at} does not start with its analysis time {from}"),
+            ));
+        }
+        let mut quoted = false;
+        let mut end = None;
+        for (i, byte) in rest.iter().enumerate().skip(from.len()) {
+            match byte {
+                b'"' => quoted = !quoted,
+                b'\n' if !quoted => {
+                    end = Some(i + 1);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let end = end.ok_or_else(|| {
+            ReportError::render(
+                file,
+                format!("the previous file's row at byte {at} is cut off"),
+            )
+        })?;
+        out.extend_from_slice(to.as_bytes());
+        out.extend_from_slice(&rest[from.len()..end]);
+        at += end;
+    }
+    Ok(out)
 }
 
 fn no_extra<'x, R>(_: &R, _: &str) -> Option<&'x str> {

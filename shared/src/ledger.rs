@@ -162,6 +162,11 @@ pub struct ReportRef {
     pub prefix: String,
     pub principals: u64,
     pub partial: bool,
+    /// Digest of everything the report was built from (the worker's finalize): a later
+    /// run with the same digest carries this report forward instead of building it again.
+    /// `None` in references written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
 }
 
 /// An account in the tenant registry.

@@ -287,6 +287,17 @@ impl AccountSummary {
         }
     }
 
+    /// This summary, of the report carried to the later run `run_id` at `analysis_time`
+    /// (`report::carry_forward_files`): what [`AccountSummary::of`] gives for that
+    /// report, whose diff against this one is empty.
+    pub fn carried_to(mut self, run_id: &str, analysis_time: &str) -> AccountSummary {
+        self.diff_base_run = Some(std::mem::replace(&mut self.run_id, run_id.to_string()));
+        self.analysis_time = analysis_time.to_string();
+        self.change_counts = Vec::new();
+        self.changes = Vec::new();
+        self
+    }
+
     /// `summary.json`'s bytes (pretty JSON, deterministic).
     pub fn to_json(&self) -> Vec<u8> {
         pretty_json(self)
