@@ -1522,9 +1522,7 @@ pub fn restamp_csv(file: &str, bytes: &[u8], from: &str, to: &str) -> Result<Vec
             "the previous file does not start with the analysis_time column",
         ));
     }
-    let rows = (bytes.len() - header_end) / (from.len() + 1).max(1);
-    let mut out =
-        Vec::with_capacity(bytes.len() + rows.saturating_mul(to.len().saturating_sub(from.len())));
+    let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&bytes[..header_end]);
     let mut at = header_end;
     while at < bytes.len() {

@@ -135,27 +135,23 @@ fn a_report_carried_forward_is_the_report_a_full_build_writes() {
     let summary = AccountSummary::of(&second).carried_to("r3", "2026-11-26T02:00:01Z");
     assert_eq!(summary.to_json(), AccountSummary::of(&full).to_json());
 
-    // A file that is not as the report writes it is refused, not guessed at.
-    let mut wrong = second_files.clone();
-    wrong.insert("report.html".into(), b"<html></html>".to_vec());
-    let e = carry_forward_files(
-        ("r2", "2026-11-25T02:00:00Z"),
-        ("r3", "x"),
-        wrong,
-        |_, _| Ok::<(), accessflow_analysis::ReportError>(()),
-    )
-    .expect_err("a foreign report.html");
-    assert!(e.to_string().contains("report.html"), "{e}");
+    // A file that is not as the report writes it, or a missing one, is refused by name.
+    let refused = |files: BTreeMap<String, Vec<u8>>, name: &str| {
+        let e = carry_forward_files(
+            ("r2", "2026-11-25T02:00:00Z"),
+            ("r3", "x"),
+            files,
+            |_, _| Ok::<(), accessflow_analysis::ReportError>(()),
+        )
+        .expect_err(name);
+        assert!(e.to_string().contains(name), "{e}");
+    };
+    let mut foreign = second_files.clone();
+    foreign.insert("report.html".into(), b"<html></html>".to_vec());
+    refused(foreign, "report.html");
     let mut missing = second_files.clone();
     missing.remove("resources.csv");
-    let e = carry_forward_files(
-        ("r2", "2026-11-25T02:00:00Z"),
-        ("r3", "x"),
-        missing,
-        |_, _| Ok::<(), accessflow_analysis::ReportError>(()),
-    )
-    .expect_err("a missing file");
-    assert!(e.to_string().contains("resources.csv"), "{e}");
+    refused(missing, "resources.csv");
 }
 
 /// Where two files first differ, with some context, for the assertion message.

@@ -59,12 +59,20 @@ impl Pipeline {
         attempt: &Attempt<'_>,
     ) -> Result<(), StepError> {
         let started = std::time::Instant::now();
-        let loaded = self.load_snapshot(work, snapshot).await?;
-        let principals = loaded.model.principals();
         let outcomes = self
             .ledger
             .item_outcomes(&work.run_id, &work.customer, &work.account)
             .await?;
+        // The snapshot is parsed only when it is needed: for a full build, or to name the
+        // principals of items without an outcome. A report carried forward needs neither.
+        let mut loaded = None;
+        if (0..items).any(|item| !outcomes.contains_key(&item)) {
+            loaded = Some(self.load_snapshot(work, snapshot).await?);
+        }
+        let principals = loaded
+            .as_ref()
+            .map(|l| l.model.principals())
+            .unwrap_or_default();
 
         let mut attributed = std::collections::BTreeSet::new();
         let mut errors: BTreeMap<String, MessageError> = self
@@ -176,6 +184,10 @@ impl Pipeline {
                     }
                 }
             }
+            let loaded = match loaded {
+                Some(loaded) => loaded,
+                None => self.load_snapshot(work, snapshot).await?,
+            };
             loaded_ms = started.elapsed().as_millis() as u64;
             let engine = self.engine.clone();
             let (customer, account, run_id) = (
