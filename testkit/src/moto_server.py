@@ -27,26 +27,47 @@ DynamoHandler.call_action = _serialised
 # waits); and a group whose in-flight messages all timed out is redelivered from its last
 # one. Make each receive pass atomic with a fresh snapshot, and serialise what changes
 # the in-flight set; long polls wait outside the lock.
+#
+# Each pass also sees one instant: moto reads the clock for every message it looks at, so
+# a message whose visibility ends between the clean-up below and moto's scan (say seq 5 of
+# a group, released a millisecond after seq 4) would be found "pending but visible again"
+# mid-scan, unlock its group there and be delivered ahead of seq 4, which was skipped a
+# moment earlier because the group was still locked. Under the lock, moto's SQS clock is
+# frozen for the pass.
 import time
+import moto.sqs.models as _sqs_models
 from moto.sqs.models import SQSBackend
 _sqs_lock = threading.RLock()
+_real_time_millis = _sqs_models.unix_time_millis
+_pass = threading.local()
+def _time_millis(*args, **kwargs):
+    frozen = getattr(_pass, "now_ms", None)
+    return frozen if frozen is not None else _real_time_millis(*args, **kwargs)
+_sqs_models.unix_time_millis = _time_millis
 _receive = SQSBackend.receive_message
 def _receive_atomic(self, queue_name, count, wait_seconds_timeout, visibility_timeout,
                     message_attribute_names=None):
     deadline = time.time() + (wait_seconds_timeout or 0)
     while True:
         with _sqs_lock:
-            # Messages whose visibility ended are no longer in flight: moto only notices
-            # one when its scan reaches it, so a group with several such messages would
-            # stay "in flight" until the last one and be delivered from there, out of order.
-            queue = self.get_queue(queue_name)
-            for message in [m for m in queue.pending_messages if m.visible]:
-                queue.pending_messages.discard(message)
-            result = _receive(self, queue_name, count, 0, visibility_timeout,
-                              message_attribute_names)
+            _pass.now_ms = _real_time_millis()
+            try:
+                result = _receive_pass(self, queue_name, count, visibility_timeout,
+                                       message_attribute_names)
+            finally:
+                _pass.now_ms = None
         if result or time.time() >= deadline:
             return result
         time.sleep(0.05)
+def _receive_pass(self, queue_name, count, visibility_timeout, message_attribute_names):
+    # Messages whose visibility ended are no longer in flight: moto only notices
+    # one when its scan reaches it, so a group with several such messages would
+    # stay "in flight" until the last one and be delivered from there, out of order.
+    queue = self.get_queue(queue_name)
+    for message in [m for m in queue.pending_messages if m.visible]:
+        queue.pending_messages.discard(message)
+    return _receive(self, queue_name, count, 0, visibility_timeout,
+                    message_attribute_names)
 SQSBackend.receive_message = _receive_atomic
 def _locked(name):
     original = getattr(SQSBackend, name)
