@@ -8,10 +8,11 @@
 //! each in its own process so that each peak RSS is that night's alone:
 //!
 //! - `night-1`: no previous report;
-//! - `night-2`: the previous night's `report.json` (night 1's) is read back with
-//!   `AccountReport::from_json` and diffed against (and dropped once the report is built).
+//! - `night-2`: the previous night's report (night 1's `report.json` and
+//!   `principal-access-summaries.csv`) is read back with `AccountReport::from_files` and
+//!   diffed against (and dropped once the report is built).
 //!
-//! Printed per night: wall time of `from_json`, `build_report` and of rendering + writing the
+//! Printed per night: wall time of `from_files`, `build_report` and of rendering + writing the
 //! files (`AccountReport::write_files`, one file at a time), bytes per file, and RSS from `/proc/self/status`: the resident size before the
 //! report work (account, model, analysis results), and the peak (`VmHWM`) of the report work
 //! alone (the peak is reset through `/proc/self/clear_refs` just before it) and of the
@@ -233,13 +234,21 @@ fn child(night: &str, dir: &Path, quick: bool) {
     let previous = match night {
         "night-1" => None,
         _ => {
-            let path = dir.parent().expect("out dir").join("night-1/report.json");
-            let bytes =
-                std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-            Some(AccountReport::from_json(&bytes).expect("the previous report.json reads back"))
+            let night_1 = dir.parent().expect("out dir").join("night-1");
+            let read = |name: &str| {
+                let path = night_1.join(name);
+                std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+            };
+            Some(
+                AccountReport::from_files(
+                    &read("report.json"),
+                    Some(&read(accessflow_analysis::ACCESS_FILE)),
+                )
+                .expect("the previous report reads back"),
+            )
         }
     };
-    let from_json = t.elapsed();
+    let read_previous = t.elapsed();
     let ctx = ReportContext {
         customer: "acme",
         account: &spec.account_id,
@@ -282,11 +291,11 @@ fn child(night: &str, dir: &Path, quick: bool) {
         report.diff.len()
     );
     println!(
-        "   from_json (previous report.json) {:.0} ms, build_report {:.0} ms, render + write files {:.0} ms; report total {:.0} ms",
-        ms(from_json),
+        "   from_files (previous report.json + access CSV) {:.0} ms, build_report {:.0} ms, render + write files {:.0} ms; report total {:.0} ms",
+        ms(read_previous),
         ms(build),
         ms(render),
-        ms(from_json + build + render)
+        ms(read_previous + build + render)
     );
     for (name, len) in &sizes {
         println!("   {name:34} {len:>12} bytes");

@@ -73,8 +73,8 @@ pub use eval::{
 pub use model::{AccountModel, LastAccessed, PrincipalKind, PrincipalRef};
 pub use report::{
     build_report, carry_forward_files, AccountReport, AssumeHow, DiffChange, DiffKind, IamAdmin,
-    PrincipalFailure, ReportContext, READABLE_REPORT_FORMATS, REPORT_CODE_DIGEST, REPORT_FILES,
-    REPORT_FORMAT,
+    PrincipalFailure, ReportContext, ACCESS_FILE, READABLE_REPORT_FORMATS, REPORT_CODE_DIGEST,
+    REPORT_FILES, REPORT_FORMAT,
 };
 
 /// Bump when results change (part of every cached result's key).

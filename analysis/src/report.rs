@@ -3,8 +3,9 @@
 //! principals, access by principal, resources, access by resource, warnings, the diff
 //! against the previous run), written as JSON and k9-style CSVs (cells from `table`) and
 //! HTML (`html`), one file at a time (`AccountReport::write_files`); `report.json` leaves out
-//! what only the CSV files need (format 2; `from_json` also reads format 1). Everything is
-//! sorted: same inputs, same bytes.
+//! the rows the CSV files hold (format 3; `from_files` reads it back with
+//! `principal-access-summaries.csv`, and also reads formats 1 and 2). Everything is sorted:
+//! same inputs, same bytes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Write;
@@ -24,17 +25,41 @@ use super::Engine;
 /// The `format` of the `report.json` this version writes. Format 2 (against 1): no
 /// `resource_access` (the rows of `resource-access-summaries.csv`, which has them), the rows
 /// of `principal_access` without `principal_name` and `principal_type` (in `principals`), and
-/// one row per line instead of one field per line.
-pub const REPORT_FORMAT: &str = "accessflow-account-report/2";
+/// one row per line instead of one field per line. Format 3 (against 2): no
+/// `principal_access` either: its rows are those of [`ACCESS_FILE`], which a reader of the
+/// report takes from there ([`AccountReport::from_files`]). It was a third of the bytes of a
+/// night's reports, written and read again every night.
+pub const REPORT_FORMAT: &str = "accessflow-account-report/3";
+
+/// The report file that holds the rows of `principal_access` (format 3 leaves them out of
+/// `report.json`).
+pub const ACCESS_FILE: &str = "principal-access-summaries.csv";
+
+/// The columns of [`ACCESS_FILE`], in order.
+const ACCESS_COLUMNS: [&str; 9] = [
+    "analysis_time",
+    "principal_name",
+    "principal_arn",
+    "principal_type",
+    "principal_tags",
+    "service_name",
+    "access_capability",
+    "resource_arn",
+    "conditional",
+];
 
 // `REPORT_CODE_DIGEST`: the digest of this crate's sources, from build.rs. A report is
 // carried forward to a later night (`carry_forward_files`) only when it was built by the
 // same code.
 include!(concat!(env!("OUT_DIR"), "/report_code.rs"));
 
-/// The formats [`AccountReport::from_json`] reads: this one and the previous one, so that the
-/// first night after an upgrade still diffs against the night before.
-pub const READABLE_REPORT_FORMATS: &[&str] = &["accessflow-account-report/1", REPORT_FORMAT];
+/// The formats [`AccountReport::from_files`] reads: this one and the previous ones, so that
+/// the first night after an upgrade still diffs against the night before.
+pub const READABLE_REPORT_FORMATS: &[&str] = &[
+    "accessflow-account-report/1",
+    "accessflow-account-report/2",
+    REPORT_FORMAT,
+];
 
 /// The files of a report, sorted by name: the order [`AccountReport::write_files`] writes
 /// them in.
@@ -354,6 +379,9 @@ pub struct AccountReport {
     pub unused_access: Vec<UnusedRow>,
     pub principals: Vec<PrincipalRow>,
     pub resources: Vec<ResourceRow>,
+    /// The rows of [`ACCESS_FILE`]: not in `report.json` since format 3 (formats 1 and 2
+    /// have them, and still read).
+    #[serde(default, skip_serializing)]
     pub principal_access: Vec<AccessRow>,
     /// The rows of `resource-access-summaries.csv`: not in `report.json` (format 2), so a
     /// report read back with [`AccountReport::from_json`] has none.
@@ -1687,7 +1715,7 @@ impl AccountReport {
                 header.extend_from_slice(ResourceRow::COLUMNS);
                 csv_table(out, name, t, &header, &self.resources, no_extra)
             }
-            "principal-access-summaries.csv" => {
+            ACCESS_FILE => {
                 let ptags: HashMap<&str, &str> = self
                     .principals
                     .iter()
@@ -1697,17 +1725,7 @@ impl AccountReport {
                     out,
                     name,
                     t,
-                    &[
-                        "analysis_time",
-                        "principal_name",
-                        "principal_arn",
-                        "principal_type",
-                        "principal_tags",
-                        "service_name",
-                        "access_capability",
-                        "resource_arn",
-                        "conditional",
-                    ],
+                    &ACCESS_COLUMNS,
                     &self.principal_access,
                     |a: &AccessRow, column| {
                         (column == "principal_tags").then(|| {
@@ -1808,11 +1826,16 @@ impl AccountReport {
         Ok(files)
     }
 
-    /// Loads a previous run's `report.json` (for the diff), of this format or the previous
-    /// one ([`READABLE_REPORT_FORMATS`]). The rows of `principal_access` get their principal's
-    /// name and type from `principals` (format 2 leaves them out); `resource_access` stays
+    /// Loads a previous run's report (for the diff): its `report.json` and, for format 3,
+    /// its [`ACCESS_FILE`] (`principal_access_csv`), which has the rows of
+    /// `principal_access`. Formats 1 and 2 ([`READABLE_REPORT_FORMATS`]) have those rows in
+    /// the JSON (the CSV is then not needed, and ignored); their rows get their principal's
+    /// name and type from `principals` (format 2 leaves them out). `resource_access` stays
     /// empty (format 1's is ignored: the diff does not use it).
-    pub fn from_json(bytes: &[u8]) -> Result<AccountReport, ParseError> {
+    pub fn from_files(
+        json: &[u8],
+        principal_access_csv: Option<&[u8]>,
+    ) -> Result<AccountReport, ParseError> {
         let unsupported = |format: &str| {
             ParseError::structure(
                 "$.format",
@@ -1822,14 +1845,14 @@ impl AccountReport {
                 ),
             )
         };
-        let mut r: AccountReport = serde_json::from_slice(bytes).map_err(|e| {
+        let mut r: AccountReport = serde_json::from_slice(json).map_err(|e| {
             if e.is_data() {
                 // another format's shape: say which format it is, if it says
                 #[derive(Deserialize)]
                 struct FormatOnly {
                     format: String,
                 }
-                match serde_json::from_slice::<FormatOnly>(bytes) {
+                match serde_json::from_slice::<FormatOnly>(json) {
                     Ok(f) if !READABLE_REPORT_FORMATS.contains(&f.format.as_str()) => {
                         unsupported(&f.format)
                     }
@@ -1844,6 +1867,19 @@ impl AccountReport {
         })?;
         if !READABLE_REPORT_FORMATS.contains(&r.format.as_str()) {
             return Err(unsupported(&r.format));
+        }
+        if r.format == REPORT_FORMAT {
+            let csv = principal_access_csv.ok_or_else(|| {
+                ParseError::structure(
+                    ACCESS_FILE,
+                    format!(
+                        "a report of format {REPORT_FORMAT} keeps its access rows in \
+                         {ACCESS_FILE} next to report.json: read both"
+                    ),
+                )
+            })?;
+            r.principal_access = read_access_csv(csv)?;
+            return Ok(r);
         }
         let principals = std::mem::take(&mut r.principals);
         let who: HashMap<&str, &PrincipalRow> = principals
@@ -1862,4 +1898,78 @@ impl AccountReport {
         r.principals = principals;
         Ok(r)
     }
+}
+
+/// The rows of an [`ACCESS_FILE`] as written by [`AccountReport::write_file`], in its order.
+/// Errors name the file and line: a header other than [`ACCESS_COLUMNS`], a row of another
+/// width, an unknown capability or a `conditional` that is not `true` / `false`.
+fn read_access_csv(bytes: &[u8]) -> Result<Vec<AccessRow>, ParseError> {
+    // The line from the byte offset: with CRLF the csv crate's own line count is off by one,
+    // and a record's offset can be that of the line break before it (skipped here).
+    let at_byte = |byte: u64| {
+        let start = (byte as usize).min(bytes.len());
+        let breaks = bytes[start..]
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        let line = bytes[..start + breaks]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        format!("{ACCESS_FILE} line {line}")
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(bytes);
+    let header = reader
+        .headers()
+        .map_err(|e| ParseError::structure(at_byte(0), e.to_string()))?;
+    if header.iter().ne(ACCESS_COLUMNS) {
+        return Err(ParseError::structure(
+            at_byte(0),
+            format!(
+                "the header is not {} (the file is not one this code writes)",
+                ACCESS_COLUMNS.join(",")
+            ),
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let byte = e.position().map_or(bytes.len() as u64, csv::Position::byte);
+                return Err(ParseError::structure(at_byte(byte), e.to_string()));
+            }
+        }
+        let at = || at_byte(record.position().map_or(0, csv::Position::byte));
+        let cell = |i: usize| record.get(i).unwrap_or_default();
+        let access_capability = Capability::parse(cell(6)).ok_or_else(|| {
+            ParseError::structure(at(), format!("unknown access_capability {:?}", cell(6)))
+        })?;
+        let conditional = match cell(8) {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(ParseError::structure(
+                    at(),
+                    format!("conditional is {other:?}, not true or false"),
+                ))
+            }
+        };
+        rows.push(AccessRow {
+            principal_name: cell(1).to_string(),
+            principal_arn: cell(2).to_string(),
+            principal_type: cell(3).to_string(),
+            service_name: cell(5).to_string(),
+            access_capability,
+            resource_arn: cell(7).to_string(),
+            conditional,
+        });
+    }
+    Ok(rows)
 }

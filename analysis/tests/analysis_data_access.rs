@@ -389,13 +389,12 @@ fn the_report_lists_data_access_in_its_files_and_the_diff_names_new_access() {
         "{diff}"
     );
     // report.json carries the rows: read back, the diff against it is the same
-    let json = files
-        .iter()
-        .find(|(n, _)| n == "report.json")
-        .expect("report.json")
-        .1
-        .clone();
-    let back = accessflow_analysis::AccountReport::from_json(&json).expect("reads back");
+    let file = |name: &str| &files.iter().find(|(n, _)| n == name).expect(name).1;
+    let back = accessflow_analysis::AccountReport::from_files(
+        file("report.json"),
+        Some(file(accessflow_analysis::ACCESS_FILE)),
+    )
+    .expect("reads back");
     assert_eq!(back.data_access, r2.data_access);
 }
 

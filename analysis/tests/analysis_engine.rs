@@ -383,18 +383,16 @@ fn partial_report_credential_report_and_diff() {
     assert!(has("removed", "admin", "b"));
     assert!(has("removed", "access", "b"));
     assert!(!has("added", "admin", "a"));
-    // round trip through report.json (which leaves out the resource-access rows: the CSV
-    // file has them)
+    // round trip through report.json and the access CSV (report.json leaves out the access
+    // rows: the CSV files have them; the resource-access rows are not read back)
     let files = r1.render_files().expect("render");
-    let json = &files
-        .iter()
-        .find(|(n, _)| n == "report.json")
-        .expect("json")
-        .1;
+    let file = |name: &str| &files.iter().find(|(n, _)| n == name).expect(name).1;
+    let json = file("report.json");
+    let access = file(accessflow_analysis::ACCESS_FILE);
     let mut without_resource_access = r1.clone();
     without_resource_access.resource_access.clear();
     assert_eq!(
-        AccountReport::from_json(json).expect("reload"),
+        AccountReport::from_files(json, Some(access)).expect("reload"),
         without_resource_access
     );
 

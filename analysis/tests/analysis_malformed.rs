@@ -270,8 +270,8 @@ fn other_inputs_reject_garbage() {
     assert!(LastAccessed::parse(br#"{"ServicesLastAccessed": 1}"#).is_err());
     assert!(LastAccessed::parse(br#"{"ServicesLastAccessed": [{"ServiceName": "x"}]}"#).is_err());
     assert!(LastAccessed::parse(b"\x00").is_err());
-    assert!(AccountReport::from_json(b"{}").is_err());
-    assert!(AccountReport::from_json(b"[").is_err());
+    assert!(AccountReport::from_files(b"{}", None).is_err());
+    assert!(AccountReport::from_files(b"[", None).is_err());
     assert!(accessflow_analysis::Scps::parse(br#"{"Policies": 3}"#).is_err());
     assert!(accessflow_analysis::parse_resource_policies(br#"[{"Resource": 1}]"#).is_err());
     assert!(matches!(

@@ -101,8 +101,12 @@ fn a_report_carried_forward_is_the_report_a_full_build_writes() {
     assert!(second.partial && !second.resource_access.is_empty());
     let second_files = files(&second);
 
-    // Night 3, built in full against night 2's report.json, as the pipeline reads it.
-    let previous = AccountReport::from_json(&second_files["report.json"]).expect("reads back");
+    // Night 3, built in full against night 2's report, as the pipeline reads it.
+    let previous = AccountReport::from_files(
+        &second_files["report.json"],
+        Some(&second_files[accessflow_analysis::ACCESS_FILE]),
+    )
+    .expect("reads back");
     let third_night = night("r3", "2026-11-26T02:00:01Z", 70, 2);
     let full = build(&engine, &third_night, Some(&previous));
     assert!(full.diff.is_empty(), "nothing changed");

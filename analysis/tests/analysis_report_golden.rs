@@ -13,17 +13,19 @@
 //! itself) re-recorded every `report.json` and `report.html` (engine version, the SSO
 //! roles' admin reasons and escalation paths) and the second runs' `diff.csv`; every CSV
 //! but the diffs kept its bytes.
+//! Report format 3 (no `principal_access` in `report.json`: the access CSV has the rows)
+//! re-recorded every `report.json`; every other file kept its bytes.
 //! Guards byte-for-byte determinism of `build_report` and `render_files`; also that
-//! `report.json` carries everything but the resource-access rows (a report read back renders
-//! the same files), and that a format-1 `report.json` written by the code before format 2
-//! (`tests/data/report/format-1-a-r1-report.json.gz`, the `a-r1` report) still reads and
-//! gives the same diff.
+//! `report.json` with the access CSV carries everything but the resource-access rows (a
+//! report read back renders the same files), and that a format-1 and a format-2
+//! `report.json` written by earlier code (`tests/data/report/format-{1,2}-a-r1-report.json.gz`,
+//! the `a-r1` report) still read and give the same diff.
 
 use std::collections::BTreeMap;
 
 use accessflow_analysis::{
     build_report, AccountModel, AccountReport, DiffChange, DiffKind, Engine, LastAccessed,
-    PrincipalFailure, ReportContext,
+    PrincipalFailure, ReportContext, ACCESS_FILE, REPORT_FORMAT,
 };
 use accessflow_samples::{generate_account, SampleAccountSpec};
 use sha2::{Digest, Sha256};
@@ -102,10 +104,8 @@ fn all_hashes() -> BTreeMap<String, String> {
     hashes("a-r1", &a1, &mut out);
 
     // the same account id, other content, diffed against the first report (round-tripped
-    // through its JSON, as the pipeline does), with one principal failed
-    let prev =
-        AccountReport::from_json(&serde_json::to_vec_pretty(&a1).expect("report serializes"))
-            .expect("report.json reads back");
+    // through its files, as the pipeline does), with one principal failed
+    let prev = read_back(&a1.render_files().expect("render"));
     let a2 = report_for(
         &engine,
         &spec("111122223333", 55, 8, false),
@@ -158,7 +158,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "a-r1/report.json",
-        "740df725e8cd937efbd1357b1c186083dc1b686fe77dc6ad6f33bc9ed6725c1d",
+        "7247f206bc4ce95f9f2e619c652b4396993a4609b0eb3bc2650d7c17750b0064",
     ),
     (
         "a-r1/resource-access-summaries.csv",
@@ -190,7 +190,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "a-r2/report.json",
-        "ca00bafb0b7b63173f035ad32ab1e922c2bbbc30617221f67e91e6ed68441052",
+        "7f7d36c20dabed4c9b474bb029b19b4301b984ce2c4a43eb9c4435862f027c93",
     ),
     (
         "a-r2/resource-access-summaries.csv",
@@ -222,7 +222,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "b-r1/report.json",
-        "fea3627306d9285a843e782b90a72bc64b6f98934622c8b687ffa9a54c3aab99",
+        "bff30724b2479279c9478c6286245c0ae91139f9df7517b61a59af16753c2c02",
     ),
     (
         "b-r1/resource-access-summaries.csv",
@@ -254,7 +254,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ),
     (
         "b-r2/report.json",
-        "4d2155d6ad5530e7cc6e5e7f235924a30c7adfda408cf117bd3580efbe31cd1d",
+        "e67d5d7e9c0711024a59bc663fbeca1896b0813efdaa0e741c8c1af1e3c2ae3f",
     ),
     (
         "b-r2/resource-access-summaries.csv",
@@ -288,9 +288,28 @@ fn file<'f>(files: &'f [(String, Vec<u8>)], name: &str) -> &'f [u8] {
         .1
 }
 
-/// `report.json` holds everything but the resource-access rows: read back, the report equals
-/// the one built (without those rows) and renders the same files, but for
-/// `resource-access-summaries.csv` (its header only).
+/// A rendered report read back as the pipeline reads last night's: `report.json` and the
+/// access CSV.
+fn read_back(files: &[(String, Vec<u8>)]) -> AccountReport {
+    AccountReport::from_files(file(files, "report.json"), Some(file(files, ACCESS_FILE)))
+        .expect("the report reads back")
+}
+
+/// A gzipped file of `tests/data/report/`, unpacked.
+fn gunzip_data(name: &str) -> Vec<u8> {
+    use std::io::Read;
+    let path = format!("{}/tests/data/report/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&path).expect("open the data file"))
+        .read_to_end(&mut bytes)
+        .expect("gunzip the data file");
+    bytes
+}
+
+/// `report.json` and the access CSV hold everything but the resource-access rows: read
+/// back, the report equals the one built (without those rows) and renders the same files,
+/// but for `resource-access-summaries.csv` (its header only). Without the CSV, a format-3
+/// `report.json` is refused, naming the file it needs.
 #[test]
 fn report_json_reads_back_to_the_same_report_and_files() {
     let engine = Engine::new().expect("the embedded catalog loads");
@@ -306,7 +325,9 @@ fn report_json_reads_back_to_the_same_report_and_files() {
     for built in [&b1, &b2] {
         let files = built.render_files().expect("render");
         let json = file(&files, "report.json");
-        let back = AccountReport::from_json(json).expect("report.json reads back");
+        let err = AccountReport::from_files(json, None).expect_err("the access rows are missing");
+        assert!(err.to_string().contains(ACCESS_FILE), "{err}");
+        let back = read_back(&files);
         assert!(back.resource_access.is_empty());
         assert!(!built.resource_access.is_empty());
         let mut without = built.clone();
@@ -325,6 +346,51 @@ fn report_json_reads_back_to_the_same_report_and_files() {
     }
 }
 
+/// An access CSV that is not as this code writes it is refused, naming the file and line.
+#[test]
+fn a_malformed_access_csv_is_refused_naming_the_line() {
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let r = report_for(
+        &engine,
+        &spec("111122223333", 40, 7, true),
+        "r1",
+        None,
+        None,
+    );
+    let files = r.render_files().expect("render");
+    let json = file(&files, "report.json");
+    let csv = std::str::from_utf8(file(&files, ACCESS_FILE)).expect("UTF-8");
+    let refused = |csv: &str, what: &str| {
+        let err = AccountReport::from_files(json, Some(csv.as_bytes())).expect_err(what);
+        err.to_string()
+    };
+    let header = refused(&csv.replacen("principal_arn", "arn", 1), "a foreign header");
+    assert!(
+        header.contains(&format!("{ACCESS_FILE} line 1")),
+        "{header}"
+    );
+    // the third line's capability and conditional
+    let mut lines: Vec<String> = csv.split("\r\n").map(str::to_string).collect();
+    let third = lines[2].clone();
+    let cells: Vec<&str> = third.split(',').collect();
+    let capability = cells[cells.len() - 3];
+    lines[2] = third.replace(&format!(",{capability},"), ",read-everything,");
+    let text = refused(&lines.join("\r\n"), "an unknown capability");
+    assert!(
+        text.contains(&format!("{ACCESS_FILE} line 3")) && text.contains("read-everything"),
+        "{text}"
+    );
+    lines[2] = format!(
+        "{}maybe",
+        third.trim_end_matches("true").trim_end_matches("false")
+    );
+    let text = refused(&lines.join("\r\n"), "a conditional that is not a flag");
+    assert!(text.contains("line 3") && text.contains("maybe"), "{text}");
+    lines[2] = format!("{third},extra");
+    let text = refused(&lines.join("\r\n"), "a row of another width");
+    assert!(text.contains("line 3"), "{text}");
+}
+
 /// The rows are one per line: the top-level keys and each row of a section start a line.
 #[test]
 fn report_json_has_one_row_per_line() {
@@ -338,19 +404,22 @@ fn report_json_has_one_row_per_line() {
     );
     let files = r.render_files().expect("render");
     let json = std::str::from_utf8(file(&files, "report.json")).expect("UTF-8");
-    assert!(json.starts_with("{\n  \"format\": \"accessflow-account-report/2\",\n"));
+    assert!(json.starts_with("{\n  \"format\": \"accessflow-account-report/3\",\n"));
     assert!(json.ends_with("\n}\n"));
-    let access_lines = json
-        .lines()
-        .filter(|l| {
-            l.starts_with("    {\"principal_arn\":") && l.contains("\"access_capability\":")
-        })
-        .count();
-    assert_eq!(access_lines, r.principal_access.len());
-    assert!(!json.contains("\"resource_access\""));
+    // every row of every section (an object in a top-level array) is one line of its own
     let value: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
-    let first = &value["principal_access"][0];
-    assert!(first.get("principal_name").is_none() && first.get("principal_type").is_none());
+    let object = value.as_object().expect("an object");
+    let rows: usize = object
+        .values()
+        .filter_map(serde_json::Value::as_array)
+        .map(|a| a.iter().filter(|v| v.is_object()).count())
+        .sum();
+    let row_lines = json.lines().filter(|l| l.starts_with("    {")).count();
+    assert!(rows > 100, "the report has rows ({rows})");
+    assert_eq!(row_lines, rows);
+    assert!(!object.contains_key("resource_access"));
+    assert!(!object.contains_key("principal_access"));
+    assert!(!r.principal_access.is_empty());
 }
 
 /// The first night after the upgrade: last night's `report.json` is format 1 (the file is
@@ -359,21 +428,13 @@ fn report_json_has_one_row_per_line() {
 /// against it exactly as against the report it was written from.
 #[test]
 fn a_format_1_report_still_reads_and_diffs() {
-    use std::io::Read;
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/report/format-1-a-r1-report.json.gz"
-    );
-    let mut old = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open the format-1 file"))
-        .read_to_end(&mut old)
-        .expect("gunzip the format-1 file");
+    let old = gunzip_data("format-1-a-r1-report.json.gz");
     assert_eq!(
         hex::encode(Sha256::digest(&old)),
         "ae75dfa37f39f50141d57f2e695bb85ac3461f3537b7511151ebd33018411f32",
         "the file is the format-1 a-r1 report.json"
     );
-    let from_old = AccountReport::from_json(&old).expect("a format-1 report.json reads");
+    let from_old = AccountReport::from_files(&old, None).expect("a format-1 report.json reads");
     assert_eq!(from_old.format, "accessflow-account-report/1");
     assert!(
         from_old.resource_access.is_empty(),
@@ -454,10 +515,57 @@ fn a_format_1_report_still_reads_and_diffs() {
     );
 }
 
+/// The first night after the upgrade to format 3: last night's `report.json` is format 2
+/// (the file is the `a-r1` report as the code before format 3 wrote it; its sha256 is the
+/// one this test file recorded for `a-r1/report.json` then), with its access rows inside.
+/// It reads without the CSV to the same report as tonight's code's files read back, and
+/// tonight's report diffs against it exactly as against those.
+#[test]
+fn a_format_2_report_still_reads_and_diffs() {
+    let old = gunzip_data("format-2-a-r1-report.json.gz");
+    assert_eq!(
+        hex::encode(Sha256::digest(&old)),
+        "740df725e8cd937efbd1357b1c186083dc1b686fe77dc6ad6f33bc9ed6725c1d",
+        "the file is the format-2 a-r1 report.json"
+    );
+    let from_old = AccountReport::from_files(&old, None).expect("a format-2 report.json reads");
+    assert_eq!(from_old.format, "accessflow-account-report/2");
+
+    let engine = Engine::new().expect("the embedded catalog loads");
+    let a1 = report_for(
+        &engine,
+        &spec("111122223333", 40, 7, true),
+        "r1",
+        None,
+        None,
+    );
+    let from_new = read_back(&a1.render_files().expect("render"));
+    assert_eq!(from_new.format, REPORT_FORMAT);
+    assert!(!from_old.principal_access.is_empty());
+    let mut as_new = from_old.clone();
+    as_new.format = REPORT_FORMAT.to_string();
+    assert!(
+        as_new == from_new,
+        "format 2 reads to the same report as format 3"
+    );
+    let a2 = |previous: &AccountReport| {
+        report_for(
+            &engine,
+            &spec("111122223333", 55, 8, false),
+            "r2",
+            Some(3),
+            Some(previous),
+        )
+    };
+    let against_old = a2(&from_old);
+    assert!(!against_old.diff.is_empty());
+    assert_eq!(against_old.diff, a2(&from_new).diff);
+}
+
 /// An unknown format is refused, naming it and the formats that are read.
 #[test]
 fn an_unknown_report_format_is_refused_by_name() {
-    let err = AccountReport::from_json(br#"{"format": "accessflow-account-report/9"}"#)
+    let err = AccountReport::from_files(br#"{"format": "accessflow-account-report/9"}"#, None)
         .expect_err("refused");
     let text = err.to_string();
     assert!(text.contains("accessflow-account-report/9"), "{text}");

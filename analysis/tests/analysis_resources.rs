@@ -376,8 +376,11 @@ fn the_report_lists_the_resources_counts_them_and_diffs_a_bucket_made_public() {
         .push(json!({"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::data/*"}));
     let night2: &'static ResourceInventory =
         Box::leak(Box::new(inventory(json!({"Resources": [public]}))));
-    let prev = accessflow_analysis::AccountReport::from_json(&file("report.json").into_bytes())
-        .expect("report.json reads back");
+    let prev = accessflow_analysis::AccountReport::from_files(
+        file("report.json").as_bytes(),
+        Some(file(accessflow_analysis::ACCESS_FILE).as_bytes()),
+    )
+    .expect("the report reads back");
     assert_eq!(prev.resource_exposure, r1.resource_exposure);
     let r2 = build_report(&engine, &model, &[], &[], &ctx("r2", night2), Some(&prev));
     assert_eq!(r2.totals.public_resources, 1);

@@ -18,7 +18,8 @@ pub struct AnalyzeArgs {
     /// The account authorization details file (CLI JSON or API form).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// The previous run's report.json, for diff.csv.
+    /// The previous run's report.json, for diff.csv (its principal-access-summaries.csv
+    /// is read from the same directory).
     #[arg(long, value_name = "FILE")]
     pub previous: Option<PathBuf>,
     /// Output directory for the report files.
@@ -106,6 +107,26 @@ fn now_rfc3339() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00.000000+00:00".into())
 }
 
+/// The report `--previous` names: its `report.json` and, beside it, the access rows'
+/// CSV (`ACCESS_FILE`) that a format-3 report keeps there (older formats do not need it).
+fn previous_report(json_path: &std::path::Path) -> anyhow::Result<AccountReport> {
+    let json =
+        std::fs::read(json_path).with_context(|| format!("reading {}", json_path.display()))?;
+    let csv_path = json_path.with_file_name(accessflow_analysis::ACCESS_FILE);
+    let csv = match std::fs::read(&csv_path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", csv_path.display())),
+    };
+    AccountReport::from_files(&json, csv.as_deref()).with_context(|| {
+        format!(
+            "parsing {} (with {} beside it)",
+            json_path.display(),
+            csv_path.display()
+        )
+    })
+}
+
 pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
     // before any work: a wrong combination is told at once
     if !args.rcp.is_empty() && args.resources.is_none() {
@@ -118,12 +139,7 @@ pub fn run_analyze(args: &AnalyzeArgs) -> anyhow::Result<()> {
         .with_scps(org_policies(&args.scp, "SCPs")?);
     let engine = Engine::new().context("the analysis engine cannot start")?;
     let previous = match &args.previous {
-        Some(p) => Some(
-            AccountReport::from_json(
-                &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-            )
-            .with_context(|| format!("parsing {}", p.display()))?,
-        ),
+        Some(p) => Some(previous_report(p)?),
         None => None,
     };
     let creds = match &args.credential_report {

@@ -389,10 +389,14 @@ impl Pipeline {
         let Some(bytes) = self.ports.blobs.get(&key).await? else {
             return Ok(None);
         };
-        // Tens of megabytes of JSON for a large account: parsed off the async threads.
-        let parsed = tokio::task::spawn_blocking(move || AccountReport::from_json(&bytes))
-            .await
-            .map_err(|e| StepError::Permanent(format!("reading {key} panicked: {e}")))?;
+        // Its access rows (format 3 keeps them in the CSV only; older formats ignore it).
+        let csv_key = format!("{}/{}", previous.prefix, accessflow_analysis::ACCESS_FILE);
+        let csv = self.ports.blobs.get(&csv_key).await?;
+        // Tens of megabytes for a large account: parsed off the async threads.
+        let parsed =
+            tokio::task::spawn_blocking(move || AccountReport::from_files(&bytes, csv.as_deref()))
+                .await
+                .map_err(|e| StepError::Permanent(format!("reading {key} panicked: {e}")))?;
         match parsed {
             Ok(report) => Ok(Some(report)),
             Err(e) => {
