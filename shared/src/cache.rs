@@ -55,8 +55,14 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// Level 2 of flate2's zlib-rs backend: as fast as level 1 was on the miniz_oxide backend
+/// and 9 % smaller on the largest sample account's results (zlib-rs's level 1 is twice as
+/// fast again but 11 % larger than that, and on AWS a result's size is what DynamoDB bills).
+const GZIP_LEVEL: u32 = 2;
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut encoder =
+        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(GZIP_LEVEL));
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(bytes);
     encoder.finish().unwrap_or_default()
