@@ -9,6 +9,14 @@ fn data(p: &str) -> std::path::PathBuf {
 }
 
 fn analyze(file: &str, out: &std::path::Path, previous: Option<std::path::PathBuf>) {
+    try_analyze(file, out, previous).expect("analyze");
+}
+
+fn try_analyze(
+    file: &str,
+    out: &std::path::Path,
+    previous: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     run_analyze(&AnalyzeArgs {
         file: data(file),
         previous,
@@ -24,7 +32,6 @@ fn analyze(file: &str, out: &std::path::Path, previous: Option<std::path::PathBu
         resources: None,
         trusted_accounts: vec![],
     })
-    .expect("analyze");
 }
 
 #[test]
@@ -68,6 +75,39 @@ fn analyze_writes_all_files_deterministically() {
     // same input as the previous run: the diff is empty
     let diff = std::fs::read_to_string(b.path().join("diff.csv")).expect("diff");
     assert_eq!(diff.lines().count(), 1, "{diff}");
+}
+
+/// `--previous` names a report.json whose access CSV is not beside it: refused, naming
+/// both files and what to do, and nothing is written.
+#[test]
+fn a_previous_report_without_its_access_csv_is_refused_by_name() {
+    let first = tempfile::tempdir().expect("tmp");
+    analyze(
+        "cloudsplaining/example-authz-details.json",
+        first.path(),
+        None,
+    );
+    let lonely = tempfile::tempdir().expect("tmp");
+    std::fs::copy(
+        first.path().join("report.json"),
+        lonely.path().join("report.json"),
+    )
+    .expect("copy report.json alone");
+    let out = tempfile::tempdir().expect("tmp");
+    let err = try_analyze(
+        "cloudsplaining/example-authz-details.json",
+        &out.path().join("reports"),
+        Some(lonely.path().join("report.json")),
+    )
+    .expect_err("the access rows are missing");
+    let text = format!("{err:#}");
+    assert!(
+        text.contains(&lonely.path().join("report.json").display().to_string())
+            && text.contains("principal-access-summaries.csv")
+            && text.contains("read both"),
+        "{text}"
+    );
+    assert!(!out.path().join("reports").exists(), "nothing written");
 }
 
 #[test]
