@@ -10,6 +10,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use accessflow_shared::aws::AwsBackend;
+use accessflow_shared::idempotency::{self, IdempotencyRecord, ItemStatus};
 use accessflow_shared::ledger::Ledger;
 use accessflow_testkit::{moto, seed};
 use accessflow_tests::aws::{night, provisioned, report_files, tenants_for};
@@ -101,29 +103,70 @@ fn a_worker_partitioned_mid_item_longer_than_the_visibility_timeout_changes_noth
     let (clean, clean_backend, tenants) = deploy("cln");
     night(&clean, &clean, &tenants, run, 1);
 
-    // The partitioned night: the victim works alone until it is mid-run, then is cut off.
-    let (d, backend, tenants) = deploy("prt");
-    d.coordinator(&[
-        "start",
-        "--tenants",
-        tenants.to_str().unwrap(),
-        "--run-id",
-        run,
-        "--as-of",
-        "2026-11-26T02:00:00Z",
-    ]);
-    let mut victim = d.worker_in_netns(0, &netns.name);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = d.status(run);
-        if status["accounts"][0]["done"].as_u64().unwrap_or(0) >= 3 {
-            assert_eq!(status["complete"], false, "the cut must land mid-run");
-            break;
+    // The partitioned night: the victim works alone until it holds a step after collect
+    // (a batch or the finalize step), then is cut off. If the step's commit reached moto
+    // together with the cut (its effects are in, and after the heal the SDK's retry of it
+    // is answered as a replay), the victim holds nothing stale: that night cannot show the
+    // refusal, and it is run again on a fresh deployment.
+    let mut attempt = 0;
+    let (d, backend, mut victim) = loop {
+        attempt += 1;
+        let (d, backend, tenants) = deploy(&format!("prt{attempt}"));
+        d.coordinator(&[
+            "start",
+            "--tenants",
+            tenants.to_str().unwrap(),
+            "--run-id",
+            run,
+            "--as-of",
+            "2026-11-26T02:00:00Z",
+        ]);
+        let mut victim = d.worker_in_netns(0, &netns.name);
+        let steps = idempotency::record_key(run, "acme", &account, "").pk;
+        // The step (other than collect) the victim holds a claim on, if any: until the
+        // survivor starts, the victim is the only one claiming (a released claim has a
+        // lease that has ended).
+        let held = |backend: &AwsBackend| {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64;
+            runtime.block_on(async {
+                let records = backend.ports().store.query(&steps, "").await.unwrap();
+                records.into_iter().find_map(|r| {
+                    let record: IdempotencyRecord = serde_json::from_value(r.value).ok()?;
+                    (record.status == ItemStatus::InProgress
+                        && record.lease_until_ms > now_ms
+                        && r.key.sk != "collect")
+                        .then_some(r.key)
+                })
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let step = loop {
+            if let Some(held) = held(&backend) {
+                break held;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the victim never held a step: {:#}",
+                d.status(run)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        netns.partition();
+        // What moto has of that step a moment later: still the victim's claim (its
+        // effects are not in), or already its commit.
+        std::thread::sleep(Duration::from_millis(300));
+        if held(&backend).as_ref() == Some(&step) {
+            eprintln!("attempt {attempt}: cut while the victim held {step}");
+            break (d, backend, victim);
         }
-        assert!(Instant::now() < deadline, "no progress: {status:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    netns.partition();
+        eprintln!("attempt {attempt}: the victim's commit of {step} landed with the cut; again");
+        assert!(attempt < 3, "three cuts in a row landed with a commit");
+        netns.heal();
+        let _ = terminate(&mut victim, Duration::from_secs(60));
+    };
     let cut_at = Instant::now();
     let mut survivor = d.worker(1);
     let deadline = Instant::now() + Duration::from_secs(300);
