@@ -25,13 +25,15 @@
 //! rendered and usable) and `data-load-ms` (when the load event fired). The benchmark
 //! fails if the median first render is over 1 s (issue 13's target for this account).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use accessflow_analysis::{
-    build_report, AccountModel, AccountReport, Engine, LastAccessed, PrincipalFailure,
-    ReportContext, ReportError,
+    build_report, AccountModel, AccountReport, Engine, ReportContext, ReportError,
 };
 use accessflow_samples::{bundled_sample, generate_account, SampleAccountSpec};
 
@@ -208,21 +210,7 @@ fn child(night: &str, dir: &Path, quick: bool) {
     let account = generate_account(&spec);
     let model = AccountModel::parse(&account.authorization_details).expect("parse");
     let t = Instant::now();
-    let mut results = Vec::new();
-    let mut failures: Vec<PrincipalFailure> = Vec::new();
-    for p in model.principals() {
-        let la = account
-            .last_accessed
-            .get(&p.arn)
-            .map(|b| LastAccessed::parse(b).expect("generated last-accessed parses"));
-        match engine.analyze_principal(&model, &p.arn, la.as_ref()) {
-            Ok(r) => results.push(r),
-            Err(e) => failures.push(PrincipalFailure {
-                principal_arn: p.arn.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
+    let (results, failures) = common::analyse(&engine, &account, &model, None);
     let analyze = t.elapsed();
     let creds = String::from_utf8(account.credential_report.clone()).expect("UTF-8 CSV");
     drop(account);

@@ -288,8 +288,9 @@ pub struct ResourceRow {
     pub resource_tags: String,
 }
 
-/// A row of `principal-access-summaries.csv`. In `report.json` (format 2) without
-/// `principal_name` and `principal_type`, which `principals` has; `from_json` fills them in.
+/// A row of `principal-access-summaries.csv`. Not in `report.json` since format 3; format 2
+/// had it without `principal_name` and `principal_type`, which `principals` has, and
+/// [`AccountReport::from_files`] fills them in.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AccessRow {
     pub principal_arn: String,
@@ -383,8 +384,8 @@ pub struct AccountReport {
     /// have them, and still read).
     #[serde(default, skip_serializing)]
     pub principal_access: Vec<AccessRow>,
-    /// The rows of `resource-access-summaries.csv`: not in `report.json` (format 2), so a
-    /// report read back with [`AccountReport::from_json`] has none.
+    /// The rows of `resource-access-summaries.csv`: not in `report.json` (since format 2),
+    /// so a report read back with [`AccountReport::from_files`] has none.
     #[serde(skip)]
     pub resource_access: Vec<ResourceAccessRow>,
     pub policy_errors: Vec<PolicyError>,
@@ -1476,10 +1477,8 @@ pub fn carry_forward_files<E: From<ReportError>>(
             .ok_or_else(|| ReportError::render(name, "the previous report has no such file"))?;
         let bytes = match name {
             "diff.csv" => {
-                let mut header = vec!["analysis_time"];
-                header.extend_from_slice(DiffRow::COLUMNS);
                 let mut bytes = Vec::new();
-                csv_table(&mut bytes, name, to.1, &header, &[] as &[DiffRow], no_extra)?;
+                time_and_columns(&mut bytes, name, to.1, &[] as &[DiffRow])?;
                 bytes
             }
             "report.json" => restamp_json(name, &old, from, to)?,
@@ -1584,6 +1583,18 @@ pub fn restamp_csv(file: &str, bytes: &[u8], from: &str, to: &str) -> Result<Vec
         at += end;
     }
     Ok(out)
+}
+
+/// A CSV file of `rows`: the analysis time, then the row type's own columns.
+fn time_and_columns<R: TableRow>(
+    out: &mut dyn Write,
+    file: &str,
+    analysis_time: &str,
+    rows: &[R],
+) -> Result<(), ReportError> {
+    let mut header = vec!["analysis_time"];
+    header.extend_from_slice(R::COLUMNS);
+    csv_table(out, file, analysis_time, &header, rows, no_extra)
 }
 
 fn no_extra<'x, R>(_: &R, _: &str) -> Option<&'x str> {
@@ -1705,16 +1716,8 @@ impl AccountReport {
                     .and_then(|()| w.flush())
                     .map_err(|e| ReportError::render(name, e))
             }
-            "principals.csv" => {
-                let mut header = vec!["analysis_time"];
-                header.extend_from_slice(PrincipalRow::COLUMNS);
-                csv_table(out, name, t, &header, &self.principals, no_extra)
-            }
-            "resources.csv" => {
-                let mut header = vec!["analysis_time"];
-                header.extend_from_slice(ResourceRow::COLUMNS);
-                csv_table(out, name, t, &header, &self.resources, no_extra)
-            }
+            "principals.csv" => time_and_columns(out, name, t, &self.principals),
+            "resources.csv" => time_and_columns(out, name, t, &self.resources),
             ACCESS_FILE => {
                 let ptags: HashMap<&str, &str> = self
                     .principals
@@ -1777,15 +1780,9 @@ impl AccountReport {
                 )
             }
             "public-and-cross-account.csv" => {
-                let mut header = vec!["analysis_time"];
-                header.extend_from_slice(ExposureRow::COLUMNS);
-                csv_table(out, name, t, &header, &self.resource_exposure, no_extra)
+                time_and_columns(out, name, t, &self.resource_exposure)
             }
-            "diff.csv" => {
-                let mut header = vec!["analysis_time"];
-                header.extend_from_slice(DiffRow::COLUMNS);
-                csv_table(out, name, t, &header, &self.diff, no_extra)
-            }
+            "diff.csv" => time_and_columns(out, name, t, &self.diff),
             "report.html" => out
                 .write_all(super::html::render(self).as_bytes())
                 .map_err(|e| ReportError::render(name, e)),

@@ -5,14 +5,16 @@
 //! partner, a malformed policy, failed principals and a non-empty diff the night before.
 //! Also: restamping refuses a file it did not write, and keeps quoted line breaks.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use accessflow_analysis::report::restamp_csv;
 use accessflow_analysis::resources::ResourceInventory;
 use accessflow_analysis::review::AccountSummary;
 use accessflow_analysis::{
-    build_report, carry_forward_files, AccountModel, AccountReport, Engine, LastAccessed,
-    PrincipalFailure, ReportContext, REPORT_FILES,
+    build_report, carry_forward_files, AccountModel, AccountReport, Engine, ReportContext,
+    REPORT_FILES,
 };
 use accessflow_samples::{generate_account, SampleAccountSpec};
 
@@ -42,29 +44,7 @@ fn build(engine: &Engine, night: &Night, previous: Option<&AccountReport>) -> Ac
             .expect("the spec asks for an inventory"),
     )
     .expect("generated inventory parses");
-    let mut results = Vec::new();
-    let mut failures = Vec::new();
-    for (i, p) in model.principals().iter().enumerate() {
-        if i == 5 {
-            failures.push(PrincipalFailure {
-                principal_arn: p.arn.clone(),
-                reason: "simulated failure".into(),
-            });
-            continue;
-        }
-        let la = account
-            .last_accessed
-            .get(&p.arn)
-            .map(|b| LastAccessed::parse(b).expect("generated last-accessed parses"));
-        match engine.analyze_principal(&model, &p.arn, la.as_ref()) {
-            Ok(r) => results.push(r),
-            // the malformed policy's holders fail, as in the pipeline
-            Err(e) => failures.push(PrincipalFailure {
-                principal_arn: p.arn.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
+    let (results, failures) = common::analyse(engine, &account, &model, Some(5));
     let creds = String::from_utf8(account.credential_report.clone()).expect("UTF-8 CSV");
     let trusted = vec!["999988887777".to_string()];
     let ctx = ReportContext {

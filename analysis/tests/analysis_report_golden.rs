@@ -23,9 +23,11 @@
 
 use std::collections::BTreeMap;
 
+mod common;
+
 use accessflow_analysis::{
-    build_report, AccountModel, AccountReport, DiffChange, DiffKind, Engine, LastAccessed,
-    PrincipalFailure, ReportContext, ACCESS_FILE, REPORT_FORMAT,
+    build_report, AccountModel, AccountReport, DiffChange, DiffKind, Engine, ReportContext,
+    ACCESS_FILE, REPORT_FORMAT,
 };
 use accessflow_samples::{generate_account, SampleAccountSpec};
 use sha2::{Digest, Sha256};
@@ -50,28 +52,7 @@ fn report_for(
 ) -> AccountReport {
     let account = generate_account(spec);
     let model = AccountModel::parse(&account.authorization_details).expect("generated JSON parses");
-    let mut results = Vec::new();
-    let mut failures = Vec::new();
-    for (i, p) in model.principals().iter().enumerate() {
-        if extra_failure == Some(i) {
-            failures.push(PrincipalFailure {
-                principal_arn: p.arn.clone(),
-                reason: "simulated failure".into(),
-            });
-            continue;
-        }
-        let la = account
-            .last_accessed
-            .get(&p.arn)
-            .map(|b| LastAccessed::parse(b).expect("generated last-accessed parses"));
-        match engine.analyze_principal(&model, &p.arn, la.as_ref()) {
-            Ok(r) => results.push(r),
-            Err(e) => failures.push(PrincipalFailure {
-                principal_arn: p.arn.clone(),
-                reason: e.to_string(),
-            }),
-        }
-    }
+    let (results, failures) = common::analyse(engine, &account, &model, extra_failure);
     let creds = String::from_utf8(account.credential_report.clone()).expect("UTF-8 CSV");
     let ctx = ReportContext {
         customer: "golden",
@@ -94,25 +75,36 @@ fn hashes(prefix: &str, report: &AccountReport, out: &mut BTreeMap<String, Strin
     }
 }
 
+/// The `a-r1` report: a small account, first run (no previous report), with a malformed
+/// policy.
+fn a_r1(engine: &Engine) -> AccountReport {
+    report_for(engine, &spec("111122223333", 40, 7, true), "r1", None, None)
+}
+
+/// The `a-r2` report: the same account id, other content, one principal failed, diffed
+/// against `previous`.
+fn a_r2(engine: &Engine, previous: &AccountReport) -> AccountReport {
+    report_for(
+        engine,
+        &spec("111122223333", 55, 8, false),
+        "r2",
+        Some(3),
+        Some(previous),
+    )
+}
+
 fn all_hashes() -> BTreeMap<String, String> {
     let engine = Engine::new().expect("the embedded catalog loads");
     let mut out = BTreeMap::new();
 
     // a small account, first run (no previous report), with a malformed policy
-    let a = spec("111122223333", 40, 7, true);
-    let a1 = report_for(&engine, &a, "r1", None, None);
+    let a1 = a_r1(&engine);
     hashes("a-r1", &a1, &mut out);
 
     // the same account id, other content, diffed against the first report (round-tripped
     // through its files, as the pipeline does), with one principal failed
     let prev = read_back(&a1.render_files().expect("render"));
-    let a2 = report_for(
-        &engine,
-        &spec("111122223333", 55, 8, false),
-        "r2",
-        Some(3),
-        Some(&prev),
-    );
+    let a2 = a_r2(&engine, &prev);
     assert!(a2.partial, "the failed principal makes the report partial");
     assert!(!a2.diff.is_empty(), "the diff against r1 has rows");
     hashes("a-r2", &a2, &mut out);
@@ -350,13 +342,7 @@ fn report_json_reads_back_to_the_same_report_and_files() {
 #[test]
 fn a_malformed_access_csv_is_refused_naming_the_line() {
     let engine = Engine::new().expect("the embedded catalog loads");
-    let r = report_for(
-        &engine,
-        &spec("111122223333", 40, 7, true),
-        "r1",
-        None,
-        None,
-    );
+    let r = a_r1(&engine);
     let files = r.render_files().expect("render");
     let json = file(&files, "report.json");
     let csv = std::str::from_utf8(file(&files, ACCESS_FILE)).expect("UTF-8");
@@ -395,13 +381,7 @@ fn a_malformed_access_csv_is_refused_naming_the_line() {
 #[test]
 fn report_json_has_one_row_per_line() {
     let engine = Engine::new().expect("the embedded catalog loads");
-    let r = report_for(
-        &engine,
-        &spec("111122223333", 40, 7, true),
-        "r1",
-        None,
-        None,
-    );
+    let r = a_r1(&engine);
     let files = r.render_files().expect("render");
     let json = std::str::from_utf8(file(&files, "report.json")).expect("UTF-8");
     assert!(json.starts_with("{\n  \"format\": \"accessflow-account-report/3\",\n"));
@@ -442,13 +422,7 @@ fn a_format_1_report_still_reads_and_diffs() {
     );
 
     let engine = Engine::new().expect("the embedded catalog loads");
-    let a1 = report_for(
-        &engine,
-        &spec("111122223333", 40, 7, true),
-        "r1",
-        None,
-        None,
-    );
+    let a1 = a_r1(&engine);
     // what the diff reads is the same as in the report built tonight by this code
     assert_eq!(from_old.principal_access, a1.principal_access);
     assert_eq!(from_old.principals, a1.principals);
@@ -482,15 +456,7 @@ fn a_format_1_report_still_reads_and_diffs() {
     assert_eq!(kept, a1.escalations);
     assert_eq!(from_old.failures, a1.failures);
 
-    let a2 = |previous: &AccountReport| {
-        report_for(
-            &engine,
-            &spec("111122223333", 55, 8, false),
-            "r2",
-            Some(3),
-            Some(previous),
-        )
-    };
+    let a2 = |previous: &AccountReport| a_r2(&engine, previous);
     let against_old = a2(&from_old);
     let against_new = a2(&a1);
     assert!(!against_old.diff.is_empty());
@@ -532,13 +498,7 @@ fn a_format_2_report_still_reads_and_diffs() {
     assert_eq!(from_old.format, "accessflow-account-report/2");
 
     let engine = Engine::new().expect("the embedded catalog loads");
-    let a1 = report_for(
-        &engine,
-        &spec("111122223333", 40, 7, true),
-        "r1",
-        None,
-        None,
-    );
+    let a1 = a_r1(&engine);
     let from_new = read_back(&a1.render_files().expect("render"));
     assert_eq!(from_new.format, REPORT_FORMAT);
     assert!(!from_old.principal_access.is_empty());
@@ -548,15 +508,7 @@ fn a_format_2_report_still_reads_and_diffs() {
         as_new == from_new,
         "format 2 reads to the same report as format 3"
     );
-    let a2 = |previous: &AccountReport| {
-        report_for(
-            &engine,
-            &spec("111122223333", 55, 8, false),
-            "r2",
-            Some(3),
-            Some(previous),
-        )
-    };
+    let a2 = |previous: &AccountReport| a_r2(&engine, previous);
     let against_old = a2(&from_old);
     assert!(!against_old.diff.is_empty());
     assert_eq!(against_old.diff, a2(&from_new).diff);
@@ -576,13 +528,7 @@ fn an_unknown_report_format_is_refused_by_name() {
 #[test]
 fn write_files_streams_the_same_files() {
     let engine = Engine::new().expect("the embedded catalog loads");
-    let r = report_for(
-        &engine,
-        &spec("111122223333", 40, 7, true),
-        "r1",
-        None,
-        None,
-    );
+    let r = a_r1(&engine);
     let all = r.render_files().expect("render");
     let mut seen: Vec<(String, Vec<u8>)> = Vec::new();
     r.write_files(|name, bytes| {

@@ -171,9 +171,8 @@ impl Pipeline {
                 self.previous_report(previous.as_ref()),
                 self.stored_results(work, &with_results)
             );
-            let (previous_report, stored) = (previous_report?, stored?);
+            let (previous_report, mut stored) = (previous_report?, stored?);
             let mut results: Vec<PrincipalAnalysis> = Vec::with_capacity(with_results.len());
-            let mut stored = stored;
             for (item, key) in &with_results {
                 match stored.remove(item) {
                     Some(result) => results.push(result),
