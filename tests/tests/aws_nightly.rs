@@ -66,15 +66,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     .unwrap();
 
     let run = "moto-night";
-    d.coordinator(&[
-        "start",
-        "--tenants",
-        tenants.to_str().unwrap(),
-        "--run-id",
-        run,
-        "--as-of",
-        "2026-11-26T02:00:00Z",
-    ]);
+    d.start(&tenants, run);
     let mut victim = d.worker(0);
     let mut survivor = d.worker(1);
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -226,15 +218,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
         ),
     )
     .unwrap();
-    d.coordinator(&[
-        "start",
-        "--tenants",
-        tenants.to_str().unwrap(),
-        "--run-id",
-        "moto-measure",
-        "--as-of",
-        "2026-11-26T02:00:00Z",
-    ]);
+    d.start(&tenants, "moto-measure");
     let mut workers = [d.worker(10), d.worker(11)];
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {

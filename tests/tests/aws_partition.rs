@@ -112,15 +112,7 @@ fn a_worker_partitioned_mid_item_longer_than_the_visibility_timeout_changes_noth
     let (d, backend, mut victim) = loop {
         attempt += 1;
         let (d, backend, tenants) = deploy(&format!("prt{attempt}"));
-        d.coordinator(&[
-            "start",
-            "--tenants",
-            tenants.to_str().unwrap(),
-            "--run-id",
-            run,
-            "--as-of",
-            "2026-11-26T02:00:00Z",
-        ]);
+        d.start(&tenants, run);
         let mut victim = d.worker_in_netns(0, &netns.name);
         let steps = idempotency::record_key(run, "acme", &account, "").pk;
         // The step (other than collect) the victim holds a claim on, if any: until the
