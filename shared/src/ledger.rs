@@ -8,7 +8,8 @@
 //! | `runs` | `<run>` | the run's header (as-of time, accounts in dispatch order) |
 //! | `run#<run>` | `acct#<customer>#<account>` | account progress; counters `done`, `failed`, `reused` |
 //! | `run#<run>` | `err#<customer>#<account>#<step>` | a message that could not be processed |
-//! | `items#<run>#<customer>#<account>` | `<item, 6 digits>` | one principal's outcome |
+//! | `items#<run>#<customer>#<account>` | `<first item, 6 digits>+<count>` | the outcomes of a batch of principals |
+//! | `items#<run>#<customer>#<account>` | `<item, 6 digits>` | one principal's outcome (single-item steps, and batches before outcome records were per batch) |
 //! | `acct#<customer>#<account>` | `current-run` | the run the account's queue is working on |
 //! | `acct#<customer>#<account>` | `report#<run>` | a finished report (drives the diff and the size hint) |
 //! | `tenants` | `<customer>#<account>` | the tenant registry: how to reach the account |
@@ -109,7 +110,7 @@ impl AccountState {
     }
 }
 
-/// The outcome of one item, written with its idempotency record.
+/// The outcome of one item, written with its step's idempotency record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemOutcome {
     pub principal_arn: String,
@@ -210,6 +211,45 @@ pub fn item_key(run_id: &str, customer: &str, account: &str, item: u32) -> Store
         format!("{item:06}"),
     )
 }
+/// The record of the outcomes of the batch step `items#<first>+<count>`: one record per
+/// batch rather than per principal, because DynamoDB bills every item written (twice in a
+/// transaction), whatever its size.
+pub fn batch_outcomes_key(
+    run_id: &str,
+    customer: &str,
+    account: &str,
+    first_item: u32,
+    count: usize,
+) -> StoreKey {
+    StoreKey::new(
+        format!("items#{run_id}#{customer}#{account}"),
+        format!("{first_item:06}+{count}"),
+    )
+}
+
+/// The value of a batch's outcome record: the outcome of each item of the batch that had
+/// none before the batch ran, by item number.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchOutcomes {
+    pub outcomes: BTreeMap<u32, ItemOutcome>,
+}
+
+/// The longest failure reason a batch's outcome record keeps per item: a batch of the
+/// largest ARNs and long reasons still fits a DynamoDB item (400 KB).
+pub const MAX_STORED_REASON_BYTES: usize = 1024;
+
+/// `reason`, cut to [`MAX_STORED_REASON_BYTES`] on a character boundary (marked when cut).
+pub fn stored_reason(reason: &str) -> String {
+    if reason.len() <= MAX_STORED_REASON_BYTES {
+        return reason.to_string();
+    }
+    let mut end = MAX_STORED_REASON_BYTES;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… (cut)", &reason[..end])
+}
+
 pub fn current_run_key(customer: &str, account: &str) -> StoreKey {
     StoreKey::new(format!("acct#{customer}#{account}"), "current-run")
 }
@@ -540,26 +580,8 @@ impl Ledger {
             .collect()
     }
 
-    /// Item outcomes of an account in a run, by item number.
-    /// One item's outcome, if it has one.
-    pub async fn item_outcome(
-        &self,
-        run_id: &str,
-        customer: &str,
-        account: &str,
-        item: u32,
-    ) -> PortResult<Option<ItemOutcome>> {
-        match self
-            .store
-            .get(&item_key(run_id, customer, account, item))
-            .await?
-        {
-            Some(record) => Ok(Some(from_record(&record)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The outcomes of `items`, in their order (one store request per 100 on DynamoDB).
+    /// The outcomes of `items`, in their order, from all of the account's outcome records
+    /// (one query: an item may be in any batch's record).
     pub async fn item_outcomes_of(
         &self,
         run_id: &str,
@@ -567,16 +589,26 @@ impl Ledger {
         account: &str,
         items: &[u32],
     ) -> PortResult<Vec<Option<ItemOutcome>>> {
-        let keys: Vec<StoreKey> = items
-            .iter()
-            .map(|item| item_key(run_id, customer, account, *item))
-            .collect();
-        self.store
-            .get_many(&keys)
-            .await?
-            .into_iter()
-            .map(|record| record.map(|r| from_record(&r)).transpose())
-            .collect()
+        let mut all = self.item_outcomes(run_id, customer, account).await?;
+        Ok(items.iter().map(|item| all.remove(item)).collect())
+    }
+
+    /// The write of a batch's outcome record (in the batch's commit transaction): created,
+    /// never overwritten.
+    pub fn batch_outcomes_op(
+        &self,
+        run_id: &str,
+        customer: &str,
+        account: &str,
+        (first_item, count): (u32, usize),
+        outcomes: &BatchOutcomes,
+    ) -> WriteOp {
+        WriteOp::Put {
+            key: batch_outcomes_key(run_id, customer, account, first_item, count),
+            value: to_value(outcomes),
+            expires_at: self.expiry(),
+            condition: Condition::NotExists,
+        }
     }
 
     /// The account's state in the latest run before `run_id` that finished it (by as-of
@@ -599,6 +631,10 @@ impl Ledger {
         Ok(None)
     }
 
+    /// Item outcomes of an account in a run, by item number: from the batches' records
+    /// and from single items' records alike. Should two records hold the same item (a
+    /// single-item message of an earlier version replayed while a stale worker committed
+    /// the batch holding it), the first record's, in key order, counts.
     pub async fn item_outcomes(
         &self,
         run_id: &str,
@@ -611,11 +647,18 @@ impl Ledger {
             .await?;
         let mut out = BTreeMap::new();
         for record in &records {
+            if record.key.sk.contains('+') {
+                let batch: BatchOutcomes = from_record(record)?;
+                for (item, outcome) in batch.outcomes {
+                    out.entry(item).or_insert(outcome);
+                }
+                continue;
+            }
             let item: u32 = record.key.sk.parse().map_err(|_| PortError::Permanent {
                 op: "ledger",
                 message: format!("ledger item {} has a bad item number", record.key),
             })?;
-            out.insert(item, from_record(record)?);
+            out.entry(item).or_insert(from_record(record)?);
         }
         Ok(out)
     }
@@ -785,5 +828,79 @@ impl RunTotals {
 
     pub fn is_complete(&self) -> bool {
         self.accounts > 0 && self.accounts_finished == self.accounts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::EmbeddedBackend;
+
+    fn outcome(arn: &str, result: Option<&str>, error: Option<&str>) -> ItemOutcome {
+        ItemOutcome {
+            principal_arn: arn.to_string(),
+            result_key: result.map(str::to_string),
+            error: error.map(str::to_string),
+        }
+    }
+
+    /// A batch's outcomes are one record; they read back per item together with the
+    /// records of single-item steps, and a batch's record is never written twice.
+    #[tokio::test]
+    async fn batch_outcome_records_read_back_per_item_with_single_item_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedBackend::open(dir.path())
+            .expect("open embedded backend")
+            .ports()
+            .store;
+        let ledger = Ledger::new(store.clone());
+        let (run, customer, account) = ("night", "acme", "111122223333");
+        let batch = BatchOutcomes {
+            outcomes: BTreeMap::from([
+                (0, outcome("arn:a", Some("acme/results/x/a"), None)),
+                (2, outcome("arn:c", None, Some("malformed"))),
+            ]),
+        };
+        let op = ledger.batch_outcomes_op(run, customer, account, (0, 3), &batch);
+        store.transact(vec![op.clone()]).await.expect("first write");
+        assert!(
+            store.transact(vec![op]).await.is_err(),
+            "a batch's record is created once"
+        );
+        // Item 1 done by a single-item step (an earlier version's message); item 2 again,
+        // which must not replace the batch's outcome.
+        for (item, arn) in [(1, "arn:b"), (2, "arn:c-again")] {
+            store
+                .transact(vec![WriteOp::Put {
+                    key: item_key(run, customer, account, item),
+                    value: to_value(&outcome(arn, Some("acme/results/x/b"), None)),
+                    expires_at: None,
+                    condition: Condition::NotExists,
+                }])
+                .await
+                .expect("single-item record");
+        }
+        let all = ledger.item_outcomes(run, customer, account).await.unwrap();
+        assert_eq!(all.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(all[&0], batch.outcomes[&0]);
+        assert_eq!(all[&1].principal_arn, "arn:b");
+        assert_eq!(all[&2], batch.outcomes[&2], "the batch's record is first");
+        let some = ledger
+            .item_outcomes_of(run, customer, account, &[2, 5, 1])
+            .await
+            .unwrap();
+        assert_eq!(some[0].as_ref().map(|o| o.principal_arn.as_str()), Some("arn:c"));
+        assert_eq!(some[1], None);
+        assert_eq!(some[2].as_ref().map(|o| o.principal_arn.as_str()), Some("arn:b"));
+    }
+
+    #[test]
+    fn long_failure_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(stored_reason("short"), "short");
+        let long = "é".repeat(MAX_STORED_REASON_BYTES);
+        let cut = stored_reason(&long);
+        assert!(cut.ends_with("… (cut)"), "{cut}");
+        assert!(cut.len() <= MAX_STORED_REASON_BYTES + "… (cut)".len());
+        assert!(cut.starts_with("éé"));
     }
 }

@@ -207,22 +207,96 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     assert!(has(&arn("role", "data-writer"), "delete-data"));
     assert!(!has(&arn("role", "data-writer"), "read-data"));
 
-    // What a run costs in AWS requests, counted by the workers themselves: a second,
-    // clean run over a freshly seeded account (the killed worker above reported nothing).
-    let second = moto::unique_account();
-    runtime.block_on(seed(&second));
-    std::fs::write(
+    // What a run costs in AWS requests, counted by the workers themselves: clean runs over
+    // freshly seeded accounts (the killed worker above reported nothing). Two sizes, so the
+    // cost splits into a part per account and a part per principal.
+    let small = measured_night(&d, &runtime, &tenants, "moto-measure", 0, [10, 11]);
+    let large = measured_night(
+        &d,
+        &runtime,
         &tenants,
-        format!(
-            "[[customers]]\nid = \"acme\"\n[[customers.accounts]]\nid = \"{second}\"\nrole_arn = \"arn:aws:iam::{second}:role/accessflow-reader\"\nexternal_id = \"acme-external-id\"\n"
-        ),
-    )
-    .unwrap();
-    d.start(&tenants, "moto-measure");
-    let mut workers = [d.worker(10), d.worker(11)];
+        "moto-measure-large",
+        EXTRA_ROLES,
+        [12, 13],
+    );
+    let prices = cost::Prices::default();
+    let (small_dollars, large_dollars) = (small.dollars(&prices), large.dollars(&prices));
+    let per_principal =
+        (large_dollars - small_dollars) / (large.principals - small.principals) as f64;
+    let per_account = small_dollars - per_principal * small.principals as f64;
+    eprintln!(
+        "split of the two runs: ${:.2} per million principals, plus ${:.2} per million accounts \
+         (${:.2} per million principals at {} principals an account)",
+        per_principal * 1e6,
+        per_account * 1e6,
+        large_dollars / large.principals as f64 * 1e6,
+        large.principals
+    );
+    // The batch's outcomes are one ledger record: a commit's transaction writes a few
+    // items, not one per principal (each would be billed two write units at least).
+    let transact_units = large
+        .units
+        .get("dynamodb:TransactWriteItems")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        transact_units < large.principals,
+        "{transact_units} TransactWriteItems units for {} principals: {:?}",
+        large.principals,
+        large.units
+    );
+}
+
+/// The filler roles added to the larger of the two measured accounts: with the fixture's
+/// 44 principals, about the bundled sample's mean of 460 principals an account.
+const EXTRA_ROLES: usize = 400;
+
+/// The AWS requests of one measured night (see [`measured_night`]).
+struct Measured {
+    principals: u64,
+    units: BTreeMap<String, u64>,
+}
+
+impl Measured {
+    fn dollars(&self, prices: &cost::Prices) -> f64 {
+        cost::estimate(&self.units, prices).values().sum()
+    }
+}
+
+/// A clean night over one freshly seeded account (the fixture plus `extra_roles` filler
+/// roles), run by two workers with request reports `requests-<index>.json`: their AWS
+/// requests and billed units, without those made with the customer role (billed to the
+/// customer), printed per service and operation.
+fn measured_night(
+    d: &AwsDeployment,
+    runtime: &tokio::runtime::Runtime,
+    tenants: &std::path::Path,
+    run: &str,
+    extra_roles: usize,
+    indices: [usize; 2],
+) -> Measured {
+    let account = moto::unique_account();
+    let mut details = seed::load_fixture("nightly_account.json").expect("fixture");
+    let roles = details["RoleDetailList"].as_array_mut().expect("roles");
+    let template = roles.last().expect("a filler role").clone();
+    for n in 0..extra_roles {
+        let mut role = template.clone();
+        role["RoleName"] = Value::String(format!("extra-{n:04}"));
+        roles.push(role);
+    }
+    runtime.block_on(async {
+        let iam = moto::iam_in_account(&account).await;
+        seed::seed_account(&iam, &account, &details)
+            .await
+            .expect("seed the measured account");
+    });
+    let principals = 2 + 2 + (FILLER_ROLES + extra_roles) as u64;
+    std::fs::write(tenants, tenants_for(&account)).unwrap();
+    d.start(tenants, run);
+    let mut workers = indices.map(|index| d.worker(index));
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let status = d.status("moto-measure");
+        let status = d.status(run);
         if status["complete"] == true {
             assert_eq!(status["totals"]["items_done"], principals, "{status:#}");
             break;
@@ -241,7 +315,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     // The requests made with the customer role's credentials (IAM reads and the resource
     // inventory) are billed to the customer's account: counted apart.
     let mut customer: BTreeMap<String, u64> = BTreeMap::new();
-    for index in [10, 11] {
+    for index in indices {
         let bytes = std::fs::read(d.dir.path().join(format!("requests-{index}.json")))
             .expect("request report");
         let report: Value = serde_json::from_slice(&bytes).unwrap();
@@ -274,10 +348,11 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     // Per principal analysed (what "per million items" means in the README's cost table).
     let items = principals;
     let mut per_service: BTreeMap<String, u64> = BTreeMap::new();
+    let mut units_per_service: BTreeMap<String, u64> = BTreeMap::new();
     for (op, n) in &operations {
-        *per_service
-            .entry(op.split(':').next().unwrap_or_default().to_string())
-            .or_default() += n;
+        let service = op.split(':').next().unwrap_or_default().to_string();
+        *per_service.entry(service.clone()).or_default() += n;
+        *units_per_service.entry(service).or_default() += units.get(op).copied().unwrap_or(0);
     }
     let dollars = cost::estimate(&units, &cost::Prices::default());
     eprintln!(
@@ -285,7 +360,8 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     );
     for (service, n) in &per_service {
         eprintln!(
-            "  {service}: {n} ({:.2} per item, ${:.2} per million items)",
+            "  {service}: {n} requests, {} billed units ({:.2} requests per item, ${:.2} per million items)",
+            units_per_service.get(service).copied().unwrap_or(0),
             *n as f64 / items as f64,
             dollars.get(service).copied().unwrap_or(0.0) / items as f64 * 1e6
         );
@@ -296,10 +372,16 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
             units.get(op).copied().unwrap_or(0)
         );
     }
+    let total: f64 = dollars.values().sum();
+    eprintln!(
+        "  total: ${:.2} per million items ({items} principals, one account)",
+        total / items as f64 * 1e6
+    );
     assert!(
         per_service.get("sqs").copied().unwrap_or(0) > 0,
         "the workers counted their SQS requests: {operations:?}"
     );
+    Measured { principals, units }
 }
 
 /// Item 2 of "never lose a night", on AWS: customer `acme`'s topic prefix also matches

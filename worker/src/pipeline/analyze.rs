@@ -17,7 +17,8 @@
 //! in its last second or had not reached; re-evaluating the others costs a fraction of a
 //! millisecond each. Items that already have an outcome in the ledger (a replayed batch,
 //! or an earlier version's single-item message for the same item) are skipped, so no item
-//! is counted twice.
+//! is counted twice. The batch's outcomes are one ledger record (DynamoDB bills each item
+//! a transaction writes twice, whatever its size: one record instead of one per principal).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,7 +26,7 @@ use std::time::Instant;
 use accessflow_analysis::LastAccessed;
 use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{
-    self, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS, COUNTER_LA_REUSED,
+    self, BatchOutcomes, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS, COUNTER_LA_REUSED,
     COUNTER_REUSED,
 };
 use accessflow_shared::message::AccountWork;
@@ -139,12 +140,26 @@ impl Pipeline {
                         &step.to_string(),
                     ),
                 ];
-                ops.extend(done.iter().map(|d| WriteOp::Put {
-                    key: ledger::item_key(&work.run_id, &work.customer, &work.account, d.item),
-                    value: serde_json::to_value(&d.outcome).unwrap_or_default(),
-                    expires_at: self.ledger.expiry(),
-                    condition: Condition::NotExists,
-                }));
+                match step {
+                    // A single-item step (an earlier version's message) keeps its record.
+                    Step::Item(_) => ops.extend(done.iter().map(|d| WriteOp::Put {
+                        key: ledger::item_key(&work.run_id, &work.customer, &work.account, d.item),
+                        value: serde_json::to_value(&d.outcome).unwrap_or_default(),
+                        expires_at: self.ledger.expiry(),
+                        condition: Condition::NotExists,
+                    })),
+                    // A batch's outcomes are one record: one write, not one per principal.
+                    _ if !done.is_empty() => ops.push(self.ledger.batch_outcomes_op(
+                        &work.run_id,
+                        &work.customer,
+                        &work.account,
+                        (first_item, principals.len()),
+                        &BatchOutcomes {
+                            outcomes: done.iter().map(|d| (d.item, d.outcome.clone())).collect(),
+                        },
+                    )),
+                    _ => {}
+                }
                 ops
             })
             .await;
@@ -322,7 +337,7 @@ impl Pipeline {
                         ItemOutcome {
                             principal_arn: arn.to_string(),
                             result_key: None,
-                            error: Some(reason),
+                            error: Some(ledger::stored_reason(&reason)),
                         },
                         "failed",
                     )
