@@ -24,7 +24,9 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::crypto::{CryptoError, Sealer};
 use crate::metrics::work::work;
-use crate::ports::{AccountSnapshotRaw, BlobStore, KeyValueStore, PortError, StoreKey};
+use crate::ports::{
+    AccountSnapshotRaw, BlobStore, Consistency, KeyValueStore, PortError, StoreKey,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -284,7 +286,8 @@ impl Caches {
             .iter()
             .map(|arn| Self::last_accessed_key(customer, account, arn))
             .collect();
-        let records = self.store.get_many(&keys).await?;
+        // A stale miss only fetches the entry again.
+        let records = self.store.get_many(&keys, Consistency::Eventual).await?;
         let mut out = Vec::with_capacity(keys.len());
         for (key, record) in keys.iter().zip(records) {
             let found = match record {
@@ -402,7 +405,8 @@ impl Caches {
             .iter()
             .map(|digest| Self::result_key(customer, account, digest))
             .collect();
-        let records = self.store.get_many(&keys).await?;
+        // A stale miss only evaluates the principal again (results are content-addressed).
+        let records = self.store.get_many(&keys, Consistency::Eventual).await?;
         let mut out = Vec::with_capacity(keys.len());
         for ((key, digest), record) in keys.iter().zip(digests).zip(records) {
             let found = match record {
@@ -534,7 +538,8 @@ impl Caches {
                 Self::result_index_key(name).ok_or_else(|| corrupt(name, "not a result key"))
             })
             .collect::<Result<Vec<StoreKey>, CacheError>>()?;
-        let records = self.store.get_many(&indexes).await?;
+        // Finalize reads results written moments ago: they must be seen.
+        let records = self.store.get_many(&indexes, Consistency::Strong).await?;
         let mut out = Vec::with_capacity(names.len());
         for ((name, index), record) in names.iter().zip(&indexes).zip(records) {
             let entry = match record {

@@ -7,7 +7,8 @@
 //! for another region. DynamoDB is billed in request units, which depend on item sizes and
 //! on how many items a batch or transaction holds: [`billed_units`] estimates them from
 //! each request's body (every KB written is a write unit, a transaction's items count
-//! twice; each key read is a read unit), so large inline items cost what they weigh. What
+//! twice; each key read is a read unit, half one when eventually consistent), so large inline
+//! items cost what they weigh. What
 //! the estimate leaves out: free tiers, payload-size surcharges (SQS/SNS bill every 64 KB
 //! chunk as a request; SNS FIFO also bills payload GBs), reads over 4 KB, storage (S3,
 //! DynamoDB), KMS's $1 per key per month, and data transfer. STS and IAM requests are free,
@@ -103,7 +104,7 @@ pub fn price_of(operation: &str, prices: &Prices) -> f64 {
 /// How many billed units one request of `service:Operation` with this body is: 1 for
 /// everything but DynamoDB; for DynamoDB an estimate from the request's JSON body: a write
 /// is a unit per KB (at least one per item written), a transaction's items count twice,
-/// and a read is a unit per key (items up to 4 KB). Expression text in the body makes it
+/// and a read is a unit per key (items up to 4 KB), half a unit eventually consistent. Expression text in the body makes it
 /// slightly high for single writes.
 pub fn billed_units(operation: &str, body: Option<&[u8]>) -> u64 {
     let Some(op) = operation.strip_prefix("dynamodb:") else {
@@ -122,8 +123,16 @@ pub fn billed_units(operation: &str, body: Option<&[u8]>) -> u64 {
         "BatchWriteItem" => kb.max(count(b"\"PutRequest\"") + count(b"\"DeleteRequest\"")),
         // Every transaction item names its table.
         "TransactWriteItems" => 2 * kb.max(count(b"\"TableName\"")),
-        // Every key names its partition key attribute.
-        "BatchGetItem" => count(b"\"pk\"").max(1),
+        // Every key names its partition key attribute; an eventually consistent read
+        // costs half a unit (rounded up over the request).
+        "BatchGetItem" => {
+            let keys = count(b"\"pk\"").max(1);
+            if count(b"\"ConsistentRead\":true") > 0 {
+                keys
+            } else {
+                keys.div_ceil(2)
+            }
+        }
         _ => 1,
     }
 }
@@ -158,8 +167,10 @@ mod tests {
             billed_units("dynamodb:TransactWriteItems", Some(transaction)),
             4
         );
-        let get = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"a"}},{"pk":{"S":"b"}}]}}}"#;
-        assert_eq!(billed_units("dynamodb:BatchGetItem", Some(get)), 2);
+        let get = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"a"}},{"pk":{"S":"b"}},{"pk":{"S":"c"}}],"ConsistentRead":true}}}"#;
+        assert_eq!(billed_units("dynamodb:BatchGetItem", Some(get)), 3);
+        let eventual = br#"{"RequestItems":{"t":{"Keys":[{"pk":{"S":"a"}},{"pk":{"S":"b"}},{"pk":{"S":"c"}}],"ConsistentRead":false}}}"#;
+        assert_eq!(billed_units("dynamodb:BatchGetItem", Some(eventual)), 2);
         assert_eq!(billed_units("sqs:ReceiveMessage", Some(&big)), 1);
     }
 

@@ -28,7 +28,9 @@ use aws_sdk_dynamodb::Client;
 
 use super::error::{classify, has_code};
 use crate::clock::Clock;
-use crate::ports::{Condition, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp};
+use crate::ports::{
+    Condition, Consistency, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp,
+};
 
 const PK: &str = "pk";
 const SK: &str = "sk";
@@ -567,7 +569,11 @@ impl KeyValueStore for AwsStore {
         }
     }
 
-    async fn get_many(&self, keys: &[StoreKey]) -> PortResult<Vec<Option<Record>>> {
+    async fn get_many(
+        &self,
+        keys: &[StoreKey],
+        consistency: Consistency,
+    ) -> PortResult<Vec<Option<Record>>> {
         let op = "dynamodb:BatchGetItem";
         let mut unique: Vec<&StoreKey> = keys.iter().collect();
         unique.sort();
@@ -577,7 +583,7 @@ impl KeyValueStore for AwsStore {
         for chunk in unique.chunks(MAX_BATCH_GET) {
             let mut request = KeysAndAttributes::builder()
                 .set_keys(Some(chunk.iter().map(|k| key_map(k)).collect()))
-                .consistent_read(true)
+                .consistent_read(consistency == Consistency::Strong)
                 .build()
                 .map_err(|e| PortError::invalid(op, e.to_string()))?;
             for attempt in 0.. {

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::db::{Db, SqlResultExt};
-use crate::ports::{Condition, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp};
+use crate::ports::{
+    Condition, Consistency, KeyValueStore, PortError, PortResult, Record, StoreKey, WriteOp,
+};
 
 /// DynamoDB: an item is at most 400 KB.
 pub(crate) const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -220,7 +222,11 @@ impl KeyValueStore for SqliteStore {
             .await
     }
 
-    async fn get_many(&self, keys: &[StoreKey]) -> PortResult<Vec<Option<Record>>> {
+    async fn get_many(
+        &self,
+        keys: &[StoreKey],
+        _consistency: Consistency,
+    ) -> PortResult<Vec<Option<Record>>> {
         const OP: &str = "get_many";
         for key in keys {
             validate_key(OP, key)?;

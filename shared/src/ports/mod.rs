@@ -25,7 +25,7 @@ pub use queue::{
     OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage, SendOutcome, WorkQueues, DEDUP_WINDOW,
     MAX_BATCH,
 };
-pub use store::{Condition, KeyValueStore, Record, StoreKey, WriteOp};
+pub use store::{Condition, Consistency, KeyValueStore, Record, StoreKey, WriteOp};
 pub use topic::{FilterPolicy, Subscription, Topics};
 
 use std::sync::Arc;

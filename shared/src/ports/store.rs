@@ -84,14 +84,29 @@ pub enum WriteOp {
     Check { key: StoreKey, condition: Condition },
 }
 
+/// How fresh a [`KeyValueStore::get_many`] must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Every write that finished before the read is seen.
+    Strong,
+    /// A write of the last second or so may not be seen yet (DynamoDB bills half as much).
+    /// For caches, where a stale miss only costs recomputing the entry.
+    Eventual,
+}
+
 #[async_trait]
 pub trait KeyValueStore: Send + Sync {
     /// Reads one item (strongly consistent).
     async fn get(&self, key: &StoreKey) -> PortResult<Option<Record>>;
 
-    /// Reads several items at once (strongly consistent), in the order of `keys`: `None` for
-    /// an absent or expired one. DynamoDB: `BatchGetItem`, up to 100 keys per request.
-    async fn get_many(&self, keys: &[StoreKey]) -> PortResult<Vec<Option<Record>>>;
+    /// Reads several items at once, in the order of `keys`: `None` for an absent or
+    /// expired one. DynamoDB: `BatchGetItem`, up to 100 keys per request. The embedded
+    /// store is always strongly consistent.
+    async fn get_many(
+        &self,
+        keys: &[StoreKey],
+        consistency: Consistency,
+    ) -> PortResult<Vec<Option<Record>>>;
 
     /// Writes several documents at once, each replacing its whole item (no counters kept,
     /// version 1), with no condition and no atomicity across them (each item is written

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accessflow_shared::ports::{
-    Condition, FilterPolicy, OutgoingMessage, PortError, Ports, QueueSpec, ReceivedMessage,
-    SendOutcome, StoreKey, WriteOp,
+    Condition, Consistency, FilterPolicy, OutgoingMessage, PortError, Ports, QueueSpec,
+    ReceivedMessage, SendOutcome, StoreKey, WriteOp,
 };
 
 /// What a backend's `setup` hands the suite: the ports, and whatever must stay alive while
@@ -1222,8 +1222,20 @@ pub async fn store_batch_reads_and_writes(ports: &Ports, prefix: &str) {
     let mut keys: Vec<StoreKey> = (0..130).map(key).collect();
     keys.push(StoreKey::new(format!("{prefix}#p0"), "absent"));
     keys.push(key(3));
-    let got = s.get_many(&keys).await.unwrap();
+    let got = s.get_many(&keys, Consistency::Strong).await.unwrap();
     assert_eq!(got.len(), keys.len());
+    // An eventually consistent read may miss a recent write, never return something else.
+    let eventual = s.get_many(&keys, Consistency::Eventual).await.unwrap();
+    assert_eq!(eventual.len(), keys.len());
+    for ((key, strong), maybe) in keys.iter().zip(&got).zip(&eventual) {
+        if let Some(record) = maybe {
+            assert_eq!(
+                Some(&record.value),
+                strong.as_ref().map(|r| &r.value),
+                "{key}"
+            );
+        }
+    }
     for (i, record) in got.iter().enumerate().take(130) {
         match i {
             7 => {
@@ -1248,7 +1260,11 @@ pub async fn store_batch_reads_and_writes(ports: &Ports, prefix: &str) {
         got[131].as_ref().map(|r| &r.value),
         Some(&serde_json::json!({ "i": 3 }))
     );
-    assert!(s.get_many(&[]).await.unwrap().is_empty());
+    assert!(s
+        .get_many(&[], Consistency::Strong)
+        .await
+        .unwrap()
+        .is_empty());
     s.put_many(Vec::new()).await.unwrap();
 }
 

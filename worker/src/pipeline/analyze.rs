@@ -26,8 +26,8 @@ use std::time::Instant;
 use accessflow_analysis::LastAccessed;
 use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{
-    self, BatchOutcomes, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS, COUNTER_LA_REUSED,
-    COUNTER_REUSED,
+    self, BatchOutcomes, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS,
+    COUNTER_LA_REUSED, COUNTER_REUSED,
 };
 use accessflow_shared::message::AccountWork;
 use accessflow_shared::metrics::work::work as work_metrics;
