@@ -57,6 +57,27 @@ impl Netns {
         ]);
         ip(&["netns", "exec", &name, "ip", "link", "set", &inner_if, "up"]);
         ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        // The namespace knows the host's MAC for good, so a cut does not show as a failed
+        // address lookup ("No route to host" within seconds, which ends the victim's
+        // requests, SDK retries and all, before the heal): its packets are only lost, and
+        // its requests hang across the cut as they would on a real partition.
+        let mac = std::fs::read_to_string(format!("/sys/class/net/{host_if}/address"))
+            .expect("the veth's MAC address");
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "neigh",
+            "replace",
+            &host_ip,
+            "lladdr",
+            mac.trim(),
+            "dev",
+            &inner_if,
+            "nud",
+            "permanent",
+        ]);
         netns
     }
 
