@@ -330,18 +330,6 @@ impl From<StoredBatch> for BatchOutcomes {
 /// largest ARNs and long reasons still fits a DynamoDB item (400 KB).
 pub const MAX_STORED_REASON_BYTES: usize = 1024;
 
-/// `reason`, cut to [`MAX_STORED_REASON_BYTES`] on a character boundary (marked when cut).
-pub fn stored_reason(reason: &str) -> String {
-    if reason.len() <= MAX_STORED_REASON_BYTES {
-        return reason.to_string();
-    }
-    let mut end = MAX_STORED_REASON_BYTES;
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}… (cut)", &reason[..end])
-}
-
 pub fn current_run_key(customer: &str, account: &str) -> StoreKey {
     StoreKey::new(format!("acct#{customer}#{account}"), "current-run")
 }
@@ -1044,15 +1032,5 @@ mod tests {
             serde_json::from_value(serde_json::to_value(BatchOutcomes::default()).unwrap())
                 .unwrap();
         assert!(empty.outcomes.is_empty());
-    }
-
-    #[test]
-    fn long_failure_reasons_are_cut_on_a_character_boundary() {
-        assert_eq!(stored_reason("short"), "short");
-        let long = "é".repeat(MAX_STORED_REASON_BYTES);
-        let cut = stored_reason(&long);
-        assert!(cut.ends_with("… (cut)"), "{cut}");
-        assert!(cut.len() <= MAX_STORED_REASON_BYTES + "… (cut)".len());
-        assert!(cut.starts_with("éé"));
     }
 }

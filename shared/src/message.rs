@@ -326,6 +326,20 @@ impl WorkMessage {
     }
 }
 
+/// A failure reason cut to at most `max` bytes on a character boundary, marked `…` when
+/// cut: for a DLQ message's error attribute and for the reasons a batch's outcome record
+/// keeps.
+pub fn truncate_reason(reason: &str, max: usize) -> String {
+    if reason.len() <= max {
+        return reason.to_string();
+    }
+    let mut end = max;
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &reason[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +492,15 @@ mod tests {
             WorkMessage::decode(&huge),
             Err(DecodeError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn long_failure_reasons_are_cut_on_a_character_boundary() {
+        assert_eq!(truncate_reason("short", 10), "short");
+        let long = "é".repeat(1024);
+        let cut = truncate_reason(&long, 1023);
+        assert!(cut.ends_with('…'), "{cut}");
+        assert!(cut.len() <= 1023 + '…'.len_utf8());
+        assert_eq!(cut, format!("{}…", "é".repeat(511)));
     }
 }

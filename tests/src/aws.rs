@@ -9,7 +9,7 @@ use accessflow_shared::aws::AwsBackend;
 use accessflow_testkit::moto;
 use serde_json::Value;
 
-use crate::{binary, terminate};
+use crate::{binary, start_args, terminate};
 
 /// A deployment of the binaries on the AWS backend against moto.
 pub struct AwsDeployment {
@@ -92,7 +92,7 @@ impl AwsDeployment {
         cmd
     }
 
-    /// `coordinator start` of `run` for the tenants file `tenants`, as of [`AS_OF`]; panics
+    /// `coordinator start` of `run` for the tenants file `tenants`, as of [`AS_OF`](crate::AS_OF); panics
     /// with the coordinator's error if it fails.
     pub fn start(&self, tenants: &std::path::Path, run: &str) -> std::process::Output {
         self.coordinator(&start_args(tenants, run))
@@ -198,23 +198,6 @@ pub fn report_files(backend: &AwsBackend, run: &str) -> Vec<(String, Vec<u8>)> {
 
 /// Runs `run` of `tenants` to completion in `d` with `workers` workers; `watch` reads the
 /// status (straight from moto, so the check itself is not faulted).
-/// The as-of time of the AWS tests' nights.
-pub const AS_OF: &str = "2026-11-26T02:00:00Z";
-
-/// The arguments of `coordinator start` for `run` of `tenants`, as of [`AS_OF`].
-fn start_args<'a>(tenants: &'a std::path::Path, run: &'a str) -> [&'a str; 7] {
-    let tenants = tenants.to_str().expect("a UTF-8 tenants path");
-    [
-        "start",
-        "--tenants",
-        tenants,
-        "--run-id",
-        run,
-        "--as-of",
-        AS_OF,
-    ]
-}
-
 pub fn night(
     d: &AwsDeployment,
     watch: &AwsDeployment,

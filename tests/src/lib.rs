@@ -218,16 +218,7 @@ impl Deployment {
 
     /// `coordinator start` for a tenants file, with a fixed run id and as-of time.
     pub fn start_run(&self, tenants: &Path, run: &str) {
-        let tenants = tenants.to_str().expect("utf-8 path");
-        self.coordinator(&[
-            "start",
-            "--tenants",
-            tenants,
-            "--run-id",
-            run,
-            "--as-of",
-            "2026-11-26T02:00:00Z",
-        ]);
+        self.coordinator(&start_args(tenants, run));
     }
 
     /// `coordinator status --json` for a run.
@@ -393,4 +384,21 @@ pub fn terminate(child: &mut Child, timeout: Duration) -> std::process::ExitStat
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The as-of time of the tests' nights (embedded and AWS).
+pub const AS_OF: &str = "2026-11-26T02:00:00Z";
+
+/// The arguments of `coordinator start` for `run` of `tenants`, as of [`AS_OF`].
+pub(crate) fn start_args<'a>(tenants: &'a std::path::Path, run: &'a str) -> [&'a str; 7] {
+    let tenants = tenants.to_str().expect("a UTF-8 tenants path");
+    [
+        "start",
+        "--tenants",
+        tenants,
+        "--run-id",
+        run,
+        "--as-of",
+        AS_OF,
+    ]
 }

@@ -18,12 +18,11 @@
 use std::time::{Duration, Instant};
 
 use accessflow_shared::aws::{AwsBackend, AwsSettings};
-use accessflow_tests::binary;
 use accessflow_tests::containers::{self, docker, run_ok, wait_exit, ComposeProject};
+use accessflow_tests::{binary, AS_OF};
 use serde_json::Value;
 
 const RUN: &str = "compose-night";
-const AS_OF: &str = "2026-11-26T02:00:00Z";
 /// The demo customer's accounts (the compose file's default).
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
 /// The account report files compared between the nights (`summary.json` beside them and

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use accessflow_testkit::{moto, seed};
 use accessflow_tests::aws::{night, provisioned, report_files, AwsDeployment};
 use accessflow_tests::containers::{self, docker, inspect, run_ok, Containers};
+use accessflow_tests::AS_OF;
 
 const RUN: &str = "container-night";
-const AS_OF: &str = "2026-11-26T02:00:00Z";
 
 /// `docker run --rm IMAGE ARGS...`, asserting success; its stdout.
 fn in_image(args: &[&str]) -> String {

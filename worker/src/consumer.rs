@@ -25,7 +25,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accessflow_shared::ledger::{ActiveAccount, Ledger};
-use accessflow_shared::message::{WorkMessage, ERROR_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE};
+use accessflow_shared::message::{
+    truncate_reason, WorkMessage, ERROR_ATTRIBUTE, SOURCE_QUEUE_ATTRIBUTE,
+};
 use accessflow_shared::metrics::server::Health;
 use accessflow_shared::metrics::work::work as work_metrics;
 use accessflow_shared::naming::Names;
@@ -494,22 +496,11 @@ async fn dead_letter(
     );
     copy.attributes = message.attributes.clone();
     copy.attributes
-        .insert(ERROR_ATTRIBUTE.into(), truncate(reason, 1000));
+        .insert(ERROR_ATTRIBUTE.into(), truncate_reason(reason, 1000));
     copy.attributes
         .insert(SOURCE_QUEUE_ATTRIBUTE.into(), queue.to_string());
     queues.send_batch(&dlq, &[copy]).await?;
     queues
         .delete_batch(queue, std::slice::from_ref(&message.receipt_handle))
         .await
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }

@@ -29,7 +29,7 @@ use accessflow_shared::ledger::{
     self, BatchOutcomes, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS,
     COUNTER_LA_REUSED, COUNTER_REUSED,
 };
-use accessflow_shared::message::AccountWork;
+use accessflow_shared::message::{truncate_reason, AccountWork};
 use accessflow_shared::metrics::work::work as work_metrics;
 use accessflow_shared::ports::{Condition, WriteOp};
 use accessflow_shared::step::Step;
@@ -337,7 +337,7 @@ impl Pipeline {
                         ItemOutcome {
                             principal_arn: arn.to_string(),
                             result_key: None,
-                            error: Some(ledger::stored_reason(&reason)),
+                            error: Some(truncate_reason(&reason, ledger::MAX_STORED_REASON_BYTES)),
                         },
                         "failed",
                     )
