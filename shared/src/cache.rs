@@ -9,9 +9,10 @@
 //!   plus the engine version; an unchanged principal is not evaluated again.
 //!
 //! Blobs hold the snapshots (no 400 KB item limit). A result, sealed, is usually a few
-//! kilobytes: up to [`INLINE_RESULT_MAX_BYTES`] it is kept inline in its index record of
-//! the key-value port (one DynamoDB item instead of an S3 object, its PUT, HEAD and GET);
-//! a larger one goes to a blob the index record points at.
+//! kilobytes: up to the store's [`KeyValueStore::inline_value_max_bytes`] (6 KB on
+//! DynamoDB, set by price; 1 MiB embedded) it is kept inline in its index record of the
+//! key-value port (one DynamoDB item instead of an S3 object, its PUT, HEAD and GET; one
+//! SQLite row instead of a file); a larger one goes to a blob the index record points at.
 //! Freshness is judged by the [`Clock`] the caches are built with (the ports' clock).
 
 use std::io::{Read, Write};
@@ -94,6 +95,18 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     })
 }
 
+/// A result's JSON gzipped, ready for [`Caches::seal_result`]. Compressing is most of a
+/// new result's cost after the analysis, so it is done where the analysis runs (off the
+/// async threads, on as many cores as the batch uses); sealing it is quick.
+pub struct Compressed(Vec<u8>);
+
+impl Compressed {
+    /// `json` gzipped.
+    pub fn new(json: &[u8]) -> Compressed {
+        Compressed(gzip(json))
+    }
+}
+
 /// `bytes` gzipped by a new encoder (the fallback of [`gzip`]).
 fn gzip_fresh(bytes: &[u8]) -> Vec<u8> {
     let mut encoder =
@@ -150,12 +163,6 @@ fn from_base64(text: &str, what: &str) -> Result<Vec<u8>, CacheError> {
             detail: format!("not base64: {e}"),
         })
 }
-
-/// Largest sealed result kept inline in its index record; a larger one goes to a blob. Set
-/// by price, not by DynamoDB's 400 KB item limit: a DynamoDB write costs a unit per KB
-/// ($0.625 per million) and an S3 PUT $5 per million, so inline pays up to about 8 KB
-/// written, which base64 (4 characters per 3 sealed bytes) reaches at 6 KB sealed.
-pub const INLINE_RESULT_MAX_BYTES: usize = 6 * 1024;
 
 /// A result's index record: the sealed result inline, or the blob that holds it.
 #[derive(Serialize, Deserialize)]
@@ -470,23 +477,24 @@ impl Caches {
         })
     }
 
-    /// Seals a result (JSON bytes) for `digest`: a small one goes inline into its index
-    /// record, a larger one into a blob now. Returns its result key and the index record
-    /// still to be written with [`Caches::put_pending`] (so a batch of results is one store
-    /// request per 25 on DynamoDB). The result is found only once that record is written.
+    /// Seals a result (its JSON, [`Compressed`]) for `digest`: a small one goes inline into
+    /// its index record, a larger one into a blob now. Returns its result key and the index
+    /// record still to be written with [`Caches::put_pending`] (so a batch of results is
+    /// one store request per 25 on DynamoDB). The result is found only once that record is
+    /// written.
     pub async fn seal_result(
         &self,
         customer: &str,
         account: &str,
         digest: &str,
-        json: &[u8],
+        result: &Compressed,
     ) -> Result<(String, PendingWrite), CacheError> {
         let name = Self::result_name(customer, account, digest);
         let sealed = self
             .sealer
-            .seal(customer, account, "result", &gzip(json))
+            .seal(customer, account, "result", &result.0)
             .await?;
-        let entry = if sealed.len() <= INLINE_RESULT_MAX_BYTES {
+        let entry = if sealed.len() <= self.store.inline_value_max_bytes() {
             ResultEntry {
                 blob: None,
                 inline64: Some(to_base64(&sealed)),
@@ -531,7 +539,9 @@ impl Caches {
         digest: &str,
         json: &[u8],
     ) -> Result<String, CacheError> {
-        let (name, pending) = self.seal_result(customer, account, digest, json).await?;
+        let (name, pending) = self
+            .seal_result(customer, account, digest, &Compressed::new(json))
+            .await?;
         self.put_pending(vec![pending]).await?;
         Ok(name)
     }
@@ -651,10 +661,11 @@ mod tests {
         let account = "111122223333";
         let small = br#"{"principal":"small"}"#.to_vec();
         // Hash outputs as raw bytes: incompressible, so the sealed form stays above the limit.
-        let large: Vec<u8> = (0..(INLINE_RESULT_MAX_BYTES / 16) as u64)
+        let limit = ports.store.inline_value_max_bytes();
+        let large: Vec<u8> = (0..(limit / 16) as u64)
             .flat_map(|i| hex::decode(sha256_hex(&[&i.to_be_bytes()])).expect("hex digest"))
             .collect();
-        assert!(large.len() >= 2 * INLINE_RESULT_MAX_BYTES);
+        assert!(large.len() >= 2 * limit);
         let digests = ["d1".to_string(), "d2".to_string()];
         assert_eq!(
             caches

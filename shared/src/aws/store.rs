@@ -560,8 +560,18 @@ fn transact_item(spec: Spec, table: &str) -> PortResult<TransactWriteItem> {
     Ok(item.build())
 }
 
+/// Largest value kept in a record rather than in a blob on DynamoDB. Set by price, not by
+/// DynamoDB's 400 KB item limit: a DynamoDB write costs a unit per KB ($0.625 per million)
+/// and an S3 PUT $5 per million, so a record pays up to about 8 KB written, which base64
+/// (4 characters per 3 sealed bytes) reaches at 6 KB.
+pub const INLINE_VALUE_MAX_BYTES: usize = 6 * 1024;
+
 #[async_trait]
 impl KeyValueStore for AwsStore {
+    fn inline_value_max_bytes(&self) -> usize {
+        INLINE_VALUE_MAX_BYTES
+    }
+
     async fn get(&self, key: &StoreKey) -> PortResult<Option<Record>> {
         match self.get_raw(key).await? {
             Some(item) if !expired(&item, self.clock.now_secs()) => Ok(Some(record_of(&item)?)),

@@ -96,6 +96,11 @@ pub enum Consistency {
 
 #[async_trait]
 pub trait KeyValueStore: Send + Sync {
+    /// The largest value worth keeping in a record rather than in a blob the record points
+    /// at (the caches use it for results). DynamoDB: set by price; embedded: large, since
+    /// SQLite keeps a value in its pages and a blob file costs a create, a sync and a rename.
+    fn inline_value_max_bytes(&self) -> usize;
+
     /// Reads one item (strongly consistent).
     async fn get(&self, key: &StoreKey) -> PortResult<Option<Record>>;
 

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use accessflow_analysis::LastAccessed;
+use accessflow_shared::cache::Compressed;
 use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{
     self, BatchOutcomes, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS,
@@ -40,6 +41,24 @@ use super::{Attempt, LoadedSnapshot, Pipeline};
 
 /// The longest a fetched last-accessed entry waits to be stored with the next ones.
 const LAST_ACCESSED_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Fewer principals than this to evaluate per core are not worth another thread.
+const MIN_MISSES_PER_THREAD: usize = 8;
+
+/// The threads a batch's evaluations are spread over: the cores this process may use
+/// (its CPU quota in a container).
+fn analysis_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A principal to evaluate: its index in the batch, ARN, result digest and last-accessed
+/// data.
+type Miss = (usize, String, String, Option<LastAccessed>);
+
+/// A principal evaluated: its index in the batch, result digest, and its result, ready to
+/// seal, or why it failed.
+type Evaluated = (usize, String, Result<Compressed, String>);
 
 /// One principal of a batch, evaluated (or failed), before the batch commits.
 struct ItemDone {
@@ -279,35 +298,16 @@ impl Pipeline {
             }
         }
 
-        // The misses evaluated off the async threads, in one task.
+        // The misses evaluated, serialised and compressed off the async threads.
         if !misses.is_empty() {
-            let engine = self.engine.clone();
-            let model = loaded.clone();
-            let evaluated = tokio::task::spawn_blocking(move || {
-                misses
-                    .into_iter()
-                    .map(|(index, arn, digest, parsed)| {
-                        let timer = work_metrics().analysis_duration.start_timer();
-                        let result = engine
-                            .analyze_principal(&model.model, &arn, parsed.as_ref())
-                            .map_err(|e| e.to_string())
-                            .and_then(|result| {
-                                serde_json::to_vec(&result).map_err(|e| e.to_string())
-                            });
-                        timer.observe_duration();
-                        (index, digest, result)
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .await
-            .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
+            let evaluated = self.evaluate(loaded, misses).await?;
             let mut pending = Vec::with_capacity(evaluated.len());
             for (index, digest, result) in evaluated {
                 results[index] = match result {
-                    Ok(json) => {
+                    Ok(compressed) => {
                         let (key, record) = self
                             .caches
-                            .seal_result(customer, account, &digest, &json)
+                            .seal_result(customer, account, &digest, &compressed)
                             .await?;
                         pending.push(record);
                         Ok((key, false))
@@ -351,5 +351,53 @@ impl Pipeline {
             });
         }
         Ok(done)
+    }
+
+    /// Evaluates `misses` on the blocking threads, split over the machine's cores: a batch
+    /// is one account's, and an account's batches run one at a time (its message group),
+    /// so this is how the largest account's work uses more than one core. Returns, per
+    /// miss, its index in the batch, its result digest and its result (serialised and
+    /// compressed) or why it failed.
+    async fn evaluate(
+        &self,
+        loaded: &Arc<LoadedSnapshot>,
+        misses: Vec<Miss>,
+    ) -> Result<Vec<Evaluated>, StepError> {
+        let threads = analysis_threads().min(misses.len().div_ceil(MIN_MISSES_PER_THREAD));
+        let per_thread = misses.len().div_ceil(threads.max(1));
+        let mut misses = misses.into_iter();
+        let mut tasks = Vec::with_capacity(threads);
+        loop {
+            let chunk: Vec<Miss> = misses.by_ref().take(per_thread).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            let engine = self.engine.clone();
+            let loaded = loaded.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|(index, arn, digest, parsed)| {
+                        let timer = work_metrics().analysis_duration.start_timer();
+                        let result = engine
+                            .analyze_principal(&loaded.model, &arn, parsed.as_ref())
+                            .map_err(|e| e.to_string())
+                            .and_then(|result| {
+                                serde_json::to_vec(&result).map_err(|e| e.to_string())
+                            });
+                        timer.observe_duration();
+                        (index, digest, result.map(|json| Compressed::new(&json)))
+                    })
+                    .collect::<Vec<Evaluated>>()
+            }));
+        }
+        let mut evaluated = Vec::new();
+        for task in tasks {
+            evaluated.extend(
+                task.await
+                    .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?,
+            );
+        }
+        Ok(evaluated)
     }
 }
