@@ -642,6 +642,41 @@ impl LastAccessed {
         })
     }
 
+    /// The document reduced to what [`LastAccessed::parse`] reads: each service's name,
+    /// namespace and last-authenticated time, without the job's metadata or the per-service
+    /// entity counts, entity ARNs and regions. What the cache keeps (about half the bytes
+    /// of `GetServiceLastAccessedDetails`' answer on the bundled sample); it parses back to
+    /// the same services and digest.
+    pub fn to_reduced_json(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Reduced<'a> {
+            #[serde(rename = "ServicesLastAccessed")]
+            services: Vec<ReducedService<'a>>,
+        }
+        #[derive(Serialize)]
+        struct ReducedService<'a> {
+            #[serde(rename = "ServiceName")]
+            name: &'a str,
+            #[serde(rename = "ServiceNamespace")]
+            namespace: &'a str,
+            #[serde(rename = "LastAuthenticated", skip_serializing_if = "Option::is_none")]
+            last_authenticated: Option<&'a str>,
+        }
+        let reduced = Reduced {
+            services: self
+                .services
+                .values()
+                .map(|s| ReducedService {
+                    name: &s.service_name,
+                    namespace: &s.service_namespace,
+                    last_authenticated: s.last_authenticated.as_deref(),
+                })
+                .collect(),
+        };
+        // Strings and a list only: serialising cannot fail.
+        serde_json::to_vec(&reduced).unwrap_or_default()
+    }
+
     /// Hex sha256 of the services and their last-authenticated times (what unused access
     /// is computed from): part of a result's cache key. Job metadata is left out, so the
     /// same access fetched on another night has the same digest.
@@ -682,5 +717,39 @@ mod tests {
             .expect("parses");
         assert_eq!(monday.digest(), tuesday.digest());
         assert_ne!(tuesday.digest(), used.digest());
+    }
+
+    #[test]
+    fn the_reduced_document_parses_back_to_the_same_services_and_digest() {
+        let full = br#"{"JobStatus":"COMPLETED","JobType":"SERVICE_LEVEL",
+            "JobCreationDate":"2026-11-25T02:01:00+00:00",
+            "ServicesLastAccessed":[
+              {"ServiceName":"Amazon S3","ServiceNamespace":"S3","LastAuthenticated":"2026-02-08T05:07:50+00:00",
+               "LastAuthenticatedEntity":"arn:aws:iam::111122223333:role/r","LastAuthenticatedRegion":"eu-west-1",
+               "TotalAuthenticatedEntities":1},
+              {"ServiceName":"AWS KMS","ServiceNamespace":"kms","TotalAuthenticatedEntities":0},
+              {"ServiceNamespace":"athena"}]}"#;
+        let parsed = LastAccessed::parse(full).expect("parses");
+        let reduced = parsed.to_reduced_json();
+        let text = String::from_utf8(reduced.clone()).expect("utf-8");
+        for dropped in [
+            "JobCreationDate",
+            "TotalAuthenticatedEntities",
+            "eu-west-1",
+            "role/r",
+        ] {
+            assert!(!text.contains(dropped), "{dropped} kept: {text}");
+        }
+        assert!(reduced.len() < full.len() / 2, "{text}");
+        let again = LastAccessed::parse(&reduced).expect("the reduced form parses");
+        assert_eq!(again.services, parsed.services);
+        assert_eq!(again.digest(), parsed.digest());
+        assert_eq!(again.services["s3"].service_namespace, "S3");
+        assert_eq!(again.services["athena"].service_name, "");
+        assert_eq!(
+            again.to_reduced_json(),
+            reduced,
+            "reducing twice changes nothing"
+        );
     }
 }

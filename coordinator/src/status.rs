@@ -79,6 +79,9 @@ pub fn to_json(run_id: &str, states: &[AccountState], dlq: &DlqDepths) -> serde_
             "done": s.done,
             "failed": s.failed,
             "reused": s.reused,
+            // Wall milliseconds the workers spent on its batches (what the next run sizes
+            // its batches by).
+            "item_ms": s.item_ms,
             "partial": s.progress.partial,
             "reason": s.progress.reason,
             "report_location": s.progress.report_location,

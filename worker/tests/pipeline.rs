@@ -325,6 +325,33 @@ async fn a_night_collects_analyzes_and_finalizes_into_the_reports() {
         .expect("items");
     assert_eq!(outcomes.len(), items as usize);
     assert!(outcomes.values().all(|o| o.result_key.is_some()));
+    // The last-accessed cache keeps only what the analysis reads, not the fetched
+    // document's job metadata or entity counts.
+    let caches = accessflow_shared::cache::Caches::new(
+        night.ports.blobs.clone(),
+        night.ports.store.clone(),
+        accessflow_shared::crypto::Sealer::new(night.ports.keys.clone()),
+        Duration::from_secs(3600),
+        night.ports.clock.clone(),
+    );
+    let arns: Vec<String> = outcomes.values().map(|o| o.principal_arn.clone()).collect();
+    let cached = caches
+        .get_last_accessed_many(CUSTOMER, ACCOUNT, &arns)
+        .await
+        .expect("last-accessed cache");
+    let documents: Vec<String> = cached
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|bytes| String::from_utf8(bytes).expect("utf-8"))
+        .collect();
+    assert!(!documents.is_empty(), "no last-accessed data was cached");
+    for document in &documents {
+        assert!(document.contains("\"ServicesLastAccessed\""), "{document}");
+        for dropped in ["JobStatus", "TotalAuthenticatedEntities"] {
+            assert!(!document.contains(dropped), "{dropped} kept: {document}");
+        }
+    }
     for step in [Step::Collect, Step::Finalize { generation: 0 }]
         .into_iter()
         .chain(batches)

@@ -230,7 +230,16 @@ impl Pipeline {
                 None => locator.insert(self.locator(work).await?),
             };
             let fresh = match self.ports.iam.last_accessed(locator, arn).await {
-                Ok(fresh) => fresh,
+                // Kept as the analysis reads it: the same services and digest, without the
+                // job metadata, entity ARNs and regions it does not read (less customer
+                // data at rest; on the sample 830 instead of 1,780 bytes of JSON, 290
+                // instead of 470 gzipped). Data that does not parse is kept as fetched:
+                // the principal fails below with the parse error, again from the cache on
+                // a redelivery.
+                Ok(fresh) => fresh.map(|raw| match LastAccessed::parse(&raw) {
+                    Ok(parsed) => parsed.to_reduced_json(),
+                    Err(_) => raw,
+                }),
                 Err(e) => {
                     // What was fetched before the failure is kept for the retry.
                     self.caches.put_pending(unstored).await?;
