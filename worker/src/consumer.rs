@@ -152,7 +152,8 @@ pub async fn run(
         }
 
         let mut found = false;
-        let mut retired = false;
+        // Queues found empty with their account finished: polled no more by this process.
+        let mut finished: HashSet<String> = HashSet::new();
         for (queue, active) in &queues {
             if shutdown.is_triggered() {
                 break;
@@ -184,7 +185,9 @@ pub async fn run(
             };
             if messages.is_empty() {
                 drop(permit);
-                retired |= retire_if_idle(&consumer.ports, &ledger, queue, active).await;
+                if retire_if_idle(&consumer.ports, &ledger, queue, active).await {
+                    finished.insert(queue.clone());
+                }
                 continue;
             }
             found = true;
@@ -237,9 +240,11 @@ pub async fn run(
                 .instrument(span),
             );
         }
-        if retired {
-            // Poll the retired queues no more, from the next sweep on.
-            refreshed = None;
+        // Poll the finished queues no more, from the next sweep on, whichever worker retired
+        // them (the list is otherwise refreshed every few seconds: until then, every worker
+        // polled every account finished since, after each batch it did).
+        if !finished.is_empty() {
+            queues.retain(|(queue, _)| !finished.contains(queue));
         }
         // Idle sweeps back off (1, 2, 4, then 8 pauses): on AWS every empty receive is a
         // billed request, and an idle night should not poll hundreds of queues at full
@@ -295,6 +300,9 @@ async fn queue_order(
 
 /// After an empty receive: retires the account from the polled set if it is finished in its
 /// run and its queue is empty through and through (nothing in flight or delayed either).
+/// Returns whether this process should stop polling it: retired by this call, or by
+/// another worker before it (or made active again by a new run, which the next refresh of
+/// the list brings back).
 /// The ledger read comes first: during a night an empty receive usually means the group is
 /// held by another worker, and the (cheaper) read says so without asking the queue.
 /// Returns whether it was retired; a failure to check only means polling it again.
@@ -321,11 +329,13 @@ async fn retire_if_idle(
         }
     }
     match ledger.retire(active).await {
+        // Not retired here: another worker did, or a new run made the account active again
+        // (a new version of its entry), which the next refresh of the list brings back.
         Ok(retired) => {
             if retired {
                 debug!(queue, run = %active.run_id, "account finished and its queue empty: no longer polled");
             }
-            retired
+            true
         }
         Err(e) => {
             debug!(queue, error = %e, "cannot retire the account; it stays polled");
