@@ -60,6 +60,13 @@ type Miss = (usize, String, String, Option<LastAccessed>);
 /// seal, or why it failed.
 type Evaluated = (usize, String, Result<Compressed, String>);
 
+/// A principal's last-accessed data parsed, if it has any; why it is unusable if not.
+fn parse_last_accessed(data: Option<&[u8]>) -> Result<Option<LastAccessed>, String> {
+    data.map(LastAccessed::parse)
+        .transpose()
+        .map_err(|e| e.to_string())
+}
+
 /// One principal of a batch, evaluated (or failed), before the batch commits.
 struct ItemDone {
     item: u32,
@@ -213,7 +220,11 @@ impl Pipeline {
             .get_last_accessed_many(customer, account, &arns)
             .await?;
         let mut locator = None;
-        let mut last_accessed: Vec<(Option<Vec<u8>>, bool)> = Vec::with_capacity(arns.len());
+        // Per principal: its last-accessed data parsed (parsed once, here), and whether it
+        // came from the cache.
+        let mut last_accessed: Vec<Result<Option<LastAccessed>, String>> =
+            Vec::with_capacity(arns.len());
+        let mut last_accessed_reused: Vec<bool> = Vec::with_capacity(arns.len());
         // Fetched entries are stored together, once `LAST_ACCESSED_FLUSH` has passed since
         // the first of them arrived (checked after each fetch) and at the end: a worker
         // that dies mid-batch loses about that much fetching, and a batch of fast fetches
@@ -222,7 +233,8 @@ impl Pipeline {
         let mut oldest_unstored: Option<Instant> = None;
         for (arn, hit) in arns.iter().zip(cached) {
             if let Some(data) = hit {
-                last_accessed.push((data, true));
+                last_accessed.push(parse_last_accessed(data.as_deref()));
+                last_accessed_reused.push(true);
                 continue;
             }
             let locator = match &locator {
@@ -230,25 +242,26 @@ impl Pipeline {
                 None => locator.insert(self.locator(work).await?),
             };
             let fresh = match self.ports.iam.last_accessed(locator, arn).await {
-                // Kept as the analysis reads it: the same services and digest, without the
-                // job metadata, entity ARNs and regions it does not read (less customer
-                // data at rest; on the sample 830 instead of 1,780 bytes of JSON, 290
-                // instead of 470 gzipped). Data that does not parse is kept as fetched:
-                // the principal fails below with the parse error, again from the cache on
-                // a redelivery.
-                Ok(fresh) => fresh.map(|raw| match LastAccessed::parse(&raw) {
-                    Ok(parsed) => parsed.to_reduced_json(),
-                    Err(_) => raw,
-                }),
+                Ok(fresh) => fresh,
                 Err(e) => {
                     // What was fetched before the failure is kept for the retry.
                     self.caches.put_pending(unstored).await?;
                     return Err(e.into());
                 }
             };
+            let parsed = parse_last_accessed(fresh.as_deref());
+            // Kept as the analysis reads it: the same services and digest, without the job
+            // metadata, entity ARNs and regions it does not read (less customer data at
+            // rest; on the sample 830 instead of 1,780 bytes of JSON, 290 instead of 470
+            // gzipped). Data that does not parse is kept as fetched: the principal fails
+            // below with the parse error, again from the cache on a redelivery.
+            let kept = match &parsed {
+                Ok(Some(parsed)) => Some(parsed.to_reduced_json()),
+                _ => fresh,
+            };
             unstored.push(
                 self.caches
-                    .seal_last_accessed(customer, account, arn, fresh.as_deref())
+                    .seal_last_accessed(customer, account, arn, kept.as_deref())
                     .await?,
             );
             if oldest_unstored.get_or_insert_with(Instant::now).elapsed() >= LAST_ACCESSED_FLUSH {
@@ -257,20 +270,21 @@ impl Pipeline {
                     .await?;
                 oldest_unstored = None;
             }
-            last_accessed.push((fresh, false));
+            last_accessed.push(parsed);
+            last_accessed_reused.push(false);
         }
         self.caches.put_pending(unstored).await?;
 
         // What each result depends on; a principal whose own data is unusable fails here.
         let mut inputs: Vec<Result<(String, Option<LastAccessed>), String>> = Vec::new();
-        for (arn, (data, _)) in arns.iter().zip(&last_accessed) {
+        for (arn, parsed) in arns.iter().zip(last_accessed) {
             let Some(principal_digest) = loaded.model.principal_digest(arn) else {
                 inputs.push(Err(format!(
                     "principal {arn} is not in the account's snapshot"
                 )));
                 continue;
             };
-            match data.as_deref().map(LastAccessed::parse).transpose() {
+            match parsed {
                 Ok(parsed) => inputs.push(Ok((
                     self.engine.result_key(&principal_digest, parsed.as_ref()),
                     parsed,
@@ -328,8 +342,8 @@ impl Pipeline {
         }
 
         let mut done = Vec::with_capacity(todo.len());
-        for (((item, arn), result), (_, last_accessed_reused)) in
-            todo.iter().zip(results).zip(last_accessed)
+        for (((item, arn), result), last_accessed_reused) in
+            todo.iter().zip(results).zip(last_accessed_reused)
         {
             let (outcome, counted_as) = match result {
                 Ok((key, reused)) => (
