@@ -300,12 +300,11 @@ async fn queue_order(
 
 /// After an empty receive: retires the account from the polled set if it is finished in its
 /// run and its queue is empty through and through (nothing in flight or delayed either).
-/// Returns whether this process should stop polling it: retired by this call, or by
-/// another worker before it (or made active again by a new run, which the next refresh of
-/// the list brings back).
 /// The ledger read comes first: during a night an empty receive usually means the group is
 /// held by another worker, and the (cheaper) read says so without asking the queue.
-/// Returns whether it was retired; a failure to check only means polling it again.
+/// Returns whether this process should stop polling it: retired by this call, or by
+/// another worker before it (or made active again by a new run, which the next refresh of
+/// the list brings back). A failure to check only means polling it again.
 async fn retire_if_idle(
     ports: &Ports,
     ledger: &Ledger,

@@ -352,6 +352,18 @@ async fn a_night_collects_analyzes_and_finalizes_into_the_reports() {
             assert!(!document.contains(dropped), "{dropped} kept: {document}");
         }
     }
+    // Each item's result is its own principal's (a batch's evaluations are split over the
+    // cores and put back by index; on a machine with one core there is one part).
+    for outcome in outcomes.values() {
+        let key = outcome.result_key.as_deref().expect("result key");
+        let json = caches
+            .get_result(CUSTOMER, ACCOUNT, key)
+            .await
+            .expect("the result reads back");
+        let result: accessflow_analysis::PrincipalAnalysis =
+            serde_json::from_slice(&json).expect("result json");
+        assert_eq!(result.principal.arn, outcome.principal_arn, "{key}");
+    }
     for step in [Step::Collect, Step::Finalize { generation: 0 }]
         .into_iter()
         .chain(batches)
@@ -1008,4 +1020,172 @@ async fn a_message_held_past_its_maximum_is_released_with_the_reason_recorded() 
         record.lease_until_ms <= night.ports.clock.now_ms() + 1,
         "the claim was given back: {record:?}"
     );
+}
+
+/// The embedded queues, counting the receives on each queue.
+struct CountingQueues {
+    inner: Arc<dyn accessflow_shared::ports::WorkQueues>,
+    receives: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+impl CountingQueues {
+    fn receives(&self, queue: &str) -> u64 {
+        self.receives
+            .lock()
+            .expect("counts")
+            .get(queue)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+#[async_trait::async_trait]
+impl accessflow_shared::ports::WorkQueues for CountingQueues {
+    async fn ensure_queue(&self, spec: &accessflow_shared::ports::QueueSpec) -> PortResult<()> {
+        self.inner.ensure_queue(spec).await
+    }
+    async fn delete_queue(&self, name: &str) -> PortResult<()> {
+        self.inner.delete_queue(name).await
+    }
+    async fn list_queues(&self, prefix: &str) -> PortResult<Vec<String>> {
+        self.inner.list_queues(prefix).await
+    }
+    async fn send_batch(
+        &self,
+        queue: &str,
+        messages: &[OutgoingMessage],
+    ) -> PortResult<Vec<accessflow_shared::ports::SendOutcome>> {
+        self.inner.send_batch(queue, messages).await
+    }
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Option<Duration>,
+        wait: Duration,
+    ) -> PortResult<Vec<ReceivedMessage>> {
+        *self
+            .receives
+            .lock()
+            .expect("counts")
+            .entry(queue.to_string())
+            .or_default() += 1;
+        self.inner.receive(queue, max, visibility, wait).await
+    }
+    async fn delete_batch(&self, queue: &str, receipt_handles: &[String]) -> PortResult<()> {
+        self.inner.delete_batch(queue, receipt_handles).await
+    }
+    async fn change_visibility(
+        &self,
+        queue: &str,
+        receipt_handle: &str,
+        timeout: Duration,
+    ) -> PortResult<()> {
+        self.inner
+            .change_visibility(queue, receipt_handle, timeout)
+            .await
+    }
+    async fn change_visibility_batch(
+        &self,
+        queue: &str,
+        receipt_handles: &[String],
+        timeout: Duration,
+    ) -> PortResult<()> {
+        self.inner
+            .change_visibility_batch(queue, receipt_handles, timeout)
+            .await
+    }
+    async fn depth(&self, queue: &str) -> PortResult<accessflow_shared::ports::QueueDepth> {
+        self.inner.depth(queue).await
+    }
+    async fn dlq_of(&self, queue: &str) -> PortResult<String> {
+        self.inner.dlq_of(queue).await
+    }
+}
+
+/// Two workers on one account: once the night is done, neither polls its queue any more,
+/// long before they would read the active accounts again. Only one of them retires the
+/// account from the ledger; the other finds it finished and empty and drops it too (it
+/// used to keep polling it after every sweep until its next read of the list).
+#[tokio::test]
+async fn after_a_night_no_worker_polls_the_finished_account() {
+    use accessflow_worker::consumer::{self, Consumer, ConsumerOptions};
+    use accessflow_worker::shutdown::Shutdown;
+
+    let night = Night::open(None).await;
+    let names = night.settings.validate().expect("names");
+    let engine = Arc::new(Engine::new().expect("engine"));
+    let shutdown = Shutdown::new();
+    let mut counters = Vec::new();
+    let mut running = Vec::new();
+    for _ in 0..2 {
+        let counting = Arc::new(CountingQueues {
+            inner: night.ports.queues.clone(),
+            receives: Default::default(),
+        });
+        let mut ports = night.ports.clone();
+        ports.queues = counting.clone();
+        let pipeline = Arc::new(Pipeline::new(
+            ports.clone(),
+            night.settings.clone(),
+            names.clone(),
+            engine.clone(),
+        ));
+        let consumer = Consumer::new(
+            pipeline,
+            ports,
+            names.clone(),
+            night.settings.visibility_timeout(),
+        );
+        let options = ConsumerOptions {
+            concurrency: 1,
+            idle_pause: Duration::from_millis(20),
+            // Far longer than the test: only dropping the finished queue stops the polling.
+            refresh_every: Duration::from_secs(3600),
+            stop_timeout: Duration::from_secs(5),
+            ..ConsumerOptions::default()
+        };
+        running.push(tokio::spawn(consumer::run(
+            consumer,
+            options,
+            shutdown.clone(),
+        )));
+        counters.push(counting);
+    }
+    night.send(collect_message()).await;
+
+    // The night finishes and the account leaves the ledger's active set.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = night.state().await;
+        let active = night
+            .ledger
+            .active_accounts()
+            .await
+            .expect("active accounts");
+        if state.progress.status == AccountStatus::Finalized && active.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the night did not finish: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each worker's last sweeps (at most its idle pause, 20 ms doubling to 160 ms) end
+    // with one empty receive that drops the queue; then nothing for well over a pause.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let settled: Vec<u64> = counters.iter().map(|c| c.receives(&night.queue)).collect();
+    assert!(
+        settled.iter().all(|n| *n > 0),
+        "both workers polled: {settled:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later: Vec<u64> = counters.iter().map(|c| c.receives(&night.queue)).collect();
+    assert_eq!(later, settled, "a worker kept polling the finished account");
+
+    shutdown.trigger();
+    for run in running {
+        run.await.expect("consumer task").expect("consumer");
+    }
 }
