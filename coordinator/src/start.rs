@@ -15,6 +15,12 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::info;
 
+/// Sorts `(customer, account, expected principals)` into the dispatch order: largest
+/// expected work first, then by customer and account (the same order on every start).
+fn sort_largest_first(accounts: &mut [(String, String, u64)]) {
+    accounts.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+}
+
 /// The identity of a run: its id and the time its reports carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunIdentity {
@@ -109,7 +115,7 @@ pub async fn start_run(
         let expected = last.last().map(|r| r.principals).unwrap_or(hint);
         order.push((locator.customer, locator.account, expected));
     }
-    order.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+    sort_largest_first(&mut order);
 
     let header = RunHeader {
         run_id: identity.run_id.clone(),
@@ -252,4 +258,23 @@ async fn resume(
     ledger.open_missing_accounts(&existing).await?;
     info!(run = existing.run_id, "resuming an existing run");
     Ok(existing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sort_largest_first;
+
+    #[test]
+    fn the_largest_expected_work_is_dispatched_first_ties_by_name() {
+        let account = |c: &str, a: &str, n: u64| (c.to_string(), a.to_string(), n);
+        let mut accounts = vec![
+            account("acme", "111", 10),
+            account("globex", "333", 300),
+            account("initech", "444", 50),
+            account("acme", "222", 300),
+        ];
+        sort_largest_first(&mut accounts);
+        let order: Vec<&str> = accounts.iter().map(|(_, a, _)| a.as_str()).collect();
+        assert_eq!(order, ["222", "333", "444", "111"]);
+    }
 }
