@@ -1,4 +1,4 @@
-"""A fault-injecting HTTP proxy in front of moto: `python fault_proxy.py PORT UPSTREAM RATE SEED [DENY]`.
+"""A fault-injecting HTTP proxy in front of moto: `python fault_proxy.py PORT UPSTREAM RATE SEED [DENY] [HOLD]`.
 
 Forwards every request to UPSTREAM (moto's URL) unchanged, except a fraction RATE of them,
 chosen by a seeded random generator, which get an error instead, half of them throttling
@@ -7,7 +7,10 @@ the SigV4 credential scope): JSON for DynamoDB, SQS, KMS, Secrets Manager, Lambd
 XML for SNS, IAM, STS and S3 (S3 Control signs as S3). With DENY (a regular expression), every request whose "METHOD PATH?QUERY", then its
 X-Amz-Target header, then its body (one per line) match it is answered with the service's
 access-denied error, as AWS answers a caller its policies do not allow (moto enforces no
-IAM). The injected faults are counted per service and kind (`throttle`, `5xx`, `denied`);
+IAM). With HOLD (a regular expression over the same text), a matching request is never
+answered nor forwarded: the caller hangs in the middle of that call, which lets a test kill
+a process at an exact point of its work. The injected faults are counted per service and
+kind (`throttle`, `5xx`, `denied`, `held`);
 `GET /__faults` (not proxied) returns the counts as JSON. Exits when its stdin reaches end of file, like moto_server.py.
 """
 import http.client
@@ -22,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT, UPSTREAM, RATE, SEED = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 DENY = re.compile(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5] else None
+HOLD = re.compile(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] else None
 UP = urllib.parse.urlparse(UPSTREAM)
 LOCK = threading.Lock()
 RNG = random.Random(SEED)
@@ -110,10 +114,16 @@ class Proxy(BaseHTTPRequestHandler):
             self.wfile.write(out)
             return
         service = service_of(self.headers)
+        seen = "\n".join([f"{self.command} {self.path}",
+                          self.headers.get("X-Amz-Target", ""),
+                          body.decode("utf-8", "replace")])
+        if HOLD is not None and service != "unknown" and HOLD.search(seen):
+            with LOCK:
+                key = f"{service}:held"
+                COUNTS[key] = COUNTS.get(key, 0) + 1
+            # Never forwarded, never answered: the thread waits until the proxy exits.
+            threading.Event().wait()
         if DENY is not None and service != "unknown":
-            seen = "\n".join([f"{self.command} {self.path}",
-                              self.headers.get("X-Amz-Target", ""),
-                              body.decode("utf-8", "replace")])
             if DENY.search(seen):
                 with LOCK:
                     key = f"{service}:denied"

@@ -331,6 +331,17 @@ impl FaultProxy {
     /// expression over "METHOD PATH?QUERY", the X-Amz-Target header and the body, one per
     /// line) is answered with its service's access-denied error.
     pub fn start_denying(rate: f64, seed: u64, deny: &str) -> FaultProxy {
+        Self::spawn(rate, seed, deny, "")
+    }
+
+    /// A proxy that injects no fault but holds every request matching `hold` (the same
+    /// kind of pattern as `deny`): never forwarded to moto, never answered, so its caller
+    /// hangs inside that call. [`Self::faults`] counts them as `<service>:held`.
+    pub fn start_holding(hold: &str) -> FaultProxy {
+        Self::spawn(0.0, 0, "", hold)
+    }
+
+    fn spawn(rate: f64, seed: u64, deny: &str, hold: &str) -> FaultProxy {
         let upstream = server().url.clone();
         let python = ensure_venv();
         let port = free_port();
@@ -343,6 +354,7 @@ impl FaultProxy {
                 &rate.to_string(),
                 &seed.to_string(),
                 deny,
+                hold,
             ])
             .stdin(Stdio::piped())
             .spawn()
@@ -363,7 +375,7 @@ impl FaultProxy {
         proxy
     }
 
-    /// Faults injected so far, by `service:kind` (`throttle` or `5xx`).
+    /// Faults injected so far, by `service:kind` (`throttle`, `5xx`, `denied` or `held`).
     pub fn faults(&self) -> std::collections::BTreeMap<String, u64> {
         let port = self
             .url

@@ -1,8 +1,8 @@
 //! The nightly run on the AWS backend, against moto (the AWS emulator, installed and started
 //! by the harness): IAM data seeded into moto's IAM through the SDK → the real coordinator
 //! and worker binaries with `--backend aws` → reports in S3, with the analysis checked.
-//! One worker is killed with SIGKILL mid-run and a replacement finishes: the ledger in
-//! DynamoDB has exactly one effect per item.
+//! One worker is killed with SIGKILL while a proxy holds its batch commit, and a replacement
+//! finishes: the ledger in DynamoDB has exactly one effect per item.
 //!
 //! It also measures what the issue asks: AWS requests per processed item, counted by the
 //! workers themselves, and the cost that implies (printed; see the README's table).
@@ -30,8 +30,7 @@ const FILLER_ROLES: usize = 40;
 /// policy S3Read, an inline deny on IAM), bob (admin through his group admins),
 /// partner-audit (assumable from another account, admin capped by an S3 boundary),
 /// data-writer (a Lambda role that writes and deletes objects in one bucket), and 40 filler
-/// roles `service-NN` with S3Read, so the run lasts long enough to kill a worker in the
-/// middle of it.
+/// roles `service-NN` with S3Read.
 async fn seed(account: &str) {
     seed::seed_fixture(account, "nightly_account.json")
         .await
@@ -44,8 +43,7 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
     let prefix = moto::unique_prefix("e2e");
     let settings = moto::settings(&prefix);
     let account = moto::unique_account();
-    // A second account, so that both workers (one account at a time each) hold work when
-    // one of them is killed.
+    // A second account, so that the run has work besides the killed worker's batch.
     let sibling = moto::unique_account();
     let backend = runtime.block_on(async {
         let backend = AwsBackend::connect(&settings).await.unwrap();
@@ -67,27 +65,38 @@ fn nightly_run_on_moto_survives_a_killed_worker() {
 
     let run = "moto-night";
     d.start(&tenants, run);
-    let mut victim = d.worker(0);
-    let mut survivor = d.worker(1);
+    // The victim reaches AWS through a proxy that holds its first batch commit (the
+    // transaction that writes a batch's outcome record): it is killed while it holds a
+    // claimed batch, its results computed and nothing of them committed. Started alone, so
+    // that it gets work before anyone else can take it all.
+    let gate =
+        moto::FaultProxy::start_holding(&format!(r#"TransactWriteItems[\s\S]*"items#{run}#"#));
+    let held = d.through(&gate.url);
+    let mut victim = held.worker(0);
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let status = d.status(run);
-        let busy = status["accounts"]
+    while gate.faults().get("dynamodb:held").copied().unwrap_or(0) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the victim never reached a batch commit: {:#}",
+            d.status(run)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut survivor = d.worker(1);
+    kill_hard(&mut victim);
+    let status = d.status(run);
+    assert_eq!(
+        status["complete"], false,
+        "the kill must land mid-run: {status:#}"
+    );
+    assert!(
+        status["accounts"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|a| a["done"].as_u64().unwrap() >= 3);
-        if busy {
-            assert_eq!(
-                status["complete"], false,
-                "the kill must land mid-run: {status:#}"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "no progress on moto: {status:#}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    kill_hard(&mut victim);
+            .any(|a| a["done"].as_u64().unwrap() < a["items"].as_u64().unwrap()),
+        "the killed worker's batch is not committed: {status:#}"
+    );
     let mut replacement = d.worker(2);
     let status = loop {
         let status = d.status(run);
