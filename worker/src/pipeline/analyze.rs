@@ -37,20 +37,13 @@ use accessflow_shared::step::Step;
 use tracing::warn;
 
 use super::claim::StepError;
-use super::{Attempt, LoadedSnapshot, Pipeline};
+use super::{process_cores, Attempt, LoadedSnapshot, Pipeline};
 
 /// The longest a fetched last-accessed entry waits to be stored with the next ones.
 const LAST_ACCESSED_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Fewer principals than this to evaluate per core are not worth another thread.
 const MIN_MISSES_PER_THREAD: usize = 8;
-
-/// The threads a batch's evaluations are spread over: the cores this process may use
-/// (its CPU quota in a container).
-fn analysis_threads() -> usize {
-    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
 
 /// A principal to evaluate: its index in the batch, ARN, result digest and last-accessed
 /// data.
@@ -386,7 +379,7 @@ impl Pipeline {
         loaded: &Arc<LoadedSnapshot>,
         misses: Vec<Miss>,
     ) -> Result<Vec<Evaluated>, StepError> {
-        let threads = analysis_threads().min(misses.len().div_ceil(MIN_MISSES_PER_THREAD));
+        let threads = process_cores().min(misses.len().div_ceil(MIN_MISSES_PER_THREAD));
         let per_thread = misses.len().div_ceil(threads.max(1));
         let mut misses = misses.into_iter();
         let mut tasks = Vec::with_capacity(threads);

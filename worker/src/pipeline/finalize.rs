@@ -22,10 +22,10 @@ use accessflow_shared::ledger::{
 use accessflow_shared::message::AccountWork;
 use accessflow_shared::ports::{Condition, WriteOp};
 use accessflow_shared::step::Step;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 use super::claim::StepError;
-use super::{report_prefix, Attempt, Pipeline};
+use super::{process_cores, report_prefix, Attempt, Pipeline};
 
 impl Pipeline {
     pub(super) async fn finalize(
@@ -165,13 +165,19 @@ impl Pipeline {
             }
         }
         if carried_from.is_none() {
-            // The previous report (parsed on a blocking thread) and the stored results at
-            // once: they are independent, and both are on the account's critical path.
-            let (previous_report, stored) = tokio::join!(
+            // The previous report (parsed on a blocking thread), the stored results and the
+            // snapshot at once: they are independent, and all on the account's critical path.
+            let (previous_report, stored, loaded) = tokio::join!(
                 self.previous_report(previous.as_ref()),
-                self.stored_results(work, &with_results)
+                self.stored_results(work, &with_results),
+                async {
+                    match loaded {
+                        Some(loaded) => Ok(loaded),
+                        None => self.load_snapshot(work, snapshot).await,
+                    }
+                }
             );
-            let (previous_report, mut stored) = (previous_report?, stored?);
+            let (previous_report, mut stored, loaded) = (previous_report?, stored?, loaded?);
             let mut results: Vec<PrincipalAnalysis> = Vec::with_capacity(with_results.len());
             for (item, key) in &with_results {
                 match stored.remove(item) {
@@ -183,10 +189,6 @@ impl Pipeline {
                     }
                 }
             }
-            let loaded = match loaded {
-                Some(loaded) => loaded,
-                None => self.load_snapshot(work, snapshot).await?,
-            };
             loaded_ms = started.elapsed().as_millis() as u64;
             let engine = self.engine.clone();
             let (customer, account, run_id) = (
@@ -406,25 +408,51 @@ impl Pipeline {
     }
 
     /// The stored results of `items` (item, result key), read a hundred at a time (one
-    /// store request each).
+    /// store request each), as many hundreds at once as the process has cores: opening
+    /// (decrypting, gunzipping) and parsing them is CPU work, and on the night's largest
+    /// account the cores are otherwise idle by then.
     async fn stored_results(
         &self,
         work: &AccountWork,
         items: &[(u32, String)],
     ) -> Result<BTreeMap<u32, PrincipalAnalysis>, StepError> {
+        let mut chunks = items.chunks(100);
+        let mut reading = tokio::task::JoinSet::new();
         let mut stored = BTreeMap::new();
-        for chunk in items.chunks(100) {
-            let names: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
-            let read = self
-                .caches
-                .get_results(&work.customer, &work.account, &names)
-                .await?;
-            for ((item, key), json) in chunk.iter().zip(read) {
-                let result: PrincipalAnalysis = serde_json::from_slice(&json).map_err(|e| {
-                    StepError::Permanent(format!("stored result {key} is unreadable: {e}"))
-                })?;
-                stored.insert(*item, result);
+        loop {
+            while reading.len() < process_cores() {
+                let Some(chunk) = chunks.next() else {
+                    break;
+                };
+                let caches = self.caches.clone();
+                let (customer, account) = (work.customer.clone(), work.account.clone());
+                let chunk = chunk.to_vec();
+                reading.spawn(
+                    async move {
+                        let names: Vec<String> = chunk.iter().map(|(_, key)| key.clone()).collect();
+                        let read = caches.get_results(&customer, &account, &names).await?;
+                        let mut parsed = Vec::with_capacity(chunk.len());
+                        for ((item, key), json) in chunk.into_iter().zip(read) {
+                            let result: PrincipalAnalysis =
+                                serde_json::from_slice(&json).map_err(|e| {
+                                    StepError::Permanent(format!(
+                                        "stored result {key} is unreadable: {e}"
+                                    ))
+                                })?;
+                            parsed.push((item, result));
+                        }
+                        Ok::<_, StepError>(parsed)
+                    }
+                    .instrument(tracing::Span::current()),
+                );
             }
+            let Some(read) = reading.join_next().await else {
+                break;
+            };
+            let read = read.map_err(|e| {
+                StepError::Permanent(format!("reading the stored results panicked: {e}"))
+            })?;
+            stored.extend(read?);
         }
         Ok(stored)
     }

@@ -573,6 +573,13 @@ pub fn report_prefix(customer: &str, run_id: &str, account: &str) -> String {
     format!("{customer}/reports/{run_id}/{account}")
 }
 
+/// The cores this process may use (its CPU quota in a container): the threads a batch's
+/// evaluations and an account's results read back are spread over.
+fn process_cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Backoff for transient failures: doubling with the receive count, with jitter, capped.
 fn retry_delay(receive_count: u32) -> Duration {
     let base = 1u64 << receive_count.min(8);
