@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use accessflow_samples::{bundled_sample, generate_account, write_fixture_dir, SampleAccountSpec};
+use accessflow_samples::{bundled_sample, write_fixture_dirs, SampleAccountSpec};
 use accessflow_shared::config::{BackendKind, Settings};
 use accessflow_shared::tenants::{AccountConfig, CustomerConfig, Reach, TenantsFile};
 use anyhow::Context;
@@ -51,44 +51,11 @@ pub fn bundled(root: &Path) -> anyhow::Result<TenantsFile> {
             regions: Vec::new(),
         });
     }
-    write_fixtures(missing)?;
+    write_fixture_dirs(&missing).context("cannot write the bundled sample's fixtures")?;
     let file = TenantsFile { customers };
     file.validate(Reach::Fixtures)
         .map_err(|e| anyhow::anyhow!("the bundled sample is invalid: {e}"))?;
     Ok(file)
-}
-
-/// Generates and writes the fixture directories of `accounts` on all the machine's cores,
-/// the largest accounts first: on a first run nothing else can start until they exist.
-fn write_fixtures(mut accounts: Vec<(&SampleAccountSpec, PathBuf)>) -> anyhow::Result<()> {
-    accounts.sort_by_key(|(spec, _)| std::cmp::Reverse(spec.principals));
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(accounts.len());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| -> anyhow::Result<()> {
-                    loop {
-                        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((spec, dir)) = accounts.get(index) else {
-                            return Ok(());
-                        };
-                        write_fixture_dir(&generate_account(spec), dir).with_context(|| {
-                            format!("cannot write the sample fixtures to {}", dir.display())
-                        })?;
-                    }
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("generating the sample fixtures panicked"))??;
-        }
-        Ok(())
-    })
 }
 
 /// Rewrites the fixture directories under `base` relative to it: a tenants file written

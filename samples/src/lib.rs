@@ -153,6 +153,36 @@ pub fn write_fixture_dir(account: &GeneratedAccount, dir: &Path) -> std::io::Res
     Ok(())
 }
 
+/// Generates and writes each account's fixture directory ([`write_fixture_dir`]) on all the
+/// machine's cores, the largest accounts first. An error names the directory it is about.
+pub fn write_fixture_dirs<P: AsRef<Path> + Sync>(
+    accounts: &[(&SampleAccountSpec, P)],
+) -> std::io::Result<()> {
+    let mut order: Vec<&(&SampleAccountSpec, P)> = accounts.iter().collect();
+    order.sort_by_key(|(spec, _)| std::cmp::Reverse(spec.principals));
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(order.len());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let write_next = || loop {
+        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some((spec, dir)) = order.get(index) else {
+            return Ok(());
+        };
+        let dir = dir.as_ref();
+        write_fixture_dir(&generate_account(spec), dir)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+    };
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..threads).map(|_| scope.spawn(write_next)).collect();
+        writers.into_iter().try_for_each(|writer| {
+            writer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+}
+
 /// The `last-accessed.json` file: one pretty-printed JSON object, ARNs in sorted order.
 pub fn last_accessed_file(last_accessed: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(last_accessed.values().map(|v| v.len() + 100).sum());

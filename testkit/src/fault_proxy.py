@@ -116,7 +116,7 @@ class Proxy(BaseHTTPRequestHandler):
         service = service_of(self.headers)
         seen = "\n".join([f"{self.command} {self.path}",
                           self.headers.get("X-Amz-Target", ""),
-                          body.decode("utf-8", "replace")])
+                          body.decode("utf-8", "replace")]) if DENY or HOLD else ""
         if HOLD is not None and service != "unknown" and HOLD.search(seen):
             with LOCK:
                 key = f"{service}:held"

@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use accessflow_samples::{generate_account, write_fixture_dir, SampleAccountSpec};
+use accessflow_samples::{write_fixture_dirs, SampleAccountSpec};
 
 const RUN_ID: &str = "scale-1";
 const AS_OF: &str = "2026-11-26T02:00:00Z";
@@ -219,27 +219,9 @@ fn fixtures(
             )
         })
         .collect();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunk = specs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = specs
-            .chunks(chunk.max(1))
-            .map(|part| {
-                scope.spawn(move || -> Result<(), String> {
-                    for (_, spec, path) in part {
-                        write_fixture_dir(&generate_account(spec), path)
-                            .map_err(|e| format!("{}: {e}", path.display()))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| "generator thread panicked".to_string())??;
-        }
-        Ok::<(), String>(())
-    })?;
+    let dirs: Vec<(&SampleAccountSpec, &PathBuf)> =
+        specs.iter().map(|(_, spec, path)| (spec, path)).collect();
+    write_fixture_dirs(&dirs).map_err(|e| e.to_string())?;
     let mut text = String::new();
     for (c, customer) in CUSTOMERS.iter().take(args.customers).enumerate() {
         text.push_str(&format!("[[customers]]\nid = \"{customer}\"\n"));
