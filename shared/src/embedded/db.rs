@@ -18,6 +18,7 @@ use std::time::Duration;
 use rand::RngCore;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
+use super::checkpoint::Checkpointer;
 use crate::clock::Clock;
 use crate::ports::{PortError, PortResult};
 
@@ -194,6 +195,9 @@ pub(crate) struct Db {
     last_purge_ms: AtomicI64,
     /// This process's time: what is visible, expired or due is decided by it alone.
     clock: Clock,
+    /// Checkpoints the WAL for the pool's connections. Declared after `idle`: the
+    /// connections, which call into it, are closed before it is dropped.
+    checkpointer: Checkpointer,
 }
 
 struct Pool {
@@ -207,6 +211,8 @@ impl Db {
     pub(crate) fn open(path: &Path, clock: Clock) -> PortResult<Db> {
         let conn = open_connection(path)?;
         init_schema(&conn)?;
+        let checkpointer = Checkpointer::start(path);
+        checkpointer.install(&conn);
         Ok(Db {
             path: path.to_path_buf(),
             idle: Mutex::new(Pool {
@@ -216,7 +222,14 @@ impl Db {
             returned: Condvar::new(),
             last_purge_ms: AtomicI64::new(0),
             clock,
+            checkpointer,
         })
+    }
+
+    /// This database's checkpoint thread.
+    #[cfg(test)]
+    pub(crate) fn checkpointer(&self) -> &Checkpointer {
+        &self.checkpointer
     }
 
     /// The clock this process reads the time from (cheap to clone into a transaction).
@@ -237,10 +250,13 @@ impl Db {
                 pool.open += 1;
                 drop(pool);
                 return match open_connection(&self.path) {
-                    Ok(conn) => Ok(Pooled {
-                        db: self,
-                        conn: Some(conn),
-                    }),
+                    Ok(conn) => {
+                        self.checkpointer.install(&conn);
+                        Ok(Pooled {
+                            db: self,
+                            conn: Some(conn),
+                        })
+                    }
                     Err(e) => {
                         self.forget_one();
                         Err(e)
@@ -389,7 +405,7 @@ impl Drop for Pooled<'_> {
     }
 }
 
-fn open_connection(path: &Path) -> PortResult<Connection> {
+pub(super) fn open_connection(path: &Path) -> PortResult<Connection> {
     const OP: &str = "open database";
     let conn = Connection::open_with_flags(
         path,

@@ -18,6 +18,7 @@
 //! manual clock and advance it instead of sleeping.
 
 mod blobs;
+mod checkpoint;
 mod db;
 mod iam_source;
 mod keys;

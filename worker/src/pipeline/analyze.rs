@@ -21,7 +21,7 @@
 //! a transaction writes twice, whatever its size: one record instead of one per principal).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use accessflow_analysis::LastAccessed;
 use accessflow_shared::cache::Compressed;
@@ -34,13 +34,13 @@ use accessflow_shared::message::{truncate_reason, AccountWork};
 use accessflow_shared::metrics::work::work as work_metrics;
 use accessflow_shared::ports::{Condition, WriteOp};
 use accessflow_shared::step::Step;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::claim::StepError;
 use super::{process_cores, Attempt, LoadedSnapshot, Pipeline};
 
 /// The longest a fetched last-accessed entry waits to be stored with the next ones.
-const LAST_ACCESSED_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
+const LAST_ACCESSED_FLUSH: Duration = Duration::from_secs(1);
 
 /// Fewer principals than this to evaluate per core are not worth another thread.
 const MIN_MISSES_PER_THREAD: usize = 8;
@@ -58,6 +58,26 @@ fn parse_last_accessed(data: Option<&[u8]>) -> Result<Option<LastAccessed>, Stri
     data.map(LastAccessed::parse)
         .transpose()
         .map_err(|e| e.to_string())
+}
+
+/// Where a batch's time went, logged at debug level ("batch analysed"): the claim, the
+/// snapshot (parsed, or this process's copy), the last-accessed data (cache read, fetches,
+/// their storing), the result digests and cache read, the evaluations, the new results'
+/// sealing, their storing, and the commit.
+#[derive(Default)]
+struct BatchTimings {
+    claim: Duration,
+    snapshot: Duration,
+    last_accessed: Duration,
+    find: Duration,
+    evaluate: Duration,
+    /// Of `evaluate`, summed over its threads: analysing and serialising the results, and
+    /// compressing them.
+    analysis: Duration,
+    compression: Duration,
+    seal: Duration,
+    store: Duration,
+    commit: Duration,
 }
 
 /// One principal of a batch, evaluated (or failed), before the batch commits.
@@ -80,10 +100,15 @@ impl Pipeline {
         principals: &[String],
         attempt: &Attempt<'_>,
     ) -> Result<(), StepError> {
+        let claiming = Instant::now();
         if !self.claim(work, step, attempt).await? {
             return Ok(());
         }
         let started = Instant::now();
+        let mut timings = BatchTimings {
+            claim: started - claiming,
+            ..BatchTimings::default()
+        };
         let loaded = self.load_snapshot(work, snapshot).await?;
         // A first delivery of a batch collect planned cannot find outcomes of its own
         // items; anything else (a redelivery, a replay, a single-item message) might.
@@ -107,8 +132,12 @@ impl Pipeline {
                 .map(|(item, _)| item)
                 .collect();
         }
-        let done = self.analyze_items(work, &loaded, &todo).await?;
-        let item_ms = started.elapsed().as_millis().min(i64::MAX as u128) as i64;
+        timings.snapshot = started.elapsed();
+        let done = self
+            .analyze_items(work, &loaded, &todo, &mut timings)
+            .await?;
+        let computed = started.elapsed();
+        let item_ms = computed.as_millis().min(i64::MAX as u128) as i64;
 
         let mut deltas = std::collections::BTreeMap::new();
         let mut count = |name: &str, n: i64| {
@@ -182,6 +211,21 @@ impl Pipeline {
                 ops
             })
             .await;
+        timings.commit = started.elapsed() - computed;
+        debug!(
+            principals = todo.len(),
+            claim_us = timings.claim.as_micros() as u64,
+            snapshot_us = timings.snapshot.as_micros() as u64,
+            last_accessed_us = timings.last_accessed.as_micros() as u64,
+            find_us = timings.find.as_micros() as u64,
+            evaluate_us = timings.evaluate.as_micros() as u64,
+            analysis_us = timings.analysis.as_micros() as u64,
+            compression_us = timings.compression.as_micros() as u64,
+            seal_us = timings.seal.as_micros() as u64,
+            store_us = timings.store.as_micros() as u64,
+            commit_us = timings.commit.as_micros() as u64,
+            "batch analysed"
+        );
         if committed.is_ok() {
             for d in &done {
                 work_metrics()
@@ -203,7 +247,9 @@ impl Pipeline {
         work: &AccountWork,
         loaded: &Arc<LoadedSnapshot>,
         todo: &[(u32, &str)],
+        timings: &mut BatchTimings,
     ) -> Result<Vec<ItemDone>, StepError> {
+        let phase = Instant::now();
         let (customer, account) = (work.customer.as_str(), work.account.as_str());
         let arns: Vec<String> = todo.iter().map(|(_, arn)| arn.to_string()).collect();
 
@@ -267,6 +313,8 @@ impl Pipeline {
             last_accessed_reused.push(false);
         }
         self.caches.put_pending(unstored).await?;
+        timings.last_accessed = phase.elapsed();
+        let phase = Instant::now();
 
         // What each result depends on; a principal whose own data is unusable fails here.
         let mut inputs: Vec<Result<(String, Option<LastAccessed>), String>> = Vec::new();
@@ -314,9 +362,13 @@ impl Pipeline {
             }
         }
 
+        timings.find = phase.elapsed();
+        let phase = Instant::now();
         // The misses evaluated, serialised and compressed off the async threads.
         if !misses.is_empty() {
-            let evaluated = self.evaluate(loaded, misses).await?;
+            let evaluated = self.evaluate(loaded, misses, timings).await?;
+            timings.evaluate = phase.elapsed();
+            let phase = Instant::now();
             let mut pending = Vec::with_capacity(evaluated.len());
             for (index, digest, result) in evaluated {
                 results[index] = match result {
@@ -331,7 +383,10 @@ impl Pipeline {
                     Err(reason) => Err(reason),
                 };
             }
+            timings.seal = phase.elapsed();
+            let phase = Instant::now();
             self.caches.put_pending(pending).await?;
+            timings.store = phase.elapsed();
         }
 
         let mut done = Vec::with_capacity(todo.len());
@@ -378,6 +433,7 @@ impl Pipeline {
         &self,
         loaded: &Arc<LoadedSnapshot>,
         misses: Vec<Miss>,
+        timings: &mut BatchTimings,
     ) -> Result<Vec<Evaluated>, StepError> {
         let threads = process_cores().min(misses.len().div_ceil(MIN_MISSES_PER_THREAD));
         let per_thread = misses.len().div_ceil(threads.max(1));
@@ -391,28 +447,38 @@ impl Pipeline {
             let engine = self.engine.clone();
             let loaded = loaded.clone();
             tasks.push(tokio::task::spawn_blocking(move || {
-                chunk
+                let (mut analysis, mut compression) = (Duration::ZERO, Duration::ZERO);
+                let evaluated = chunk
                     .into_iter()
                     .map(|(index, arn, digest, parsed)| {
-                        let timer = work_metrics().analysis_duration.start_timer();
+                        let started = Instant::now();
                         let result = engine
                             .analyze_principal(&loaded.model, &arn, parsed.as_ref())
                             .map_err(|e| e.to_string())
                             .and_then(|result| {
                                 serde_json::to_vec(&result).map_err(|e| e.to_string())
                             });
-                        timer.observe_duration();
-                        (index, digest, result.map(|json| Compressed::new(&json)))
+                        let analysed = started.elapsed();
+                        work_metrics()
+                            .analysis_duration
+                            .observe(analysed.as_secs_f64());
+                        let compressed = result.map(|json| Compressed::new(&json));
+                        analysis += analysed;
+                        compression += started.elapsed() - analysed;
+                        (index, digest, compressed)
                     })
-                    .collect::<Vec<Evaluated>>()
+                    .collect::<Vec<Evaluated>>();
+                (evaluated, analysis, compression)
             }));
         }
         let mut evaluated = Vec::new();
         for task in tasks {
-            evaluated.extend(
-                task.await
-                    .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?,
-            );
+            let (done, analysis, compression) = task
+                .await
+                .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
+            evaluated.extend(done);
+            timings.analysis += analysis;
+            timings.compression += compression;
         }
         Ok(evaluated)
     }
