@@ -199,6 +199,47 @@ pub struct PendingWrite {
     expires_at: Option<i64>,
 }
 
+/// Seals one account's last-accessed records ([`Caches::last_accessed_sealer`]).
+#[derive(Clone)]
+pub struct LastAccessedSealer {
+    key: crate::crypto::SealingKey,
+    customer: String,
+    account: String,
+    ttl: Duration,
+    clock: Clock,
+}
+
+impl LastAccessedSealer {
+    /// `principal_arn`'s last-accessed data (`None`: the source has none) sealed into its
+    /// cache record, to be written with [`Caches::put_pending`].
+    pub fn seal(
+        &self,
+        principal_arn: &str,
+        data: Option<&[u8]>,
+    ) -> Result<PendingWrite, CacheError> {
+        // Last-accessed JSON repeats service names and keys: gzipped first, it seals to a
+        // fraction of its size (DynamoDB bills every KB written).
+        let sealed_gz64 = match data {
+            Some(bytes) => Some(to_base64(&self.key.seal(
+                &self.account,
+                "last-accessed",
+                &gzip(bytes),
+            )?)),
+            None => None,
+        };
+        let entry = LastAccessedEntry {
+            fetched_at_ms: self.clock.now_ms(),
+            sealed_gz64,
+            sealed: None,
+        };
+        Ok(PendingWrite {
+            key: Caches::last_accessed_key(&self.customer, &self.account, principal_arn),
+            value: crate::ledger::to_value(&entry),
+            expires_at: Some(self.clock.now_secs() + self.ttl.as_secs() as i64 + 3600),
+        })
+    }
+}
+
 /// The three caches over the blob and key-value ports, sealed per customer.
 #[derive(Clone)]
 pub struct Caches {
@@ -393,28 +434,24 @@ impl Caches {
         principal_arn: &str,
         data: Option<&[u8]>,
     ) -> Result<PendingWrite, CacheError> {
-        // Last-accessed JSON repeats service names and keys: gzipped first, it seals to a
-        // fraction of its size (DynamoDB bills every KB written).
-        let sealed_gz64 = match data {
-            Some(bytes) => Some(to_base64(
-                &self
-                    .sealer
-                    .seal(customer, account, "last-accessed", &gzip(bytes))
-                    .await?,
-            )),
-            None => None,
-        };
-        let entry = LastAccessedEntry {
-            fetched_at_ms: self.clock.now_ms(),
-            sealed_gz64,
-            sealed: None,
-        };
-        Ok(PendingWrite {
-            key: Self::last_accessed_key(customer, account, principal_arn),
-            value: crate::ledger::to_value(&entry),
-            expires_at: Some(
-                self.clock.now_secs() + self.last_accessed_ttl.as_secs() as i64 + 3600,
-            ),
+        self.last_accessed_sealer(customer, account)
+            .await?
+            .seal(principal_arn, data)
+    }
+
+    /// What seals an account's last-accessed records on any thread, without waiting:
+    /// [`LastAccessedSealer::seal`] is [`Caches::seal_last_accessed`].
+    pub async fn last_accessed_sealer(
+        &self,
+        customer: &str,
+        account: &str,
+    ) -> Result<LastAccessedSealer, CacheError> {
+        Ok(LastAccessedSealer {
+            key: self.sealer.sealing_key(customer).await?,
+            customer: customer.to_string(),
+            account: account.to_string(),
+            ttl: self.last_accessed_ttl,
+            clock: self.clock.clone(),
         })
     }
 

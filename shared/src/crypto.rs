@@ -37,6 +37,47 @@ pub enum CryptoError {
     Key(#[from] PortError),
 }
 
+/// One customer's data key, ready to seal with ([`Sealer::sealing_key`]); what
+/// [`Sealer::seal`] does, without the wait for the key.
+#[derive(Clone)]
+pub struct SealingKey {
+    customer: String,
+    cipher: Aes256Gcm,
+    wrapped: Arc<Vec<u8>>,
+    wrapped_len: u16,
+}
+
+impl SealingKey {
+    /// Encrypts `plaintext` for (this key's customer, account, purpose).
+    pub fn seal(
+        &self,
+        account: &str,
+        purpose: &str,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let aad = aad(&self.customer, account, purpose);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| CryptoError::Malformed("encryption failed"))?;
+        let mut out = Vec::with_capacity(3 + 2 + self.wrapped.len() + NONCE_LEN + ciphertext.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.wrapped_len.to_be_bytes());
+        out.extend_from_slice(&self.wrapped);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+}
+
 /// (customer, wrapped data key): what an unwrapped key is cached under.
 type UnwrapKey = (String, Vec<u8>);
 
@@ -79,30 +120,25 @@ impl Sealer {
         purpose: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, CryptoError> {
+        self.sealing_key(customer)
+            .await?
+            .seal(account, purpose, plaintext)
+    }
+
+    /// `customer`'s data key, to seal with on any thread without waiting (a batch's records
+    /// are sealed where they are computed, on the blocking threads).
+    pub async fn sealing_key(&self, customer: &str) -> Result<SealingKey, CryptoError> {
         let key = self.data_key(customer).await?;
         let cipher = Aes256Gcm::new_from_slice(&key.plaintext)
             .map_err(|_| CryptoError::Malformed("data key length"))?;
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let aad = aad(customer, account, purpose);
-        let ciphertext = cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::Malformed("encryption failed"))?;
         let wrapped_len = u16::try_from(key.wrapped.len())
             .map_err(|_| CryptoError::Malformed("wrapped key too long"))?;
-        let mut out = Vec::with_capacity(3 + 2 + key.wrapped.len() + NONCE_LEN + ciphertext.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&wrapped_len.to_be_bytes());
-        out.extend_from_slice(&key.wrapped);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
-        Ok(out)
+        Ok(SealingKey {
+            customer: customer.to_string(),
+            cipher,
+            wrapped: Arc::new(key.wrapped),
+            wrapped_len,
+        })
     }
 
     /// Decrypts data sealed by [`Sealer::seal`] for the same (customer, account, purpose).

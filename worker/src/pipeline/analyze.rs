@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use accessflow_analysis::LastAccessed;
-use accessflow_shared::cache::Compressed;
+use accessflow_shared::cache::{CacheError, Compressed, LastAccessedSealer, PendingWrite};
 use accessflow_shared::idempotency::{self, ItemStatus};
 use accessflow_shared::ledger::{
     self, BatchOutcomes, ItemOutcome, Ledger, COUNTER_DONE, COUNTER_FAILED, COUNTER_ITEM_MS,
@@ -45,6 +45,10 @@ const LAST_ACCESSED_FLUSH: Duration = Duration::from_secs(1);
 /// Fewer principals than this to evaluate per core are not worth another thread.
 const MIN_MISSES_PER_THREAD: usize = 8;
 
+/// Fewer principals than this whose last-accessed data to parse (and seal) per core are not
+/// worth another thread (a principal's is a few tens of microseconds).
+const MIN_PRINCIPALS_PER_THREAD: usize = 16;
+
 /// A principal to evaluate: its index in the batch, ARN, result digest and last-accessed
 /// data.
 type Miss = (usize, String, String, Option<LastAccessed>);
@@ -54,16 +58,17 @@ type Miss = (usize, String, String, Option<LastAccessed>);
 type Evaluated = (usize, String, Result<Compressed, String>);
 
 /// A principal's last-accessed data parsed, if it has any; why it is unusable if not.
-fn parse_last_accessed(data: Option<&[u8]>) -> Result<Option<LastAccessed>, String> {
+fn parse_last_accessed(data: Option<&[u8]>) -> Parsed {
     data.map(LastAccessed::parse)
         .transpose()
         .map_err(|e| e.to_string())
 }
 
-/// Where a batch's time went, logged at debug level ("batch analysed"): the claim, the
-/// snapshot (parsed, or this process's copy), the last-accessed data (cache read, fetches,
-/// their storing), the result digests and cache read, the evaluations, the new results'
-/// sealing, their storing, and the commit.
+/// Where a batch's time went, logged at debug level ("batch analysed"): the claim; the
+/// snapshot (parsed, or this process's copy) and, on a redelivery, which items are done
+/// already; the last-accessed data (cache read, fetches, then parsing, sealing and storing)
+/// with the result digests; the results' cache read; the evaluations; the new results'
+/// sealing; their storing; and the commit.
 #[derive(Default)]
 struct BatchTimings {
     claim: Duration,
@@ -240,8 +245,10 @@ impl Pipeline {
     /// The batch's principals still to do, `(item, principal)`: their last-accessed data,
     /// then their evaluations, cached or new. The caches are read once for the lot; the
     /// last-accessed fetches are stored together about every second (the expensive part:
-    /// after a crash only the last second's fetches are fetched again), the new results'
-    /// records together at the end (cheap to recompute).
+    /// after a crash only the last second's fetches are fetched again) and after the last
+    /// fetch, the new results' records together at the end (cheap to recompute). The
+    /// per-principal work between the requests (parsing, sealing, digests, evaluations)
+    /// runs on all the process's cores ([`on_cores`]).
     async fn analyze_items(
         &self,
         work: &AccountWork,
@@ -253,27 +260,24 @@ impl Pipeline {
         let (customer, account) = (work.customer.as_str(), work.account.as_str());
         let arns: Vec<String> = todo.iter().map(|(_, arn)| arn.to_string()).collect();
 
-        // Last-accessed data: the cache for all, the account for the misses.
+        // Last-accessed data: the cache for all, the account for the misses, fetched one
+        // after another (the customer's rate-limited API).
         let cached = self
             .caches
             .get_last_accessed_many(customer, account, &arns)
             .await?;
+        let sealer = self.caches.last_accessed_sealer(customer, account).await?;
         let mut locator = None;
-        // Per principal: its last-accessed data parsed (parsed once, here), and whether it
-        // came from the cache.
-        let mut last_accessed: Vec<Result<Option<LastAccessed>, String>> =
-            Vec::with_capacity(arns.len());
-        let mut last_accessed_reused: Vec<bool> = Vec::with_capacity(arns.len());
+        let mut sources: Vec<Source> = Vec::with_capacity(arns.len());
         // Fetched entries are stored together, once `LAST_ACCESSED_FLUSH` has passed since
         // the first of them arrived (checked after each fetch) and at the end: a worker
         // that dies mid-batch loses about that much fetching, and a batch of fast fetches
         // costs one write instead of one per principal.
-        let mut unstored = Vec::new();
+        let mut unstored: Vec<usize> = Vec::new();
         let mut oldest_unstored: Option<Instant> = None;
-        for (arn, hit) in arns.iter().zip(cached) {
+        for (index, (arn, hit)) in arns.iter().zip(cached).enumerate() {
             if let Some(data) = hit {
-                last_accessed.push(parse_last_accessed(data.as_deref()));
-                last_accessed_reused.push(true);
+                sources.push(Source::Cached(data));
                 continue;
             }
             let locator = match &locator {
@@ -284,57 +288,57 @@ impl Pipeline {
                 Ok(fresh) => fresh,
                 Err(e) => {
                     // What was fetched before the failure is kept for the retry.
-                    self.caches.put_pending(unstored).await?;
+                    let writes = store_now(&sealer, &arns, &mut sources, &unstored)?;
+                    self.caches.put_pending(writes).await?;
                     return Err(e.into());
                 }
             };
-            let parsed = parse_last_accessed(fresh.as_deref());
-            // Kept as the analysis reads it: the same services and digest, without the job
-            // metadata, entity ARNs and regions it does not read (less customer data at
-            // rest; on the sample 830 instead of 1,780 bytes of JSON, 290 instead of 470
-            // gzipped). Data that does not parse is kept as fetched: the principal fails
-            // below with the parse error, again from the cache on a redelivery.
-            let kept = match &parsed {
-                Ok(Some(parsed)) => Some(parsed.to_reduced_json()),
-                _ => fresh,
-            };
-            unstored.push(
-                self.caches
-                    .seal_last_accessed(customer, account, arn, kept.as_deref())
-                    .await?,
-            );
+            sources.push(Source::Fetched(fresh));
+            unstored.push(index);
             if oldest_unstored.get_or_insert_with(Instant::now).elapsed() >= LAST_ACCESSED_FLUSH {
-                self.caches
-                    .put_pending(std::mem::take(&mut unstored))
-                    .await?;
+                let writes = store_now(&sealer, &arns, &mut sources, &unstored)?;
+                self.caches.put_pending(writes).await?;
+                unstored.clear();
                 oldest_unstored = None;
             }
-            last_accessed.push(parsed);
-            last_accessed_reused.push(false);
         }
-        self.caches.put_pending(unstored).await?;
+        // Then, on the blocking threads: each principal's data parsed, what was fetched
+        // sealed, and the digest of what its result depends on (a principal whose own data
+        // is unusable fails here).
+        let engine = self.engine.clone();
+        let model = Arc::clone(loaded);
+        let prepared = on_cores(
+            arns.iter().cloned().zip(sources).collect(),
+            MIN_PRINCIPALS_PER_THREAD,
+            move |(arn, source)| {
+                let reused = matches!(source, Source::Cached(_));
+                let (parsed, write) = prepare(&sealer, &arn, source)?;
+                let input = match parsed {
+                    Err(e) => Err(format!("last-accessed data of {arn} is malformed: {e}")),
+                    Ok(parsed) => match model.model.principal_digest(&arn) {
+                        None => Err(format!("principal {arn} is not in the account's snapshot")),
+                        Some(principal) => {
+                            Ok((engine.result_key(&principal, parsed.as_ref()), parsed))
+                        }
+                    },
+                };
+                Ok::<_, CacheError>((input, write, reused))
+            },
+        )
+        .await?;
+        let mut inputs: Vec<Result<(String, Option<LastAccessed>), String>> =
+            Vec::with_capacity(arns.len());
+        let mut last_accessed_reused: Vec<bool> = Vec::with_capacity(arns.len());
+        let mut writes = Vec::new();
+        for prepared in prepared {
+            let (input, write, reused) = prepared?;
+            inputs.push(input);
+            last_accessed_reused.push(reused);
+            writes.extend(write);
+        }
+        self.caches.put_pending(writes).await?;
         timings.last_accessed = phase.elapsed();
         let phase = Instant::now();
-
-        // What each result depends on; a principal whose own data is unusable fails here.
-        let mut inputs: Vec<Result<(String, Option<LastAccessed>), String>> = Vec::new();
-        for (arn, parsed) in arns.iter().zip(last_accessed) {
-            let Some(principal_digest) = loaded.model.principal_digest(arn) else {
-                inputs.push(Err(format!(
-                    "principal {arn} is not in the account's snapshot"
-                )));
-                continue;
-            };
-            match parsed {
-                Ok(parsed) => inputs.push(Ok((
-                    self.engine.result_key(&principal_digest, parsed.as_ref()),
-                    parsed,
-                ))),
-                Err(e) => inputs.push(Err(format!(
-                    "last-accessed data of {arn} is malformed: {e}"
-                ))),
-            }
-        }
 
         // Cached results, in one read.
         let digests: Vec<String> = inputs
@@ -424,62 +428,151 @@ impl Pipeline {
         Ok(done)
     }
 
-    /// Evaluates `misses` on the blocking threads, split over the machine's cores: a batch
-    /// is one account's, and an account's batches run one at a time (its message group),
-    /// so this is how the largest account's work uses more than one core. Returns, per
-    /// miss, its index in the batch, its result digest and its result (serialised and
-    /// compressed) or why it failed.
+    /// Evaluates `misses` on the blocking threads ([`on_cores`]): a batch is one
+    /// account's, and an account's batches run one at a time (its message group), so this
+    /// is how the largest account's work uses more than one core. Returns, per miss, its
+    /// index in the batch, its result digest and its result (serialised and compressed) or
+    /// why it failed.
     async fn evaluate(
         &self,
         loaded: &Arc<LoadedSnapshot>,
         misses: Vec<Miss>,
         timings: &mut BatchTimings,
     ) -> Result<Vec<Evaluated>, StepError> {
-        let threads = process_cores().min(misses.len().div_ceil(MIN_MISSES_PER_THREAD));
-        let per_thread = misses.len().div_ceil(threads.max(1));
-        let mut misses = misses.into_iter();
-        let mut tasks = Vec::with_capacity(threads);
-        loop {
-            let chunk: Vec<Miss> = misses.by_ref().take(per_thread).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let engine = self.engine.clone();
-            let loaded = loaded.clone();
-            tasks.push(tokio::task::spawn_blocking(move || {
-                let (mut analysis, mut compression) = (Duration::ZERO, Duration::ZERO);
-                let evaluated = chunk
-                    .into_iter()
-                    .map(|(index, arn, digest, parsed)| {
-                        let started = Instant::now();
-                        let result = engine
-                            .analyze_principal(&loaded.model, &arn, parsed.as_ref())
-                            .map_err(|e| e.to_string())
-                            .and_then(|result| {
-                                serde_json::to_vec(&result).map_err(|e| e.to_string())
-                            });
-                        let analysed = started.elapsed();
-                        work_metrics()
-                            .analysis_duration
-                            .observe(analysed.as_secs_f64());
-                        let compressed = result.map(|json| Compressed::new(&json));
-                        analysis += analysed;
-                        compression += started.elapsed() - analysed;
-                        (index, digest, compressed)
-                    })
-                    .collect::<Vec<Evaluated>>();
-                (evaluated, analysis, compression)
-            }));
-        }
-        let mut evaluated = Vec::new();
-        for task in tasks {
-            let (done, analysis, compression) = task
-                .await
-                .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
-            evaluated.extend(done);
-            timings.analysis += analysis;
-            timings.compression += compression;
-        }
-        Ok(evaluated)
+        let engine = self.engine.clone();
+        let loaded = Arc::clone(loaded);
+        let evaluated = on_cores(
+            misses,
+            MIN_MISSES_PER_THREAD,
+            move |(index, arn, digest, parsed): Miss| {
+                let started = Instant::now();
+                let result = engine
+                    .analyze_principal(&loaded.model, &arn, parsed.as_ref())
+                    .map_err(|e| e.to_string())
+                    .and_then(|result| serde_json::to_vec(&result).map_err(|e| e.to_string()));
+                let analysed = started.elapsed();
+                work_metrics()
+                    .analysis_duration
+                    .observe(analysed.as_secs_f64());
+                let compressed = result.map(|json| Compressed::new(&json));
+                (
+                    (index, digest, compressed),
+                    analysed,
+                    started.elapsed() - analysed,
+                )
+            },
+        )
+        .await?;
+        Ok(evaluated
+            .into_iter()
+            .map(|(evaluated, analysis, compression)| {
+                timings.analysis += analysis;
+                timings.compression += compression;
+                evaluated
+            })
+            .collect())
     }
+}
+
+/// `f` applied to every one of `items` on the blocking threads: as many threads as the
+/// process has cores (but one per `min_per_thread` items at most), each taking the next
+/// item when it is done with one (principals differ in cost by tens of times, and halves
+/// fixed in advance left one thread idle while the other finished). The results come back
+/// in the items' order.
+async fn on_cores<T, R, F>(items: Vec<T>, min_per_thread: usize, f: F) -> Result<Vec<R>, StepError>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> R + Send + Sync + 'static,
+{
+    let count = items.len();
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let threads = process_cores().min(count.div_ceil(min_per_thread)).max(1);
+    let queue = Arc::new(std::sync::Mutex::new(items.into_iter().enumerate()));
+    let f = Arc::new(f);
+    let mut tasks = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (queue, f) = (Arc::clone(&queue), Arc::clone(&f));
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let mut done = Vec::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some((index, item)) = next else {
+                    break;
+                };
+                done.push((index, f(item)));
+            }
+            done
+        }));
+    }
+    let mut results: Vec<Option<R>> = (0..count).map(|_| None).collect();
+    for task in tasks {
+        let done = task
+            .await
+            .map_err(|e| StepError::Transient(format!("analysis task failed: {e}")))?;
+        for (index, result) in done {
+            results[index] = Some(result);
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+/// A principal's last-accessed data on its way through a batch.
+enum Source {
+    /// From the cache: stored already.
+    Cached(Option<Vec<u8>>),
+    /// Fetched from the account, not stored yet.
+    Fetched(Option<Vec<u8>>),
+    /// Fetched, and stored by a flush mid-batch (parsed then).
+    Stored(Parsed),
+}
+
+/// A principal's last-accessed data parsed (`None`: it has none), or why it is unusable.
+type Parsed = Result<Option<LastAccessed>, String>;
+
+/// A principal's last-accessed data parsed and, if it was fetched and is not stored yet,
+/// its cache record sealed.
+fn prepare(
+    sealer: &LastAccessedSealer,
+    arn: &str,
+    source: Source,
+) -> Result<(Parsed, Option<PendingWrite>), CacheError> {
+    match source {
+        Source::Cached(data) => Ok((parse_last_accessed(data.as_deref()), None)),
+        Source::Stored(parsed) => Ok((parsed, None)),
+        Source::Fetched(fresh) => {
+            let parsed = parse_last_accessed(fresh.as_deref());
+            // Kept as the analysis reads it: the same services and digest, without the job
+            // metadata, entity ARNs and regions it does not read (less customer data at
+            // rest; on the sample 830 instead of 1,780 bytes of JSON, 290 instead of 470
+            // gzipped). Data that does not parse is kept as fetched: the principal fails
+            // with the parse error, again from the cache on a redelivery.
+            let kept = match &parsed {
+                Ok(Some(parsed)) => Some(parsed.to_reduced_json()),
+                _ => fresh,
+            };
+            let write = sealer.seal(arn, kept.as_deref())?;
+            Ok((parsed, Some(write)))
+        }
+    }
+}
+
+/// The fetched entries `indexes` of `sources` sealed, to be stored now (a flush mid-batch,
+/// or before a failed fetch's error); they stay in `sources` parsed, as stored.
+fn store_now(
+    sealer: &LastAccessedSealer,
+    arns: &[String],
+    sources: &mut [Source],
+    indexes: &[usize],
+) -> Result<Vec<PendingWrite>, CacheError> {
+    let mut writes = Vec::with_capacity(indexes.len());
+    for &index in indexes {
+        let source = std::mem::replace(&mut sources[index], Source::Cached(None));
+        let (parsed, write) = prepare(sealer, &arns[index], source)?;
+        sources[index] = Source::Stored(parsed);
+        writes.extend(write);
+    }
+    Ok(writes)
 }
