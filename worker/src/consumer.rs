@@ -1,15 +1,22 @@
-//! The consumer: long-polls the account queues with bounded concurrency and hands each
-//! message to the pipeline, one at a time per queue.
+//! The consumer: polls the account queues with bounded concurrency and hands each message
+//! to the pipeline, one at a time per queue.
 //!
 //! - Only the queues of accounts with work outstanding are polled (the ledger's active
 //!   accounts), largest account first, so the biggest work starts first
-//!   (docs/ARCHITECTURE.md §9). A worker that finds such a queue empty once its account is
-//!   finished retires the account: an idle deployment makes no queue request at all.
+//!   (docs/ARCHITECTURE.md §9). An idle deployment makes no queue request at all.
+//! - A free slot takes the next queue of the sweep ([`Sweep`]): the list in order, refreshed
+//!   from the ledger every few seconds even in the middle of a sweep.
 //! - A receive may return several messages of one group: they are processed in order, by
 //!   one task; a queue is never worked on by two tasks of this process, and SQS FIFO (or the
 //!   embedded backend) never hands the group to another process meanwhile.
-//! - A task that frees its queue wakes the polling loop, so the group's next batch is
-//!   received at once rather than after an idle pause.
+//! - The task keeps the group: once a batch is settled it receives the group's next
+//!   messages itself (the collect's batches, then the batches after them), so an account
+//!   runs from its collect to its finalize without waiting for a sweep, and after its
+//!   finalize the same task retires it (finished, queue empty), so no worker has to poll
+//!   it to find out.
+//! - A queue found empty while its account is unfinished is held by another worker (or its
+//!   next message is delayed): the sweeps pass over it for a while, longer each time,
+//!   instead of asking again on every sweep.
 //! - While a task works, its batch's [`Lease`] extends the visibility of everything it
 //!   holds and the lease of its idempotency claim.
 //! - On shutdown, polling stops; each task finishes the message in hand and releases the
@@ -17,10 +24,11 @@
 //! - On ECS, the task is protected from scale-in while it holds a batch
 //!   ([`crate::scale_in_protection`]).
 //! - Every message handled is counted by step and outcome, with its duration
-//!   (`accessflow_messages_processed_total`, `accessflow_step_duration_seconds`); the loop
-//!   beats the process's [`Health`] on every turn (`/healthz`).
+//!   (`accessflow_messages_processed_total`, `accessflow_step_duration_seconds`), and every
+//!   receive by whether it got messages (`accessflow_queue_receives_total`); the loop beats
+//!   the process's [`Health`] on every turn (`/healthz`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,12 +122,14 @@ pub async fn run(
 ) -> Result<(), PortError> {
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
-    // Told when a task frees its queue: that queue's next batch (or another queue, now
-    // that a slot is free) is then received at once, not after the rest of a pause.
+    // Queues a task retired after finishing its account: dropped from the list at once.
+    let retired: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Told when a task frees its queue: a paused sweep starts again at once.
     let freed = Arc::new(Notify::new());
     let mut tasks = tokio::task::JoinSet::new();
     let mut queues: Vec<(String, ActiveAccount)> = Vec::new();
     let mut refreshed: Option<Instant> = None;
+    let mut sweep = Sweep::default();
     let mut idle_sweeps: u32 = 0;
     let ledger = Ledger::new(consumer.ports.store.clone());
     let protector = Protector::start(options.scale_in_protection.clone());
@@ -129,13 +139,24 @@ pub async fn run(
     metrics.concurrency.set(options.concurrency.max(1) as i64);
     while !shutdown.is_triggered() {
         options.health.beat();
-        if refreshed.is_none_or(|at| at.elapsed() >= options.refresh_every) {
+        // A slot first (every slot may be busy for minutes; waiting still beats), then the
+        // queue to use it on, from a list no older than `refresh_every`.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.ok(),
+            _ = shutdown.triggered() => None,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+        };
+        let Some(permit) = permit else { break };
+        // An empty list is read again on every turn (every idle pause at most: no queue
+        // request, one ledger query), so a new night starts within a pause, not a refresh.
+        if queues.is_empty() || refreshed.is_none_or(|at| at.elapsed() >= options.refresh_every) {
             match queue_order(&ledger, &consumer.names).await {
                 Ok(list) => {
                     if list.len() != queues.len() {
                         debug!(queues = list.len(), "queue list refreshed");
                     }
                     queues = list;
+                    sweep.forget_gone(&queues);
                     refreshed = Some(Instant::now());
                 }
                 Err(e) => {
@@ -150,73 +171,86 @@ pub async fn run(
                 error!(error = %e, "a consumer task panicked");
             }
         }
+        {
+            let mut retired = retired.lock().await;
+            if !retired.is_empty() {
+                queues.retain(|(queue, _)| !retired.contains(queue));
+                retired.clear();
+            }
+        }
 
-        let mut found = false;
-        // Queues found empty with their account finished: polled no more by this process.
-        let mut finished: HashSet<String> = HashSet::new();
-        for (queue, active) in &queues {
-            if shutdown.is_triggered() {
-                break;
+        let next = {
+            let busy = busy.lock().await;
+            sweep.next(&queues, |queue| busy.contains(queue))
+        };
+        let Some((queue, active)) = next else {
+            // The end of a sweep. Idle sweeps back off (1, 2, 4, then 8 pauses): on AWS
+            // every empty receive is a billed request. A sweep is not idle while this
+            // process is still working on a queue.
+            drop(permit);
+            let found = sweep.restart();
+            if found || !busy.lock().await.is_empty() {
+                idle_sweeps = 0;
             }
-            if busy.lock().await.contains(queue.as_str()) {
-                continue;
-            }
-            // Waiting for a free slot (every slot may be busy for minutes) still beats.
-            let permit = loop {
+            if !found {
+                idle_sweeps = (idle_sweeps + 1).min(4);
+                let pause = options.idle_pause * (1 << (idle_sweeps - 1));
                 tokio::select! {
-                    permit = permits.clone().acquire_owned() => break permit.ok(),
-                    _ = shutdown.triggered() => break None,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => options.health.beat(),
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = freed.notified() => {}
+                    _ = shutdown.triggered() => {}
                 }
-            };
-            let Some(permit) = permit else { break };
-            let messages = match consumer
-                .ports
-                .queues
-                .receive(queue, MAX_BATCH, None, Duration::ZERO)
-                .await
-            {
-                Ok(messages) => messages,
-                Err(PortError::NotFound { .. }) => continue,
-                Err(e) => {
-                    warn!(queue, error = %e, "receive failed");
-                    continue;
-                }
-            };
-            if messages.is_empty() {
-                drop(permit);
-                if retire_if_idle(&consumer.ports, &ledger, queue, active).await {
-                    finished.insert(queue.clone());
-                }
+            }
+            continue;
+        };
+        let messages = match receive(&consumer.ports, &queue).await {
+            Ok(messages) => messages,
+            Err(PortError::NotFound { .. }) => continue,
+            Err(e) => {
+                warn!(queue, error = %e, "receive failed");
                 continue;
             }
-            found = true;
-            // Counted from the receive until the queue is free again.
-            let hold = protector.hold();
-            {
-                let mut busy = busy.lock().await;
-                busy.insert(queue.clone());
-                metrics.busy_queues.set(busy.len() as i64);
+        };
+        if messages.is_empty() {
+            drop(permit);
+            match retire_if_idle(&consumer.ports, &ledger, &queue, &active).await {
+                Retirement::Done => queues.retain(|(q, _)| *q != queue),
+                Retirement::Unfinished => sweep.held_elsewhere(&queue, consumer.visibility),
+                Retirement::Unknown => {}
             }
-            let (consumer, busy, freed, queue, shutdown) = (
-                consumer.clone(),
-                busy.clone(),
-                freed.clone(),
-                queue.clone(),
-                shutdown.clone(),
-            );
-            let max_hold = options.max_hold;
-            // The account's span: every line logged while its batch is worked on names it.
-            let (customer, account) = consumer
-                .names
-                .parse_account_queue(&queue)
-                .unwrap_or_default();
-            let span = tracing::info_span!("queue", %customer, %account);
-            tasks.spawn(
-                async move {
+            continue;
+        }
+        sweep.found(&queue);
+        // Counted from the receive until the queue is free again.
+        let hold = protector.hold();
+        {
+            let mut busy = busy.lock().await;
+            busy.insert(queue.clone());
+            metrics.busy_queues.set(busy.len() as i64);
+        }
+        let (consumer, ledger, busy, retired, freed, shutdown) = (
+            consumer.clone(),
+            ledger.clone(),
+            busy.clone(),
+            retired.clone(),
+            freed.clone(),
+            shutdown.clone(),
+        );
+        let max_hold = options.max_hold;
+        // The account's span: every line logged while its batches are worked on names it.
+        let (customer, account) = consumer
+            .names
+            .parse_account_queue(&queue)
+            .unwrap_or_default();
+        let span = tracing::info_span!("queue", %customer, %account);
+        tasks.spawn(
+            async move {
+                let mut messages = messages;
+                loop {
                     // In its own task, so that even a panic frees the queue and the permit.
                     let batch = {
-                        let queue = queue.clone();
+                        let (consumer, queue, shutdown) =
+                            (consumer.clone(), queue.clone(), shutdown.clone());
                         tokio::spawn(
                             async move {
                                 work_batch(&consumer, &queue, messages, &shutdown, max_hold).await
@@ -224,44 +258,54 @@ pub async fn run(
                             .in_current_span(),
                         )
                     };
-                    if let Err(e) = batch.await {
-                        work_metrics().panics.inc();
-                        error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
+                    let end = match batch.await {
+                        Ok(end) => end,
+                        Err(e) => {
+                            work_metrics().panics.inc();
+                            error!(queue, error = %e, "a batch panicked; its messages return after their visibility timeout");
+                            BatchEnd::Stopped
+                        }
+                    };
+                    if shutdown.is_triggered() {
+                        break;
                     }
-                    {
-                        let mut busy = busy.lock().await;
-                        busy.remove(&queue);
-                        work_metrics().busy_queues.set(busy.len() as i64);
+                    match end {
+                        BatchEnd::Stopped => break,
+                        // The account is most likely finished: retired here, by the worker
+                        // that finished it, so that no worker has to poll it to find out.
+                        BatchEnd::Finalized => {
+                            if let Retirement::Done =
+                                retire_if_idle(&consumer.ports, &ledger, &queue, &active).await
+                            {
+                                retired.lock().await.insert(queue.clone());
+                            }
+                            break;
+                        }
+                        BatchEnd::Settled => {}
                     }
-                    drop(hold);
-                    drop(permit);
-                    freed.notify_one();
+                    // The group stays with this task: its next messages (the batches its
+                    // collect just sent, the batches after these) are received at once,
+                    // not when a sweep comes by, and no other worker needs to ask.
+                    match receive(&consumer.ports, &queue).await {
+                        Ok(next) if !next.is_empty() => messages = next,
+                        Ok(_) => break,
+                        Err(e) => {
+                            warn!(queue, error = %e, "receive failed");
+                            break;
+                        }
+                    }
                 }
-                .instrument(span),
-            );
-        }
-        // Poll the finished queues no more, from the next sweep on, whichever worker retired
-        // them (the list is otherwise refreshed every few seconds: until then, every worker
-        // polled every account finished since, after each batch it did).
-        if !finished.is_empty() {
-            queues.retain(|(queue, _)| !finished.contains(queue));
-        }
-        // Idle sweeps back off (1, 2, 4, then 8 pauses): on AWS every empty receive is a
-        // billed request, and an idle night should not poll hundreds of queues at full
-        // speed. A sweep is not idle while this process is still working on a queue: that
-        // queue's next batch must be picked up as soon as the current one is done.
-        if found || !busy.lock().await.is_empty() {
-            idle_sweeps = 0;
-        }
-        if !found {
-            idle_sweeps = (idle_sweeps + 1).min(4);
-            let pause = options.idle_pause * (1 << (idle_sweeps - 1));
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = freed.notified() => {}
-                _ = shutdown.triggered() => {}
+                {
+                    let mut busy = busy.lock().await;
+                    busy.remove(&queue);
+                    work_metrics().busy_queues.set(busy.len() as i64);
+                }
+                drop(hold);
+                drop(permit);
+                freed.notify_one();
             }
-        }
+            .instrument(span),
+        );
     }
 
     info!(
@@ -284,6 +328,120 @@ pub async fn run(
     Ok(())
 }
 
+/// One sweep over the queue list, in its order, and the queues to pass over for a while.
+///
+/// The list may be refreshed in the middle of a sweep (a sweep can last as long as the
+/// night when every slot is busy): the sweep goes on after the last queue it looked at,
+/// by the list's order, not by position.
+#[derive(Default)]
+struct Sweep {
+    /// Where the last queue looked at in this sweep is in the list's order: (order,
+    /// customer, account), the order [`Ledger::active_accounts`] sorts by.
+    cursor: Option<(u32, String, String)>,
+    /// Whether this sweep has received anything.
+    found: bool,
+    /// Queues found empty while their account is unfinished (another worker holds the
+    /// group, or its next message is delayed), with when to ask again.
+    held: HashMap<String, Held>,
+}
+
+/// An account's place in the list's order, to compare with a [`Sweep`]'s cursor.
+fn key(active: &ActiveAccount) -> (u32, &str, &str) {
+    (active.order, &active.customer, &active.account)
+}
+
+/// A queue found held elsewhere: not asked again before `until`.
+struct Held {
+    until: Instant,
+    /// Empty receives in a row: each doubles the wait, up to the visibility timeout.
+    streak: u32,
+}
+
+/// The first wait after a queue is found held by another worker.
+const HELD_PAUSE: Duration = Duration::from_millis(500);
+
+impl Sweep {
+    /// The next queue after the cursor that is not `busy` here nor held elsewhere.
+    fn next(
+        &mut self,
+        queues: &[(String, ActiveAccount)],
+        busy: impl Fn(&str) -> bool,
+    ) -> Option<(String, ActiveAccount)> {
+        let now = Instant::now();
+        let next = queues
+            .iter()
+            .filter(|(_, active)| {
+                self.cursor
+                    .as_ref()
+                    .is_none_or(|(order, customer, account)| {
+                        key(active) > (*order, customer.as_str(), account.as_str())
+                    })
+            })
+            .find(|(queue, _)| {
+                !busy(queue) && self.held.get(queue).is_none_or(|held| held.until <= now)
+            })?
+            .clone();
+        self.cursor = Some((
+            next.1.order,
+            next.1.customer.clone(),
+            next.1.account.clone(),
+        ));
+        Some(next)
+    }
+
+    /// Ends the sweep (the next starts at the top); returns whether it received anything.
+    fn restart(&mut self) -> bool {
+        self.cursor = None;
+        std::mem::take(&mut self.found)
+    }
+
+    /// `queue` gave messages: it is not held elsewhere.
+    fn found(&mut self, queue: &str) {
+        self.found = true;
+        self.held.remove(queue);
+    }
+
+    /// `queue` was empty with its account unfinished: asked again after a pause that
+    /// doubles with each such receive, up to `longest` (the visibility timeout: a group
+    /// whose holder died comes back no sooner; one released at a holder's shutdown or
+    /// delayed for a retry waits at most that long for this worker, and its holder's own
+    /// sweep asks for it sooner).
+    fn held_elsewhere(&mut self, queue: &str, longest: Duration) {
+        let streak = self.held.get(queue).map_or(0, |h| h.streak) + 1;
+        let wait = (HELD_PAUSE * (1 << (streak - 1).min(8))).min(longest.max(HELD_PAUSE));
+        self.held.insert(
+            queue.to_string(),
+            Held {
+                until: Instant::now() + wait,
+                streak,
+            },
+        );
+    }
+
+    /// Forgets the queues no longer in the list.
+    fn forget_gone(&mut self, queues: &[(String, ActiveAccount)]) {
+        let listed: HashSet<&str> = queues.iter().map(|(q, _)| q.as_str()).collect();
+        self.held.retain(|queue, _| listed.contains(queue.as_str()));
+    }
+}
+
+/// One receive of up to [`MAX_BATCH`] messages, counted by whether it got any.
+async fn receive(ports: &Ports, queue: &str) -> Result<Vec<ReceivedMessage>, PortError> {
+    let messages = ports
+        .queues
+        .receive(queue, MAX_BATCH, None, Duration::ZERO)
+        .await?;
+    work_metrics()
+        .receives
+        .with_label_values(&[if messages.is_empty() {
+            "empty"
+        } else {
+            "messages"
+        }])
+        .inc();
+    Ok(messages)
+}
+
 /// The queues of the accounts with work outstanding, largest expected work first (the
 /// run's dispatch order, from each account's last measured size).
 async fn queue_order(
@@ -298,49 +456,69 @@ async fn queue_order(
         .collect())
 }
 
-/// After an empty receive: retires the account from the polled set if it is finished in its
-/// run and its queue is empty through and through (nothing in flight or delayed either).
-/// The ledger read comes first: during a night an empty receive usually means the group is
-/// held by another worker, and the (cheaper) read says so without asking the queue.
-/// Returns whether this process should stop polling it: retired by this call, or by
-/// another worker before it (or made active again by a new run, which the next refresh of
-/// the list brings back). A failure to check only means polling it again.
+/// What an empty receive (or a finalize) found out about an account's queue.
+enum Retirement {
+    /// Finished and its queue empty through and through: retired, by this call or by
+    /// another worker before it (or made active again by a new run, which the next
+    /// refresh of the list brings back). Polled no more by this process.
+    Done,
+    /// Still has work: another worker holds its group, or its next message is delayed.
+    Unfinished,
+    /// Could not tell (a failed read or write): polled again as usual.
+    Unknown,
+}
+
+/// After an empty receive, or after a task finalized the account: retires the account from
+/// the polled set if it is finished in its run and its queue is empty through and through
+/// (nothing in flight or delayed either). The ledger read comes first: during a night an
+/// empty receive usually means the group is held by another worker, and the (cheaper)
+/// read says so without asking the queue.
 async fn retire_if_idle(
     ports: &Ports,
     ledger: &Ledger,
     queue: &str,
     active: &ActiveAccount,
-) -> bool {
+) -> Retirement {
     match ledger.is_finished(active).await {
         Ok(true) => {}
-        Ok(false) => return false,
+        Ok(false) => return Retirement::Unfinished,
         Err(e) => {
             debug!(queue, error = %e, "cannot read the account's state; it stays polled");
-            return false;
+            return Retirement::Unknown;
         }
     }
     match ports.queues.depth(queue).await {
         Ok(depth) if depth.total() == 0 => {}
-        Ok(_) => return false,
+        Ok(_) => return Retirement::Unfinished,
         Err(e) => {
             debug!(queue, error = %e, "cannot read the queue's depth; it stays polled");
-            return false;
+            return Retirement::Unknown;
         }
     }
     match ledger.retire(active).await {
-        // Not retired here: another worker did, or a new run made the account active again
-        // (a new version of its entry), which the next refresh of the list brings back.
         Ok(retired) => {
             if retired {
                 debug!(queue, run = %active.run_id, "account finished and its queue empty: no longer polled");
             }
-            true
+            Retirement::Done
         }
         Err(e) => {
             debug!(queue, error = %e, "cannot retire the account; it stays polled");
-            false
+            Retirement::Unknown
         }
     }
+}
+
+/// How a task's batch ended, which decides what the task does next.
+enum BatchEnd {
+    /// Every message settled, the last one the account's finalize: the account is most
+    /// likely finished.
+    Finalized,
+    /// Every message settled: the group's next messages, if any, are the task's to receive.
+    Settled,
+    /// A message is to be retried or could not be settled, or shutdown came: the group is
+    /// blocked or given back, and the task lets the queue go.
+    Stopped,
 }
 
 /// Processes the messages of one receive, in order, under one lease over what is held.
@@ -350,7 +528,7 @@ async fn work_batch(
     messages: Vec<ReceivedMessage>,
     shutdown: &Shutdown,
     max_hold: Duration,
-) {
+) -> BatchEnd {
     let queues = &consumer.ports.queues;
     let lease = Lease::start(
         queues.clone(),
@@ -365,6 +543,7 @@ async fn work_batch(
         .parse_account_queue(queue)
         .map_or_else(|| "unknown".to_string(), |(customer, _)| customer);
     let mut remaining = messages.into_iter();
+    let mut end = BatchEnd::Settled;
     for message in remaining.by_ref() {
         let started = std::time::Instant::now();
         let handled =
@@ -379,7 +558,7 @@ async fn work_batch(
             }
         };
         let retried = matches!(outcome, Outcome::Retry { .. });
-        count_message(queue, &customer, &message, &outcome, started.elapsed());
+        let step = count_message(queue, &customer, &message, &outcome, started.elapsed());
         // Out of the heartbeat first, so a tick cannot undo a retry delay.
         lease.let_go(&message.receipt_handle).await;
         let dead_letter = matches!(outcome, Outcome::DeadLetter { .. });
@@ -394,8 +573,14 @@ async fn work_batch(
         // batch must wait for it, so they go back too (FIFO order, and the fan-in of
         // FinalizeAccount, depend on it).
         if retried || !settled || shutdown.is_triggered() {
+            end = BatchEnd::Stopped;
             break;
         }
+        end = if step == "finalize" {
+            BatchEnd::Finalized
+        } else {
+            BatchEnd::Settled
+        };
     }
     // The heartbeat stops here (and on a panic, when the lease is dropped with the task).
     drop(lease);
@@ -416,16 +601,18 @@ async fn work_batch(
             }
         }
     }
+    end
 }
 
-/// Counts a handled message by its step and outcome, and the step's duration.
+/// Counts a handled message by its step and outcome, and the step's duration; returns the
+/// step (`collect`, `analyze`, `finalize` or `undecodable`).
 fn count_message(
     queue: &str,
     customer: &str,
     message: &ReceivedMessage,
     outcome: &Outcome,
     took: Duration,
-) {
+) -> &'static str {
     let step = match WorkMessage::decode(&message.body) {
         Ok(WorkMessage::CollectAccount { .. }) => "collect",
         Ok(WorkMessage::AnalyzePrincipal { .. } | WorkMessage::AnalyzePrincipals { .. }) => {
@@ -457,6 +644,7 @@ fn count_message(
             .with_label_values(&[step])
             .observe(took.as_secs_f64());
     }
+    step
 }
 
 /// Carries out a handler's outcome on the message.
@@ -512,4 +700,96 @@ async fn dead_letter(
     queues
         .delete_batch(queue, std::slice::from_ref(&message.receipt_handle))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(accounts: &[(&str, u32)]) -> Vec<(String, ActiveAccount)> {
+        accounts
+            .iter()
+            .map(|(account, order)| {
+                (
+                    format!("q-{account}"),
+                    ActiveAccount {
+                        customer: "acme".into(),
+                        account: account.to_string(),
+                        run_id: "run".into(),
+                        order: *order,
+                        version: 1,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    fn names(mut sweep: Sweep, queues: &[(String, ActiveAccount)]) -> Vec<String> {
+        std::iter::from_fn(|| sweep.next(queues, |_| false).map(|(q, _)| q)).collect()
+    }
+
+    #[test]
+    fn a_sweep_goes_down_the_list_once_passing_over_busy_queues() {
+        let queues = list(&[("a", 0), ("b", 1), ("c", 2)]);
+        let mut sweep = Sweep::default();
+        let busy = |q: &str| q == "q-b";
+        assert_eq!(
+            sweep.next(&queues, busy).map(|(q, _)| q).as_deref(),
+            Some("q-a")
+        );
+        assert_eq!(
+            sweep.next(&queues, busy).map(|(q, _)| q).as_deref(),
+            Some("q-c")
+        );
+        assert!(sweep.next(&queues, busy).is_none(), "the sweep is over");
+        assert!(!sweep.restart(), "nothing was found");
+        assert_eq!(names(sweep, &queues), ["q-a", "q-b", "q-c"]);
+    }
+
+    #[test]
+    fn a_refreshed_list_is_taken_up_after_the_last_queue_looked_at() {
+        let mut sweep = Sweep::default();
+        let before = list(&[("a", 0), ("b", 1), ("c", 2), ("d", 3)]);
+        assert_eq!(sweep.next(&before, |_| false).unwrap().0, "q-a");
+        assert_eq!(sweep.next(&before, |_| false).unwrap().0, "q-b");
+        // b and c finished and left the list, a new account came in at the top.
+        let after = list(&[("a", 0), ("new", 0), ("d", 3)]);
+        assert_eq!(sweep.next(&after, |_| false).unwrap().0, "q-d");
+        assert!(sweep.next(&after, |_| false).is_none());
+        sweep.restart();
+        assert_eq!(sweep.next(&after, |_| false).unwrap().0, "q-a");
+    }
+
+    #[test]
+    fn a_queue_held_elsewhere_is_passed_over_for_longer_each_time_until_it_gives_messages() {
+        let queues = list(&[("a", 0), ("b", 1)]);
+        let mut sweep = Sweep::default();
+        let longest = Duration::from_secs(3);
+        sweep.held_elsewhere("q-a", longest);
+        assert_eq!(names(std::mem::take(&mut sweep), &queues), ["q-b"]);
+
+        let mut sweep = Sweep::default();
+        let mut waits = Vec::new();
+        for _ in 0..5 {
+            sweep.held_elsewhere("q-a", longest);
+            let until = sweep.held["q-a"].until;
+            waits.push((until - Instant::now()).as_millis().div_ceil(100) * 100);
+        }
+        assert_eq!(waits, [500, 1000, 2000, 3000, 3000], "doubling, capped");
+        sweep.found("q-a");
+        sweep.restart();
+        assert_eq!(
+            names(sweep, &queues),
+            ["q-a", "q-b"],
+            "messages end the backoff"
+        );
+
+        let mut sweep = Sweep::default();
+        sweep.held_elsewhere("q-a", longest);
+        sweep.forget_gone(&list(&[("b", 1)]));
+        assert!(
+            sweep.held.is_empty(),
+            "a queue gone from the list is forgotten"
+        );
+    }
 }

@@ -118,6 +118,13 @@ pub const BUSY_QUEUES: MetricDef = def(
     "worker",
     "Account queues this worker is working on now.",
 );
+pub const RECEIVES: MetricDef = def(
+    "accessflow_queue_receives_total",
+    Counter,
+    &["result"],
+    "worker",
+    "Receives from account queues, by result: `messages`, or `empty` (the account's group is held by another worker, or the account is finished). On SQS each is a billed request.",
+);
 pub const CONCURRENCY: MetricDef = def(
     "accessflow_worker_concurrency",
     Gauge,
@@ -363,6 +370,7 @@ pub const CATALOG: &[MetricDef] = &[
     PANICS,
     DEAD_LETTERED,
     BUSY_QUEUES,
+    RECEIVES,
     CONCURRENCY,
     AWS_REQUESTS,
     AWS_THROTTLES,

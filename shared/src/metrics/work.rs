@@ -24,6 +24,7 @@ pub struct WorkMetrics {
     pub panics: IntCounter,
     pub dead_lettered: IntCounterVec,
     pub busy_queues: IntGauge,
+    pub receives: IntCounterVec,
     pub concurrency: IntGauge,
     pub cache_lookups: IntCounterVec,
     pub analysis_duration: Histogram,
@@ -48,10 +49,14 @@ static WORK: LazyLock<WorkMetrics> = LazyLock::new(|| {
         panics: counter(&c::PANICS),
         dead_lettered: counter_vec(&c::DEAD_LETTERED),
         busy_queues: gauge(&c::BUSY_QUEUES),
+        receives: counter_vec(&c::RECEIVES),
         concurrency: gauge(&c::CONCURRENCY),
         cache_lookups: counter_vec(&c::CACHE_LOOKUPS),
         analysis_duration: histogram(&c::ANALYSIS_DURATION, ANALYSIS_BUCKETS.to_vec()),
     };
+    for result in ["messages", "empty"] {
+        m.receives.with_label_values(&[result]);
+    }
     for kind in CACHE_KINDS {
         for result in ["hit", "miss"] {
             m.cache_lookups.with_label_values(&[kind, result]);

@@ -568,6 +568,55 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The machine's CPU time so far by kind, in seconds over all CPUs (the `cpu` line of
+/// `/proc/stat`): user (with nice), system (with irq and softirq), idle, iowait, steal.
+#[derive(Debug, Clone, Copy, Default)]
+struct MachineCpu {
+    user: f64,
+    system: f64,
+    idle: f64,
+    iowait: f64,
+    steal: f64,
+}
+
+impl MachineCpu {
+    fn read() -> MachineCpu {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<f64> = text
+            .lines()
+            .find(|l| l.starts_with("cpu "))
+            .map(|l| {
+                l.split_whitespace()
+                    .skip(1)
+                    .map(|v| v.parse::<f64>().unwrap_or(0.0) / 100.0)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
+        MachineCpu {
+            user: at(0) + at(1),
+            system: at(2) + at(5) + at(6),
+            idle: at(3),
+            iowait: at(4),
+            steal: at(7),
+        }
+    }
+
+    fn since(self, start: MachineCpu) -> MachineCpu {
+        MachineCpu {
+            user: self.user - start.user,
+            system: self.system - start.system,
+            idle: self.idle - start.idle,
+            iowait: self.iowait - start.iowait,
+            steal: self.steal - start.steal,
+        }
+    }
+
+    fn total(self) -> f64 {
+        self.user + self.system + self.idle + self.iowait + self.steal
+    }
+}
+
 fn scrape(workers: &[Worker]) -> Vec<Vec<(String, String, f64)>> {
     workers
         .iter()
@@ -916,6 +965,7 @@ fn night(
     // The night.
     let at_start = read_probes();
     let cpu_start: f64 = pids.iter().map(|p| cpu_secs(*p)).sum();
+    let machine_start = MachineCpu::read();
     let t0 = Instant::now();
     let tenants_arg = tenants.display().to_string();
     let out = coordinator(&[
@@ -1005,6 +1055,7 @@ fn night(
     let wall = t0.elapsed().as_secs_f64();
     let at_end = read_probes();
     let cpu_night: f64 = pids.iter().map(|p| cpu_secs(*p)).sum::<f64>() - cpu_start;
+    let machine = MachineCpu::read().since(machine_start);
     let rss_end: Vec<u64> = workers.iter().map(|w| rss_kib(w.child.id()).0).collect();
     let metrics_end = scrape(workers);
     println!("run complete after {wall:.1} s; {} s idle", args.idle_secs);
@@ -1268,6 +1319,17 @@ fn night(
         if bound > 0.0 { wall / bound } else { f64::NAN },
         cpu_night / cpus,
     ));
+    // Where the rest of the machine's CPU time went: what the cores did while the workers
+    // did not use them (other processes: this bench, `coordinator status`, kernel threads).
+    let share = |x: f64| 100.0 * x / machine.total().max(f64::MIN_POSITIVE);
+    t.push_str(&format!(
+        "| the machine's CPU time over the night (`/proc/stat`) | workers {:.1} %, other processes and the kernel {:.1} %, steal (the hypervisor) {:.1} %, iowait {:.1} %, idle {:.1} % |\n",
+        share(cpu_night),
+        share(machine.user + machine.system - cpu_night),
+        share(machine.steal),
+        share(machine.iowait),
+        share(machine.idle),
+    ));
     let mut log_lines = Vec::new();
     for i in 0..workers.len() {
         let text =
@@ -1285,6 +1347,21 @@ fn night(
     t.push_str(&format!(
         "| worker log lines WARN/ERROR (per worker) | {} |\n",
         log_lines.join(", ")
+    ));
+    // The workers' own count of their receives (they are the uprobes' receive count when
+    // both are there; this one also says how many came back empty).
+    let with_messages = metric_sum(
+        m,
+        "accessflow_queue_receives_total",
+        &["result=\"messages\""],
+    );
+    let empty = metric_sum(m, "accessflow_queue_receives_total", &["result=\"empty\""]);
+    t.push_str(&format!(
+        "| receives during the night (workers' own counters) | {:.0} with messages, {:.0} empty ({:.2} and {:.2} per processed message) |\n",
+        with_messages,
+        empty,
+        with_messages / messages_total.max(1.0),
+        empty / messages_total.max(1.0)
     ));
     t.push_str(&format!(
         "| heartbeat extensions / panics / dead-lettered by workers | {:.0} / {:.0} / {:.0} |\n",
