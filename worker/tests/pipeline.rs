@@ -1022,15 +1022,34 @@ async fn a_message_held_past_its_maximum_is_released_with_the_reason_recorded() 
     );
 }
 
-/// The embedded queues, counting the receives on each queue.
+/// The embedded queues, counting the receives on each queue, and those that came back
+/// empty.
 struct CountingQueues {
     inner: Arc<dyn accessflow_shared::ports::WorkQueues>,
     receives: std::sync::Mutex<BTreeMap<String, u64>>,
+    empty: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl CountingQueues {
+    fn new(inner: Arc<dyn accessflow_shared::ports::WorkQueues>) -> CountingQueues {
+        CountingQueues {
+            inner,
+            receives: Default::default(),
+            empty: Default::default(),
+        }
+    }
+
     fn receives(&self, queue: &str) -> u64 {
         self.receives
+            .lock()
+            .expect("counts")
+            .get(queue)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn empty_receives(&self, queue: &str) -> u64 {
+        self.empty
             .lock()
             .expect("counts")
             .get(queue)
@@ -1070,7 +1089,16 @@ impl accessflow_shared::ports::WorkQueues for CountingQueues {
             .expect("counts")
             .entry(queue.to_string())
             .or_default() += 1;
-        self.inner.receive(queue, max, visibility, wait).await
+        let got = self.inner.receive(queue, max, visibility, wait).await?;
+        if got.is_empty() {
+            *self
+                .empty
+                .lock()
+                .expect("counts")
+                .entry(queue.to_string())
+                .or_default() += 1;
+        }
+        Ok(got)
     }
     async fn delete_batch(&self, queue: &str, receipt_handles: &[String]) -> PortResult<()> {
         self.inner.delete_batch(queue, receipt_handles).await
@@ -1119,10 +1147,7 @@ async fn after_a_night_no_worker_polls_the_finished_account() {
     let mut counters = Vec::new();
     let mut running = Vec::new();
     for _ in 0..2 {
-        let counting = Arc::new(CountingQueues {
-            inner: night.ports.queues.clone(),
-            receives: Default::default(),
-        });
+        let counting = Arc::new(CountingQueues::new(night.ports.queues.clone()));
         let mut ports = night.ports.clone();
         ports.queues = counting.clone();
         let pipeline = Arc::new(Pipeline::new(
@@ -1188,4 +1213,80 @@ async fn after_a_night_no_worker_polls_the_finished_account() {
     for run in running {
         run.await.expect("consumer task").expect("consumer");
     }
+}
+
+/// One worker: the task that receives the collect keeps the account's group. It receives
+/// the batches and the finalize itself and retires the account after the finalize, so
+/// not one receive comes back empty, and none is made after the night.
+#[tokio::test]
+async fn a_task_keeps_its_account_from_collect_to_finalize_and_retires_it() {
+    use accessflow_worker::consumer::{self, Consumer, ConsumerOptions};
+    use accessflow_worker::shutdown::Shutdown;
+
+    let night = Night::open(None).await;
+    let names = night.settings.validate().expect("names");
+    let engine = Arc::new(Engine::new().expect("engine"));
+    let shutdown = Shutdown::new();
+    // Sent before the worker starts, so that its first receive finds it.
+    night.send(collect_message()).await;
+    let counting = Arc::new(CountingQueues::new(night.ports.queues.clone()));
+    let mut ports = night.ports.clone();
+    ports.queues = counting.clone();
+    let pipeline = Arc::new(Pipeline::new(
+        ports.clone(),
+        night.settings.clone(),
+        names.clone(),
+        engine,
+    ));
+    let consumer = Consumer::new(pipeline, ports, names, night.settings.visibility_timeout());
+    let options = ConsumerOptions {
+        concurrency: 1,
+        idle_pause: Duration::from_millis(20),
+        // Far longer than the test: only the task's retirement takes the account off the list.
+        refresh_every: Duration::from_secs(3600),
+        stop_timeout: Duration::from_secs(5),
+        ..ConsumerOptions::default()
+    };
+    let running = tokio::spawn(consumer::run(consumer, options, shutdown.clone()));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state = night.state().await;
+        let active = night
+            .ledger
+            .active_accounts()
+            .await
+            .expect("active accounts");
+        if state.progress.status == AccountStatus::Finalized && active.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the night did not finish: {state:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // At most one batch per principal, and a finalize.
+    let messages = u64::from(night.principals) + 1;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let receives = counting.receives(&night.queue);
+    assert_eq!(
+        counting.empty_receives(&night.queue),
+        0,
+        "{receives} receives, some of them empty"
+    );
+    // The collect alone, then the batches and the finalize, up to 10 a receive.
+    assert!(
+        receives >= 2 && receives <= 1 + messages.div_ceil(10),
+        "{receives} receives for at most {messages} messages after the collect"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        counting.receives(&night.queue),
+        receives,
+        "the worker polled the finished account"
+    );
+
+    shutdown.trigger();
+    running.await.expect("consumer task").expect("consumer");
 }
