@@ -1022,39 +1022,35 @@ async fn a_message_held_past_its_maximum_is_released_with_the_reason_recorded() 
     );
 }
 
-/// The embedded queues, counting the receives on each queue, and those that came back
-/// empty.
+/// The embedded queues, counting the receives on each queue: (all, empty).
 struct CountingQueues {
     inner: Arc<dyn accessflow_shared::ports::WorkQueues>,
-    receives: std::sync::Mutex<BTreeMap<String, u64>>,
-    empty: std::sync::Mutex<BTreeMap<String, u64>>,
+    counts: std::sync::Mutex<BTreeMap<String, (u64, u64)>>,
 }
 
 impl CountingQueues {
     fn new(inner: Arc<dyn accessflow_shared::ports::WorkQueues>) -> CountingQueues {
         CountingQueues {
             inner,
-            receives: Default::default(),
-            empty: Default::default(),
+            counts: Default::default(),
         }
     }
 
-    fn receives(&self, queue: &str) -> u64 {
-        self.receives
+    fn counts(&self, queue: &str) -> (u64, u64) {
+        self.counts
             .lock()
             .expect("counts")
             .get(queue)
             .copied()
-            .unwrap_or(0)
+            .unwrap_or_default()
+    }
+
+    fn receives(&self, queue: &str) -> u64 {
+        self.counts(queue).0
     }
 
     fn empty_receives(&self, queue: &str) -> u64 {
-        self.empty
-            .lock()
-            .expect("counts")
-            .get(queue)
-            .copied()
-            .unwrap_or(0)
+        self.counts(queue).1
     }
 }
 
@@ -1083,22 +1079,14 @@ impl accessflow_shared::ports::WorkQueues for CountingQueues {
         visibility: Option<Duration>,
         wait: Duration,
     ) -> PortResult<Vec<ReceivedMessage>> {
-        *self
-            .receives
-            .lock()
-            .expect("counts")
-            .entry(queue.to_string())
-            .or_default() += 1;
-        let got = self.inner.receive(queue, max, visibility, wait).await?;
-        if got.is_empty() {
-            *self
-                .empty
-                .lock()
-                .expect("counts")
-                .entry(queue.to_string())
-                .or_default() += 1;
+        let got = self.inner.receive(queue, max, visibility, wait).await;
+        let mut counts = self.counts.lock().expect("counts");
+        let (all, empty) = counts.entry(queue.to_string()).or_default();
+        *all += 1;
+        if got.as_ref().is_ok_and(|m| m.is_empty()) {
+            *empty += 1;
         }
-        Ok(got)
+        got
     }
     async fn delete_batch(&self, queue: &str, receipt_handles: &[String]) -> PortResult<()> {
         self.inner.delete_batch(queue, receipt_handles).await
@@ -1131,55 +1119,44 @@ impl accessflow_shared::ports::WorkQueues for CountingQueues {
     }
 }
 
-/// Two workers on one account: once the night is done, neither polls its queue any more,
-/// long before they would read the active accounts again. Only one of them retires the
-/// account from the ledger; the other finds it finished and empty and drops it too (it
-/// used to keep polling it after every sweep until its next read of the list).
-#[tokio::test]
-async fn after_a_night_no_worker_polls_the_finished_account() {
+/// Starts a consumer (`worker serve`'s loop, one slot) whose receives are counted: a 20 ms
+/// idle pause, and a list of active accounts read again only after far longer than a test
+/// takes, so only dropping a finished queue stops its polling.
+fn start_counted_consumer(
+    night: &Night,
+    engine: &Arc<Engine>,
+    shutdown: &accessflow_worker::shutdown::Shutdown,
+) -> (
+    Arc<CountingQueues>,
+    tokio::task::JoinHandle<Result<(), accessflow_shared::ports::PortError>>,
+) {
     use accessflow_worker::consumer::{self, Consumer, ConsumerOptions};
-    use accessflow_worker::shutdown::Shutdown;
 
-    let night = Night::open(None).await;
     let names = night.settings.validate().expect("names");
-    let engine = Arc::new(Engine::new().expect("engine"));
-    let shutdown = Shutdown::new();
-    let mut counters = Vec::new();
-    let mut running = Vec::new();
-    for _ in 0..2 {
-        let counting = Arc::new(CountingQueues::new(night.ports.queues.clone()));
-        let mut ports = night.ports.clone();
-        ports.queues = counting.clone();
-        let pipeline = Arc::new(Pipeline::new(
-            ports.clone(),
-            night.settings.clone(),
-            names.clone(),
-            engine.clone(),
-        ));
-        let consumer = Consumer::new(
-            pipeline,
-            ports,
-            names.clone(),
-            night.settings.visibility_timeout(),
-        );
-        let options = ConsumerOptions {
-            concurrency: 1,
-            idle_pause: Duration::from_millis(20),
-            // Far longer than the test: only dropping the finished queue stops the polling.
-            refresh_every: Duration::from_secs(3600),
-            stop_timeout: Duration::from_secs(5),
-            ..ConsumerOptions::default()
-        };
-        running.push(tokio::spawn(consumer::run(
-            consumer,
-            options,
-            shutdown.clone(),
-        )));
-        counters.push(counting);
-    }
-    night.send(collect_message()).await;
+    let counting = Arc::new(CountingQueues::new(night.ports.queues.clone()));
+    let mut ports = night.ports.clone();
+    ports.queues = counting.clone();
+    let pipeline = Arc::new(Pipeline::new(
+        ports.clone(),
+        night.settings.clone(),
+        names.clone(),
+        engine.clone(),
+    ));
+    let consumer = Consumer::new(pipeline, ports, names, night.settings.visibility_timeout());
+    let options = ConsumerOptions {
+        concurrency: 1,
+        idle_pause: Duration::from_millis(20),
+        refresh_every: Duration::from_secs(3600),
+        stop_timeout: Duration::from_secs(5),
+        ..ConsumerOptions::default()
+    };
+    let running = tokio::spawn(consumer::run(consumer, options, shutdown.clone()));
+    (counting, running)
+}
 
-    // The night finishes and the account leaves the ledger's active set.
+/// Waits (up to 60 s) until the night's account is finalized and has left the ledger's
+/// active set.
+async fn wait_until_finalized_and_retired(night: &Night) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let state = night.state().await;
@@ -1189,14 +1166,32 @@ async fn after_a_night_no_worker_polls_the_finished_account() {
             .await
             .expect("active accounts");
         if state.progress.status == AccountStatus::Finalized && active.is_empty() {
-            break;
+            return;
         }
         assert!(
             std::time::Instant::now() < deadline,
             "the night did not finish: {state:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Two workers on one account: once the night is done, neither polls its queue any more,
+/// long before they would read the active accounts again. Only one of them retires the
+/// account from the ledger; the other finds it finished and empty and drops it too (it
+/// used to keep polling it after every sweep until its next read of the list).
+#[tokio::test]
+async fn after_a_night_no_worker_polls_the_finished_account() {
+    let night = Night::open(None).await;
+    let engine = Arc::new(Engine::new().expect("engine"));
+    let shutdown = accessflow_worker::shutdown::Shutdown::new();
+    let (counters, running): (Vec<_>, Vec<_>) = (0..2)
+        .map(|_| start_counted_consumer(&night, &engine, &shutdown))
+        .unzip();
+    night.send(collect_message()).await;
+
+    // The night finishes and the account leaves the ledger's active set.
+    wait_until_finalized_and_retired(&night).await;
     // Each worker's last sweeps (at most its idle pause, 20 ms doubling to 160 ms) end
     // with one empty receive that drops the queue; then nothing for well over a pause.
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -1220,52 +1215,14 @@ async fn after_a_night_no_worker_polls_the_finished_account() {
 /// not one receive comes back empty, and none is made after the night.
 #[tokio::test]
 async fn a_task_keeps_its_account_from_collect_to_finalize_and_retires_it() {
-    use accessflow_worker::consumer::{self, Consumer, ConsumerOptions};
-    use accessflow_worker::shutdown::Shutdown;
-
     let night = Night::open(None).await;
-    let names = night.settings.validate().expect("names");
     let engine = Arc::new(Engine::new().expect("engine"));
-    let shutdown = Shutdown::new();
+    let shutdown = accessflow_worker::shutdown::Shutdown::new();
     // Sent before the worker starts, so that its first receive finds it.
     night.send(collect_message()).await;
-    let counting = Arc::new(CountingQueues::new(night.ports.queues.clone()));
-    let mut ports = night.ports.clone();
-    ports.queues = counting.clone();
-    let pipeline = Arc::new(Pipeline::new(
-        ports.clone(),
-        night.settings.clone(),
-        names.clone(),
-        engine,
-    ));
-    let consumer = Consumer::new(pipeline, ports, names, night.settings.visibility_timeout());
-    let options = ConsumerOptions {
-        concurrency: 1,
-        idle_pause: Duration::from_millis(20),
-        // Far longer than the test: only the task's retirement takes the account off the list.
-        refresh_every: Duration::from_secs(3600),
-        stop_timeout: Duration::from_secs(5),
-        ..ConsumerOptions::default()
-    };
-    let running = tokio::spawn(consumer::run(consumer, options, shutdown.clone()));
+    let (counting, running) = start_counted_consumer(&night, &engine, &shutdown);
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let state = night.state().await;
-        let active = night
-            .ledger
-            .active_accounts()
-            .await
-            .expect("active accounts");
-        if state.progress.status == AccountStatus::Finalized && active.is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the night did not finish: {state:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_finalized_and_retired(&night).await;
     // At most one batch per principal, and a finalize.
     let messages = u64::from(night.principals) + 1;
     tokio::time::sleep(Duration::from_millis(500)).await;
