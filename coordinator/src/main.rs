@@ -79,7 +79,8 @@ struct RunArgs {
     /// Tenants file (TOML). Without it, the embedded backend runs the bundled sample.
     #[arg(long, env = "ACCESSFLOW_TENANTS")]
     tenants: Option<PathBuf>,
-    /// Run id (default: the run's time, e.g. 20261126T020000Z).
+    /// Run id (default: the run's time, e.g. 20261126T020000Z; when a run started within
+    /// the same second already has it, the next second). An existing run id resumes that run.
     #[arg(long)]
     run_id: Option<String>,
     /// The time the run's reports carry, RFC 3339 (default: now).
@@ -241,12 +242,12 @@ async fn open_night(
     let (ports, names) = connect(settings).await?;
     let tenants = tenants_source::load(settings, run.tenants.as_deref())?;
     reconcile::reconcile(&ports, settings, &names, &tenants).await?;
-    let identity = RunIdentity::new(run.run_id, run.as_of, run.deadline_secs)?;
+    let mut identity = RunIdentity::new(run.run_id, run.as_of, run.deadline_secs)?;
     start::start_run(
         &ports,
         &names,
         &tenants,
-        &identity,
+        &mut identity,
         settings.filter_propagation(),
     )
     .await?;

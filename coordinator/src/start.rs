@@ -30,6 +30,12 @@ pub struct RunIdentity {
     pub as_of_given: bool,
     /// RFC 3339 wall-clock time by which the run must be finished.
     pub deadline: String,
+    /// Whether the id and the time both came from the clock (neither `--run-id` nor
+    /// `--as-of`). Such an id that is already in the ledger belongs to another run started
+    /// within the same second, not to one to resume: `start_run` moves to the next second.
+    pub from_clock: bool,
+    /// `--deadline-secs`, to recompute `deadline` for the next second.
+    deadline_secs: u64,
 }
 
 impl RunIdentity {
@@ -40,6 +46,7 @@ impl RunIdentity {
         deadline_secs: u64,
     ) -> anyhow::Result<RunIdentity> {
         let as_of_given = as_of.is_some();
+        let from_clock = run_id.is_none() && as_of.is_none();
         let deadline = OffsetDateTime::now_utc()
             .replace_nanosecond(0)
             .unwrap_or_else(|_| OffsetDateTime::now_utc())
@@ -88,9 +95,21 @@ impl RunIdentity {
             as_of,
             as_of_given,
             deadline,
+            from_clock,
+            deadline_secs,
         })
     }
+
+    /// A clock-made identity for the next second of the wall clock, after waiting for it.
+    async fn next_second(&self) -> anyhow::Result<RunIdentity> {
+        let into_second = OffsetDateTime::now_utc().millisecond();
+        tokio::time::sleep(Duration::from_millis(1000 - u64::from(into_second))).await;
+        RunIdentity::new(None, None, self.deadline_secs)
+    }
 }
+
+/// How many clock-made run ids `start_run` tries, a second apart, before it gives up.
+const CLOCK_ID_ATTEMPTS: u32 = 5;
 
 /// Opens the run in the ledger (or resumes it: the same run id again, after a coordinator
 /// that died mid-publish or a publish that failed) and publishes its work; accounts
@@ -99,11 +118,15 @@ impl RunIdentity {
 /// duplicate). An account whose subscription is younger than `propagation` (its filter
 /// policy may not apply yet) gets its work sent straight to its queue instead. Returns the
 /// dispatch order.
+///
+/// Only a run id that was asked for is resumed. When the id came from the clock and a run
+/// already has it (two runs started within one second), `identity` moves on to the next
+/// second and the run opens under that id.
 pub async fn start_run(
     ports: &Ports,
     names: &Names,
     tenants: &TenantsFile,
-    identity: &RunIdentity,
+    identity: &mut RunIdentity,
     propagation: Duration,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let ledger = Ledger::new(ports.store.clone());
@@ -117,22 +140,45 @@ pub async fn start_run(
     }
     sort_largest_first(&mut order);
 
-    let header = RunHeader {
-        run_id: identity.run_id.clone(),
-        as_of: identity.as_of.clone(),
-        deadline: Some(identity.deadline.clone()),
-        started_at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .ok(),
-        accounts: order
-            .iter()
-            .map(|(c, a, _)| (c.clone(), a.clone()))
-            .collect(),
-    };
-    let (header, resumed) = match ledger.open_run(&header).await {
-        Ok(()) => (header, false),
-        Err(e) if e.is_condition_failed() => (resume(&ledger, &header, identity).await?, true),
-        Err(e) => return Err(anyhow::Error::new(e).context("cannot open the run in the ledger")),
+    let accounts: Vec<(String, String)> = order
+        .iter()
+        .map(|(c, a, _)| (c.clone(), a.clone()))
+        .collect();
+    let mut attempts = 1;
+    let (header, resumed) = loop {
+        let header = RunHeader {
+            run_id: identity.run_id.clone(),
+            as_of: identity.as_of.clone(),
+            deadline: Some(identity.deadline.clone()),
+            started_at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok(),
+            accounts: accounts.clone(),
+        };
+        match ledger.open_run(&header).await {
+            Ok(()) => break (header, false),
+            Err(e) if e.is_condition_failed() && identity.from_clock => {
+                anyhow::ensure!(
+                    attempts < CLOCK_ID_ATTEMPTS,
+                    "run {} already exists, and so do the runs of the {} seconds before it: \
+                     too many runs are starting at once; give each its own --run-id",
+                    identity.run_id,
+                    CLOCK_ID_ATTEMPTS - 1
+                );
+                info!(
+                    run = identity.run_id,
+                    "a run started within this second already has this id; taking the next second"
+                );
+                *identity = identity.next_second().await?;
+                attempts += 1;
+            }
+            Err(e) if e.is_condition_failed() => {
+                break (resume(&ledger, &header, identity).await?, true)
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context("cannot open the run in the ledger"))
+            }
+        }
     };
     // A resumed run keeps its own dispatch order.
     let order = header.accounts.clone();

@@ -172,6 +172,72 @@ fn a_new_accounts_first_night_completes_while_its_filter_policy_propagates() {
     });
 }
 
+/// Two starts within one second, neither given a run id: the second used to take the
+/// first's id (the time, to the second) and resume that run instead of opening its own.
+/// A run id taken from the clock that a run already has now moves to the next second;
+/// only a `--run-id` that was asked for resumes.
+#[test]
+fn a_start_without_a_run_id_never_resumes_another_run() {
+    let d = Deployment::new(30);
+    let tenants = d.write_tenants(&[("initech", spec("333300000031", 3, 31))]);
+    // The ids of this second and the next three are taken by runs of the same accounts,
+    // as back-to-back starts would leave them (a resume would accept these runs).
+    let clock_id = |t: time::OffsetDateTime| {
+        format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let taken: Vec<String> = (0..4)
+        .map(|s| clock_id(now + time::Duration::seconds(s)))
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ledger = Ledger::new(d.ports().await.store.clone());
+        for id in &taken {
+            let header = RunHeader {
+                run_id: id.clone(),
+                as_of: "2026-11-26T02:00:00Z".into(),
+                accounts: vec![("initech".into(), "333300000031".into())],
+                deadline: None,
+                started_at: None,
+            };
+            ledger.open_run(&header).await.unwrap();
+        }
+    });
+
+    let out = d.coordinator(&["start", "--tenants", tenants.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let run = stdout.lines().last().unwrap_or_default().trim().to_string();
+    assert!(
+        !taken.contains(&run),
+        "start resumed run {run}, which it was not asked for (taken: {taken:?})"
+    );
+    assert!(
+        run.len() == 16 && run > taken[taken.len() - 1],
+        "the new run's id {run:?} is not a later second than {taken:?}"
+    );
+    // It is a run of its own (its own time, its account published), beside the four.
+    let status = d.status(&run);
+    assert_eq!(status["totals"]["accounts"], 1, "{status:#}");
+    runtime.block_on(async {
+        let ledger = Ledger::new(d.ports().await.store.clone());
+        assert_eq!(ledger.runs().await.unwrap().len(), taken.len() + 1);
+        let header = ledger
+            .run(&run)
+            .await
+            .unwrap()
+            .expect("the new run's header");
+        assert_ne!(header.as_of, "2026-11-26T02:00:00Z");
+    });
+}
+
 /// Item 3: the coordinator killed mid-publish (here: after writing the run's header, before
 /// any account) leaves an orphan run; `start` again with the same run id resumes it, and
 /// the run completes. Another `--as-of` for the same id is refused.
