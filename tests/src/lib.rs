@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 pub mod aws;
 pub mod containers;
+pub mod machine;
 pub mod monitoring;
 
 use accessflow_samples::{generate_account, write_fixture_dir, SampleAccountSpec};

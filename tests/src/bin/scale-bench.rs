@@ -50,6 +50,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use accessflow_samples::{write_fixture_dirs, SampleAccountSpec};
+use accessflow_tests::machine::{self, MachineCpu};
 
 const RUN_ID: &str = "scale-1";
 const AS_OF: &str = "2026-11-26T02:00:00Z";
@@ -568,55 +569,6 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The machine's CPU time so far by kind, in seconds over all CPUs (the `cpu` line of
-/// `/proc/stat`): user (with nice), system (with irq and softirq), idle, iowait, steal.
-#[derive(Debug, Clone, Copy, Default)]
-struct MachineCpu {
-    user: f64,
-    system: f64,
-    idle: f64,
-    iowait: f64,
-    steal: f64,
-}
-
-impl MachineCpu {
-    fn read() -> MachineCpu {
-        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let f: Vec<f64> = text
-            .lines()
-            .find(|l| l.starts_with("cpu "))
-            .map(|l| {
-                l.split_whitespace()
-                    .skip(1)
-                    .map(|v| v.parse::<f64>().unwrap_or(0.0) / 100.0)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let at = |i: usize| f.get(i).copied().unwrap_or(0.0);
-        MachineCpu {
-            user: at(0) + at(1),
-            system: at(2) + at(5) + at(6),
-            idle: at(3),
-            iowait: at(4),
-            steal: at(7),
-        }
-    }
-
-    fn since(self, start: MachineCpu) -> MachineCpu {
-        MachineCpu {
-            user: self.user - start.user,
-            system: self.system - start.system,
-            idle: self.idle - start.idle,
-            iowait: self.iowait - start.iowait,
-            steal: self.steal - start.steal,
-        }
-    }
-
-    fn total(self) -> f64 {
-        self.user + self.system + self.idle + self.iowait + self.steal
-    }
-}
-
 fn scrape(workers: &[Worker]) -> Vec<Vec<(String, String, f64)>> {
     workers
         .iter()
@@ -699,14 +651,6 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{:.1} KiB", b / 1024.0)
     }
-}
-
-fn shell(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
-        .args(args)
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1055,7 +999,7 @@ fn night(
     let wall = t0.elapsed().as_secs_f64();
     let at_end = read_probes();
     let cpu_night: f64 = pids.iter().map(|p| cpu_secs(*p)).sum::<f64>() - cpu_start;
-    let machine = MachineCpu::read().since(machine_start);
+    let cpu_time = MachineCpu::read().since(machine_start);
     let rss_end: Vec<u64> = workers.iter().map(|w| rss_kib(w.child.id()).0).collect();
     let metrics_end = scrape(workers);
     println!("run complete after {wall:.1} s; {} s idle", args.idle_secs);
@@ -1185,63 +1129,19 @@ fn night(
         "Command: `cargo run --release -p accessflow-tests --bin scale-bench -- {}`\n\n",
         cmdline.join(" ")
     ));
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("MemTotal"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let rev = shell(
-        "git",
-        &[
-            "-C",
-            env!("CARGO_MANIFEST_DIR"),
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ],
-    );
-    let dirty = !shell(
-        "git",
-        &[
-            "-C",
-            env!("CARGO_MANIFEST_DIR"),
-            "status",
-            "--porcelain",
-            "-uno",
-        ],
-    )
-    .is_empty();
     t.push_str("| | |\n|---|---|\n");
     t.push_str(&format!(
-        "| machine | {} CPUs ({cpu}), {:.1} GiB RAM, load average at the end {} |\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        mem as f64 / 1024.0 / 1024.0,
+        "| machine | {}, load average at the end {} |\n",
+        machine::description(),
         load.split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
             .join(" ")
     ));
     t.push_str(&format!(
-        "| code | `{rev}`{} (binaries copied from target/release) |\n",
-        if dirty {
-            " + uncommitted changes in the working tree"
-        } else {
-            ""
-        }
+        "| code | {} (binaries copied from target/release) |\n",
+        machine::code_revision()
     ));
     t.push_str(&format!(
         "| accounts | {} over {} customers; sizes {} to {} principals (10x skew), mean {:.0}; fixtures {} |\n",
@@ -1291,8 +1191,8 @@ fn night(
     t.push_str(&format!(
         "| workers' CPU time during the night | {cpu_night:.0} s user+system ({:.2} ms per item; {:.0} % of {} CPUs over the wall time) |\n",
         cpu_night * 1000.0 / total as f64,
-        cpu_night * 100.0 / wall / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cpu_night * 100.0 / wall / machine::cpus() as f64,
+        machine::cpus()
     ));
     // Makespan against its lower bound (issue 11: ≤ 1.10x). The bound is max(total work /
     // capacity, the largest account's own work). On this machine the capacity is its CPUs,
@@ -1300,7 +1200,7 @@ fn night(
     // account's own work is at most the wall time its batches took (`item_ms`, measured
     // while sharing the CPUs with the other accounts, so it over-states it): when even that
     // is below the first term, the first term is the bound.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpus = machine::cpus() as f64;
     let largest = final_status["accounts"]
         .as_array()
         .into_iter()
@@ -1321,14 +1221,14 @@ fn night(
     ));
     // Where the rest of the machine's CPU time went: what the cores did while the workers
     // did not use them (other processes: this bench, `coordinator status`, kernel threads).
-    let share = |x: f64| 100.0 * x / machine.total().max(f64::MIN_POSITIVE);
+    let share = |x: f64| cpu_time.share(x);
     t.push_str(&format!(
         "| the machine's CPU time over the night (`/proc/stat`) | workers {:.1} %, other processes and the kernel {:.1} %, steal (the hypervisor) {:.1} %, iowait {:.1} %, idle {:.1} % |\n",
         share(cpu_night),
-        share(machine.user + machine.system - cpu_night),
-        share(machine.steal),
-        share(machine.iowait),
-        share(machine.idle),
+        share(cpu_time.user + cpu_time.system - cpu_night),
+        share(cpu_time.steal),
+        share(cpu_time.iowait),
+        share(cpu_time.idle),
     ));
     let mut log_lines = Vec::new();
     for i in 0..workers.len() {
