@@ -100,10 +100,21 @@ impl RunIdentity {
         })
     }
 
-    /// A clock-made identity for the next second of the wall clock, after waiting for it.
+    /// A clock-made identity later than this one: it waits until the wall clock has passed
+    /// this identity's second (however the clock was stepped meanwhile), then takes the
+    /// time again, so the new id also sorts after this one.
     async fn next_second(&self) -> anyhow::Result<RunIdentity> {
-        let into_second = OffsetDateTime::now_utc().millisecond();
-        tokio::time::sleep(Duration::from_millis(1000 - u64::from(into_second))).await;
+        let taken = OffsetDateTime::parse(&self.as_of, &Rfc3339)
+            .with_context(|| format!("the run time {:?} is not RFC 3339", self.as_of))?;
+        let next = taken + time::Duration::SECOND;
+        loop {
+            let now = OffsetDateTime::now_utc();
+            if now >= next {
+                break;
+            }
+            let wait = Duration::try_from(next - now).unwrap_or(Duration::from_millis(10));
+            tokio::time::sleep(wait).await;
+        }
         RunIdentity::new(None, None, self.deadline_secs)
     }
 }
@@ -157,23 +168,31 @@ pub async fn start_run(
         };
         match ledger.open_run(&header).await {
             Ok(()) => break (header, false),
-            Err(e) if e.is_condition_failed() && identity.from_clock => {
+            Err(e) if e.is_condition_failed() => {
+                // The header is this start's own when a retried write (the SDK retries a
+                // request whose reply was lost) found what its first attempt wrote: the same
+                // `started_at`, to the nanosecond. Then, or when the id was asked for, the
+                // run is resumed; a clock-made id of another start moves on instead.
+                let ours = ledger
+                    .run(&header.run_id)
+                    .await?
+                    .is_some_and(|existing| existing.started_at == header.started_at);
+                if ours || !identity.from_clock {
+                    break (resume(&ledger, &header, identity).await?, true);
+                }
                 anyhow::ensure!(
                     attempts < CLOCK_ID_ATTEMPTS,
-                    "run {} already exists, and so do the runs of the {} seconds before it: \
-                     too many runs are starting at once; give each its own --run-id",
+                    "run {} already exists, and so do the {} run ids taken from the clock \
+                     before it: too many runs are starting at once; give each its own --run-id",
                     identity.run_id,
                     CLOCK_ID_ATTEMPTS - 1
                 );
                 info!(
                     run = identity.run_id,
-                    "a run started within this second already has this id; taking the next second"
+                    "another run started within this second has this id; taking the next second"
                 );
                 *identity = identity.next_second().await?;
                 attempts += 1;
-            }
-            Err(e) if e.is_condition_failed() => {
-                break (resume(&ledger, &header, identity).await?, true)
             }
             Err(e) => {
                 return Err(anyhow::Error::new(e).context("cannot open the run in the ledger"))

@@ -193,13 +193,16 @@ fn a_start_without_a_run_id_never_resumes_another_run() {
             t.second()
         )
     };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ledger = runtime.block_on(async { Ledger::new(d.ports().await.store.clone()) });
+    // (Binaries older than their sources are rebuilt here, not between `now` and the start.)
+    binary("coordinator");
+    binary("worker");
     let now = time::OffsetDateTime::now_utc();
     let taken: Vec<String> = (0..4)
         .map(|s| clock_id(now + time::Duration::seconds(s)))
         .collect();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let ledger = Ledger::new(d.ports().await.store.clone());
         for id in &taken {
             let header = RunHeader {
                 run_id: id.clone(),
@@ -215,6 +218,12 @@ fn a_start_without_a_run_id_never_resumes_another_run() {
     let out = d.coordinator(&["start", "--tenants", tenants.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let run = stdout.lines().last().unwrap_or_default().trim().to_string();
+    // (It met a taken id: the start reached the ledger within the 4 s the ids cover.)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("taking the next second"),
+        "the start never met a taken id: {stderr}"
+    );
     assert!(
         !taken.contains(&run),
         "start resumed run {run}, which it was not asked for (taken: {taken:?})"
@@ -227,7 +236,6 @@ fn a_start_without_a_run_id_never_resumes_another_run() {
     let status = d.status(&run);
     assert_eq!(status["totals"]["accounts"], 1, "{status:#}");
     runtime.block_on(async {
-        let ledger = Ledger::new(d.ports().await.store.clone());
         assert_eq!(ledger.runs().await.unwrap().len(), taken.len() + 1);
         let header = ledger
             .run(&run)
