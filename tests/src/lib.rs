@@ -238,10 +238,43 @@ impl Deployment {
             }
             assert!(
                 start.elapsed() < timeout,
-                "run {run} did not complete in {timeout:?}: {status:#}"
+                "run {run} did not complete in {timeout:?}: {status:#}\n{}",
+                self.worker_log_tails(60)
             );
             std::thread::sleep(Duration::from_millis(300));
         }
+    }
+
+    /// The last `lines` lines of each worker log of this deployment (for a failure message:
+    /// the deployment's directory is deleted when the test ends).
+    pub fn worker_log_tails(&self, lines: usize) -> String {
+        let mut logs: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("worker-") && n.ends_with(".log"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        let mut text = String::new();
+        for log in logs {
+            let content = std::fs::read_to_string(&log).unwrap_or_default();
+            let all: Vec<&str> = content.lines().collect();
+            text.push_str(&format!(
+                "--- {} (last {} of {} lines)\n{}\n",
+                log.display(),
+                lines.min(all.len()),
+                all.len(),
+                all[all.len().saturating_sub(lines)..].join("\n")
+            ));
+        }
+        text
     }
 
     /// Writes fixture accounts for `(customer, spec)` and a new tenants file; returns its path.
