@@ -2,7 +2,6 @@
 //! processes beside itself, shows the run's progress from the ledger, restarts a worker that
 //! dies, and stops them all with SIGTERM once every account is finished.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -11,9 +10,8 @@ use accessflow_shared::config::{BackendKind, Settings};
 use accessflow_shared::ledger::{Ledger, RunTotals};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use nix::sys::signal::Signal::SIGTERM;
 use tokio::process::{Child, Command};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::metrics::AccountsWithWorkMetric;
 
@@ -141,17 +139,15 @@ impl WorkerPool {
     pub async fn stop(mut self, timeout: Duration) -> anyhow::Result<()> {
         for slot in &self.slots {
             if let Some(pid) = slot.child.id() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
             }
         }
         for (index, slot) in self.slots.iter_mut().enumerate() {
             match tokio::time::timeout(timeout, slot.child.wait()).await {
                 Ok(Ok(status)) if status.success() => {}
-                // A worker listens for SIGTERM first thing (`worker serve`): killed by it, it
-                // had not started, as when a run is over before every worker is up.
-                Ok(Ok(status)) if status.signal() == Some(SIGTERM as i32) => {
-                    debug!(worker = index, "worker stopped before it had started")
-                }
                 Ok(Ok(status)) => {
                     warn!(worker = index, %status, "worker exited with an error on shutdown")
                 }

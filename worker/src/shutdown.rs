@@ -43,71 +43,35 @@ impl Shutdown {
         let _ = receiver.wait_for(|stop| *stop).await;
     }
 
-    /// Triggers on SIGTERM or Ctrl-C (SIGINT). The handlers are in place when this returns,
-    /// and a background task waits for them: called first thing, a signal that comes before
-    /// it can only kill a process that has not taken any work yet.
+    /// Triggers on SIGTERM or Ctrl-C (SIGINT), from a background task.
     pub fn trigger_on_signals(&self) {
-        let signals = Signals::listen();
         let shutdown = self.clone();
         tokio::spawn(async move {
-            signals.recv().await;
+            wait_for_signal().await;
             tracing::info!("shutdown requested: finishing or releasing held messages");
             shutdown.trigger();
         });
     }
 }
 
-/// The process's SIGTERM and SIGINT handlers, registered when made.
 #[cfg(unix)]
-struct Signals {
-    term: Option<tokio::signal::unix::Signal>,
-    interrupt: Option<tokio::signal::unix::Signal>,
-}
-
-#[cfg(unix)]
-impl Signals {
-    fn listen() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        let listen = |kind: SignalKind, name: &str| match signal(kind) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for {name}: it will stop the worker without releasing what it holds");
-                None
-            }
-        };
-        Signals {
-            term: listen(SignalKind::terminate(), "SIGTERM"),
-            interrupt: listen(SignalKind::interrupt(), "SIGINT"),
-        }
-    }
-
-    /// Resolves on the first of the signals (never, if neither could be listened for).
-    async fn recv(self) {
-        async fn one(signal: Option<tokio::signal::unix::Signal>) {
-            match signal {
-                Some(mut s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
             }
         }
-        tokio::select! {
-            _ = one(self.term) => {}
-            _ = one(self.interrupt) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the worker");
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
 
 #[cfg(not(unix))]
-struct Signals;
-
-#[cfg(not(unix))]
-impl Signals {
-    fn listen() -> Signals {
-        Signals
-    }
-
-    async fn recv(self) {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -47,10 +47,6 @@ pub struct ServeArgs {
 
 /// Runs a worker until SIGTERM / Ctrl-C.
 pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> {
-    // First: from here on SIGTERM and Ctrl-C stop the worker gracefully, so one that came
-    // earlier killed a process that had taken no work.
-    let shutdown = Shutdown::new();
-    shutdown.trigger_on_signals();
     let names = settings.validate()?;
     let backend = accessflow_shared::backend::connect(settings)
         .await
@@ -68,6 +64,8 @@ pub async fn serve(settings: &Settings, args: &ServeArgs) -> anyhow::Result<()> 
         names,
         settings.visibility_timeout(),
     );
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
     let health = Health::new(Duration::from_secs(60));
     accessflow_shared::metrics::set_build_info("worker");
     if let Some(addr) = args.metrics_addr {
