@@ -114,3 +114,16 @@ pub fn code_revision() -> String {
         }
     )
 }
+
+/// CPU seconds from a process's `/proc/<pid>/stat` (`pid` may be "self"): `own` is its
+/// own user + system time (fields 14 and 15), otherwise its waited-for children's
+/// (`cutime` + `cstime`, fields 16 and 17). 0 where the file cannot be read.
+pub fn process_cpu_secs(pid: &str, own: bool) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses): state is field 3, at index 0.
+    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let first = if own { 14 } else { 16 } - 3;
+    (ticks(first) + ticks(first + 1)) / 100.0
+}

@@ -117,18 +117,6 @@ struct Timed {
     cpu: f64,
 }
 
-/// The CPU time (user + system, seconds) of this process's children that have been waited
-/// for: `cutime` and `cstime` of `/proc/self/stat`. The coordinator waits for its workers,
-/// so theirs is in it once the coordinator has been waited for.
-fn children_cpu_secs() -> f64 {
-    let text = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (in parentheses): state is field 3, cutime 16, cstime 17.
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(13) + ticks(14)) / 100.0
-}
-
 /// Runs `coordinator run` in `dir` and checks that it opened and finished a run of its own
 /// (a run id not in `seen`, `accounts` accounts complete). With `tenants`, that file and the
 /// worker's debug timings; without, the bundled sample as a user runs it.
@@ -153,13 +141,14 @@ fn coordinator_run(
             .arg(t)
             .env("RUST_LOG", "info,accessflow_worker=debug");
     }
-    let cpu_before = children_cpu_secs();
+    // This process's waited-for children: the coordinator, and its workers, which it waits for.
+    let cpu_before = machine::process_cpu_secs("self", false);
     let started = Instant::now();
     let out = cmd
         .output()
         .map_err(|e| format!("cannot start {}: {e}", build.coordinator.display()))?;
     let wall = started.elapsed().as_secs_f64();
-    let cpu = children_cpu_secs() - cpu_before;
+    let cpu = machine::process_cpu_secs("self", false) - cpu_before;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let fail = |why: &str| {
         format!(

@@ -559,16 +559,6 @@ fn metric_sum<S: AsRef<str>>(all: &[Vec<(String, String, f64)>], name: &str, lab
         + 0.0
 }
 
-/// CPU seconds (user + system) of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (in parentheses): state is field 3, utime 14, stime 15.
-    let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn scrape(workers: &[Worker]) -> Vec<Vec<(String, String, f64)>> {
     workers
         .iter()
@@ -908,7 +898,10 @@ fn night(
 
     // The night.
     let at_start = read_probes();
-    let cpu_start: f64 = pids.iter().map(|p| cpu_secs(*p)).sum();
+    let cpu_start: f64 = pids
+        .iter()
+        .map(|p| machine::process_cpu_secs(&p.to_string(), true))
+        .sum();
     let machine_start = MachineCpu::read();
     let t0 = Instant::now();
     let tenants_arg = tenants.display().to_string();
@@ -998,7 +991,11 @@ fn night(
     }
     let wall = t0.elapsed().as_secs_f64();
     let at_end = read_probes();
-    let cpu_night: f64 = pids.iter().map(|p| cpu_secs(*p)).sum::<f64>() - cpu_start;
+    let cpu_night: f64 = pids
+        .iter()
+        .map(|p| machine::process_cpu_secs(&p.to_string(), true))
+        .sum::<f64>()
+        - cpu_start;
     let cpu_time = MachineCpu::read().since(machine_start);
     let rss_end: Vec<u64> = workers.iter().map(|w| rss_kib(w.child.id()).0).collect();
     let metrics_end = scrape(workers);
