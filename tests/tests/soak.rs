@@ -79,6 +79,13 @@ fn thirty_nights_with_random_kills_match_clean_nights_with_flat_memory_and_disk(
             kill_hard(&mut doomed);
             kills += 1;
         }
+        // (Should the night stall, whether the steady worker is still running tells where.)
+        assert!(
+            matches!(steady.try_wait(), Ok(None)),
+            "night {night}: the steady worker exited before its night was waited for: {:?}\n{}",
+            steady.try_wait(),
+            soaked.worker_log_tails(60)
+        );
         soaked.wait_for_run(&run, Duration::from_secs(120));
         assert_eq!(
             soaked.report_files(&run),
